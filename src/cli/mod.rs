@@ -1,1 +1,24 @@
-//! cli
+//! Command-line interface of `dfns-operator`: `run`, `crds`, `verify`.
+use clap::{Parser, Subcommand};
+
+pub mod verify;
+
+#[derive(Debug, Parser)]
+#[command(name = "dfns-operator", version, about = "Dfns API credentials as Kubernetes objects")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that a Dfns credential works: one authenticated read and one user-action signature.
+    Verify(verify::VerifyArgs),
+}
+
+/// Runs the parsed command and returns the process exit code.
+pub async fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Verify(args) => verify::run(args).await,
+    }
+}

@@ -1,0 +1,10 @@
+# dfns-operator — developer entry points. `make demo` to see it work, `make test` to test it.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: build test
+build:
+	$(CARGO) build --bins
+
+test:
+	$(CARGO) test
