@@ -87,6 +87,9 @@ async fn verify(args: &VerifyArgs) -> Result<(), Failure> {
         ),
         None => None,
     };
+    if inputs.api_url.trim().to_ascii_lowercase().starts_with("http://") && !args.allow_insecure_http {
+        return Err(usage(format!("DFNS_API_URL {} is plain http; pass --allow-insecure-http (local emulators only)", inputs.api_url)));
+    }
     let cred_id = inputs.cred_id.clone().ok_or_else(|| usage("DFNS_CRED_ID is not set"))?;
     let private_key = inputs.private_key.as_ref().ok_or_else(|| usage("DFNS_PRIVATE_KEY is not set"))?;
     let key = PrivateKey::from_pem(private_key.expose()).map_err(|e| usage(format!("DFNS_PRIVATE_KEY: {e}")))?;

@@ -141,7 +141,10 @@ impl PrivateKey {
         let document = match self {
             Self::EcdsaP256(key) => key.verifying_key().to_public_key_der(),
             Self::Ed25519(key) => key.verifying_key().to_public_key_der(),
-            Self::Rsa(key) => rsa::RsaPublicKey::from(key.as_ref().as_ref()).to_public_key_der(),
+            Self::Rsa(key) => {
+                let private: &rsa::RsaPrivateKey = (**key).as_ref();
+                rsa::RsaPublicKey::from(private).to_public_key_der()
+            }
         };
         document.map(|doc| doc.as_bytes().to_vec()).map_err(|_| KeyError::Encoding("SPKI public key"))
     }
