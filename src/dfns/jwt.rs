@@ -7,9 +7,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-const APP_METADATA_CLAIM: &str = "https://custom/app_metadata";
-const USERNAME_CLAIM: &str = "https://custom/username";
-
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum JwtError {
     #[error("token is not a JWT (expected three dot-separated parts)")]
@@ -89,6 +86,9 @@ pub(crate) fn encode_test_token(claims: &serde_json::Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    const APP_METADATA_CLAIM: &str = "https://custom/app_metadata";
+    const USERNAME_CLAIM: &str = "https://custom/username";
 
     #[test]
     fn decodes_dfns_claims() {

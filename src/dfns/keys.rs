@@ -7,6 +7,7 @@
 use std::fmt;
 
 use p256::ecdsa::signature::{SignatureEncoding, Signer};
+use p256::elliptic_curve::Generate as _;
 use p256::pkcs8::der::SecretDocument;
 use p256::pkcs8::der::oid::ObjectIdentifier;
 use p256::pkcs8::spki::EncodePublicKey;
@@ -77,7 +78,16 @@ impl PrivateKey {
     /// Loads a PEM private key: PKCS#8 (P-256, Ed25519, RSA), SEC1 (P-256) or PKCS#1 (RSA).
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         let normalized = normalize_pem(pem);
-        let (label, document) = SecretDocument::from_pem(normalized.expose()).map_err(|_| KeyError::NotPem)?;
+        let text = normalized.expose();
+        let label = p256::pkcs8::der::pem::decode_label(text.as_bytes()).map_err(|_| KeyError::NotPem)?;
+        let format = match label {
+            "PRIVATE KEY" => "PKCS#8",
+            "EC PRIVATE KEY" => "SEC1 EC",
+            "RSA PRIVATE KEY" => "PKCS#1 RSA",
+            "ENCRYPTED PRIVATE KEY" => return Err(KeyError::Encrypted),
+            other => return Err(KeyError::UnsupportedPemLabel(other.to_owned())),
+        };
+        let (_, document) = SecretDocument::from_pem(text).map_err(|_| KeyError::Malformed { format })?;
         let der = document.as_bytes();
         match label {
             "PRIVATE KEY" => Self::from_pkcs8_der(der),
@@ -85,11 +95,9 @@ impl PrivateKey {
                 let secret = p256::SecretKey::from_sec1_der(der).map_err(|_| sec1_error(der))?;
                 Ok(Self::EcdsaP256(secret.into()))
             }
-            "RSA PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs1_der(der)
+            _ => rsa::RsaPrivateKey::from_pkcs1_der(der)
                 .map(Self::from_rsa)
-                .map_err(|_| KeyError::Malformed { format: "PKCS#1 RSA" }),
-            "ENCRYPTED PRIVATE KEY" => Err(KeyError::Encrypted),
-            other => Err(KeyError::UnsupportedPemLabel(other.to_owned())),
+                .map_err(|_| KeyError::Malformed { format }),
         }
     }
 
@@ -204,7 +212,7 @@ impl fmt::Debug for GeneratedKeyPair {
 
 /// Generates a P-256 keypair from the operating system's CSPRNG (via `rand`'s thread RNG).
 pub fn generate_p256() -> Result<GeneratedKeyPair, KeyError> {
-    let signing_key = p256::ecdsa::SigningKey::random(&mut rand::rng());
+    let signing_key = p256::ecdsa::SigningKey::generate_from_rng(&mut rand::rng());
     let private_pem = signing_key
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|_| KeyError::Encoding("PKCS#8 private key PEM"))?;
@@ -265,7 +273,7 @@ mod tests {
     }
 
     fn p256_secret() -> p256::SecretKey {
-        p256::SecretKey::random(&mut rand::rng())
+        p256::SecretKey::generate_from_rng(&mut rand::rng())
     }
 
     fn rsa_key() -> rsa::RsaPrivateKey {

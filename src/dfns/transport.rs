@@ -1,6 +1,5 @@
 //! One HTTP exchange with Dfns: rate limiting, timeout, headers, and turning statuses into
 //! [`DfnsError`]s. No retries and no signing here; the client layers those on top.
-use std::error::Error as _;
 use std::sync::Once;
 use std::time::Duration;
 
