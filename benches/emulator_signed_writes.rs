@@ -117,7 +117,7 @@ async fn run(clients: usize, duration: Duration) {
         cred_id: b.admin.cred_id.clone(),
         key,
     });
-    let public_key = SigningKey::random(&mut rand::rng()).verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+    let public_key = <SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng()).verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
 
     // Warm up connections, then measure.
     for i in 0..clients {

@@ -20,10 +20,6 @@ pub(crate) fn decode_b64url(input: &str) -> Result<Vec<u8>, String> {
     B64URL_ANY_PADDING.decode(input.trim()).map_err(|e| format!("invalid base64url: {e}"))
 }
 
-pub(crate) fn encode_b64url(bytes: &[u8]) -> String {
-    B64URL_ANY_PADDING.encode(bytes)
-}
-
 /// Digest named by `credentialAssertion.algorithm` (absent → SHA-256).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DigestKind {
@@ -119,7 +115,7 @@ mod tests {
     use signature::Signer as _;
 
     fn p256_pair() -> (p256::ecdsa::SigningKey, String) {
-        let sk = p256::ecdsa::SigningKey::random(&mut rand::rng());
+        let sk = <p256::ecdsa::SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng());
         let pem = sk
             .verifying_key()
             .to_public_key_pem(p256::pkcs8::LineEnding::LF)

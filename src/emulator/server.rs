@@ -40,7 +40,7 @@ impl Emulator {
         config.faults.validate().map_err(EmulatorError::Config)?;
 
         // The bootstrap admin: a P-256 Key credential whose private key only the bootstrap holds.
-        let admin_key = p256::ecdsa::SigningKey::random(&mut rand::rng());
+        let admin_key = <p256::ecdsa::SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng());
         let private_pem = admin_key
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| EmulatorError::Keys(e.to_string()))?;

@@ -14,7 +14,7 @@ pub enum TestKey {
 
 impl TestKey {
     pub fn p256() -> Self {
-        Self::P256(p256::ecdsa::SigningKey::random(&mut rand::rng()))
+        Self::P256(<p256::ecdsa::SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng()))
     }
 
     pub fn ed25519() -> Self {

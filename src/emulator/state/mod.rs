@@ -23,7 +23,6 @@ pub(crate) struct Caller {
     pub identity: Identity,
     /// The user whose rights bound the caller (the PAT's owner for a PAT).
     pub user_id: String,
-    pub org_id: String,
 }
 
 impl Caller {
@@ -192,7 +191,6 @@ impl State {
                 kind: TokenKind::Temp,
                 identity: Identity::User(meta.user_id.clone()),
                 user_id: meta.user_id.clone(),
-                org_id: self.org_id.clone(),
             }),
             TokenKind::ServiceAccount if user_ok(&meta.user_id, true) => {
                 token_ok(TokenKind::ServiceAccount).ok_or_else(refused)?;
@@ -200,8 +198,7 @@ impl State {
                     kind: TokenKind::ServiceAccount,
                     identity: Identity::User(meta.user_id.clone()),
                     user_id: meta.user_id.clone(),
-                    org_id: self.org_id.clone(),
-                })
+                    })
             }
             // A PAT works only while its owner is active: deactivating a user stops its PATs.
             TokenKind::Pat if user_ok(&meta.user_id, false) => {
@@ -210,8 +207,7 @@ impl State {
                     kind: TokenKind::Pat,
                     identity: Identity::Token(token.token_id.clone()),
                     user_id: meta.user_id.clone(),
-                    org_id: self.org_id.clone(),
-                })
+                    })
             }
             _ => Err(refused()),
         }
