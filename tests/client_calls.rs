@@ -148,8 +148,9 @@ async fn minted_token_credentials_can_read_and_sign() {
     for kind in [CredentialKind::ServiceAccount, CredentialKind::PersonalAccessToken] {
         let minted = mint(&admin, kind, &format!("workload-{kind:?}")).await;
         let workload = token_client(&emulator, &minted);
-        let identity = workload.identity().await.unwrap();
+        let identity = workload.check_authentication().await.unwrap();
         assert!(identity.expires_at.is_some(), "{kind}: token carries exp");
+        assert!(identity.user_id.is_some(), "{kind}: token names its user");
         workload.verify_signing().await.unwrap();
         workload.list(CredentialKind::PersonalAccessToken).await.unwrap();
     }

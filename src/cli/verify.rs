@@ -181,15 +181,22 @@ async fn inputs_from_secret(reference: &str, kubeconfig: Option<&PathBuf>) -> Re
         .get(name)
         .await
         .map_err(|e| failed(format!("cannot read Secret {namespace}/{name}: {e}")))?;
-    let mut data: BTreeMap<String, SecretString> = BTreeMap::new();
-    for (key, bytes) in secret.data.unwrap_or_default() {
+    Ok(inputs_from_secret_data(secret.data.unwrap_or_default(), |key| std::env::var(key).ok()))
+}
+
+/// Secret values win; the environment fills what the Secret lacks (a login connection's Secret
+/// has no username, for instance).
+fn inputs_from_secret_data(
+    data: BTreeMap<String, k8s_openapi::ByteString>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Inputs {
+    let mut values: BTreeMap<String, SecretString> = BTreeMap::new();
+    for (key, bytes) in data {
         if let Ok(text) = String::from_utf8(bytes.0) {
-            data.insert(key, SecretString::from(text));
+            values.insert(key, SecretString::from(text));
         }
     }
-    Ok(Inputs::from_lookup(|key| {
-        data.get(key).map(|value| value.expose().to_owned()).or_else(|| std::env::var(key).ok())
-    }))
+    Inputs::from_lookup(|key| values.get(key).map(|value| value.expose().to_owned()).or_else(|| env(key)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,6 +338,30 @@ mod tests {
         let message = context.explain(Stage::Read, &api_error("/auth/credentials", 401)).message;
         assert!(message.contains("expired at 1970-01-01T00:16:40Z"), "{message}");
         assert!(describe_expiry(&claims).starts_with("expired at"));
+    }
+
+    #[test]
+    fn secret_values_win_and_the_environment_fills_gaps() {
+        let data: BTreeMap<String, k8s_openapi::ByteString> = [
+            ("DFNS_API_URL", "https://api.uae.dfns.io"),
+            ("DFNS_CRED_ID", "Y2k"),
+            ("DFNS_PRIVATE_KEY", "PEM"),
+            ("DFNS_ORG_ID", "or-secret"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
+        .collect();
+        let env = |name: &str| match name {
+            "DFNS_ORG_ID" => Some("or-env".to_owned()),
+            "DFNS_USERNAME" => Some("ops@example.com".to_owned()),
+            _ => None,
+        };
+        let inputs = inputs_from_secret_data(data, env);
+        assert_eq!(inputs.api_url, "https://api.uae.dfns.io");
+        assert_eq!(inputs.org_id.as_deref(), Some("or-secret"));
+        assert_eq!(inputs.username.as_deref(), Some("ops@example.com"));
+        assert_eq!(inputs.private_key.unwrap().expose(), "PEM");
+        assert!(inputs.auth_token.is_none());
     }
 
     #[test]

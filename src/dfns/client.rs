@@ -140,6 +140,18 @@ impl DfnsClient {
         Ok(session.claims.unwrap_or_default())
     }
 
+    /// One cheap authenticated read, for a connection's health: Ok when Dfns accepts the token.
+    /// A 403 counts as success, since it proves authentication and some identities may not list
+    /// credentials.
+    pub async fn check_authentication(&self) -> Result<TokenClaims, DfnsError> {
+        match self.list_credentials().await {
+            Ok(_) => {}
+            Err(error) if error.category() == ErrorCategory::Forbidden => {}
+            Err(error) => return Err(error),
+        }
+        self.identity().await
+    }
+
     /// Proves the signing key works without changing anything: obtains a user-action token for a
     /// read (`GET /auth/credentials`) and discards it.
     pub async fn verify_signing(&self) -> Result<(), DfnsError> {
