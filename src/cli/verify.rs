@@ -180,7 +180,13 @@ async fn inputs_from_secret(reference: &str, kubeconfig: Option<&PathBuf>) -> Re
     let secret = kube::Api::<Secret>::namespaced(client, namespace)
         .get(name)
         .await
-        .map_err(|e| failed(format!("cannot read Secret {namespace}/{name}: {e}")))?;
+        .map_err(|error| {
+            let reason = match &error {
+                kube::Error::Api(status) => format!("HTTP {}: {}", status.code, status.message),
+                other => other.to_string(),
+            };
+            failed(format!("cannot read Secret {namespace}/{name}: {reason}"))
+        })?;
     Ok(inputs_from_secret_data(secret.data.unwrap_or_default(), |key| std::env::var(key).ok()))
 }
 
