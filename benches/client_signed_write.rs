@@ -10,11 +10,14 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use dfns_operator::dfns::types::service_account::CreateServiceAccountRequest;
-use dfns_operator::dfns::types::user_action::{Challenge, UserActionInitRequest, UserActionResponse};
+use dfns_operator::dfns::types::user_action::{
+    Challenge, UserActionInitRequest, UserActionResponse,
+};
 use dfns_operator::dfns::{KeySigner, generate_p256};
 
 const CHALLENGE_RESPONSE: &str = r#"{"challenge":"NjZhYmE3ZTQ4ZDY0NDdkNGJlYTZkYTU4ZWE4OWQ3NjI","challengeIdentifier":"eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJpc3MiOiJlbXVsYXRvciJ9.c2ln","allowCredentials":{"key":[{"type":"public-key","id":"Y2ktb3BlcmF0b3I"}],"passwordProtectedKey":[],"webauthn":[]},"supportedCredentialKinds":[{"kind":"Key","factor":"first","requiresSecondFactor":false}],"userVerification":"required","attestation":"none","externalAuthenticationUrl":""}"#;
-const USER_ACTION_RESPONSE: &str = r#"{"userAction":"eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJhY3Rpb24iOiJ4In0.c2ln"}"#;
+const USER_ACTION_RESPONSE: &str =
+    r#"{"userAction":"eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJhY3Rpb24iOiJ4In0.c2ln"}"#;
 
 fn signed_write(signer: &KeySigner, public_key_pem: &str) -> usize {
     let body = serde_json::to_string(&CreateServiceAccountRequest {
@@ -53,7 +56,10 @@ fn main() {
     let started = Instant::now();
     for _ in 0..iterations {
         let start = Instant::now();
-        black_box(signed_write(black_box(&signer), black_box(&pair.public_key_pem)));
+        black_box(signed_write(
+            black_box(&signer),
+            black_box(&pair.public_key_pem),
+        ));
         samples.push(start.elapsed());
     }
     let total = started.elapsed();
@@ -66,6 +72,10 @@ fn main() {
         percentile(0.50).as_secs_f64() * 1e6,
         percentile(0.99).as_secs_f64() * 1e6,
         samples[samples.len() - 1].as_secs_f64() * 1e6,
-        if mean < Duration::from_millis(1) { "PASS" } else { "FAIL" }
+        if mean < Duration::from_millis(1) {
+            "PASS"
+        } else {
+            "FAIL"
+        }
     );
 }
