@@ -8,3 +8,8 @@ build:
 
 test:
 	$(CARGO) test
+
+# Regenerate crds/ from the Rust types (a test fails when they differ).
+.PHONY: crds
+crds:
+	$(CARGO) run --quiet --bin dfns-operator -- crds > crds/dfns.io.yaml

@@ -12,6 +12,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
+    Crds,
     /// Check that a Dfns credential works: one authenticated read and one user-action signature.
     Verify(verify::VerifyArgs),
 }
@@ -19,6 +21,10 @@ pub enum Command {
 /// Runs the parsed command and returns the process exit code.
 pub async fn dispatch(cli: Cli) -> i32 {
     match cli.command {
+        Command::Crds => {
+            print!("{}", crate::api::crds_yaml());
+            0
+        }
         Command::Verify(args) => verify::run(args).await,
     }
 }
