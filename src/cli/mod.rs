@@ -1,6 +1,7 @@
 //! Command-line interface of `dfns-operator`: `run`, `crds`, `verify`.
 use clap::{Parser, Subcommand};
 
+pub mod run;
 pub mod verify;
 
 #[derive(Debug, Parser)]
@@ -12,6 +13,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controllers (what the Deployment runs).
+    Run(run::RunArgs),
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
     /// Check that a Dfns credential works: one authenticated read and one user-action signature.
@@ -25,6 +28,7 @@ pub async fn dispatch(cli: Cli) -> i32 {
             print!("{}", crate::api::crds_yaml());
             0
         }
+        Command::Run(args) => run::run(args).await,
         Command::Verify(args) => verify::run(args).await,
     }
 }
