@@ -136,7 +136,7 @@ impl DfnsClient {
 
     /// Who the client acts as, from the bearer token's claims (logs in first in login mode).
     pub async fn identity(&self) -> Result<TokenClaims, DfnsError> {
-        let session = self.retrying(async |session: &Session| Ok(session.clone())).await?;
+        let session = self.retrying(|session: Session| async move { Ok(session) }).await?;
         Ok(session.claims.unwrap_or_default())
     }
 
@@ -357,7 +357,7 @@ impl DfnsClient {
     // ---- plumbing ----
 
     async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<T, DfnsError> {
-        let response = self.retrying(async |session: &Session| self.send(Method::GET, path, session, None, None).await).await?;
+        let response = self.retrying(|session: Session| async move { self.send(Method::GET, path, &session, None, None).await }).await?;
         response.json(&Method::GET, path)
     }
 
@@ -394,14 +394,18 @@ impl DfnsClient {
 
     /// Runs `operation` with a session, retrying transient failures with backoff and a 401 once
     /// with a renewed session. Only for operations that change nothing in Dfns.
-    async fn retrying<T>(&self, mut operation: impl AsyncFnMut(&Session) -> Result<T, DfnsError>) -> Result<T, DfnsError> {
+    async fn retrying<T, F, Fut>(&self, mut operation: F) -> Result<T, DfnsError>
+    where
+        F: FnMut(Session) -> Fut,
+        Fut: std::future::Future<Output = Result<T, DfnsError>>,
+    {
         let inner = &*self.inner;
         let mut attempts = 0;
         let mut renewed = false;
         loop {
             attempts += 1;
             let (error, rejected) = match inner.auth.session(&inner.transport, &inner.signer).await {
-                Ok(session) => match operation(&session).await {
+                Ok(session) => match operation(session.clone()).await {
                     Ok(value) => return Ok(value),
                     Err(error) => (error, Some(session.token)),
                 },
@@ -457,9 +461,11 @@ impl DfnsClient {
             user_action_server_kind: "Api",
         })
         .map_err(|_| DfnsError::Config("cannot encode user action init".into()))?;
-        self.retrying(async |session: &Session| {
+        let init = &init;
+        self.retrying(|session: Session| async move {
+            let session = &session;
             let challenge: Challenge = self
-                .send(Method::POST, "/auth/action/init", session, None, Some(&init))
+                .send(Method::POST, "/auth/action/init", session, None, Some(init))
                 .await?
                 .json(&Method::POST, "/auth/action/init")?;
             let signed = serde_json::to_string(&self.inner.signer.sign(&challenge)?)
