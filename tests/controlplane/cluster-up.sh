@@ -23,10 +23,11 @@ apiserver_ready() {
 }
 
 install_crds() {
-  local crds=("$repo"/crds/*.yaml)
+  local crds=("$repo"/crds/*.yaml) files=() f
   [[ -e "${crds[0]}" ]] || { log "no CRDs in $repo/crds"; return 0; }
-  "${kubectl[@]}" apply --server-side --force-conflicts --field-manager=dfns-cluster-up "${crds[@]/#/-f=}" >/dev/null
-  "${kubectl[@]}" wait --for=condition=Established --timeout="${start_timeout}s" "${crds[@]/#/-f=}" >/dev/null
+  for f in "${crds[@]}"; do files+=(--filename "$f"); done
+  "${kubectl[@]}" apply --server-side --force-conflicts --field-manager=dfns-cluster-up "${files[@]}" >/dev/null
+  "${kubectl[@]}" wait --for=condition=Established --timeout="${start_timeout}s" "${files[@]}" >/dev/null
   log "CRDs established: $(cd "$repo/crds" && echo *.yaml)"
 }
 
