@@ -13,3 +13,15 @@ test:
 .PHONY: crds
 crds:
 	$(CARGO) run --quiet --bin dfns-operator -- crds > crds/dfns.io.yaml
+
+# control plane: real etcd + kube-apiserver + kube-controller-manager for tests and the demo
+# (tests/controlplane/; binaries cached under ~/.cache/dfns-operator/controlplane).
+.PHONY: controlplane cluster-up cluster-down
+controlplane:
+	tests/controlplane/build.sh
+
+cluster-up: controlplane
+	tests/controlplane/cluster-up.sh
+
+cluster-down:
+	tests/controlplane/cluster-down.sh
