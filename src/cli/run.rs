@@ -16,6 +16,9 @@ pub struct RunArgs {
     /// Reconciles running at once, per kind.
     #[arg(long, env = "DFNS_OPERATOR_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "DFNS_OPERATOR_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
     /// Log format.
     #[arg(long, env = "DFNS_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -73,6 +76,7 @@ pub async fn run(args: RunArgs) -> i32 {
         operator_namespace: args.namespace,
         resync_interval: args.resync_interval,
         concurrency: args.concurrency,
+        watch_namespace: args.watch_namespace,
     };
     tracing::info!(?config, "starting dfns-operator");
     match crate::controller::run(kube, config, shutdown_signal()).await {

@@ -22,6 +22,8 @@ pub struct ControllerConfig {
     pub resync_interval: Duration,
     /// Reconciles running at once, per kind.
     pub concurrency: u16,
+    /// Watch only this namespace's resources (default: all namespaces).
+    pub watch_namespace: Option<String>,
 }
 
 pub struct Context {

@@ -27,13 +27,24 @@ pub async fn run(kube: Client, config: ControllerConfig, shutdown: impl Future<O
     let tasks = vec![
         tokio::spawn(credential_controller::<DfnsServiceAccount>(ctx.clone(), shutdown.clone())),
         tokio::spawn(credential_controller::<DfnsPersonalAccessToken>(ctx.clone(), shutdown.clone())),
-        tokio::spawn(connection_controller::<DfnsConnection>(ctx.clone(), Api::all(kube.clone()), shutdown.clone())),
+        tokio::spawn(connection_controller::<DfnsConnection>(ctx.clone(), scoped(&ctx), shutdown.clone())),
         tokio::spawn(connection_controller::<ClusterDfnsConnection>(ctx.clone(), Api::all(kube.clone()), shutdown.clone())),
     ];
     for task in futures::future::join_all(tasks).await {
         task.map_err(|e| format!("controller task failed: {e}"))?;
     }
     Ok(())
+}
+
+/// An API over all namespaces, or only the watched one.
+fn scoped<K>(ctx: &Context) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match &ctx.config.watch_namespace {
+        Some(ns) => Api::namespaced(ctx.kube.clone(), ns),
+        None => Api::all(ctx.kube.clone()),
+    }
 }
 
 async fn check_crds_installed(kube: &Client) -> Result<(), String> {
@@ -56,7 +67,7 @@ async fn credential_controller<K: CredentialResource>(
     // Owned Secrets are watched by label and as metadata only: never the cluster's other Secrets,
     // never secret values in the cache.
     let secrets = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-    let controller = Controller::new(Api::<K>::all(kube.clone()), watcher::Config::default().any_semantic());
+    let controller = Controller::new(scoped::<K>(&ctx), watcher::Config::default().any_semantic());
     let store = controller.store();
     let by_connection = move |kind: ConnectionKind, namespace: Option<String>, name: String| {
         store
@@ -73,9 +84,9 @@ async fn credential_controller<K: CredentialResource>(
     };
     let for_namespaced = by_connection.clone();
     controller
-        .owns(Api::<Secret>::all(kube.clone()), secrets)
+        .owns(scoped::<Secret>(&ctx), secrets)
         // A connection turning Ready (or changing) wakes the resources that use it.
-        .watches(Api::<DfnsConnection>::all(kube.clone()), watcher::Config::default(), move |c| {
+        .watches(scoped::<DfnsConnection>(&ctx), watcher::Config::default(), move |c| {
             for_namespaced(ConnectionKind::DfnsConnection, c.namespace(), c.name_any())
         })
         .watches(Api::<ClusterDfnsConnection>::all(kube.clone()), watcher::Config::default(), move |c| {
