@@ -42,7 +42,7 @@ fn login_env(emulator: &RunningEmulator) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn borrow(env: &[(&'static str, String)]) -> Vec<(&'static str, &str)> {
+fn borrow<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(name, value)| (*name, value.as_str())).collect()
 }
 

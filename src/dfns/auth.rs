@@ -90,10 +90,10 @@ impl Authenticator {
     /// The token to send, logging in first when there is no fresh session.
     pub async fn session(&self, transport: &Transport, signer: &KeySigner) -> Result<Session, DfnsError> {
         let mut guard = self.session.lock().await;
-        if let Some(session) = guard.as_ref() {
-            if !self.can_renew() || session.is_fresh(Timestamp::now()) {
-                return Ok(session.clone());
-            }
+        if let Some(session) = guard.as_ref()
+            && (!self.can_renew() || session.is_fresh(Timestamp::now()))
+        {
+            return Ok(session.clone());
         }
         let AuthMode::UserLogin { org_id, username } = &self.mode else {
             unreachable!("token mode always holds a session");

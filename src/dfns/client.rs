@@ -136,7 +136,7 @@ impl DfnsClient {
 
     /// Who the client acts as, from the bearer token's claims (logs in first in login mode).
     pub async fn identity(&self) -> Result<TokenClaims, DfnsError> {
-        let session = self.retrying(|session: Session| async move { Ok(session) }).await?;
+        let session = self.retrying(|session| async move { Ok(session) }).await?;
         Ok(session.claims.unwrap_or_default())
     }
 
@@ -357,7 +357,9 @@ impl DfnsClient {
     // ---- plumbing ----
 
     async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<T, DfnsError> {
-        let response = self.retrying(|session: Session| async move { self.send(Method::GET, path, &session, None, None).await }).await?;
+        let response = self
+            .retrying(|session| async move { self.send(Method::GET, path, &session, None, None).await })
+            .await?;
         response.json(&Method::GET, path)
     }
 
@@ -394,10 +396,13 @@ impl DfnsClient {
 
     /// Runs `operation` with a session, retrying transient failures with backoff and a 401 once
     /// with a renewed session. Only for operations that change nothing in Dfns.
+    ///
+    /// The operation takes the session by value so its future borrows nothing from the loop,
+    /// which keeps every client future `Send` (the controller spawns them).
     async fn retrying<T, F, Fut>(&self, mut operation: F) -> Result<T, DfnsError>
     where
         F: FnMut(Session) -> Fut,
-        Fut: std::future::Future<Output = Result<T, DfnsError>>,
+        Fut: Future<Output = Result<T, DfnsError>>,
     {
         let inner = &*self.inner;
         let mut attempts = 0;
@@ -405,10 +410,13 @@ impl DfnsClient {
         loop {
             attempts += 1;
             let (error, rejected) = match inner.auth.session(&inner.transport, &inner.signer).await {
-                Ok(session) => match operation(session.clone()).await {
-                    Ok(value) => return Ok(value),
-                    Err(error) => (error, Some(session.token)),
-                },
+                Ok(session) => {
+                    let token = session.token.clone();
+                    match operation(session).await {
+                        Ok(value) => return Ok(value),
+                        Err(error) => (error, Some(token)),
+                    }
+                }
                 Err(error) => (error, None),
             };
             match error.category() {
@@ -461,20 +469,19 @@ impl DfnsClient {
             user_action_server_kind: "Api",
         })
         .map_err(|_| DfnsError::Config("cannot encode user action init".into()))?;
-        let init = &init;
-        self.retrying(|session: Session| async move {
-            let session = &session;
+        let init = init.as_str();
+        self.retrying(|session| async move {
             let challenge: Challenge = self
-                .send(Method::POST, "/auth/action/init", session, None, Some(init))
+                .send(Method::POST, "/auth/action/init", &session, None, Some(init))
                 .await?
                 .json(&Method::POST, "/auth/action/init")?;
             let signed = serde_json::to_string(&self.inner.signer.sign(&challenge)?)
                 .map_err(|_| DfnsError::Config("cannot encode signed challenge".into()))?;
             let response: UserActionResponse = self
-                .send(Method::POST, "/auth/action", session, None, Some(&signed))
+                .send(Method::POST, "/auth/action", &session, None, Some(&signed))
                 .await?
                 .json(&Method::POST, "/auth/action")?;
-            Ok((session.clone(), response.user_action))
+            Ok((session, response.user_action))
         })
         .await
     }
@@ -504,5 +511,29 @@ fn retry_after(category: &ErrorCategory) -> Option<Duration> {
     match category {
         ErrorCategory::RateLimited { retry_after } => *retry_after,
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dfns::keys::generate_p256;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The controller spawns these futures on a multi-threaded runtime.
+    #[test]
+    fn client_futures_are_send() {
+        let pair = generate_p256().unwrap();
+        let signer = KeySigner::from_pem("c", pair.private_key_pem.expose()).unwrap();
+        let client = DfnsClient::new(ClientConfig::new(DEFAULT_API_URL, AuthMode::Token("t".into()), signer)).unwrap();
+        let new = NewCredential::default();
+        assert_send(&client.list(CredentialKind::ServiceAccount));
+        assert_send(&client.create(CredentialKind::PersonalAccessToken, &new));
+        assert_send(&client.deactivate(CredentialKind::ServiceAccount, "us-1"));
+        assert_send(&client.assign_permission("pm-1", "us-1"));
+        assert_send(&client.list_permission_assignments("pm-1"));
+        assert_send(&client.identity());
+        assert_send(&client.verify_signing());
     }
 }

@@ -117,10 +117,10 @@ impl From<ServiceAccount> for DfnsCredential {
             .find(|token| token.is_active)
             .or_else(|| account.access_tokens.first());
         let mut assignments = user.permission_assignments;
-        if assignments.is_empty() {
-            if let Some(token) = token {
-                assignments = token.permission_assignments.clone();
-            }
+        if assignments.is_empty()
+            && let Some(token) = token
+        {
+            assignments = token.permission_assignments.clone();
         }
         Self {
             kind: CredentialKind::ServiceAccount,

@@ -123,7 +123,7 @@ mod tests {
     fn padded_payloads_are_accepted() {
         let token = encode_test_token(&json!({"exp": 5}));
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-        while parts[1].len() % 4 != 0 {
+        while !parts[1].len().is_multiple_of(4) {
             parts[1].push('=');
         }
         assert_eq!(decode_claims(&parts.join(".")).unwrap().expires_at, Some(Timestamp::from_second(5).unwrap()));

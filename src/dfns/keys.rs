@@ -6,7 +6,7 @@
 //! never the key material.
 use std::fmt;
 
-use p256::ecdsa::signature::{SignatureEncoding, Signer};
+use p256::ecdsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
 use p256::elliptic_curve::Generate as _;
 use p256::pkcs8::der::SecretDocument;
 use p256::pkcs8::der::oid::ObjectIdentifier;
@@ -140,7 +140,8 @@ impl PrivateKey {
                 signature.to_vec()
             }
             Self::Ed25519(key) => key.sign(message).to_bytes().to_vec(),
-            Self::Rsa(key) => key.sign(message).to_vec(),
+            // Randomized: RSA blinding keeps the private exponent out of timing side channels.
+            Self::Rsa(key) => key.sign_with_rng(&mut rand::rng(), message).to_vec(),
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 use super::error::{DfnsError, scrub};
 use super::rate_limit::RateLimiter;
@@ -47,7 +48,8 @@ pub(crate) struct ApiRequest<'a> {
 
 pub(crate) struct ApiResponse {
     pub status: StatusCode,
-    pub body: Vec<u8>,
+    /// Zeroized on drop: create and login responses carry tokens.
+    pub body: Zeroizing<Vec<u8>>,
 }
 
 impl ApiResponse {
@@ -110,7 +112,8 @@ impl Transport {
         let method = request.method.clone();
         let mut builder = self.http.request(request.method, format!("{}{}", self.base_url, request.path));
         if let Some(token) = request.bearer {
-            builder = builder.header(AUTHORIZATION, sensitive_header(&format!("Bearer {}", token.expose()))?);
+            let value = Zeroizing::new(format!("Bearer {}", token.expose()));
+            builder = builder.header(AUTHORIZATION, sensitive_header(&value)?);
         }
         if let Some(user_action) = request.user_action {
             builder = builder.header(USER_ACTION_HEADER, sensitive_header(user_action.expose())?);
@@ -140,7 +143,7 @@ impl Transport {
             return Err(DfnsError::PendingApproval { method, path: path.to_owned(), change_request_id });
         }
         if status.is_success() {
-            return Ok(ApiResponse { status, body });
+            return Ok(ApiResponse { status, body: Zeroizing::new(body) });
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.limiter.pause_for(retry_after.unwrap_or(DEFAULT_RATE_LIMIT_PAUSE));
