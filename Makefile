@@ -6,5 +6,24 @@ CARGO ?= cargo
 build:
 	$(CARGO) build --bins
 
-test:
-	$(CARGO) test
+# Unit, integration and e2e tests. E2e tests run against the local control plane (started here,
+# left running for fast re-runs; `make cluster-down` stops it) and the in-process Dfns emulator.
+test: cluster-up
+	$(CARGO) test --no-fail-fast
+
+# Regenerate crds/ from the Rust types (a test fails when they differ).
+.PHONY: crds
+crds:
+	$(CARGO) run --quiet --bin dfns-operator -- crds > crds/dfns.io.yaml
+
+# control plane: real etcd + kube-apiserver + kube-controller-manager for tests and the demo
+# (tests/controlplane/; binaries cached under ~/.cache/dfns-operator/controlplane).
+.PHONY: controlplane cluster-up cluster-down
+controlplane:
+	tests/controlplane/build.sh
+
+cluster-up: controlplane
+	tests/controlplane/cluster-up.sh
+
+cluster-down:
+	tests/controlplane/cluster-down.sh

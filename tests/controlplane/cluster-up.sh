@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Starts etcd, kube-apiserver and kube-controller-manager (garbage collector + namespace controller
+# only) on free loopback ports, installs crds/*.yaml, writes $CONTROLPLANE_DIR/kubeconfig and returns
+# with the processes running in the background. Running it again while the cluster is up only
+# re-applies the CRDs.
+#
+# Environment:
+#   CONTROLPLANE_DIR            cluster directory (default target/controlplane)
+#   CONTROLPLANE_OWNER_PID      if set, the cluster is stopped once this process exits
+#   CONTROLPLANE_START_TIMEOUT  seconds to wait for each component (default 120)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+start_timeout="${CONTROLPLANE_START_TIMEOUT:-120}"
+kubectl=("$bin_dir/kubectl" --kubeconfig "$kubeconfig")
+started_at=$SECONDS
+
+for b in etcd kube-apiserver kube-controller-manager kubectl; do
+  [[ -x "$bin_dir/$b" ]] || { log "missing $bin_dir/$b; run tests/controlplane/build.sh (make controlplane)"; exit 1; }
+done
+
+apiserver_ready() {
+  [[ -f "$kubeconfig" ]] && "${kubectl[@]}" get --raw=/readyz --request-timeout=5s >/dev/null 2>&1
+}
+
+install_crds() {
+  local crds=("$repo"/crds/*.yaml) files=() f
+  [[ -e "${crds[0]}" ]] || { log "no CRDs in $repo/crds"; return 0; }
+  for f in "${crds[@]}"; do files+=(--filename "$f"); done
+  "${kubectl[@]}" apply --server-side --force-conflicts --field-manager=dfns-cluster-up "${files[@]}" >/dev/null
+  "${kubectl[@]}" wait --for=condition=Established --timeout="${start_timeout}s" "${files[@]}" >/dev/null
+  log "CRDs established: $(cd "$repo/crds" && echo *.yaml)"
+}
+
+if live_pid etcd >/dev/null && live_pid kube-apiserver >/dev/null && live_pid kube-controller-manager >/dev/null \
+   && apiserver_ready; then
+  log "already running ($kubeconfig)"
+  install_crds
+  exit 0
+fi
+# Anything left over (a crashed component, stale pid files) is torn down before a clean start.
+stop_all
+
+# --- certificates and keys --------------------------------------------------------------------
+pki="$state_dir/pki"
+mkdir -p "$pki"
+chmod 700 "$state_dir"
+
+new_ca() { # <name> <CN>
+  openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 30 \
+    -subj "/CN=$2" -keyout "$pki/$1.key" -out "$pki/$1.crt" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+}
+new_leaf() { # <name> <ca> <subject> <extensions>
+  openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -subj "$3" \
+    -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
+  openssl x509 -req -in "$pki/$1.csr" -CA "$pki/$2.crt" -CAkey "$pki/$2.key" -CAcreateserial \
+    -days 30 -extfile <(printf '%s\n' "$4") -out "$pki/$1.crt" 2>/dev/null
+  rm -f "$pki/$1.csr"
+}
+new_ca server-ca dfns-local-server-ca
+new_ca client-ca dfns-local-client-ca
+new_leaf apiserver server-ca /CN=kube-apiserver \
+  "$(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature')"
+client_ext="$(printf 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature')"
+new_leaf admin client-ca "/O=system:masters/CN=dfns-admin" "$client_ext"
+# With --use-service-account-credentials=false every controller acts as this user; the garbage
+# collector needs to delete any resource type, hence system:masters.
+new_leaf controller-manager client-ca "/O=system:masters/CN=system:kube-controller-manager" "$client_ext"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$pki/sa.key" 2>/dev/null
+openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+
+write_kubeconfig() { # <file> <server> <client cert name>
+  local b64="base64 -w0"
+  cat > "$1" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: dfns-local
+  cluster:
+    server: $2
+    certificate-authority-data: $($b64 < "$pki/server-ca.crt")
+users:
+- name: $3
+  user:
+    client-certificate-data: $($b64 < "$pki/$3.crt")
+    client-key-data: $($b64 < "$pki/$3.key")
+contexts:
+- name: dfns-local
+  context:
+    cluster: dfns-local
+    user: $3
+current-context: dfns-local
+KUBECONFIG
+  chmod 600 "$1"
+}
+
+# --- processes --------------------------------------------------------------------------------
+free_port() {
+  local p
+  while :; do
+    p=$(shuf -i 20000-60999 -n 1)
+    [[ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]] && { echo "$p"; return; }
+  done
+}
+
+# Each component is its own session/process group so cluster-down can signal it with its children.
+launch() { # <component> <args...>
+  local name="$1"; shift
+  setsid "$bin_dir/$name" "$@" > "$state_dir/$name.log" 2>&1 < /dev/null &
+  local pid=$!
+  echo "$pid $(proc_start_time "$pid")" > "$state_dir/$name.pid"
+}
+
+# Polls <check> until it succeeds; fails early when the component has exited.
+wait_for() { # <component> <check command...>
+  local name="$1"; shift
+  local deadline=$((SECONDS + start_timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ! live_pid "$name" >/dev/null; then log "$name exited during start-up"; return 1; fi
+    if ((SECONDS >= deadline)); then log "$name not ready after ${start_timeout}s"; return 1; fi
+    sleep 0.2
+  done
+}
+
+port_clash() { grep -qiE 'address already in use|bind: address' "$state_dir/$1.log" 2>/dev/null; }
+
+start_etcd() {
+  etcd_url="http://127.0.0.1:$(free_port)"
+  launch etcd --data-dir="$state_dir/etcd" \
+    --listen-client-urls="$etcd_url" --advertise-client-urls="$etcd_url" \
+    --listen-peer-urls="http://127.0.0.1:$(free_port)" \
+    --unsafe-no-fsync=true --log-level=warn
+  wait_for etcd curl -fsS "$etcd_url/health"
+}
+
+start_apiserver() {
+  local port; port="$(free_port)"
+  apiserver_url="https://127.0.0.1:$port"
+  write_kubeconfig "$kubeconfig" "$apiserver_url" admin
+  launch kube-apiserver \
+    --etcd-servers="$etcd_url" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+    --secure-port="$port" --cert-dir="$pki" \
+    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+    --client-ca-file="$pki/client-ca.crt" \
+    --authorization-mode=Node,RBAC \
+    --service-account-issuer="$apiserver_url" \
+    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
+    --disable-admission-plugins=ServiceAccount \
+    --profiling=false
+  wait_for kube-apiserver apiserver_ready
+  # The bootstrap controller creates `default` just after /readyz; tests expect it to exist.
+  wait_for kube-apiserver "${kubectl[@]}" get namespace default --request-timeout=5s
+}
+
+start_controller_manager() {
+  write_kubeconfig "$state_dir/controller-manager.kubeconfig" "$apiserver_url" controller-manager
+  launch kube-controller-manager \
+    --kubeconfig="$state_dir/controller-manager.kubeconfig" \
+    --controllers=garbage-collector-controller,namespace-controller \
+    --leader-elect=false --use-service-account-credentials=false \
+    --secure-port=0 --profiling=false
+}
+
+start_with_retries() { # <component start function> <component>
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    "$1" && return 0
+    port_clash "$2" || break
+    log "$2: port clash, retrying ($attempt/5)"
+    stop_component "$2"
+  done
+  log "$2 failed to start; last log lines:"; tail -n 20 "$state_dir/$2.log" >&2
+  stop_all
+  return 1
+}
+
+stop_component() {
+  local pid
+  if pid="$(live_pid "$1")"; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
+  rm -f "$state_dir/$1.pid"
+}
+
+start_with_retries start_etcd etcd
+start_with_retries start_apiserver kube-apiserver
+start_controller_manager
+
+if [[ -n "${CONTROLPLANE_OWNER_PID:-}" ]]; then
+  owner_start="$(proc_start_time "$CONTROLPLANE_OWNER_PID")"
+  [[ -n "$owner_start" ]] || { log "owner $CONTROLPLANE_OWNER_PID is not running"; stop_all; exit 1; }
+  CONTROLPLANE_DIR="$cp_dir" setsid "$here/watchdog.sh" "$CONTROLPLANE_OWNER_PID" "$owner_start" \
+    >> "$state_dir/watchdog.log" 2>&1 < /dev/null &
+  echo "$! $(proc_start_time $!)" > "$state_dir/watchdog.pid"
+fi
+
+install_crds
+live_pid kube-controller-manager >/dev/null || {
+  log "kube-controller-manager exited; last log lines:"; tail -n 20 "$state_dir/kube-controller-manager.log" >&2
+  stop_all; exit 1
+}
+log "ready in $((SECONDS - started_at))s: $apiserver_url (kubeconfig $kubeconfig)"
