@@ -9,12 +9,23 @@ use tokio::time::Instant;
 
 #[derive(Debug)]
 pub struct RateLimiter {
-    /// Tokens added per second.
+    /// Tokens added per second, as configured: the ceiling the adaptive rate returns to.
     rate: f64,
-    /// Most tokens the bucket holds: how many requests may go out back to back.
+    /// Most tokens the bucket holds at the configured rate.
     burst: f64,
     state: Mutex<BucketState>,
 }
+
+/// After a 429 the rate is halved (once per congestion episode) and then grows back by a tenth
+/// per quiet minute: the organization's limit is shared with others, so what we may send is
+/// learned from Dfns' answers rather than trusted from configuration alone.
+const DECREASE_FACTOR: f64 = 0.5;
+const RECOVERY_FACTOR: f64 = 1.1;
+const RECOVERY_STEP: Duration = Duration::from_secs(60);
+/// 429s arriving within this window of a decrease belong to the same episode.
+const EPISODE: Duration = Duration::from_secs(2);
+/// Never slower than one request per minute.
+const MIN_RATE: f64 = 1.0 / 60.0;
 
 #[derive(Debug)]
 struct BucketState {
@@ -22,6 +33,10 @@ struct BucketState {
     refilled_at: Instant,
     /// Set after a 429: nobody sends before this instant.
     paused_until: Option<Instant>,
+    /// Current tokens per second: the configured rate, or less after 429s.
+    rate: f64,
+    /// Last time the rate changed.
+    rate_changed_at: Instant,
 }
 
 impl RateLimiter {
@@ -35,13 +50,17 @@ impl RateLimiter {
 
     pub fn new(requests_per_minute: u32, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
+        let rate = f64::from(requests_per_minute.max(1)) / 60.0;
+        let now = Instant::now();
         Self {
-            rate: f64::from(requests_per_minute.max(1)) / 60.0,
+            rate,
             burst,
             state: Mutex::new(BucketState {
                 tokens: burst,
-                refilled_at: Instant::now(),
+                refilled_at: now,
                 paused_until: None,
+                rate,
+                rate_changed_at: now,
             }),
         }
     }
@@ -53,6 +72,11 @@ impl RateLimiter {
         }
     }
 
+    /// The rate currently allowed, in requests per minute (for metrics and tests).
+    pub fn current_per_minute(&self) -> f64 {
+        self.state.lock().expect("rate limiter lock").rate * 60.0
+    }
+
     /// Takes a token at `now` if one is available, else says how long until one is.
     fn try_take(&self, now: Instant) -> Result<(), Duration> {
         let mut state = self.state.lock().expect("rate limiter lock");
@@ -62,21 +86,26 @@ impl RateLimiter {
             }
             state.paused_until = None;
         }
-        let elapsed = now
-            .saturating_duration_since(state.refilled_at)
-            .as_secs_f64();
-        state.tokens = (state.tokens + elapsed * self.rate).min(self.burst);
+        if state.rate < self.rate && now.saturating_duration_since(state.rate_changed_at) >= RECOVERY_STEP {
+            state.rate = (state.rate * RECOVERY_FACTOR).min(self.rate);
+            state.rate_changed_at = now;
+        }
+        // A slowed-down bucket also holds fewer tokens, so it cannot burst past the learned rate.
+        let burst = if state.rate < self.rate { self.burst.min(state.rate.ceil()).max(1.0) } else { self.burst };
+        let elapsed = now.saturating_duration_since(state.refilled_at).as_secs_f64();
+        state.tokens = (state.tokens + elapsed * state.rate).min(burst);
         state.refilled_at = state.refilled_at.max(now);
         if state.tokens >= 1.0 {
             state.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - state.tokens) / self.rate))
+            // At least a millisecond: float rounding must never yield a zero wait (a busy loop).
+            Err(Duration::from_secs_f64((1.0 - state.tokens) / state.rate).max(Duration::from_millis(1)))
         }
     }
 
-    /// Stops everyone sending for `duration` (the server said 429, with or without Retry-After),
-    /// and empties the bucket so the resumption is not a burst.
+    /// The server said 429: stop everyone sending for `duration` (its Retry-After, or a default),
+    /// empty the bucket so the resumption is not a burst, and slow down.
     pub fn pause_for(&self, duration: Duration) {
         self.pause_at(Instant::now(), duration);
     }
@@ -84,12 +113,15 @@ impl RateLimiter {
     fn pause_at(&self, now: Instant, duration: Duration) {
         let mut state = self.state.lock().expect("rate limiter lock");
         let until = now + duration;
-        let until = state
-            .paused_until
-            .map_or(until, |current| current.max(until));
+        let until = state.paused_until.map_or(until, |current| current.max(until));
         state.paused_until = Some(until);
         state.tokens = 0.0;
         state.refilled_at = until;
+        let new_episode = state.rate == self.rate || now.saturating_duration_since(state.rate_changed_at) >= EPISODE;
+        if new_episode {
+            state.rate = (state.rate * DECREASE_FACTOR).max(MIN_RATE);
+            state.rate_changed_at = now;
+        }
     }
 }
 
@@ -153,6 +185,44 @@ mod tests {
             limiter.try_take(resumed + Duration::from_millis(20)),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_429_halves_the_rate_once_per_episode_and_quiet_minutes_restore_it() {
+        let limiter = RateLimiter::per_minute(1200); // 20/s
+        let start = Instant::now();
+        limiter.pause_at(start, SECOND);
+        assert_eq!(limiter.current_per_minute(), 600.0);
+        // More 429s of the same episode (requests that were already in flight) do not compound.
+        limiter.pause_at(start + Duration::from_millis(300), SECOND);
+        assert_eq!(limiter.current_per_minute(), 600.0);
+        limiter.pause_at(start + 3 * SECOND, SECOND);
+        assert_eq!(limiter.current_per_minute(), 300.0);
+        // Each quiet minute gives back a tenth, up to the configured rate and never beyond.
+        let mut now = start + 3 * SECOND;
+        for _ in 0..20 {
+            now += 61 * SECOND;
+            let _ = limiter.try_take(now);
+        }
+        assert_eq!(limiter.current_per_minute(), 1200.0);
+    }
+
+    #[test]
+    fn a_slowed_bucket_admits_at_the_learned_rate_without_bursting() {
+        let limiter = RateLimiter::per_minute(6000); // 100/s, bursts of 100
+        let start = Instant::now();
+        limiter.pause_at(start, SECOND); // now 50/s, burst 50
+        let mut admitted = 0;
+        let mut now = start + 2 * SECOND; // a second after the pause: the bucket is full again
+        let end = now + 10 * SECOND;
+        while now < end {
+            match limiter.try_take(now) {
+                Ok(()) => admitted += 1,
+                Err(wait) => now += wait,
+            }
+        }
+        // About 50/s for 10 s plus one learned burst; the configured 100/s would admit ~1100.
+        assert!((500..=560).contains(&admitted), "admitted {admitted}");
     }
 
     #[tokio::test]
