@@ -40,8 +40,17 @@ fn sign_challenge(key: &SigningKey, cred_id: &str, challenge: &str) -> Value {
     })
 }
 
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, ua: Option<&str>, body: &Value) -> Result<Value, String> {
-    let mut req = http.post(url).header("content-type", "application/json").body(body.to_string());
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    ua: Option<&str>,
+    body: &Value,
+) -> Result<Value, String> {
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string());
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -51,7 +60,11 @@ async fn post(http: &reqwest::Client, url: String, token: Option<&str>, ua: Opti
     let resp = req.send().await.map_err(|e| e.to_string())?;
     let status = resp.status();
     let body: Value = resp.json().await.map_err(|e| e.to_string())?;
-    if status.is_success() { Ok(body) } else { Err(format!("{status}: {body}")) }
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(format!("{status}: {body}"))
+    }
 }
 
 impl Caller {
@@ -75,7 +88,14 @@ impl Caller {
         )
         .await?;
         let ua = action["userAction"].as_str().ok_or("no userAction")?;
-        post(&self.http, format!("{}{path}", self.base), Some(&self.token), Some(ua), body).await
+        post(
+            &self.http,
+            format!("{}{path}", self.base),
+            Some(&self.token),
+            Some(ua),
+            body,
+        )
+        .await
     }
 }
 
@@ -90,27 +110,44 @@ fn cpu_seconds() -> Option<f64> {
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
     let clients = env_or("BENCH_CLIENTS", 32) as usize;
     let secs = env_or("BENCH_SECS", 10);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run(clients, Duration::from_secs(secs)));
 }
 
 async fn run(clients: usize, duration: Duration) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let emu = Emulator::start(EmulatorConfig::default()).await.expect("emulator starts");
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator starts");
     let b = emu.bootstrap().clone();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
     let key = SigningKey::from_pkcs8_pem(&b.admin.private_key).unwrap();
 
     // Log in as the bootstrap admin.
-    let init = post(&http, format!("{}/auth/login/init", b.api_url), None, None, &json!({ "orgId": b.org_id, "username": b.admin.username }))
-        .await
-        .unwrap();
+    let init = post(
+        &http,
+        format!("{}/auth/login/init", b.api_url),
+        None,
+        None,
+        &json!({ "orgId": b.org_id, "username": b.admin.username }),
+    )
+    .await
+    .unwrap();
     let login = post(
         &http,
         format!("{}/auth/login", b.api_url),
@@ -127,11 +164,21 @@ async fn run(clients: usize, duration: Duration) {
         cred_id: b.admin.cred_id.clone(),
         key,
     });
-    let public_key = <SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng()).verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+    let public_key =
+        <SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng())
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
 
     // Warm up connections, then measure.
     for i in 0..clients {
-        caller.signed_post("/auth/service-accounts", &json!({ "name": format!("warm-{i}"), "publicKey": public_key })).await.unwrap();
+        caller
+            .signed_post(
+                "/auth/service-accounts",
+                &json!({ "name": format!("warm-{i}"), "publicKey": public_key }),
+            )
+            .await
+            .unwrap();
     }
     emu.reset_request_counts();
 
@@ -143,8 +190,14 @@ async fn run(clients: usize, duration: Duration) {
     let cpu_start = cpu_seconds();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (caller, done, errors, stop, first_error, public_key) =
-            (caller.clone(), done.clone(), errors.clone(), stop.clone(), first_error.clone(), public_key.clone());
+        let (caller, done, errors, stop, first_error, public_key) = (
+            caller.clone(),
+            done.clone(),
+            errors.clone(),
+            stop.clone(),
+            first_error.clone(),
+            public_key.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -181,7 +234,9 @@ async fn run(clients: usize, duration: Duration) {
         state.service_accounts.len(),
     );
     if let Some(cpu) = cpu {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         println!(
             "emulator_signed_writes: {:.0} µs CPU per signed write (server and client together, all 4 steps); \
              this process used {:.0}% of {cores} cores",

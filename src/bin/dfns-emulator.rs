@@ -31,11 +31,19 @@ struct Args {
 
     /// Extra DNS name or IP for the TLS certificate (repeatable), e.g. the host name a
     /// cluster uses to reach the emulator.
-    #[arg(long = "tls-host", env = "DFNS_EMULATOR_TLS_HOSTS", value_delimiter = ',')]
+    #[arg(
+        long = "tls-host",
+        env = "DFNS_EMULATOR_TLS_HOSTS",
+        value_delimiter = ','
+    )]
     tls_hosts: Vec<String>,
 
     /// Username of the bootstrap admin.
-    #[arg(long, env = "DFNS_EMULATOR_ADMIN_USERNAME", default_value = "admin@emulator.local")]
+    #[arg(
+        long,
+        env = "DFNS_EMULATOR_ADMIN_USERNAME",
+        default_value = "admin@emulator.local"
+    )]
     admin_username: String,
 
     /// Fixed delay added to every Dfns API response, in milliseconds.
@@ -61,7 +69,12 @@ struct Args {
     lost_response_ratio: f64,
 
     /// Log format on stderr.
-    #[arg(long, env = "DFNS_EMULATOR_LOG_FORMAT", value_enum, default_value = "plain")]
+    #[arg(
+        long,
+        env = "DFNS_EMULATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "plain"
+    )]
     log_format: LogFormat,
 }
 
@@ -73,7 +86,9 @@ enum LogFormat {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Plain => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -127,9 +127,15 @@ mod tests {
 
     #[test]
     fn ratios_outside_unit_interval_are_rejected() {
-        let f = Faults { error_ratio: 1.5, ..Faults::default() };
+        let f = Faults {
+            error_ratio: 1.5,
+            ..Faults::default()
+        };
         assert!(f.validate().unwrap_err().contains("errorRatio"));
-        let f = Faults { lost_response_ratio: -0.1, ..Faults::default() };
+        let f = Faults {
+            lost_response_ratio: -0.1,
+            ..Faults::default()
+        };
         assert!(f.validate().unwrap_err().contains("lostResponseRatio"));
     }
 
