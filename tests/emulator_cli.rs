@@ -202,3 +202,39 @@ fn invalid_fault_ratio_fails_at_start() {
     assert!(!out.status.success());
     assert!(!path.exists());
 }
+
+#[tokio::test]
+async fn stale_bootstrap_file_is_replaced_and_removed_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bootstrap.json");
+    std::fs::write(&path, r#"{"apiUrl":"http://127.0.0.1:1"}"#).unwrap();
+    let mut child = spawn(&["--bootstrap-file", path.to_str().unwrap()]);
+    // Wait for this run's file (the stale one is removed before listening).
+    let mut b = Value::Null;
+    for _ in 0..600 {
+        if let Ok(bytes) = std::fs::read(&path)
+            && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+            && v["apiUrl"] != "http://127.0.0.1:1"
+        {
+            b = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        b["orgId"].is_string(),
+        "this run's bootstrap file never appeared"
+    );
+    // SIGTERM: graceful shutdown removes the file.
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!path.exists());
+}

@@ -130,6 +130,9 @@ async fn main() -> ExitCode {
         admin_username: args.admin_username,
         ..EmulatorConfig::default()
     };
+    // A file left by an earlier run would point readers at a dead port: remove it before
+    // listening, so the file that appears is always this run's.
+    remove_bootstrap(&args.bootstrap_file);
     let emulator = match Emulator::start(config).await {
         Ok(e) => e,
         Err(e) => {
@@ -147,5 +150,16 @@ async fn main() -> ExitCode {
     shutdown_signal().await;
     tracing::info!("shutting down");
     emulator.shutdown().await;
+    remove_bootstrap(&args.bootstrap_file);
     ExitCode::SUCCESS
+}
+
+fn remove_bootstrap(path: &std::path::Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::debug!(path = %path.display(), "removed bootstrap file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove bootstrap file")
+        }
+    }
 }

@@ -110,6 +110,7 @@ pub(crate) async fn apply(State(app): State<Shared>, request: Request, next: Nex
         .into_response();
     }
     app.counters.record(&endpoint, class, Outcome::Served);
+    tracing::debug!(%endpoint, status = %response.status(), "request served");
     response
 }
 
