@@ -454,3 +454,66 @@ async fn allow_credentials_lists_the_callers_credential_ids() {
     assert_eq!(ids, vec![emu.bootstrap().admin.cred_id.as_str()]);
     assert_eq!(init["supportedCredentialKinds"][0]["kind"], "Key");
 }
+
+#[tokio::test]
+async fn every_state_changing_endpoint_requires_a_user_action() {
+    let emu = start().await;
+    let admin = admin(&emu).await;
+    let (sa, _) = create_service_account(&admin, "s", &TestKey::p256(), json!({})).await;
+    let (pat, _) = create_pat(&admin, "p", &TestKey::p256(), json!({})).await;
+    let sa_id = sa["userInfo"]["userId"].as_str().unwrap();
+    let pat_id = pat["tokenId"].as_str().unwrap();
+    let perm = create_permission(&admin, "perm", &["Permissions:Read"]).await;
+    let user = &emu.bootstrap().admin.user_id;
+    let before = serde_json::to_value(emu.state()).unwrap();
+    let writes: Vec<(Method, String)> = vec![
+        (Method::POST, "/auth/service-accounts".into()),
+        (Method::PUT, format!("/auth/service-accounts/{sa_id}")),
+        (
+            Method::PUT,
+            format!("/auth/service-accounts/{sa_id}/activate"),
+        ),
+        (
+            Method::PUT,
+            format!("/auth/service-accounts/{sa_id}/deactivate"),
+        ),
+        (Method::DELETE, format!("/auth/service-accounts/{sa_id}")),
+        (Method::POST, "/auth/pats".into()),
+        (Method::PUT, format!("/auth/pats/{pat_id}")),
+        (Method::PUT, format!("/auth/pats/{pat_id}/activate")),
+        (Method::PUT, format!("/auth/pats/{pat_id}/deactivate")),
+        (Method::DELETE, format!("/auth/pats/{pat_id}")),
+        (Method::POST, "/permissions".into()),
+        (Method::POST, format!("/permissions/{perm}/assignments")),
+        (
+            Method::DELETE,
+            format!("/permissions/{perm}/assignments/as-aaaaa-aaaaa-aaaaaaaaaaaaaaaa"),
+        ),
+        (Method::POST, "/auth/credentials".into()),
+        (Method::PUT, "/auth/credentials/activate".into()),
+        (Method::PUT, "/auth/credentials/deactivate".into()),
+        (Method::PUT, format!("/auth/users/{user}/activate")),
+        (Method::PUT, format!("/auth/users/{user}/deactivate")),
+    ];
+    for (method, path) in writes {
+        let reply = admin
+            .raw(method.clone(), &path, &Body::Json(json!({})), None, true)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{method} {path}: {}",
+            reply.body
+        );
+        assert!(
+            reply.error_message().contains("user action"),
+            "{method} {path}: {}",
+            reply.body
+        );
+    }
+    assert_eq!(
+        serde_json::to_value(emu.state()).unwrap(),
+        before,
+        "nothing changed"
+    );
+}

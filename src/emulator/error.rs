@@ -21,8 +21,9 @@ pub enum EmulatorError {
     Config(String),
 }
 
-/// An error reply in Dfns' format.
-#[derive(Debug, Clone)]
+/// An error reply in Dfns' format; its category is the HTTP status.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{status}: {message}")]
 pub(crate) struct ApiError {
     pub status: StatusCode,
     pub message: String,
