@@ -107,21 +107,14 @@ async fn lost_response_applies_the_change_then_fails_the_reply() {
     let body = Body::Json(
         json!({ "name": "lost", "publicKey": TestKey::p256().public_pem(), "externalId": "uid-9" }),
     );
-    let ua = admin
-        .user_action(&Method::POST, "/auth/service-accounts", &body)
-        .await;
     emu.set_faults(Faults {
         lost_response_ratio: 1.0,
         ..Faults::default()
     });
+    // Reads and the signing steps still answer; only the write's reply is lost.
+    admin.get("/auth/service-accounts").await.ok();
     let reply = admin
-        .raw(
-            Method::POST,
-            "/auth/service-accounts",
-            &body,
-            Some(&ua),
-            true,
-        )
+        .signed(Method::POST, "/auth/service-accounts", body)
         .await;
     assert!(
         !reply.body.to_string().contains("accessToken"),

@@ -63,8 +63,9 @@ struct Args {
     #[arg(long, env = "DFNS_EMULATOR_ERROR_RATIO", default_value_t = 0.0)]
     error_ratio: f64,
 
-    /// Share of Dfns API requests (0 to 1) that are applied but whose reply is replaced by a 502
-    /// ("lost response"), to test clients' crash safety.
+    /// Share of state-changing requests (0 to 1) that are applied but whose reply is replaced by
+    /// a 502 ("lost response"), to test clients' crash safety. Reads and signing steps are
+    /// never lost.
     #[arg(long, env = "DFNS_EMULATOR_LOST_RESPONSE_RATIO", default_value_t = 0.0)]
     lost_response_ratio: f64,
 

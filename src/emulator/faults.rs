@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::app::Shared;
-use super::counters::{Outcome, classify};
+use super::counters::{Outcome, RequestClass, classify};
 use super::error::ApiError;
 
 /// Token bucket holding up to one minute's allowance, refilled continuously. The emulator
@@ -100,7 +100,12 @@ pub(crate) async fn apply(State(app): State<Shared>, request: Request, next: Nex
 
     let response = next.run(request).await;
 
-    if faults.lost_response_ratio > 0.0 && rand::random::<f64>() < faults.lost_response_ratio {
+    // Only state-changing requests lose their reply: losing a read or a signing step changes
+    // nothing, and would keep a client from ever reaching the write under test.
+    if class == RequestClass::Write
+        && faults.lost_response_ratio > 0.0
+        && rand::random::<f64>() < faults.lost_response_ratio
+    {
         app.counters.record(&endpoint, class, Outcome::LostResponse);
         tracing::debug!(%endpoint, status = %response.status(), "dropping the reply of an applied request");
         return ApiError::new(
