@@ -130,7 +130,7 @@ start_etcd() {
     --listen-client-urls="$etcd_url" --advertise-client-urls="$etcd_url" \
     --listen-peer-urls="http://127.0.0.1:$(free_port)" \
     --unsafe-no-fsync=true --log-level=warn
-  wait_for etcd curl -fsS "$etcd_url/health"
+  wait_for etcd curl -fsS --max-time 2 "$etcd_url/health"
 }
 
 start_apiserver() {
@@ -148,9 +148,10 @@ start_apiserver() {
     --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
     --disable-admission-plugins=ServiceAccount \
     --profiling=false
-  wait_for kube-apiserver apiserver_ready
+  # Explicit returns: errexit is off inside a function called from a condition.
+  wait_for kube-apiserver apiserver_ready || return 1
   # The bootstrap controller creates `default` just after /readyz; tests expect it to exist.
-  wait_for kube-apiserver "${kubectl[@]}" get namespace default --request-timeout=5s
+  wait_for kube-apiserver "${kubectl[@]}" get namespace default --request-timeout=5s || return 1
 }
 
 start_controller_manager() {
