@@ -9,6 +9,11 @@ build:
 test:
 	$(CARGO) test
 
+# Regenerate crds/ from the Rust types (a test fails when they differ).
+.PHONY: crds
+crds:
+	$(CARGO) run --quiet --bin dfns-operator -- crds > crds/dfns.io.yaml
+
 # control plane: real etcd + kube-apiserver + kube-controller-manager for tests and the demo
 # (tests/controlplane/; binaries cached under ~/.cache/dfns-operator/controlplane).
 .PHONY: controlplane cluster-up cluster-down

@@ -1,1 +1,28 @@
-//! api
+//! Custom resource types of the `dfns.io/v1alpha1` API (design §2).
+//!
+//! The types derive their OpenAPI schemas and CEL rules; `crds/` holds the generated YAML
+//! (`dfns-operator crds`), and a test keeps the two identical.
+
+mod conditions;
+mod connection;
+mod credential;
+mod crds;
+
+pub use conditions::{ConditionReason, ConditionType};
+pub use connection::{
+    ClusterDfnsConnection, ClusterDfnsConnectionSpec, ConnectionAuth, ConnectionIdentity, ConnectionSpec,
+    ConnectionStatus, DfnsConnection, DfnsConnectionSpec, RateLimit, SecretRef, TokenAuth, UserLoginAuth,
+};
+pub use credential::{
+    ConnectionKind, ConnectionRef, CredentialSpec, CredentialStatus, DeletionPolicy, DfnsPersonalAccessToken,
+    DfnsPersonalAccessTokenSpec, DfnsServiceAccount, DfnsServiceAccountSpec, PendingCreate, RetiringCredential,
+    SecretTemplate,
+};
+pub use crds::{all_crds, crds_yaml};
+
+/// API group of every resource of this operator.
+pub const GROUP: &str = "dfns.io";
+/// Name of the cluster connection used when a resource names none.
+pub const DEFAULT_CLUSTER_CONNECTION: &str = "default";
+/// Default Dfns API endpoint (Europe); `https://api.uae.dfns.io` is the other region.
+pub const DEFAULT_API_URL: &str = "https://api.dfns.io";

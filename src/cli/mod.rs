@@ -1,6 +1,7 @@
 //! Command-line interface of `dfns-operator`: `run`, `crds`, `verify`.
 use clap::{Parser, Subcommand};
 
+pub mod run;
 pub mod verify;
 
 #[derive(Debug, Parser)]
@@ -12,6 +13,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controllers (what the Deployment runs).
+    Run(run::RunArgs),
+    /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
+    Crds,
     /// Check that a Dfns credential works: one authenticated read and one user-action signature.
     Verify(verify::VerifyArgs),
 }
@@ -19,6 +24,11 @@ pub enum Command {
 /// Runs the parsed command and returns the process exit code.
 pub async fn dispatch(cli: Cli) -> i32 {
     match cli.command {
+        Command::Crds => {
+            print!("{}", crate::api::crds_yaml());
+            0
+        }
+        Command::Run(args) => run::run(args).await,
         Command::Verify(args) => verify::run(args).await,
     }
 }

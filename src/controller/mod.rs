@@ -1,1 +1,16 @@
-//! controller
+//! Reconcilers: one generic credential reconciler for both kinds, and the connection reconciler.
+
+pub mod conditions;
+pub mod connection;
+pub mod connections;
+pub mod context;
+pub mod credential;
+pub mod error;
+pub mod guard;
+pub mod inventory;
+pub mod run;
+pub mod secret;
+
+pub use context::{Context, ControllerConfig};
+pub use error::Error;
+pub use run::run;

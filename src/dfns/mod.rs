@@ -1,1 +1,27 @@
-//! dfns
+//! Dfns API client: keys, user-action signing, login, typed endpoints, and errors that callers
+//! branch on.
+pub mod auth;
+pub mod client;
+pub mod credential;
+pub mod error;
+pub mod jwt;
+pub mod keys;
+pub mod rate_limit;
+pub mod retry;
+pub mod secret;
+pub mod signer;
+mod transport;
+pub mod types;
+
+pub use auth::AuthMode;
+pub use client::{ClientConfig, DEFAULT_API_URL, DfnsClient};
+pub use credential::{
+    CreatedCredential, CredentialKind, DfnsCredential, NewCredential, find_by_external_id, find_by_public_key,
+};
+pub use error::{DfnsError, ErrorCategory};
+pub use jwt::{TokenClaims, decode_claims};
+pub use keys::{GeneratedKeyPair, KeyError, PrivateKey, generate_p256};
+pub use retry::RetryPolicy;
+pub use secret::SecretString;
+pub use signer::KeySigner;
+pub use transport::install_crypto_provider;

@@ -1,0 +1,71 @@
+//! Client-side cost of one signed write, excluding the network.
+//!
+//! Per iteration, everything the client does for `POST /auth/service-accounts` except waiting
+//! for Dfns: serialize the body, build and serialize the user-action init request, parse the
+//! challenge answer, build clientData and sign it (ECDSA P-256, DER), base64url-encode and
+//! serialize the assertion, and parse the user-action token answer. Target: under 1 ms.
+//!
+//! Run: `cargo bench --bench client_signed_write` (optionally `-- <iterations>`).
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use dfns_operator::dfns::types::service_account::CreateServiceAccountRequest;
+use dfns_operator::dfns::types::user_action::{Challenge, UserActionInitRequest, UserActionResponse};
+use dfns_operator::dfns::{KeySigner, generate_p256};
+
+const CHALLENGE_RESPONSE: &str = r#"{"challenge":"NjZhYmE3ZTQ4ZDY0NDdkNGJlYTZkYTU4ZWE4OWQ3NjI","challengeIdentifier":"eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJpc3MiOiJlbXVsYXRvciJ9.c2ln","allowCredentials":{"key":[{"type":"public-key","id":"Y2ktb3BlcmF0b3I"}],"passwordProtectedKey":[],"webauthn":[]},"supportedCredentialKinds":[{"kind":"Key","factor":"first","requiresSecondFactor":false}],"userVerification":"required","attestation":"none","externalAuthenticationUrl":""}"#;
+const USER_ACTION_RESPONSE: &str = r#"{"userAction":"eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJhY3Rpb24iOiJ4In0.c2ln"}"#;
+
+fn signed_write(signer: &KeySigner, public_key_pem: &str) -> usize {
+    let body = serde_json::to_string(&CreateServiceAccountRequest {
+        name: "payments-robot".into(),
+        public_key: public_key_pem.to_owned(),
+        permission_id: Some("pm-abcde-fghij-0123456789abcd".into()),
+        external_id: Some("6f1c2c1e-3b1a-4b8e-9f0e-2f3c4d5e6f70".into()),
+        days_valid: Some(365),
+    })
+    .unwrap();
+    let init = serde_json::to_string(&UserActionInitRequest {
+        user_action_payload: body.clone(),
+        user_action_http_method: "POST".into(),
+        user_action_http_path: "/auth/service-accounts".into(),
+        user_action_server_kind: "Api",
+    })
+    .unwrap();
+    let challenge: Challenge = serde_json::from_str(CHALLENGE_RESPONSE).unwrap();
+    let signed = serde_json::to_string(&signer.sign(&challenge).unwrap()).unwrap();
+    let user_action: UserActionResponse = serde_json::from_str(USER_ACTION_RESPONSE).unwrap();
+    body.len() + init.len() + signed.len() + user_action.user_action.expose().len()
+}
+
+fn main() {
+    let iterations: usize = std::env::args()
+        .skip(1)
+        .find_map(|arg| arg.parse().ok())
+        .unwrap_or(5_000);
+    let pair = generate_p256().unwrap();
+    let signer = KeySigner::from_pem("Y2ktb3BlcmF0b3I", pair.private_key_pem.expose()).unwrap();
+
+    for _ in 0..200 {
+        black_box(signed_write(&signer, &pair.public_key_pem));
+    }
+    let mut samples: Vec<Duration> = Vec::with_capacity(iterations);
+    let started = Instant::now();
+    for _ in 0..iterations {
+        let start = Instant::now();
+        black_box(signed_write(black_box(&signer), black_box(&pair.public_key_pem)));
+        samples.push(start.elapsed());
+    }
+    let total = started.elapsed();
+    samples.sort_unstable();
+    let percentile = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+    let mean = total / iterations as u32;
+    println!(
+        "client_signed_write: {iterations} iterations, mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs per signed write (target < 1000 µs): {}",
+        mean.as_secs_f64() * 1e6,
+        percentile(0.50).as_secs_f64() * 1e6,
+        percentile(0.99).as_secs_f64() * 1e6,
+        samples[samples.len() - 1].as_secs_f64() * 1e6,
+        if mean < Duration::from_millis(1) { "PASS" } else { "FAIL" }
+    );
+}

@@ -1,0 +1,78 @@
+//! Condition types and reasons shared by every kind (kstatus: `Ready`, `Reconciling`, `Stalled`).
+
+/// The three kstatus condition types. `Reconciling` and `Stalled` are "abnormal-true":
+/// they are absent or False when all is well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionType {
+    Ready,
+    Reconciling,
+    Stalled,
+}
+
+impl ConditionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "Ready",
+            Self::Reconciling => "Reconciling",
+            Self::Stalled => "Stalled",
+        }
+    }
+}
+
+/// Stable reasons for conditions and Events; people and alerts match on these strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionReason {
+    Ready,
+    Creating,
+    Progressing,
+    Deleting,
+    Inactive,
+    DeactivatedInDfns,
+    CredentialLost,
+    SecretConflict,
+    PermissionNotAllowed,
+    UnscopedTokenNotAllowed,
+    ConnectionNotFound,
+    ConnectionNotReady,
+    ConnectionNotAllowed,
+    InvalidSpec,
+    Forbidden,
+    Unauthorized,
+    DfnsUnavailable,
+    RateLimited,
+    PendingApproval,
+    CleanupBlocked,
+}
+
+impl ConditionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "Ready",
+            Self::Creating => "Creating",
+            Self::Progressing => "Progressing",
+            Self::Deleting => "Deleting",
+            Self::Inactive => "Inactive",
+            Self::DeactivatedInDfns => "DeactivatedInDfns",
+            Self::CredentialLost => "CredentialLost",
+            Self::SecretConflict => "SecretConflict",
+            Self::PermissionNotAllowed => "PermissionNotAllowed",
+            Self::UnscopedTokenNotAllowed => "UnscopedTokenNotAllowed",
+            Self::ConnectionNotFound => "ConnectionNotFound",
+            Self::ConnectionNotReady => "ConnectionNotReady",
+            Self::ConnectionNotAllowed => "ConnectionNotAllowed",
+            Self::InvalidSpec => "InvalidSpec",
+            Self::Forbidden => "Forbidden",
+            Self::Unauthorized => "Unauthorized",
+            Self::DfnsUnavailable => "DfnsUnavailable",
+            Self::RateLimited => "RateLimited",
+            Self::PendingApproval => "PendingApproval",
+            Self::CleanupBlocked => "CleanupBlocked",
+        }
+    }
+}
+
+impl std::fmt::Display for ConditionReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,230 @@
+//! `DfnsServiceAccount` and `DfnsPersonalAccessToken` (design §2.2). Both kinds share one spec
+//! and one status shape so that one generic reconciler serves them; only the PAT adds
+//! `secondsValid`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+/// Which kind of connection a resource uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ConnectionKind {
+    DfnsConnection,
+    #[default]
+    ClusterDfnsConnection,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionRef {
+    /// `DfnsConnection` (same namespace) or `ClusterDfnsConnection`.
+    #[serde(default)]
+    pub kind: ConnectionKind,
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+impl Default for ConnectionRef {
+    fn default() -> Self {
+        Self { kind: ConnectionKind::ClusterDfnsConnection, name: super::DEFAULT_CLUSTER_CONNECTION.into() }
+    }
+}
+
+/// What happens in Dfns when the resource is deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Deactivate the credential in Dfns and delete the Secret.
+    #[default]
+    Deactivate,
+    /// Archive (delete) the credential in Dfns and delete the Secret.
+    Archive,
+    /// Leave the credential active in Dfns and keep the Secret.
+    Retain,
+}
+
+/// Where the credential is written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretTemplate {
+    /// Secret name; defaults to the resource's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Fields shared by both credential kinds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.daysValid) == has(oldSelf.daysValid) && (!has(self.daysValid) || self.daysValid == oldSelf.daysValid)")
+        .message("daysValid is immutable once set; create a new resource for a different validity"),
+    validation = Rule::new("(has(self.secret) && has(self.secret.name)) == (has(oldSelf.secret) && has(oldSelf.secret.name)) && (!has(self.secret) || !has(self.secret.name) || self.secret.name == oldSelf.secret.name)")
+        .message("secret.name is immutable"),
+    validation = Rule::new("has(self.connectionRef) == has(oldSelf.connectionRef) && (!has(self.connectionRef) || self.connectionRef == oldSelf.connectionRef)")
+        .message("connectionRef is immutable: the credential belongs to the organization of its connection"),
+)]
+pub struct CredentialSpec {
+    /// The connection to create the credential with; default: ClusterDfnsConnection `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_ref: Option<ConnectionRef>,
+    /// Name in Dfns; default `<namespace>-<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub display_name: Option<String>,
+    /// Role (`pm-…`) assigned to the credential; changing it assigns the new role and revokes the old.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^pm-[a-z0-9]+(-[a-z0-9]+)*$"), length(min = 4, max = 64))]
+    pub permission_id: Option<String>,
+    /// Validity of the token in days, 1 to 730. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 730))]
+    pub days_valid: Option<u32>,
+    /// `false` deactivates the credential in Dfns, `true` activates it again.
+    #[serde(default = "default_active")]
+    pub active: bool,
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretTemplate>,
+}
+
+fn default_active() -> bool {
+    true
+}
+
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "dfns.io",
+    version = "v1alpha1",
+    kind = "DfnsServiceAccount",
+    namespaced,
+    status = "CredentialStatus",
+    shortname = "dfnssa",
+    category = "dfns",
+    doc = "A Dfns service account whose token and key are kept in a Secret.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Active", type_ = "boolean", json_path = ".status.active"),
+    printcolumn(name = "Dfns ID", type_ = "string", json_path = ".status.serviceAccountId"),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+pub struct DfnsServiceAccountSpec {
+    #[serde(flatten)]
+    pub credential: CredentialSpec,
+}
+
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "dfns.io",
+    version = "v1alpha1",
+    kind = "DfnsPersonalAccessToken",
+    namespaced,
+    status = "CredentialStatus",
+    shortname = "dfnspat",
+    category = "dfns",
+    doc = "A Dfns personal access token of the connection's user, kept in a Secret.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Active", type_ = "boolean", json_path = ".status.active"),
+    printcolumn(name = "Dfns ID", type_ = "string", json_path = ".status.tokenId"),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!(has(self.daysValid) && has(self.secondsValid))")
+        .message("set at most one of daysValid and secondsValid"),
+    validation = Rule::new("has(self.secondsValid) == has(oldSelf.secondsValid) && (!has(self.secondsValid) || self.secondsValid == oldSelf.secondsValid)")
+        .message("secondsValid is immutable once set; create a new resource for a different validity"),
+)]
+pub struct DfnsPersonalAccessTokenSpec {
+    #[serde(flatten)]
+    pub credential: CredentialSpec,
+    /// Validity of the token in seconds (instead of daysValid). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 63072000))]
+    pub seconds_valid: Option<u64>,
+}
+
+/// Observed state of a credential (both kinds).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Dfns service account id (`us-…`), service accounts only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_id: Option<String>,
+    /// Dfns access token id (`to-…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// Dfns credential id of the key (what `DFNS_CRED_ID` holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    /// The user a PAT belongs to (`us-…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_user_id: Option<String>,
+    /// Whether the credential is active in Dfns, as last observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+    /// Expiry of the access token (its JWT `exp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// Hex SHA-256 of the public key (SPKI DER) registered in Dfns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_sha256: Option<String>,
+    /// Set just before a create call to Dfns and cleared once its ids are recorded; finding it
+    /// without ids means a create may have happened whose outcome was not seen (design §3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_create: Option<PendingCreate>,
+    /// Role assignment made for `permissionId` (`as-…`), needed to revoke it later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_assignment_id: Option<String>,
+    /// The role `permissionAssignmentId` assigns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_permission_id: Option<String>,
+    /// A credential that was lost (archived in Dfns, or its Secret gone) and is deactivated once
+    /// its replacement is in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring: Option<RetiringCredential>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiringCredential {
+    /// Dfns id of the lost credential (`us-…` or `to-…`).
+    pub id: String,
+    /// Fingerprint of its key, so that a replacement never reuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_sha256: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCreate {
+    pub started_at: Time,
+    /// Fingerprint of the key the create call registers.
+    pub public_key_sha256: String,
+}
+
+/// Conditions as a map keyed by `type`, so server-side apply merges them per type.
+pub(super) fn conditions_schema(generator: &mut SchemaGenerator) -> Schema {
+    let item = generator.subschema_for::<Condition>();
+    json_schema!({
+        "type": "array",
+        "items": item,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+    })
+}

@@ -1,0 +1,135 @@
+//! `dfns-operator run`: the controller process.
+
+use std::time::Duration;
+
+use crate::controller::ControllerConfig;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Namespace the operator runs in; the Secrets of ClusterDfnsConnections live here.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "dfns-system")]
+    pub namespace: String,
+    /// How often an idle resource is compared with Dfns (one list per connection and kind), e.g.
+    /// `10m`, `90s`, `1h`. Jittered by up to 10%.
+    #[arg(long, env = "DFNS_OPERATOR_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+    /// Reconciles running at once, per kind.
+    #[arg(long, env = "DFNS_OPERATOR_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "DFNS_OPERATOR_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Log format.
+    #[arg(long, env = "DFNS_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Path of a kubeconfig file; default: in-cluster config, then $KUBECONFIG, then ~/.kube/config.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Parses `90s`, `10m`, `1h` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use s, m or h)")),
+    };
+    if seconds == 0 {
+        return Err("the duration must be positive".into());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn,reqwest=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // A second init (tests running several commands in one process) keeps the first subscriber.
+    drop(result);
+}
+
+pub async fn run(args: RunArgs) -> i32 {
+    init_logging(args.log_format);
+    crate::dfns::install_crypto_provider();
+    let kube = match kube_client(args.kubeconfig.as_deref()).await {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "cannot build a Kubernetes client");
+            return 1;
+        }
+    };
+    let config = ControllerConfig {
+        operator_namespace: args.namespace,
+        resync_interval: args.resync_interval,
+        concurrency: args.concurrency,
+        watch_namespace: args.watch_namespace,
+    };
+    tracing::info!(?config, "starting dfns-operator");
+    match crate::controller::run(kube, config, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            0
+        }
+        Err(error) => {
+            tracing::error!(%error, "dfns-operator failed");
+            1
+        }
+    }
+}
+
+/// A client from an explicit kubeconfig file, or kube's inference.
+pub async fn kube_client(path: Option<&std::path::Path>) -> Result<kube::Client, String> {
+    let config = match path {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| e.to_string())?,
+    };
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Resolves on SIGTERM or Ctrl-C; the controllers then finish their current reconciles.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_seconds_minutes_and_hours() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! kstatus conditions: `Ready`, `Reconciling`, `Stalled`, each carrying `observedGeneration`;
+//! `lastTransitionTime` changes only when a condition's status really changes, so a reconcile
+//! that finds nothing new produces an identical status and therefore no write.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::{ConditionReason, ConditionType};
+
+/// The health a reconcile concluded, mapped onto the three kstatus conditions.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Health {
+    /// Desired state reached.
+    Ready { reason: ConditionReason, message: String },
+    /// Work under way (creating, waiting for the connection, retrying after an error).
+    Progressing { reason: ConditionReason, message: String },
+    /// Not ready, and no progress is possible without a person (kstatus: Failed).
+    Stalled { reason: ConditionReason, message: String },
+    /// Not ready and not expected to change on its own, but not an error of the spec either,
+    /// e.g. deactivated in Dfns by someone else.
+    NotReady { reason: ConditionReason, message: String },
+}
+
+impl Health {
+    pub fn reason(&self) -> ConditionReason {
+        match self {
+            Self::Ready { reason, .. }
+            | Self::Progressing { reason, .. }
+            | Self::Stalled { reason, .. }
+            | Self::NotReady { reason, .. } => *reason,
+        }
+    }
+}
+
+/// The conditions that `health` implies, keeping transition times of unchanged statuses.
+pub fn conditions_for(health: &Health, generation: i64, previous: &[Condition], now: Time) -> Vec<Condition> {
+    let (ready, reconciling, stalled, reason, message) = match health {
+        Health::Ready { reason, message } => ("True", "False", "False", reason, message),
+        Health::Progressing { reason, message } => ("False", "True", "False", reason, message),
+        Health::Stalled { reason, message } => ("False", "False", "True", reason, message),
+        Health::NotReady { reason, message } => ("False", "False", "False", reason, message),
+    };
+    let make = |kind: ConditionType, status: &str| {
+        // A False abnormal condition carries the overall reason and no message.
+        let message = if status == "True" || kind == ConditionType::Ready { message.clone() } else { String::new() };
+        let reason = reason.as_str().to_string();
+        let last_transition_time = previous
+            .iter()
+            .find(|c| c.type_ == kind.as_str() && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.clone());
+        Condition {
+            type_: kind.as_str().to_string(),
+            status: status.to_string(),
+            reason,
+            message,
+            observed_generation: Some(generation),
+            last_transition_time,
+        }
+    };
+    vec![
+        make(ConditionType::Ready, ready),
+        make(ConditionType::Reconciling, reconciling),
+        make(ConditionType::Stalled, stalled),
+    ]
+}
+
+/// The condition of this type, if present.
+pub fn find<'a>(conditions: &'a [Condition], kind: ConditionType) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == kind.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> Time {
+        Time(jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    #[test]
+    fn ready_sets_ready_true_and_clears_the_abnormal_conditions() {
+        let c = conditions_for(&Health::Ready { reason: ConditionReason::Ready, message: "ok".into() }, 3, &[], t(10));
+        let ready = find(&c, ConditionType::Ready).unwrap();
+        assert_eq!((ready.status.as_str(), ready.reason.as_str(), ready.observed_generation), ("True", "Ready", Some(3)));
+        assert_eq!(find(&c, ConditionType::Stalled).unwrap().status, "False");
+        assert_eq!(find(&c, ConditionType::Reconciling).unwrap().status, "False");
+    }
+
+    #[test]
+    fn transition_time_changes_only_when_the_status_changes() {
+        let ready = Health::Ready { reason: ConditionReason::Ready, message: "ok".into() };
+        let first = conditions_for(&ready, 1, &[], t(10));
+        let again = conditions_for(&ready, 2, &first, t(20));
+        assert_eq!(find(&again, ConditionType::Ready).unwrap().last_transition_time, t(10));
+        let stalled = Health::Stalled { reason: ConditionReason::SecretConflict, message: "x".into() };
+        let after = conditions_for(&stalled, 2, &again, t(30));
+        assert_eq!(find(&after, ConditionType::Ready).unwrap().last_transition_time, t(30));
+        assert_eq!(find(&after, ConditionType::Stalled).unwrap().reason, "SecretConflict");
+    }
+
+    #[test]
+    fn an_unchanged_health_yields_identical_conditions() {
+        let h = Health::Progressing { reason: ConditionReason::Creating, message: "m".into() };
+        let first = conditions_for(&h, 1, &[], t(10));
+        assert_eq!(conditions_for(&h, 1, &first, t(99)), first);
+    }
+}

@@ -1,0 +1,88 @@
+//! What every reconcile shares: the Kubernetes client, settings, connection clients, the Dfns
+//! inventory, the event recorder and per-object failure backoff.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use k8s_openapi::api::core::v1::ObjectReference;
+use rand::RngExt;
+
+use super::connections::ConnectionRegistry;
+use super::inventory::Inventory;
+
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Where the operator runs; the Secrets of `ClusterDfnsConnection`s live here.
+    pub operator_namespace: String,
+    /// How often an idle resource is compared with Dfns (jittered by up to 10%).
+    pub resync_interval: Duration,
+    /// Reconciles running at once, per kind.
+    pub concurrency: u16,
+    /// Watch only this namespace's resources (default: all namespaces).
+    pub watch_namespace: Option<String>,
+}
+
+pub struct Context {
+    pub kube: Client,
+    pub config: ControllerConfig,
+    pub connections: ConnectionRegistry,
+    pub inventory: Inventory,
+    recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(kube: Client, config: ControllerConfig) -> Self {
+        let reporter = Reporter { controller: "dfns-operator".into(), instance: std::env::var("POD_NAME").ok() };
+        Self {
+            connections: ConnectionRegistry::new(kube.clone(), config.operator_namespace.clone()),
+            inventory: Inventory::new(config.resync_interval),
+            recorder: Recorder::new(kube.clone(), reporter),
+            failures: Mutex::default(),
+            kube,
+            config,
+        }
+    }
+
+    /// Publishes an Event; the recorder folds repeats into a series. Failing to publish is
+    /// logged, never fatal. Notes carry ids and reasons only, never secrets.
+    pub async fn publish(&self, reference: &ObjectReference, type_: EventType, reason: &str, note: String) {
+        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+        if let Err(error) = self.recorder.publish(&event, reference).await {
+            tracing::warn!(%error, reason, "could not publish event");
+        }
+    }
+
+    /// The resync interval with up to 10% jitter, so idle resources do not all wake together.
+    pub fn resync_delay(&self) -> Duration {
+        jitter(self.config.resync_interval)
+    }
+
+    /// Backoff for the next attempt after a failure: 5 s doubling to 5 min, jittered.
+    pub fn failure_delay<K: kube::Resource>(&self, object: &ObjectRef<K>) -> Duration
+    where
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        let mut failures = self.failures.lock().expect("failures lock");
+        let attempts = failures.entry(object.to_string()).or_default();
+        *attempts = attempts.saturating_add(1);
+        let base = Duration::from_secs(5).saturating_mul(1 << (*attempts - 1).min(6));
+        jitter(base.min(Duration::from_secs(300)))
+    }
+
+    pub fn succeeded<K: kube::Resource>(&self, object: &ObjectRef<K>)
+    where
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        self.failures.lock().expect("failures lock").remove(&object.to_string());
+    }
+}
+
+fn jitter(base: Duration) -> Duration {
+    let spread = base.as_millis() as u64 / 10;
+    base + Duration::from_millis(if spread == 0 { 0 } else { rand::rng().random_range(0..=spread) })
+}

@@ -1,0 +1,108 @@
+//! What one reconcile sees: the desired spec, the recorded status, the Secret and Dfns.
+//! Pure data, gathered by `observe` and judged by `plan`.
+
+use crate::api::{CredentialStatus, DeletionPolicy};
+
+/// The spec, with defaults resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub display_name: String,
+    pub permission_id: Option<String>,
+    pub active: bool,
+    pub deletion_policy: DeletionPolicy,
+    pub secret_name: String,
+}
+
+/// The Secret named by the spec, as far as the plan needs to know it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SecretState {
+    Missing,
+    /// Exists but is not owned (controller ownerReference) by this resource.
+    Foreign,
+    Owned(SecretMaterial),
+}
+
+/// What an owned Secret holds; never the values themselves.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SecretMaterial {
+    /// Fingerprint of the public half of a parseable `DFNS_PRIVATE_KEY`.
+    pub key_fingerprint: Option<String>,
+    /// Whether `DFNS_AUTH_TOKEN` is present and non-empty.
+    pub has_token: bool,
+    /// `DFNS_CRED_ID`, the credential the token belongs to.
+    pub credential_id: Option<String>,
+}
+
+impl SecretMaterial {
+    /// The Secret holds a usable token for this Dfns credential.
+    pub fn holds_token_of(&self, credential_id: &str) -> bool {
+        self.has_token && self.credential_id.as_deref() == Some(credential_id)
+    }
+}
+
+/// One service account or PAT as Dfns shows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DfnsObject {
+    /// `us-…` for a service account, `to-…` for a PAT.
+    pub id: String,
+    pub credential_id: String,
+    pub name: String,
+    pub active: bool,
+    pub archived: bool,
+    /// SPKI SHA-256 fingerprint of the registered public key, where Dfns returns the key.
+    pub key_fingerprint: Option<String>,
+    pub external_id: Option<String>,
+    /// (permissionId, assignmentId) pairs on this identity.
+    pub assignments: Vec<(String, String)>,
+}
+
+impl DfnsObject {
+    pub fn assignment_for(&self, permission_id: &str) -> Option<&str> {
+        self.assignments.iter().find(|(p, _)| p == permission_id).map(|(_, a)| a.as_str())
+    }
+}
+
+/// Dfns' answer for this resource.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DfnsView {
+    /// Not asked: nothing recorded or pending.
+    NotAsked,
+    /// The recorded credential (status ids): found, or confirmed absent.
+    Recorded(Option<DfnsObject>),
+    /// Objects that may stem from an interrupted create: same `externalId` or the pending key.
+    Candidates(Vec<DfnsObject>),
+}
+
+/// Whether the connection lets this resource have what it asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Guard {
+    Allowed,
+    /// The connection is missing or not ready: wait, do nothing.
+    ConnectionUnavailable { reason: crate::api::ConditionReason, message: String },
+    /// The request is refused by the connection's rules: stall, do nothing.
+    Refused { reason: crate::api::ConditionReason, message: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub generation: i64,
+    pub uid: String,
+    pub desired: Desired,
+    pub status: CredentialStatus,
+    pub secret: SecretState,
+    pub dfns: DfnsView,
+    pub guard: Guard,
+    /// Generation at which an out-of-band deactivation was last reported, if it still stands.
+    pub deactivation_reported_at: Option<i64>,
+}
+
+impl Observed {
+    /// Dfns id of the recorded credential (service account id or token id).
+    pub fn recorded_id(&self) -> Option<&str> {
+        self.status.service_account_id.as_deref().or(self.status.token_id.as_deref())
+    }
+
+    pub fn secret_holds_token_of(&self, credential_id: &str) -> bool {
+        matches!(&self.secret, SecretState::Owned(m) if m.holds_token_of(credential_id))
+    }
+}

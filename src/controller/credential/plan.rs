@@ -1,0 +1,195 @@
+//! The decision of what to do next: a pure function of what a reconcile observed (design §3 and
+//! §2.4). Each step is small and idempotent; the reconciler executes it, updates its view and asks
+//! again until the plan says the resource is up to date or must wait.
+
+use super::observed::{DfnsObject, DfnsView, Guard, Observed, SecretState};
+use crate::api::ConditionReason;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// The connection is missing or not ready; report it and try again later.
+    Wait { reason: ConditionReason, message: String },
+    /// Something only a person can fix; report it, change nothing.
+    Stall { reason: ConditionReason, message: String },
+    /// §3.1: write a fresh private key into the Secret (creating the Secret if needed).
+    GenerateKey,
+    /// §3.2: record `pendingCreate` with this key fingerprint before calling Dfns.
+    MarkPendingCreate { key_fingerprint: String },
+    /// §3.3–5: create in Dfns, write token and credential id into the Secret, record the ids.
+    Create,
+    /// An interrupted create did happen and the Secret holds its token: record its ids.
+    Adopt(DfnsObject),
+    /// An interrupted create left an active credential whose token nobody holds: deactivate and
+    /// archive it (then a fresh key is generated and the create is repeated).
+    RetireOrphan(DfnsObject),
+    /// The recorded credential is gone or unusable: remember it for retirement and mint anew.
+    LoseCredential { message: String },
+    /// The replacement of a lost credential is in place: deactivate the old one.
+    RetirePrevious { id: String },
+    Activate,
+    Deactivate,
+    /// Someone deactivated the credential in Dfns: report it, never undo it.
+    ReportDeactivatedInDfns,
+    Rename { name: String },
+    AssignPermission { permission_id: String },
+    RevokeAssignment { permission_id: String, assignment_id: String },
+    /// `status.assigned*` should name the assignment Dfns already has for the desired role.
+    RecordAssignment { permission_id: Option<String>, assignment_id: Option<String> },
+    /// Nothing to do in Dfns or the Secret.
+    UpToDate,
+}
+
+/// What to do next for a resource that is not being deleted.
+pub fn next_step(o: &Observed) -> Step {
+    match &o.guard {
+        Guard::ConnectionUnavailable { reason, message } => {
+            return Step::Wait { reason: *reason, message: message.clone() };
+        }
+        Guard::Refused { reason, message } => return Step::Stall { reason: *reason, message: message.clone() },
+        Guard::Allowed => {}
+    }
+    let material = match &o.secret {
+        SecretState::Foreign => {
+            return Step::Stall {
+                reason: ConditionReason::SecretConflict,
+                message: format!(
+                    "Secret {} exists and is not owned by this resource; delete or rename it, or set spec.secret.name",
+                    o.desired.secret_name
+                ),
+            };
+        }
+        SecretState::Missing => None,
+        SecretState::Owned(material) => Some(material),
+    };
+
+    let Some(recorded_id) = o.recorded_id() else {
+        return create_path(o);
+    };
+
+    // The recorded credential: is it still there and usable?
+    let object = match &o.dfns {
+        DfnsView::Recorded(Some(object)) if !object.archived => object,
+        DfnsView::Recorded(_) => {
+            return Step::LoseCredential { message: format!("{recorded_id} is archived or missing in Dfns") };
+        }
+        // Not looked up (the reconciler always looks for a recorded id); nothing to judge.
+        DfnsView::NotAsked | DfnsView::Candidates(_) => return Step::UpToDate,
+    };
+    match material {
+        None => return Step::LoseCredential { message: format!("Secret {} was deleted", o.desired.secret_name) },
+        Some(m) if m.key_fingerprint.is_none() || !m.holds_token_of(&object.credential_id) => {
+            return Step::LoseCredential {
+                message: format!("Secret {} no longer holds the key material of {recorded_id}", o.desired.secret_name),
+            };
+        }
+        Some(_) => {}
+    }
+    if let Some(retiring) = &o.status.retiring {
+        return Step::RetirePrevious { id: retiring.id.clone() };
+    }
+
+    if let Some(step) = activation_step(o, object) {
+        return step;
+    }
+    if object.name != o.desired.display_name {
+        return Step::Rename { name: o.desired.display_name.clone() };
+    }
+    permission_step(o, object).unwrap_or(Step::UpToDate)
+}
+
+/// Design §3: nothing recorded yet.
+fn create_path(o: &Observed) -> Step {
+    let key = match &o.secret {
+        SecretState::Owned(m) => m.key_fingerprint.as_deref(),
+        _ => None,
+    };
+    let retired_key = o.status.retiring.as_ref().and_then(|r| r.public_key_sha256.as_deref());
+
+    if let Some(pending) = &o.status.pending_create {
+        // A create may have happened whose outcome we did not see.
+        let candidates = match &o.dfns {
+            DfnsView::Candidates(candidates) => candidates.as_slice(),
+            _ => &[],
+        };
+        if let Some(orphan) = find_orphan(o) {
+            return Step::RetireOrphan(orphan.clone());
+        }
+        if let Some(created) = candidates.iter().find(|c| !c.archived && o.secret_holds_token_of(&c.credential_id)) {
+            return Step::Adopt(created.clone());
+        }
+        // A key that an earlier attempt registered is never used again.
+        let burnt = candidates.iter().any(|c| c.key_fingerprint.as_deref() == Some(pending.public_key_sha256.as_str()));
+        return match key {
+            Some(fp) if fp == pending.public_key_sha256 && !burnt => Step::Create,
+            Some(fp) if fp != pending.public_key_sha256 && Some(fp) != retired_key => {
+                Step::MarkPendingCreate { key_fingerprint: fp.to_string() }
+            }
+            _ => Step::GenerateKey,
+        };
+    }
+    match key {
+        Some(fp) if Some(fp) != retired_key => Step::MarkPendingCreate { key_fingerprint: fp.to_string() },
+        _ => Step::GenerateKey,
+    }
+}
+
+/// A credential from an interrupted create that nobody holds the token of and that could still be
+/// used: active, or registered with the pending key. Older, deactivated leftovers of lost
+/// credentials are left alone.
+pub(super) fn find_orphan(o: &Observed) -> Option<&DfnsObject> {
+    let DfnsView::Candidates(candidates) = &o.dfns else { return None };
+    let pending_key = o.status.pending_create.as_ref().map(|p| p.public_key_sha256.as_str());
+    let retiring_id = o.status.retiring.as_ref().map(|r| r.id.as_str());
+    candidates.iter().find(|c| {
+        Some(c.id.as_str()) != retiring_id
+            && !c.archived
+            && !o.secret_holds_token_of(&c.credential_id)
+            && (c.active || (pending_key.is_some() && c.key_fingerprint.as_deref() == pending_key))
+    })
+}
+
+/// `spec.active` against Dfns, without undoing a deactivation someone made in Dfns.
+fn activation_step(o: &Observed, object: &DfnsObject) -> Option<Step> {
+    match (o.desired.active, object.active) {
+        (false, true) => Some(Step::Deactivate),
+        (true, false) => match o.status.active {
+            // We last saw it active: someone else deactivated it.
+            Some(true) | None => Some(Step::ReportDeactivatedInDfns),
+            // Reported at this generation: wait until the user changes the spec.
+            Some(false) if o.deactivation_reported_at == Some(o.generation) => None,
+            // The user changed the spec since (or we deactivated it for spec.active=false).
+            Some(false) => Some(Step::Activate),
+        },
+        _ => None,
+    }
+}
+
+/// `spec.permissionId` against the assignment we manage: assign the new role first, then revoke
+/// the old assignment, then record — each step safe to repeat after a crash.
+fn permission_step(o: &Observed, object: &DfnsObject) -> Option<Step> {
+    let desired = o.desired.permission_id.as_deref();
+    let recorded = o.status.assigned_permission_id.as_deref();
+    let recorded_assignment = o.status.permission_assignment_id.as_deref();
+    if desired == recorded && recorded.is_none_or(|p| object.assignment_for(p) == recorded_assignment) {
+        return None;
+    }
+    if let Some(p) = desired
+        && object.assignment_for(p).is_none()
+    {
+        return Some(Step::AssignPermission { permission_id: p.to_string() });
+    }
+    if let (Some(old), Some(assignment)) = (recorded, recorded_assignment)
+        && Some(old) != desired
+        && object.assignments.iter().any(|(_, a)| a == assignment)
+    {
+        return Some(Step::RevokeAssignment { permission_id: old.to_string(), assignment_id: assignment.to_string() });
+    }
+    Some(Step::RecordAssignment {
+        permission_id: desired.map(str::to_string),
+        assignment_id: desired.and_then(|p| object.assignment_for(p)).map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

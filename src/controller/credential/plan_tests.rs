@@ -1,0 +1,303 @@
+//! Every state of the create path, including each point where a crash can interrupt it, and the
+//! lifecycle decisions after it.
+
+use super::*;
+use crate::api::{CredentialStatus, DeletionPolicy, PendingCreate, RetiringCredential};
+use crate::controller::credential::observed::{Desired, SecretMaterial};
+
+const KEY_A: &str = "aaaa";
+const KEY_B: &str = "bbbb";
+
+fn observed() -> Observed {
+    Observed {
+        generation: 1,
+        uid: "uid-1".into(),
+        desired: Desired {
+            display_name: "ns-app".into(),
+            permission_id: None,
+            active: true,
+            deletion_policy: DeletionPolicy::Deactivate,
+            secret_name: "app".into(),
+        },
+        status: CredentialStatus::default(),
+        secret: SecretState::Missing,
+        dfns: DfnsView::NotAsked,
+        guard: Guard::Allowed,
+        deactivation_reported_at: None,
+    }
+}
+
+fn key_only(fp: &str) -> SecretState {
+    SecretState::Owned(SecretMaterial { key_fingerprint: Some(fp.into()), has_token: false, credential_id: None })
+}
+
+fn full_secret(fp: &str, cred: &str) -> SecretState {
+    SecretState::Owned(SecretMaterial { key_fingerprint: Some(fp.into()), has_token: true, credential_id: Some(cred.into()) })
+}
+
+fn pending(fp: &str) -> Option<PendingCreate> {
+    Some(PendingCreate { started_at: jiff::Timestamp::UNIX_EPOCH.into(), public_key_sha256: fp.into() })
+}
+
+fn object(id: &str, cred: &str, fp: &str) -> DfnsObject {
+    DfnsObject {
+        id: id.into(),
+        credential_id: cred.into(),
+        name: "ns-app".into(),
+        active: true,
+        archived: false,
+        key_fingerprint: Some(fp.into()),
+        external_id: Some("uid-1".into()),
+        assignments: vec![],
+    }
+}
+
+/// A resource whose create completed: ids recorded, Secret complete, Dfns agrees.
+fn ready() -> Observed {
+    let mut o = observed();
+    o.status.service_account_id = Some("us-1".into());
+    o.status.token_id = Some("to-1".into());
+    o.status.credential_id = Some("cr-1".into());
+    o.status.active = Some(true);
+    o.secret = full_secret(KEY_A, "cr-1");
+    o.dfns = DfnsView::Recorded(Some(object("us-1", "cr-1", KEY_A)));
+    o
+}
+
+#[test]
+fn a_new_resource_first_gets_a_key() {
+    assert_eq!(next_step(&observed()), Step::GenerateKey);
+}
+
+#[test]
+fn a_secret_with_a_key_is_marked_pending_before_any_dfns_call() {
+    let mut o = observed();
+    o.secret = key_only(KEY_A);
+    assert_eq!(next_step(&o), Step::MarkPendingCreate { key_fingerprint: KEY_A.into() });
+}
+
+#[test]
+fn a_pending_create_with_nothing_in_dfns_creates() {
+    let mut o = observed();
+    o.secret = key_only(KEY_A);
+    o.status.pending_create = pending(KEY_A);
+    o.dfns = DfnsView::Candidates(vec![]);
+    assert_eq!(next_step(&o), Step::Create);
+}
+
+#[test]
+fn crash_after_create_before_secret_write_retires_the_orphan() {
+    let mut o = observed();
+    o.secret = key_only(KEY_A);
+    o.status.pending_create = pending(KEY_A);
+    let orphan = object("us-1", "cr-1", KEY_A);
+    o.dfns = DfnsView::Candidates(vec![orphan.clone()]);
+    assert_eq!(next_step(&o), Step::RetireOrphan(orphan));
+}
+
+#[test]
+fn after_retiring_an_orphan_its_key_is_never_reused() {
+    let mut o = observed();
+    o.secret = key_only(KEY_A);
+    o.status.pending_create = pending(KEY_A);
+    let mut retired = object("us-1", "cr-1", KEY_A);
+    retired.active = false;
+    retired.archived = true;
+    o.dfns = DfnsView::Candidates(vec![retired]);
+    assert_eq!(next_step(&o), Step::GenerateKey);
+    // With the fresh key in the Secret, the new attempt is recorded before the call.
+    o.secret = key_only(KEY_B);
+    assert_eq!(next_step(&o), Step::MarkPendingCreate { key_fingerprint: KEY_B.into() });
+}
+
+#[test]
+fn crash_after_secret_write_before_status_adopts_the_created_credential() {
+    let mut o = observed();
+    o.secret = full_secret(KEY_A, "cr-1");
+    o.status.pending_create = pending(KEY_A);
+    let created = object("us-1", "cr-1", KEY_A);
+    o.dfns = DfnsView::Candidates(vec![created.clone()]);
+    assert_eq!(next_step(&o), Step::Adopt(created));
+}
+
+#[test]
+fn crash_after_marking_pending_but_before_the_call_creates_with_the_same_key() {
+    let mut o = observed();
+    o.secret = key_only(KEY_A);
+    o.status.pending_create = pending(KEY_A);
+    o.dfns = DfnsView::Candidates(vec![]);
+    assert_eq!(next_step(&o), Step::Create);
+}
+
+#[test]
+fn a_pending_create_whose_secret_vanished_starts_over_with_a_new_key() {
+    let mut o = observed();
+    o.status.pending_create = pending(KEY_A);
+    o.dfns = DfnsView::Candidates(vec![]);
+    assert_eq!(next_step(&o), Step::GenerateKey);
+    o.secret = key_only(KEY_B);
+    assert_eq!(next_step(&o), Step::MarkPendingCreate { key_fingerprint: KEY_B.into() });
+}
+
+#[test]
+fn a_pending_create_whose_secret_vanished_after_dfns_created_retires_the_orphan() {
+    let mut o = observed();
+    o.status.pending_create = pending(KEY_A);
+    let orphan = object("us-1", "cr-1", KEY_A);
+    o.dfns = DfnsView::Candidates(vec![orphan.clone()]);
+    assert_eq!(next_step(&o), Step::RetireOrphan(orphan));
+}
+
+#[test]
+fn old_deactivated_leftovers_with_other_keys_are_not_orphans() {
+    let mut o = observed();
+    o.secret = key_only(KEY_B);
+    o.status.pending_create = pending(KEY_B);
+    let mut old = object("us-0", "cr-0", "old");
+    old.active = false;
+    o.dfns = DfnsView::Candidates(vec![old]);
+    assert_eq!(next_step(&o), Step::Create);
+}
+
+#[test]
+fn a_foreign_secret_stalls_with_secret_conflict() {
+    let mut o = observed();
+    o.secret = SecretState::Foreign;
+    assert!(matches!(next_step(&o), Step::Stall { reason: ConditionReason::SecretConflict, .. }));
+}
+
+#[test]
+fn a_refused_request_stalls_before_anything_is_created() {
+    let mut o = observed();
+    o.guard = Guard::Refused { reason: ConditionReason::PermissionNotAllowed, message: "no".into() };
+    assert_eq!(next_step(&o), Step::Stall { reason: ConditionReason::PermissionNotAllowed, message: "no".into() });
+}
+
+#[test]
+fn an_unavailable_connection_waits() {
+    let mut o = ready();
+    o.guard = Guard::ConnectionUnavailable { reason: ConditionReason::ConnectionNotReady, message: "x".into() };
+    assert!(matches!(next_step(&o), Step::Wait { .. }));
+}
+
+#[test]
+fn a_ready_credential_in_agreement_is_up_to_date() {
+    assert_eq!(next_step(&ready()), Step::UpToDate);
+}
+
+#[test]
+fn spec_active_false_deactivates_and_true_activates_again() {
+    let mut o = ready();
+    o.desired.active = false;
+    assert_eq!(next_step(&o), Step::Deactivate);
+
+    let mut o = ready();
+    o.status.active = Some(false);
+    o.generation = 3;
+    o.dfns = DfnsView::Recorded(Some(DfnsObject { active: false, ..object("us-1", "cr-1", KEY_A) }));
+    assert_eq!(next_step(&o), Step::Activate);
+}
+
+#[test]
+fn a_deactivation_made_in_dfns_is_reported_and_never_undone() {
+    let mut o = ready();
+    o.dfns = DfnsView::Recorded(Some(DfnsObject { active: false, ..object("us-1", "cr-1", KEY_A) }));
+    assert_eq!(next_step(&o), Step::ReportDeactivatedInDfns);
+    // Reported at this generation: nothing more until the spec changes.
+    o.status.active = Some(false);
+    o.deactivation_reported_at = Some(o.generation);
+    assert_eq!(next_step(&o), Step::UpToDate);
+    // The user changed the spec (e.g. active false then true): activate.
+    o.generation += 2;
+    assert_eq!(next_step(&o), Step::Activate);
+}
+
+#[test]
+fn an_archived_or_missing_credential_is_lost() {
+    let mut o = ready();
+    o.dfns = DfnsView::Recorded(None);
+    assert!(matches!(next_step(&o), Step::LoseCredential { .. }));
+    let mut o = ready();
+    o.dfns = DfnsView::Recorded(Some(DfnsObject { archived: true, ..object("us-1", "cr-1", KEY_A) }));
+    assert!(matches!(next_step(&o), Step::LoseCredential { .. }));
+}
+
+#[test]
+fn a_deleted_or_stripped_secret_loses_the_credential() {
+    let mut o = ready();
+    o.secret = SecretState::Missing;
+    assert!(matches!(next_step(&o), Step::LoseCredential { .. }));
+    let mut o = ready();
+    o.secret = key_only(KEY_A);
+    assert!(matches!(next_step(&o), Step::LoseCredential { .. }));
+    let mut o = ready();
+    o.secret = SecretState::Owned(SecretMaterial { key_fingerprint: None, has_token: true, credential_id: Some("cr-1".into()) });
+    assert!(matches!(next_step(&o), Step::LoseCredential { .. }));
+}
+
+#[test]
+fn a_lost_credential_is_replaced_with_a_new_key_then_retired() {
+    // Status after LoseCredential: ids cleared, old one remembered.
+    let mut o = observed();
+    o.status.retiring = Some(RetiringCredential { id: "us-1".into(), public_key_sha256: Some(KEY_A.into()) });
+    o.secret = key_only(KEY_A);
+    assert_eq!(next_step(&o), Step::GenerateKey, "the lost credential's key is not reused");
+    o.secret = key_only(KEY_B);
+    assert_eq!(next_step(&o), Step::MarkPendingCreate { key_fingerprint: KEY_B.into() });
+    // The pending lookup also finds the old credential (same externalId): it is not an orphan.
+    o.status.pending_create = pending(KEY_B);
+    o.dfns = DfnsView::Candidates(vec![object("us-1", "cr-1", KEY_A)]);
+    assert_eq!(next_step(&o), Step::Create);
+    // Once the replacement is recorded, the old one is retired.
+    let mut o = ready();
+    o.secret = full_secret(KEY_B, "cr-1");
+    o.status.retiring = Some(RetiringCredential { id: "us-0".into(), public_key_sha256: Some(KEY_A.into()) });
+    assert_eq!(next_step(&o), Step::RetirePrevious { id: "us-0".into() });
+}
+
+#[test]
+fn a_new_display_name_renames() {
+    let mut o = ready();
+    o.desired.display_name = "renamed".into();
+    assert_eq!(next_step(&o), Step::Rename { name: "renamed".into() });
+}
+
+#[test]
+fn a_permission_change_assigns_the_new_role_then_revokes_the_old_then_records() {
+    let mut o = ready();
+    o.status.assigned_permission_id = Some("pm-old".into());
+    o.status.permission_assignment_id = Some("as-old".into());
+    let mut obj = object("us-1", "cr-1", KEY_A);
+    obj.assignments = vec![("pm-old".into(), "as-old".into())];
+    o.dfns = DfnsView::Recorded(Some(obj.clone()));
+    o.desired.permission_id = Some("pm-new".into());
+    assert_eq!(next_step(&o), Step::AssignPermission { permission_id: "pm-new".into() });
+
+    obj.assignments.push(("pm-new".into(), "as-new".into()));
+    o.dfns = DfnsView::Recorded(Some(obj.clone()));
+    assert_eq!(next_step(&o), Step::RevokeAssignment { permission_id: "pm-old".into(), assignment_id: "as-old".into() });
+
+    obj.assignments.remove(0);
+    o.dfns = DfnsView::Recorded(Some(obj));
+    assert_eq!(
+        next_step(&o),
+        Step::RecordAssignment { permission_id: Some("pm-new".into()), assignment_id: Some("as-new".into()) }
+    );
+    o.status.assigned_permission_id = Some("pm-new".into());
+    o.status.permission_assignment_id = Some("as-new".into());
+    assert_eq!(next_step(&o), Step::UpToDate);
+}
+
+#[test]
+fn removing_the_permission_revokes_the_managed_assignment_only() {
+    let mut o = ready();
+    o.status.assigned_permission_id = Some("pm-old".into());
+    o.status.permission_assignment_id = Some("as-old".into());
+    let mut obj = object("us-1", "cr-1", KEY_A);
+    obj.assignments = vec![("pm-old".into(), "as-old".into()), ("pm-other".into(), "as-other".into())];
+    o.dfns = DfnsView::Recorded(Some(obj.clone()));
+    assert_eq!(next_step(&o), Step::RevokeAssignment { permission_id: "pm-old".into(), assignment_id: "as-old".into() });
+    obj.assignments.remove(0);
+    o.dfns = DfnsView::Recorded(Some(obj));
+    assert_eq!(next_step(&o), Step::RecordAssignment { permission_id: None, assignment_id: None });
+}

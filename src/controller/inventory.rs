@@ -1,0 +1,93 @@
+//! What Dfns holds, read through one list call per connection and kind per resync interval and
+//! shared by every resource (design §4), instead of one GET per resource.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::connections::{ConnectionHandle, ConnectionKey};
+use super::error::ignore_not_found;
+use crate::dfns::{CredentialKind, DfnsCredential, DfnsError};
+
+#[derive(Default)]
+struct Listing {
+    fetched_at: Option<Instant>,
+    items: HashMap<String, DfnsCredential>,
+}
+
+pub struct Inventory {
+    max_age: Duration,
+    listings: Mutex<HashMap<(ConnectionKey, CredentialKind), Arc<tokio::sync::Mutex<Listing>>>>,
+}
+
+impl Inventory {
+    pub fn new(max_age: Duration) -> Self {
+        Self { max_age, listings: Mutex::default() }
+    }
+
+    fn listing(&self, key: &ConnectionKey, kind: CredentialKind) -> Arc<tokio::sync::Mutex<Listing>> {
+        self.listings.lock().expect("inventory lock").entry((key.clone(), kind)).or_default().clone()
+    }
+
+    /// The recorded credential as Dfns shows it, or `None` when it is archived or gone. Served from
+    /// the shared listing while it is fresh; an id missing from the listing is confirmed with one
+    /// GET before it is reported gone.
+    pub async fn recorded(
+        &self,
+        connection: &ConnectionHandle,
+        kind: CredentialKind,
+        id: &str,
+    ) -> Result<Option<DfnsCredential>, DfnsError> {
+        let listing = self.listing(&connection.key, kind);
+        {
+            // Held across the list call, so concurrent reconciles wait for one list, not many.
+            let mut listing = listing.lock().await;
+            if listing.fetched_at.is_none_or(|at| at.elapsed() >= self.max_age) {
+                let items = connection.client.list(kind).await?;
+                listing.items = items.into_iter().map(|c| (c.id.clone(), c)).collect();
+                listing.fetched_at = Some(Instant::now());
+            }
+            if let Some(found) = listing.items.get(id) {
+                return Ok(Some(found.clone()));
+            }
+        }
+        let found = ignore_not_found(connection.client.get(kind, id).await)?;
+        if let Some(found) = &found {
+            self.remember(&connection.key, found.clone()).await;
+        }
+        Ok(found)
+    }
+
+    /// Everything that may stem from an interrupted create of this resource: objects with its
+    /// `externalId` or its pending public key. Always a fresh list: this is the crash-recovery path.
+    pub async fn candidates(
+        &self,
+        connection: &ConnectionHandle,
+        kind: CredentialKind,
+        external_id: &str,
+        public_key_matches: impl Fn(&DfnsCredential) -> bool,
+    ) -> Result<Vec<DfnsCredential>, DfnsError> {
+        let items = connection.client.list(kind).await?;
+        let candidates = items
+            .iter()
+            .filter(|c| c.external_id.as_deref() == Some(external_id) || public_key_matches(c))
+            .cloned()
+            .collect();
+        let listing = self.listing(&connection.key, kind);
+        let mut listing = listing.lock().await;
+        listing.items = items.into_iter().map(|c| (c.id.clone(), c)).collect();
+        listing.fetched_at = Some(Instant::now());
+        Ok(candidates)
+    }
+
+    /// Record what a write returned, so the next reads need no list call.
+    pub async fn remember(&self, key: &ConnectionKey, credential: DfnsCredential) {
+        let listing = self.listing(key, credential.kind);
+        listing.lock().await.items.insert(credential.id.clone(), credential);
+    }
+
+    /// Record that a credential was archived.
+    pub async fn forget(&self, key: &ConnectionKey, kind: CredentialKind, id: &str) {
+        self.listing(key, kind).lock().await.items.remove(id);
+    }
+}

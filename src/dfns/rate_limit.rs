@@ -1,0 +1,156 @@
+//! A per-connection token bucket, so the operator stays under the organisation's Dfns limit
+//! (1000 requests per minute on paid plans) however many resources share the connection.
+//!
+//! The bucket arithmetic takes the current instant as an argument, so it is tested without sleeping.
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+#[derive(Debug)]
+pub struct RateLimiter {
+    /// Tokens added per second.
+    rate: f64,
+    /// Most tokens the bucket holds: how many requests may go out back to back.
+    burst: f64,
+    state: Mutex<BucketState>,
+}
+
+#[derive(Debug)]
+struct BucketState {
+    tokens: f64,
+    refilled_at: Instant,
+    /// Set after a 429: nobody sends before this instant.
+    paused_until: Option<Instant>,
+}
+
+impl RateLimiter {
+    /// `requests_per_minute` sustained, with bursts of up to one second's worth (at least one).
+    /// A small burst keeps any sliding minute close to the limit, which is how servers count.
+    pub fn per_minute(requests_per_minute: u32) -> Self {
+        let requests_per_minute = requests_per_minute.max(1);
+        let burst = (f64::from(requests_per_minute) / 60.0).ceil().max(1.0);
+        Self::new(requests_per_minute, burst as u32)
+    }
+
+    pub fn new(requests_per_minute: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            rate: f64::from(requests_per_minute.max(1)) / 60.0,
+            burst,
+            state: Mutex::new(BucketState { tokens: burst, refilled_at: Instant::now(), paused_until: None }),
+        }
+    }
+
+    /// Waits until a request may be sent, and takes its token.
+    pub async fn acquire(&self) {
+        while let Err(wait) = self.try_take(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Takes a token at `now` if one is available, else says how long until one is.
+    fn try_take(&self, now: Instant) -> Result<(), Duration> {
+        let mut state = self.state.lock().expect("rate limiter lock");
+        if let Some(until) = state.paused_until {
+            if until > now {
+                return Err(until - now);
+            }
+            state.paused_until = None;
+        }
+        let elapsed = now.saturating_duration_since(state.refilled_at).as_secs_f64();
+        state.tokens = (state.tokens + elapsed * self.rate).min(self.burst);
+        state.refilled_at = state.refilled_at.max(now);
+        if state.tokens >= 1.0 {
+            state.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - state.tokens) / self.rate))
+        }
+    }
+
+    /// Stops everyone sending for `duration` (the server said 429, with or without Retry-After),
+    /// and empties the bucket so the resumption is not a burst.
+    pub fn pause_for(&self, duration: Duration) {
+        self.pause_at(Instant::now(), duration);
+    }
+
+    fn pause_at(&self, now: Instant, duration: Duration) {
+        let mut state = self.state.lock().expect("rate limiter lock");
+        let until = now + duration;
+        let until = state.paused_until.map_or(until, |current| current.max(until));
+        state.paused_until = Some(until);
+        state.tokens = 0.0;
+        state.refilled_at = until;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn allows_the_burst_then_spaces_requests_at_the_rate() {
+        let limiter = RateLimiter::new(60, 2); // one per second, bursts of two
+        let start = Instant::now();
+        assert_eq!(limiter.try_take(start), Ok(()));
+        assert_eq!(limiter.try_take(start), Ok(()));
+        let wait = limiter.try_take(start).unwrap_err();
+        assert!(wait > Duration::from_millis(999) && wait <= SECOND, "{wait:?}");
+        assert_eq!(limiter.try_take(start + SECOND), Ok(()));
+        assert!(limiter.try_take(start + SECOND).is_err());
+        // An idle bucket refills only up to the burst.
+        let later = start + 100 * SECOND;
+        assert_eq!(limiter.try_take(later), Ok(()));
+        assert_eq!(limiter.try_take(later), Ok(()));
+        assert!(limiter.try_take(later).is_err());
+    }
+
+    #[test]
+    fn a_minute_never_admits_more_than_the_limit_plus_burst() {
+        let limiter = RateLimiter::per_minute(120); // burst 2
+        let start = Instant::now();
+        let mut admitted = 0;
+        let mut now = start;
+        while now < start + 60 * SECOND {
+            match limiter.try_take(now) {
+                Ok(()) => admitted += 1,
+                Err(wait) => now += wait,
+            }
+        }
+        assert!((120..=122).contains(&admitted), "admitted {admitted}");
+    }
+
+    #[test]
+    fn pause_holds_every_caller_until_it_ends() {
+        let limiter = RateLimiter::new(6000, 100);
+        let start = Instant::now();
+        limiter.pause_at(start, 7 * SECOND);
+        assert_eq!(limiter.try_take(start + SECOND).unwrap_err(), 6 * SECOND);
+        // A shorter pause never shortens a longer one.
+        limiter.pause_at(start + SECOND, SECOND);
+        assert_eq!(limiter.try_take(start + 2 * SECOND).unwrap_err(), 5 * SECOND);
+        // After the pause the bucket starts empty: no burst right away.
+        let resumed = start + 7 * SECOND;
+        assert!(limiter.try_take(resumed).is_err());
+        assert_eq!(limiter.try_take(resumed + Duration::from_millis(20)), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn acquire_waits_for_a_token() {
+        let limiter = RateLimiter::new(600, 1); // one per 100 ms
+        let start = Instant::now();
+        limiter.acquire().await;
+        limiter.acquire().await;
+        assert!(Instant::now() - start >= Duration::from_millis(99));
+    }
+
+    #[test]
+    fn per_minute_burst_is_about_one_second_of_traffic() {
+        assert_eq!(RateLimiter::per_minute(1000).burst, 17.0);
+        assert_eq!(RateLimiter::per_minute(10).burst, 1.0);
+        assert_eq!(RateLimiter::per_minute(0).rate, 1.0 / 60.0);
+    }
+}
