@@ -232,9 +232,12 @@ async fn garbage_collector_deletes_dependents_of_a_deleted_owner() {
         .expect("watch");
 }
 
+/// Also proves the harness's clean-up: a finalizer that no operator will ever remove would keep
+/// the namespace Terminating forever unless dropping the TestNamespace strips it.
 #[tokio::test]
-async fn deleting_a_namespace_completes() {
+async fn dropping_a_test_namespace_deletes_it_despite_operator_finalizers() {
     let cp = ControlPlane::shared();
+    install_crds(cp).await;
     let namespaces: Api<Namespace> = Api::all(cp.client());
     let (name, uid) = {
         let ns = TestNamespace::new(cp, "smoke-ns-delete").await;
@@ -243,6 +246,12 @@ async fn deleting_a_namespace_completes() {
             .create(&PostParams::default(), &named_config_map("content", None))
             .await
             .expect("content");
+        let mut finalized = connection("finalized", token_auth());
+        finalized.metadata.finalizers = Some(vec!["dfns.io/smoke-test-never-removed".into()]);
+        connections(cp, ns.name())
+            .create(&PostParams::default(), &finalized)
+            .await
+            .expect("connection with finalizer");
         let uid = namespaces
             .get(ns.name())
             .await

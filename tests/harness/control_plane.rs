@@ -99,6 +99,16 @@ impl ControlPlane {
         config
     }
 
+    /// Path of a binary built with the control plane (`kubectl`, `helm`, `etcd`, ...) in
+    /// `target/controlplane/bin/`, building them first if this checkout has none yet.
+    pub fn tool(&self, name: &str) -> PathBuf {
+        let path = controlplane_dir().join("bin").join(name);
+        if !path.exists() {
+            run_script("build.sh", &[]).unwrap_or_else(|e| panic!("building {name}: {e}"));
+        }
+        path
+    }
+
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
     }
