@@ -6,8 +6,10 @@ CARGO ?= cargo
 build:
 	$(CARGO) build --bins
 
-test:
-	$(CARGO) test
+# Unit, integration and e2e tests. E2e tests run against the local control plane (started here,
+# left running for fast re-runs; `make cluster-down` stops it) and the in-process Dfns emulator.
+test: cluster-up
+	$(CARGO) test --no-fail-fast
 
 # Regenerate crds/ from the Rust types (a test fails when they differ).
 .PHONY: crds
