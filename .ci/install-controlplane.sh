@@ -14,6 +14,6 @@ start=$SECONDS
 bin="$repo/target/controlplane/bin"
 echo "install-controlplane: ready in $((SECONDS - start))s ($bin)"
 "$bin/kube-apiserver" --version
-"$bin/etcd" --version | head -n 1
-"$bin/kubectl" version --client | head -n 1
+"$bin/etcd" --version | sed -n 1p  # not head: with pipefail, SIGPIPE would fail the script
+"$bin/kubectl" version --client | sed -n 1p  # not head: with pipefail, SIGPIPE would fail the script
 "$bin/helm" version --short

@@ -18,7 +18,6 @@ bin_dir="$repo/target/controlplane/bin"
 # Two cores are shared with Rust builds on CI; more parallel compiles only add memory pressure.
 go_parallel="${GO_BUILD_PARALLEL:-2}"
 recipe_hash="$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)"
-build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 log() { echo "controlplane/build: $*" >&2; }
 
@@ -52,6 +51,9 @@ build_component() { # <key> <builder function>
 
 build_kube() {
   local out="$1" minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  # The release's tag time rather than the wall clock, so every machine builds identical binaries.
+  local build_date
+  build_date="$(cd "$here/kube" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)"
   local x="" pkg
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     x+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"

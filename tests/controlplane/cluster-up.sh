@@ -9,6 +9,7 @@
 #   CONTROLPLANE_OWNER_PID      if set, the cluster is stopped once this process exits
 #   CONTROLPLANE_START_TIMEOUT  seconds to wait for each component (default 120)
 set -euo pipefail
+umask 077  # private keys, and kubeconfigs that embed them
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start_timeout="${CONTROLPLANE_START_TIMEOUT:-120}"
 kubectl=("$bin_dir/kubectl" --kubeconfig "$kubeconfig")
@@ -95,10 +96,14 @@ KUBECONFIG
 }
 
 # --- processes --------------------------------------------------------------------------------
+# Picks below the kernel's ephemeral range when possible, so outgoing connections cannot take the
+# port between the check and the bind; a clash that still happens is retried by start_with_retries.
+read -r ephemeral_low _ < /proc/sys/net/ipv4/ip_local_port_range
+if ((ephemeral_low > 21000)); then port_range="20000-$((ephemeral_low - 1))"; else port_range=20000-60999; fi
 free_port() {
   local p
   while :; do
-    p=$(shuf -i 20000-60999 -n 1)
+    p=$(shuf -i "$port_range" -n 1)
     [[ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]] && { echo "$p"; return; }
   done
 }
@@ -130,7 +135,7 @@ start_etcd() {
     --listen-client-urls="$etcd_url" --advertise-client-urls="$etcd_url" \
     --listen-peer-urls="http://127.0.0.1:$(free_port)" \
     --unsafe-no-fsync=true --log-level=warn
-  wait_for etcd curl -fsS "$etcd_url/health"
+  wait_for etcd curl -fsS --max-time 2 "$etcd_url/health"
 }
 
 start_apiserver() {
@@ -148,9 +153,10 @@ start_apiserver() {
     --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
     --disable-admission-plugins=ServiceAccount \
     --profiling=false
-  wait_for kube-apiserver apiserver_ready
+  # Explicit returns: errexit is off inside a function called from a condition.
+  wait_for kube-apiserver apiserver_ready || return 1
   # The bootstrap controller creates `default` just after /readyz; tests expect it to exist.
-  wait_for kube-apiserver "${kubectl[@]}" get namespace default --request-timeout=5s
+  wait_for kube-apiserver "${kubectl[@]}" get namespace default --request-timeout=5s || return 1
 }
 
 start_controller_manager() {

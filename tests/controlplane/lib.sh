@@ -39,7 +39,9 @@ stop_all() {
       pids+=("$pid")
     fi
   done
-  local deadline=$((SECONDS + 20))
+  # Short grace period: the state is deleted right after, and kube-apiserver otherwise drains
+  # long-running requests (watches) for up to a minute.
+  local deadline=$((SECONDS + 5))
   for pid in "${pids[@]}"; do
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true

@@ -40,22 +40,32 @@ impl ControlPlane {
             return Self::from_kubeconfig(default);
         }
         run_script("build.sh", &[])?;
+        remove_orphaned_clusters();
         let dir = controlplane_dir().join(format!("test-{}", std::process::id()));
         run_script(
             "cluster-up.sh",
             &[
                 ("CONTROLPLANE_DIR", dir.as_os_str().to_owned()),
-                ("CONTROLPLANE_OWNER_PID", std::process::id().to_string().into()),
+                (
+                    "CONTROLPLANE_OWNER_PID",
+                    std::process::id().to_string().into(),
+                ),
             ],
         )?;
         Self::from_kubeconfig(dir.join("kubeconfig"))
     }
 
     fn from_kubeconfig(path: PathBuf) -> Result<Self, HarnessError> {
-        let kubeconfig_error = |source| HarnessError::Kubeconfig { path: path.clone(), source };
+        let kubeconfig_error = |source| HarnessError::Kubeconfig {
+            path: path.clone(),
+            source,
+        };
         let parsed = kube::config::Kubeconfig::read_from(&path).map_err(kubeconfig_error)?;
         let config = kube::Config::try_from(parsed).map_err(kubeconfig_error)?;
-        Ok(Self { kubeconfig: path, config })
+        Ok(Self {
+            kubeconfig: path,
+            config,
+        })
     }
 
     /// An admin (system:masters) client.
@@ -87,6 +97,16 @@ impl ControlPlane {
         config.auth_info.impersonate_groups =
             (!groups.is_empty()).then(|| groups.iter().map(|g| (*g).to_owned()).collect());
         config
+    }
+
+    /// Path of a binary built with the control plane (`kubectl`, `helm`, `etcd`, ...) in
+    /// `target/controlplane/bin/`, building them first if this checkout has none yet.
+    pub fn tool(&self, name: &str) -> PathBuf {
+        let path = controlplane_dir().join("bin").join(name);
+        if !path.exists() {
+            run_script("build.sh", &[]).unwrap_or_else(|e| panic!("building {name}: {e}"));
+        }
+        path
     }
 
     pub fn kubeconfig_path(&self) -> &Path {
@@ -124,6 +144,29 @@ fn kubeconfig_is_live(kubeconfig: &Path) -> bool {
             .is_ok_and(|status| status.success())
 }
 
+/// Stops and removes per-test clusters whose owning test binary no longer exists. Their watchdog
+/// normally does this; leftovers only appear after a reboot or when the watchdog itself was killed.
+fn remove_orphaned_clusters() {
+    let Ok(entries) = std::fs::read_dir(controlplane_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(owner) = file_name.to_str().and_then(|n| n.strip_prefix("test-")) else {
+            continue;
+        };
+        if owner.parse::<u32>().is_ok() && !Path::new("/proc").join(owner).exists() {
+            let dir = entry.path().into_os_string();
+            if let Err(e) = run_script("cluster-down.sh", &[("CONTROLPLANE_DIR", dir)]) {
+                eprintln!(
+                    "removing orphaned control plane {}: {e}",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+}
+
 /// Runs a script from tests/controlplane/. Its output goes straight to the terminal (libtest does
 /// not capture child processes), which is where build progress and start-up failures belong.
 fn run_script(name: &str, env: &[(&str, std::ffi::OsString)]) -> Result<(), HarnessError> {
@@ -132,7 +175,10 @@ fn run_script(name: &str, env: &[(&str, std::ffi::OsString)]) -> Result<(), Harn
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .status()
-        .map_err(|source| HarnessError::Spawn { script: script.clone(), source })?;
+        .map_err(|source| HarnessError::Spawn {
+            script: script.clone(),
+            source,
+        })?;
     if status.success() {
         Ok(())
     } else {

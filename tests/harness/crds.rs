@@ -18,11 +18,21 @@ pub fn crd_files(dir: &Path) -> Result<Vec<PathBuf>, HarnessError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(HarnessError::Read { path: dir.to_owned(), source }),
+        Err(source) => {
+            return Err(HarnessError::Read {
+                path: dir.to_owned(),
+                source,
+            });
+        }
     };
     let mut files = Vec::new();
     for entry in entries {
-        let path = entry.map_err(|source| HarnessError::Read { path: dir.to_owned(), source })?.path();
+        let path = entry
+            .map_err(|source| HarnessError::Read {
+                path: dir.to_owned(),
+                source,
+            })?
+            .path();
         if path.extension().is_some_and(|ext| ext == "yaml") {
             files.push(path);
         }
@@ -50,7 +60,10 @@ pub async fn apply_crd_files(client: &kube::Client, files: &[PathBuf]) -> Result
             Ok(Ok(_)) => {}
             Ok(Err(source)) => return Err(HarnessError::Watch { name, source }),
             Err(_) => {
-                return Err(HarnessError::CrdNotEstablished { name, seconds: ESTABLISHED_TIMEOUT.as_secs() });
+                return Err(HarnessError::CrdNotEstablished {
+                    name,
+                    seconds: ESTABLISHED_TIMEOUT.as_secs(),
+                });
             }
         }
     }
@@ -58,8 +71,14 @@ pub async fn apply_crd_files(client: &kube::Client, files: &[PathBuf]) -> Result
 }
 
 fn read_crds(path: &Path) -> Result<Vec<CustomResourceDefinition>, HarnessError> {
-    let yaml_error = |source| HarnessError::Yaml { path: path.to_owned(), source };
-    let text = std::fs::read_to_string(path).map_err(|source| HarnessError::Read { path: path.to_owned(), source })?;
+    let yaml_error = |source| HarnessError::Yaml {
+        path: path.to_owned(),
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| HarnessError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut crds = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(&text) {
         let value = serde_yaml_ng::Value::deserialize(document).map_err(yaml_error)?;

@@ -8,7 +8,7 @@
 //! let client = cp.client();
 //! ```
 // Each test binary compiles this module and uses only part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod control_plane;
 mod crds;

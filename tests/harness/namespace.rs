@@ -36,8 +36,14 @@ impl TestNamespace {
             .create(&PostParams::default(), &namespace)
             .await
             .unwrap_or_else(|e| panic!("creating test namespace {prefix}-*: {e}"));
-        let name = created.metadata.name.expect("the API server names generateName objects");
-        Self { name, config: cp.config() }
+        let name = created
+            .metadata
+            .name
+            .expect("the API server names generateName objects");
+        Self {
+            name,
+            config: cp.config(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -52,8 +58,12 @@ impl Drop for TestNamespace {
         // during a test failure's unwinding would abort the whole test binary.
         let (name, config) = (self.name.clone(), self.config.clone());
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(delete_namespace(&name, config)).map_err(std::io::Error::other)
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime
+                .block_on(delete_namespace(&name, config))
+                .map_err(std::io::Error::other)
         });
         match cleanup.join() {
             Ok(Ok(())) => {}
@@ -76,7 +86,10 @@ async fn delete_namespace(name: &str, config: kube::Config) -> Result<(), kube::
     strip_operator_finalizers(&client, name).await
 }
 
-async fn strip_operator_finalizers(client: &kube::Client, namespace: &str) -> Result<(), kube::Error> {
+async fn strip_operator_finalizers(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<(), kube::Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let clear_finalizers = Patch::Merge(serde_json::json!({ "metadata": { "finalizers": null } }));
     for crd in crds.list(&ListParams::default()).await? {
@@ -84,16 +97,26 @@ async fn strip_operator_finalizers(client: &kube::Client, namespace: &str) -> Re
         if spec.group != OPERATOR_GROUP || spec.scope != "Namespaced" {
             continue;
         }
-        let Some(version) = spec.versions.iter().find(|v| v.storage) else { continue };
+        let Some(version) = spec.versions.iter().find(|v| v.storage) else {
+            continue;
+        };
         let gvk = GroupVersionKind::gvk(&spec.group, &version.name, &spec.names.kind);
         let resource = ApiResource::from_gvk_with_plural(&gvk, &spec.names.plural);
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
         for object in api.list(&ListParams::default()).await? {
-            if object.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) {
+            if object
+                .metadata
+                .finalizers
+                .as_ref()
+                .is_none_or(Vec::is_empty)
+            {
                 continue;
             }
             let object_name = object.metadata.name.unwrap_or_default();
-            match api.patch(&object_name, &PatchParams::default(), &clear_finalizers).await {
+            match api
+                .patch(&object_name, &PatchParams::default(), &clear_finalizers)
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(e),
