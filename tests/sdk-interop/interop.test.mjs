@@ -104,14 +104,15 @@ describe('official Dfns SDK against dfns-emulator', () => {
   it('admin creates a service account from a fresh P-256 key; the token comes back once', async () => {
     requireSetup(permissionId, 'permission creation')
     sa = await createServiceAccount(permissionId)
-    victimSa = await createServiceAccount(undefined)
+    // The victim gets the same permission so it can read itself when its token is checked below.
+    victimSa = await createServiceAccount(permissionId)
   })
 
-  async function createServiceAccount(withPermission) {
+  async function createServiceAccount(permission) {
     const keys = newP256KeyPair()
     const name = uniqueName('sdk-interop-sa')
     const created = await admin.client.auth.createServiceAccount({
-      body: { name, publicKey: keys.publicKey, ...(withPermission ? { permissionId: withPermission } : {}) },
+      body: { name, publicKey: keys.publicKey, permissionId: permission },
     })
     assert.equal(created.userInfo.isServiceAccount, true)
     assert.equal(created.userInfo.isActive, true)
