@@ -148,7 +148,11 @@ describe('official Dfns SDK against dfns-emulator', () => {
     assert.match(created.tokenId, /^to-/)
     assert.equal(typeof created.accessToken, 'string', 'create response carries the access token')
     assert.ok(created.credId.length > 0, 'credId is not empty')
-    assert.equal(jwtPayload(created.accessToken)[APP_METADATA]?.orgId, env.orgId)
+    const claims = jwtPayload(created.accessToken)
+    assert.equal(claims[APP_METADATA]?.orgId, env.orgId)
+    // daysValid: 1 -> the token expires within a day (an hour of slack for clock granularity).
+    const nowSeconds = Date.now() / 1000
+    assert.ok(claims.exp > nowSeconds && claims.exp <= nowSeconds + 86400 + 3600, `PAT exp ${claims.exp} is within one day`)
     const signer = keySigner({ credId: created.credId, privateKey: keys.privateKey })
     pat = { id: created.tokenId, name, authToken: created.accessToken, signer, client: apiClient({ ...env, authToken: created.accessToken, signer }) }
   })
