@@ -1,1 +1,34 @@
-//! emulator
+//! A local Dfns API emulator: the paths the operator uses, with Dfns' signature and permission
+//! rules, plus test controls under `/_emulator/` (latency, rate limit, injected errors, lost
+//! responses, state inspection, reset).
+//!
+//! Start it in-process with [`Emulator::start`], or run the `dfns-emulator` binary.
+
+mod app;
+mod auth;
+mod bootstrap;
+mod clock;
+mod config;
+mod counters;
+mod crypto;
+mod error;
+mod faults;
+mod ids;
+mod json;
+mod operations;
+mod routes;
+mod server;
+mod state;
+mod tls;
+mod tokens;
+mod user_actions;
+
+pub use bootstrap::{Bootstrap, BootstrapAdmin};
+pub use config::{EmulatorConfig, Faults};
+pub use counters::{EndpointCounts, RequestCounts};
+pub use error::EmulatorError;
+pub use server::{Emulator, RunningEmulator};
+pub use state::snapshot::{
+    CredentialSnapshot, PatSnapshot, PermissionSnapshot, ServiceAccountSnapshot, StateSnapshot,
+    UserSnapshot,
+};

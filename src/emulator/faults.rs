@@ -1,0 +1,124 @@
+//! Fault injection around Dfns API paths: latency with jitter, the per-organization rate limit
+//! (429 + Retry-After), injected 5xx before anything changes, and "lost responses" (the change
+//! is applied, then the reply is replaced by a 502).
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::app::Shared;
+use super::counters::{Outcome, classify};
+use super::error::ApiError;
+
+/// Token bucket holding up to one minute's allowance, refilled continuously. The emulator
+/// serves a single organization, so one bucket is the per-organization limit.
+pub(crate) struct RateLimiter {
+    per_minute: Option<u32>,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    pub fn new(per_minute: Option<u32>) -> Self {
+        Self { per_minute, tokens: per_minute.unwrap_or(0) as f64, last: Instant::now() }
+    }
+
+    /// `Ok` to admit a request, `Err(seconds)` to wait before retrying.
+    pub fn admit(&mut self, now: Instant) -> Result<(), u64> {
+        let Some(limit) = self.per_minute else { return Ok(()) };
+        let rate_per_sec = limit as f64 / 60.0;
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * rate_per_sec).min(limit as f64);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - self.tokens) / rate_per_sec).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+fn delay(latency: Duration, jitter: Duration) -> Duration {
+    if jitter.is_zero() {
+        latency
+    } else {
+        latency + Duration::from_micros(rand::random_range(0..=jitter.as_micros() as u64))
+    }
+}
+
+/// Middleware for every Dfns API route (the `/_emulator/` routes are mounted outside it).
+pub(crate) async fn apply(State(app): State<Shared>, request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let endpoint = format!("{method} {route}");
+    let class = classify(&method, &route);
+    let faults = app.faults();
+
+    let wait = delay(faults.latency, faults.jitter);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+
+    let admitted = app.limiter.lock().unwrap_or_else(|p| p.into_inner()).admit(Instant::now());
+    if let Err(retry_after) = admitted {
+        app.counters.record(&endpoint, class, Outcome::RateLimited);
+        let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests: rate limit exceeded");
+        err.retry_after_secs = Some(retry_after);
+        return err.into_response();
+    }
+
+    if faults.error_ratio > 0.0 && rand::random::<f64>() < faults.error_ratio {
+        app.counters.record(&endpoint, class, Outcome::InjectedError);
+        return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error (injected by the emulator)")
+            .into_response();
+    }
+
+    let response = next.run(request).await;
+
+    if faults.lost_response_ratio > 0.0 && rand::random::<f64>() < faults.lost_response_ratio {
+        app.counters.record(&endpoint, class, Outcome::LostResponse);
+        tracing::debug!(%endpoint, status = %response.status(), "dropping the reply of an applied request");
+        return ApiError::new(StatusCode::BAD_GATEWAY, "Bad Gateway: the response was lost (injected by the emulator)")
+            .into_response();
+    }
+    app.counters.record(&endpoint, class, Outcome::Served);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_limit_admits_everything() {
+        let mut l = RateLimiter::new(None);
+        let now = Instant::now();
+        assert!((0..10_000).all(|_| l.admit(now).is_ok()));
+    }
+
+    #[test]
+    fn limit_admits_one_minute_burst_then_asks_to_retry() {
+        let mut l = RateLimiter::new(Some(60));
+        let now = Instant::now();
+        assert!((0..60).all(|_| l.admit(now).is_ok()));
+        assert_eq!(l.admit(now), Err(1));
+        // One second later one request's worth has refilled.
+        assert!(l.admit(now + Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn retry_after_reflects_the_refill_rate() {
+        let mut l = RateLimiter::new(Some(6));
+        let now = Instant::now();
+        assert!((0..6).all(|_| l.admit(now).is_ok()));
+        assert_eq!(l.admit(now), Err(10));
+    }
+}

@@ -1,0 +1,198 @@
+//! JWTs signed by the emulator (EdDSA, in-memory key): access tokens in Dfns' claim layout, and
+//! opaque handles (challenge identifiers, user actions) that Dfns also issues as JWTs.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signer as _, SigningKey, Verifier as _};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub(crate) const ISSUER: &str = "dfns-emulator";
+pub(crate) const AUD_ACCESS: &str = "dfns:auth:user";
+pub(crate) const AUD_CHALLENGE: &str = "dfns:auth:challenge";
+pub(crate) const AUD_USER_ACTION: &str = "dfns:auth:useraction";
+
+/// What kind of bearer token: the values of Dfns' `tokenKind` claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum TokenKind {
+    /// An organization user's login session.
+    Temp,
+    ServiceAccount,
+    Pat,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AppMetadata {
+    pub user_id: String,
+    pub org_id: String,
+    pub token_kind: TokenKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+}
+
+/// Claims of a bearer token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(rename = "https://custom/username")]
+    pub username: String,
+    #[serde(rename = "https://custom/app_metadata")]
+    pub app_metadata: AppMetadata,
+}
+
+/// Claims of a challenge identifier or user action token: a handle into emulator state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct HandleClaims {
+    pub iss: String,
+    pub aud: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TokenError {
+    #[error("token is malformed")]
+    Malformed,
+    #[error("token signature is invalid")]
+    BadSignature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not meant for this use")]
+    WrongAudience,
+}
+
+/// The emulator's JWT signing key. Regenerated on every start, so tokens of an earlier run
+/// are unknown (401) to a new one.
+pub(crate) struct TokenKeys {
+    signing: SigningKey,
+}
+
+impl TokenKeys {
+    pub fn generate() -> Self {
+        Self { signing: SigningKey::generate(&mut rand::rng()) }
+    }
+
+    pub fn sign<C: Serialize>(&self, claims: &C) -> String {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#);
+        let payload = URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(claims).expect("claims serialize to JSON"));
+        let signing_input = format!("{header}.{payload}");
+        let sig = self.signing.sign(signing_input.as_bytes());
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+    }
+
+    /// Checks signature, then decodes claims; expiry is checked by the typed helpers below.
+    fn verify_raw<C: DeserializeOwned>(&self, token: &str) -> Result<C, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TokenError::Malformed)?;
+        let sig = ed25519_dalek::Signature::from_slice(&sig).map_err(|_| TokenError::Malformed)?;
+        let signing_input = &token[..header.len() + 1 + payload.len()];
+        self.signing
+            .verifying_key()
+            .verify(signing_input.as_bytes(), &sig)
+            .map_err(|_| TokenError::BadSignature)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
+        serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
+    }
+
+    pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
+        let claims: AccessClaims = self.verify_raw(token)?;
+        if claims.aud != AUD_ACCESS {
+            return Err(TokenError::WrongAudience);
+        }
+        if now >= claims.exp {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    pub fn verify_handle(&self, token: &str, aud: &str, now: i64) -> Result<HandleClaims, TokenError> {
+        let claims: HandleClaims = self.verify_raw(token)?;
+        if claims.aud != aud {
+            return Err(TokenError::WrongAudience);
+        }
+        if now >= claims.exp {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    pub fn handle(&self, aud: &str, jti: &str, now: i64, ttl_secs: i64) -> String {
+        self.sign(&HandleClaims {
+            iss: ISSUER.to_owned(),
+            aud: aud.to_owned(),
+            jti: jti.to_owned(),
+            iat: now,
+            exp: now + ttl_secs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> AccessClaims {
+        AccessClaims {
+            iss: ISSUER.into(),
+            aud: AUD_ACCESS.into(),
+            sub: "or-1".into(),
+            jti: "to-1".into(),
+            iat: 0,
+            exp,
+            username: "u".into(),
+            app_metadata: AppMetadata {
+                user_id: "us-1".into(),
+                org_id: "or-1".into(),
+                token_kind: TokenKind::Pat,
+                token_id: Some("to-1".into()),
+            },
+        }
+    }
+
+    #[test]
+    fn signed_token_verifies_and_carries_dfns_claims() {
+        let keys = TokenKeys::generate();
+        let jwt = keys.sign(&claims(100));
+        let back = keys.verify_access(&jwt, 50).unwrap();
+        assert_eq!(back.app_metadata.token_kind, TokenKind::Pat);
+        let payload = URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(v["https://custom/app_metadata"]["tokenKind"], "Pat");
+        assert_eq!(v["https://custom/app_metadata"]["orgId"], "or-1");
+    }
+
+    #[test]
+    fn expired_token_is_refused() {
+        let keys = TokenKeys::generate();
+        let jwt = keys.sign(&claims(100));
+        assert_eq!(keys.verify_access(&jwt, 100).unwrap_err(), TokenError::Expired);
+    }
+
+    #[test]
+    fn token_from_another_key_is_refused() {
+        let jwt = TokenKeys::generate().sign(&claims(100));
+        assert_eq!(TokenKeys::generate().verify_access(&jwt, 0).unwrap_err(), TokenError::BadSignature);
+    }
+
+    #[test]
+    fn handle_is_not_a_bearer_token() {
+        let keys = TokenKeys::generate();
+        let h = keys.handle(AUD_USER_ACTION, "x", 0, 10);
+        assert!(keys.verify_access(&h, 1).is_err());
+        assert_eq!(keys.verify_handle(&h, AUD_CHALLENGE, 1).unwrap_err(), TokenError::WrongAudience);
+        assert!(keys.verify_handle(&h, AUD_USER_ACTION, 1).is_ok());
+    }
+}
