@@ -53,7 +53,14 @@ start_emulator() {
   temp_dirs+=("$dir")
   local args=(--listen 127.0.0.1:0 --bootstrap-file "$dir/bootstrap.json")
   [[ $mode == tls ]] && args+=(--tls)
-  "$emulator_bin" "${args[@]}" >"$dir/emulator.log" 2>&1 &
+  # The emulator also reads DFNS_EMULATOR_* settings (TLS, fault injection) from the environment;
+  # drop them so each run is exactly the mode asked for.
+  local unset_env=()
+  local name
+  for name in $(compgen -e); do
+    [[ $name == DFNS_EMULATOR_* ]] && unset_env+=(-u "$name")
+  done
+  env "${unset_env[@]}" "$emulator_bin" "${args[@]}" >"$dir/emulator.log" 2>&1 &
   pid=$!
   emulator_pids+=("$pid")
   deadline=$((SECONDS + ${DFNS_INTEROP_TIMEOUT:-30}))
