@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 
+import { DfnsDelegatedApiClient } from '@dfns/sdk'
+
 import {
   apiClient,
   expectRefused,
@@ -278,6 +280,34 @@ describe('official Dfns SDK against dfns-emulator', () => {
     )
     const self = await admin.client.auth.getServiceAccount({ serviceAccountId: sa.id })
     assert.equal(self.userInfo.name, sa.name, 'the misused user action renamed nothing')
+  })
+
+  it('assignments: assign, list, and revoke through the delegated client, whose signed path carries ?force', async () => {
+    requireSetup(admin && victimSa, 'admin login and service account creation')
+    const extra = await admin.client.permissions.createPermission({
+      body: { name: uniqueName('sdk-interop-extra'), operations: ['Permissions:Read'] },
+    })
+    const assignment = await admin.client.permissions.createAssignment({
+      permissionId: extra.id,
+      body: { identityId: victimSa.id },
+    })
+    assert.match(assignment.id, /^as-/)
+    assert.equal(assignment.identityId, victimSa.id)
+    const listed = await admin.client.permissions.listAssignments({ permissionId: extra.id })
+    assert.ok(listed.items.some((item) => item.id === assignment.id), 'new assignment is listed')
+
+    // DfnsDelegatedApiClient signs `path?query` (the plain client signs only the path); the emulator
+    // must compare paths without the query, as Dfns does.
+    const delegated = new DfnsDelegatedApiClient({ baseUrl: env.apiUrl, orgId: env.orgId, authToken: admin.authToken })
+    const request = { permissionId: extra.id, assignmentId: assignment.id, query: { force: true } }
+    const challenge = await delegated.permissions.deleteAssignmentInit(request)
+    const firstFactor = await admin.signer.sign(challenge)
+    await delegated.permissions.deleteAssignmentComplete(request, {
+      challengeIdentifier: challenge.challengeIdentifier,
+      firstFactor,
+    })
+    const after = await admin.client.permissions.listAssignments({ permissionId: extra.id })
+    assert.ok(!after.items.some((item) => item.id === assignment.id), 'revoked assignment is gone')
   })
 
   for (const [caller, target] of [
