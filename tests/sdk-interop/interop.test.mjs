@@ -209,6 +209,17 @@ describe('official Dfns SDK against dfns-emulator', () => {
     assert.equal(fetched.name, pat.name)
   })
 
+  it('empty payloads: "" with no body (SDK 0.8.21 deactivate) and "" with body {} (Python SDK) are accepted', async () => {
+    requireSetup(sa && victimSa, 'service account creation')
+    const base = `/auth/service-accounts/${victimSa.id}`
+    const noBody = await obtainUserAction(identity(sa), { method: 'PUT', path: `${base}/deactivate`, payload: '' })
+    const deactivated = await sendWithUserAction(identity(sa), { method: 'PUT', path: `${base}/deactivate`, userAction: noBody })
+    assert.equal(deactivated.userInfo.isActive, false)
+    const emptyObject = await obtainUserAction(identity(sa), { method: 'PUT', path: `${base}/activate`, payload: '' })
+    const activated = await sendWithUserAction(identity(sa), { method: 'PUT', path: `${base}/activate`, body: {}, userAction: emptyObject })
+    assert.equal(activated.userInfo.isActive, true)
+  })
+
   it('a deactivated service account token gets 401 until it is activated again', async () => {
     requireSetup(victimSa, 'service account creation')
     await admin.client.auth.deactivateServiceAccount({ serviceAccountId: victimSa.id })

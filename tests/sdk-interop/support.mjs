@@ -84,13 +84,14 @@ export function jwtPayload(token) {
 
 /**
  * Runs the user-action flow with the SDK's own BaseAuthApi and signer, but returns the user action token
- * instead of spending it, so a test can send it itself (twice, or on another path).
+ * instead of spending it, so a test can send it itself (twice, or on another path). The signed payload
+ * is the JSON of `body` ('' without one, as the SDK does) unless `payload` gives it verbatim.
  */
-export async function obtainUserAction({ apiUrl, orgId, authToken, signer }, { method, path, body }) {
+export async function obtainUserAction({ apiUrl, orgId, authToken, signer }, { method, path, body, payload }) {
   const apiOptions = { baseUrl: apiUrl, orgId, authToken }
   const challenge = await BaseAuthApi.createUserActionChallenge(
     {
-      userActionPayload: body === undefined ? '' : JSON.stringify(body),
+      userActionPayload: payload ?? (body === undefined ? '' : JSON.stringify(body)),
       userActionHttpMethod: method,
       userActionHttpPath: path,
       userActionServerKind: 'Api',
