@@ -40,8 +40,17 @@ fn sign_challenge(key: &SigningKey, cred_id: &str, challenge: &str) -> Value {
     })
 }
 
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, ua: Option<&str>, body: &Value) -> Result<Value, String> {
-    let mut req = http.post(url).header("content-type", "application/json").body(body.to_string());
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    ua: Option<&str>,
+    body: &Value,
+) -> Result<Value, String> {
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string());
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -51,7 +60,11 @@ async fn post(http: &reqwest::Client, url: String, token: Option<&str>, ua: Opti
     let resp = req.send().await.map_err(|e| e.to_string())?;
     let status = resp.status();
     let body: Value = resp.json().await.map_err(|e| e.to_string())?;
-    if status.is_success() { Ok(body) } else { Err(format!("{status}: {body}")) }
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(format!("{status}: {body}"))
+    }
 }
 
 impl Caller {
@@ -75,42 +88,94 @@ impl Caller {
         )
         .await?;
         let ua = action["userAction"].as_str().ok_or("no userAction")?;
-        post(&self.http, format!("{}{path}", self.base), Some(&self.token), Some(ua), body).await
+        post(
+            &self.http,
+            format!("{}{path}", self.base),
+            Some(&self.token),
+            Some(ua),
+            body,
+        )
+        .await
     }
 }
 
-/// CPU seconds (user + system) this process has used so far, from /proc (Linux); None elsewhere.
-/// Throughput depends on what else runs on the machine; CPU per write does not.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the ")" that ends the command name: utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
+/// Name of the emulator's runtime threads, to tell server CPU from client CPU.
+const SERVER_THREADS: &str = "emu-server";
+
+/// CPU seconds (user + system) used so far by (emulator threads, all threads), from
+/// /proc/self/task (Linux; None elsewhere). Throughput depends on what else runs on the
+/// machine; CPU per write does not. Threads that already exited are not counted, which is why
+/// both runtimes are kept alive until the measurement ends.
+fn cpu_seconds() -> Option<(f64, f64)> {
+    let (mut server, mut total) = (0.0, 0.0);
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+        let (head, rest) = stat.rsplit_once(')')?;
+        let name = head.split_once('(')?.1;
+        // Fields after the ")": utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let secs =
+            (fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0;
+        total += secs;
+        if name.starts_with(SERVER_THREADS) {
+            server += secs;
+        }
+    }
+    Some((server, total))
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
     let clients = env_or("BENCH_CLIENTS", 32) as usize;
     let secs = env_or("BENCH_SECS", 10);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(run(clients, Duration::from_secs(secs)));
+    // Emulator and clients run on separate runtimes so their CPU can be told apart.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(SERVER_THREADS)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("bench-client")
+        .enable_all()
+        .build()
+        .unwrap();
+    client.block_on(run(
+        server.handle().clone(),
+        clients,
+        Duration::from_secs(secs),
+    ));
 }
 
-async fn run(clients: usize, duration: Duration) {
+async fn run(server: tokio::runtime::Handle, clients: usize, duration: Duration) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let emu = Emulator::start(EmulatorConfig::default()).await.expect("emulator starts");
+    let emu = server
+        .spawn(Emulator::start(EmulatorConfig::default()))
+        .await
+        .unwrap()
+        .expect("emulator starts");
     let b = emu.bootstrap().clone();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
     let key = SigningKey::from_pkcs8_pem(&b.admin.private_key).unwrap();
 
     // Log in as the bootstrap admin.
-    let init = post(&http, format!("{}/auth/login/init", b.api_url), None, None, &json!({ "orgId": b.org_id, "username": b.admin.username }))
-        .await
-        .unwrap();
+    let init = post(
+        &http,
+        format!("{}/auth/login/init", b.api_url),
+        None,
+        None,
+        &json!({ "orgId": b.org_id, "username": b.admin.username }),
+    )
+    .await
+    .unwrap();
     let login = post(
         &http,
         format!("{}/auth/login", b.api_url),
@@ -127,11 +192,21 @@ async fn run(clients: usize, duration: Duration) {
         cred_id: b.admin.cred_id.clone(),
         key,
     });
-    let public_key = <SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng()).verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+    let public_key =
+        <SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng())
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
 
     // Warm up connections, then measure.
     for i in 0..clients {
-        caller.signed_post("/auth/service-accounts", &json!({ "name": format!("warm-{i}"), "publicKey": public_key })).await.unwrap();
+        caller
+            .signed_post(
+                "/auth/service-accounts",
+                &json!({ "name": format!("warm-{i}"), "publicKey": public_key }),
+            )
+            .await
+            .unwrap();
     }
     emu.reset_request_counts();
 
@@ -143,8 +218,14 @@ async fn run(clients: usize, duration: Duration) {
     let cpu_start = cpu_seconds();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (caller, done, errors, stop, first_error, public_key) =
-            (caller.clone(), done.clone(), errors.clone(), stop.clone(), first_error.clone(), public_key.clone());
+        let (caller, done, errors, stop, first_error, public_key) = (
+            caller.clone(),
+            done.clone(),
+            errors.clone(),
+            stop.clone(),
+            first_error.clone(),
+            public_key.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -166,7 +247,9 @@ async fn run(clients: usize, duration: Duration) {
         t.await.unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_start.zip(cpu_seconds()).map(|(a, b)| b - a);
+    let cpu = cpu_start
+        .zip(cpu_seconds())
+        .map(|(a, b)| (b.0 - a.0, b.1 - a.1));
     let writes = done.load(Ordering::Relaxed);
     let errors = errors.load(Ordering::Relaxed);
     let counts = emu.request_counts();
@@ -180,13 +263,18 @@ async fn run(clients: usize, duration: Duration) {
         counts.total as f64 / elapsed,
         state.service_accounts.len(),
     );
-    if let Some(cpu) = cpu {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    if let Some((server_cpu, total_cpu)) = cpu {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let server_us = server_cpu / writes.max(1) as f64 * 1e6;
         println!(
-            "emulator_signed_writes: {:.0} µs CPU per signed write (server and client together, all 4 steps); \
-             this process used {:.0}% of {cores} cores",
-            cpu / writes.max(1) as f64 * 1e6,
-            cpu / elapsed / cores as f64 * 100.0,
+            "emulator_signed_writes: CPU per signed write: emulator {server_us:.0} µs, clients {:.0} µs; \
+             the process got {:.0}% of {cores} cores (the rest went to other work on the machine); \
+             emulator-only capacity at full use of {cores} cores ≈ {:.0} signed writes/s",
+            (total_cpu - server_cpu) / writes.max(1) as f64 * 1e6,
+            total_cpu / elapsed / cores as f64 * 100.0,
+            cores as f64 / (server_us / 1e6),
         );
     }
     if let Some(e) = first_error.lock().unwrap().take() {

@@ -65,18 +65,34 @@ async fn admin_logs_in(http: &reqwest::Client, b: &Value) {
 async fn port_zero_bootstrap_file_carries_the_real_url_and_a_working_admin() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bootstrap.json");
-    let mut child = spawn(&["--listen", "127.0.0.1:0", "--bootstrap-file", path.to_str().unwrap()]);
+    let mut child = spawn(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--bootstrap-file",
+        path.to_str().unwrap(),
+    ]);
     let b = wait_for_bootstrap(&path, &mut child).await;
     let url = b["apiUrl"].as_str().unwrap();
-    assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"), "{url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{url}"
+    );
     assert!(b["orgId"].as_str().unwrap().starts_with("or-"));
     assert!(b["admin"]["userId"].as_str().unwrap().starts_with("us-"));
-    assert!(b["admin"]["privateKey"].as_str().unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(
+        b["admin"]["privateKey"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
     assert!(b.get("caCert").is_none());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     admin_logs_in(&http(), &b).await;
 }
@@ -87,7 +103,12 @@ async fn tls_mode_serves_https_trusted_by_the_ca_in_the_bootstrap_file() {
     let path = dir.path().join("bootstrap.json");
     let mut child = spawn(&["--bootstrap-file", path.to_str().unwrap(), "--tls"]);
     let b = wait_for_bootstrap(&path, &mut child).await;
-    assert!(b["apiUrl"].as_str().unwrap().starts_with("https://127.0.0.1:"));
+    assert!(
+        b["apiUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:")
+    );
     let ca = b["caCert"].as_str().expect("caCert");
     install_crypto_provider();
     let http = reqwest::Client::builder()
@@ -96,8 +117,17 @@ async fn tls_mode_serves_https_trusted_by_the_ca_in_the_bootstrap_file() {
         .unwrap();
     admin_logs_in(&http, &b).await;
     // Without the CA the certificate is not trusted.
-    let untrusting = reqwest::Client::builder().tls_certs_only(Vec::<reqwest::Certificate>::new()).build().unwrap();
-    assert!(untrusting.get(format!("{}/auth/pats", b["apiUrl"].as_str().unwrap())).send().await.is_err());
+    let untrusting = reqwest::Client::builder()
+        .tls_certs_only(Vec::<reqwest::Certificate>::new())
+        .build()
+        .unwrap();
+    assert!(
+        untrusting
+            .get(format!("{}/auth/pats", b["apiUrl"].as_str().unwrap()))
+            .send()
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -120,7 +150,10 @@ async fn fault_flags_are_applied_at_start() {
     ]);
     let b = wait_for_bootstrap(&path, &mut child).await;
     let faults: Value = http()
-        .get(format!("{}/_emulator/faults", b["apiUrl"].as_str().unwrap()))
+        .get(format!(
+            "{}/_emulator/faults",
+            b["apiUrl"].as_str().unwrap()
+        ))
         .send()
         .await
         .unwrap()
@@ -158,9 +191,50 @@ fn invalid_fault_ratio_fails_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b.json");
     let out = Command::new(BIN)
-        .args(["--bootstrap-file", path.to_str().unwrap(), "--error-ratio", "3"])
+        .args([
+            "--bootstrap-file",
+            path.to_str().unwrap(),
+            "--error-ratio",
+            "3",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn stale_bootstrap_file_is_replaced_and_removed_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bootstrap.json");
+    std::fs::write(&path, r#"{"apiUrl":"http://127.0.0.1:1"}"#).unwrap();
+    let mut child = spawn(&["--bootstrap-file", path.to_str().unwrap()]);
+    // Wait for this run's file (the stale one is removed before listening).
+    let mut b = Value::Null;
+    for _ in 0..600 {
+        if let Ok(bytes) = std::fs::read(&path)
+            && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+            && v["apiUrl"] != "http://127.0.0.1:1"
+        {
+            b = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        b["orgId"].is_string(),
+        "this run's bootstrap file never appeared"
+    );
+    // SIGTERM: graceful shutdown removes the file.
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status}");
     assert!(!path.exists());
 }

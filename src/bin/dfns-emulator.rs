@@ -31,11 +31,19 @@ struct Args {
 
     /// Extra DNS name or IP for the TLS certificate (repeatable), e.g. the host name a
     /// cluster uses to reach the emulator.
-    #[arg(long = "tls-host", env = "DFNS_EMULATOR_TLS_HOSTS", value_delimiter = ',')]
+    #[arg(
+        long = "tls-host",
+        env = "DFNS_EMULATOR_TLS_HOSTS",
+        value_delimiter = ','
+    )]
     tls_hosts: Vec<String>,
 
     /// Username of the bootstrap admin.
-    #[arg(long, env = "DFNS_EMULATOR_ADMIN_USERNAME", default_value = "admin@emulator.local")]
+    #[arg(
+        long,
+        env = "DFNS_EMULATOR_ADMIN_USERNAME",
+        default_value = "admin@emulator.local"
+    )]
     admin_username: String,
 
     /// Fixed delay added to every Dfns API response, in milliseconds.
@@ -55,13 +63,19 @@ struct Args {
     #[arg(long, env = "DFNS_EMULATOR_ERROR_RATIO", default_value_t = 0.0)]
     error_ratio: f64,
 
-    /// Share of Dfns API requests (0 to 1) that are applied but whose reply is replaced by a 502
-    /// ("lost response"), to test clients' crash safety.
+    /// Share of state-changing requests (0 to 1) that are applied but whose reply is replaced by
+    /// a 502 ("lost response"), to test clients' crash safety. Reads and signing steps are
+    /// never lost.
     #[arg(long, env = "DFNS_EMULATOR_LOST_RESPONSE_RATIO", default_value_t = 0.0)]
     lost_response_ratio: f64,
 
     /// Log format on stderr.
-    #[arg(long, env = "DFNS_EMULATOR_LOG_FORMAT", value_enum, default_value = "plain")]
+    #[arg(
+        long,
+        env = "DFNS_EMULATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "plain"
+    )]
     log_format: LogFormat,
 }
 
@@ -73,7 +87,9 @@ enum LogFormat {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Plain => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -115,6 +131,9 @@ async fn main() -> ExitCode {
         admin_username: args.admin_username,
         ..EmulatorConfig::default()
     };
+    // A file left by an earlier run would point readers at a dead port: remove it before
+    // listening, so the file that appears is always this run's.
+    remove_bootstrap(&args.bootstrap_file);
     let emulator = match Emulator::start(config).await {
         Ok(e) => e,
         Err(e) => {
@@ -132,5 +151,16 @@ async fn main() -> ExitCode {
     shutdown_signal().await;
     tracing::info!("shutting down");
     emulator.shutdown().await;
+    remove_bootstrap(&args.bootstrap_file);
     ExitCode::SUCCESS
+}
+
+fn remove_bootstrap(path: &std::path::Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::debug!(path = %path.display(), "removed bootstrap file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove bootstrap file")
+        }
+    }
 }

@@ -21,7 +21,10 @@ pub(crate) type Shared = Arc<AppState>;
 
 impl AppState {
     pub fn faults(&self) -> Faults {
-        self.faults.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.faults
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn set_faults(&self, faults: Faults) {

@@ -26,17 +26,22 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .split_once(' ')
         .ok_or_else(|| ApiError::unauthorized("Not Authorized: malformed Authorization header"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::unauthorized("Not Authorized: expected a Bearer token"));
+        return Err(ApiError::unauthorized(
+            "Not Authorized: expected a Bearer token",
+        ));
     }
     Ok(token.trim())
 }
 
 fn authenticate(parts: &Parts, app: &Shared) -> Result<Caller, ApiError> {
     let token = bearer(parts)?;
-    let claims = app.keys.verify_access(token, clock::unix_now()).map_err(|e| match e {
-        TokenError::Expired => ApiError::unauthorized("Not Authorized: the token has expired"),
-        _ => ApiError::unauthorized("Not Authorized: the token is invalid"),
-    })?;
+    let claims = app
+        .keys
+        .verify_access(token, clock::unix_now())
+        .map_err(|e| match e {
+            TokenError::Expired => ApiError::unauthorized("Not Authorized: the token has expired"),
+            _ => ApiError::unauthorized("Not Authorized: the token is invalid"),
+        })?;
     app.store.lock().authenticate(&claims)
 }
 
@@ -59,7 +64,9 @@ pub(crate) struct Signed {
 }
 
 fn invalid_user_action(reason: &str) -> ApiError {
-    ApiError::forbidden(format!("user action signature is missing or invalid: {reason}"))
+    ApiError::forbidden(format!(
+        "user action signature is missing or invalid: {reason}"
+    ))
 }
 
 impl FromRequest<Shared> for Signed {
@@ -70,7 +77,9 @@ impl FromRequest<Shared> for Signed {
         let caller = authenticate(&parts, app)?;
         let body = axum::body::to_bytes(body, 2 * 1024 * 1024)
             .await
-            .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"))?;
+            .map_err(|_| {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large")
+            })?;
 
         let header = parts
             .headers
@@ -78,10 +87,13 @@ impl FromRequest<Shared> for Signed {
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| invalid_user_action("the X-DFNS-USERACTION header is missing"))?;
         let now = clock::unix_now();
-        let handle = app.keys.verify_handle(header.trim(), AUD_USER_ACTION, now).map_err(|e| match e {
-            TokenError::Expired => invalid_user_action("the user action has expired"),
-            _ => invalid_user_action("the user action token is not valid"),
-        })?;
+        let handle = app
+            .keys
+            .verify_handle(header.trim(), AUD_USER_ACTION, now)
+            .map_err(|e| match e {
+                TokenError::Expired => invalid_user_action("the user action has expired"),
+                _ => invalid_user_action("the user action token is not valid"),
+            })?;
         let normalized = normalized_body(&body).map_err(ApiError::bad_request)?;
 
         let mut state = app.store.lock();
@@ -96,14 +108,23 @@ impl FromRequest<Shared> for Signed {
             return Err(invalid_user_action("the user action has expired"));
         }
         if action.identity != caller.identity {
-            return Err(invalid_user_action("the user action was signed for another caller"));
+            return Err(invalid_user_action(
+                "the user action was signed for another caller",
+            ));
         }
-        if !user_actions::matches(&action.request, parts.method.as_str(), parts.uri.path(), &normalized) {
+        if !user_actions::matches(
+            &action.request,
+            parts.method.as_str(),
+            parts.uri.path(),
+            &normalized,
+        ) {
             return Err(invalid_user_action(
                 "the user action was signed for a different method, path or body",
             ));
         }
         action.used = true;
+        // Only the fact that it was used matters from now on.
+        action.request.body = serde_json::Value::Null;
         drop(state);
         Ok(Self { caller, body })
     }

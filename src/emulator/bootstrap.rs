@@ -54,8 +54,14 @@ impl Bootstrap {
     /// Writes the file atomically (temporary file in the same directory, then rename), readable
     /// by the owner only, so readers never see half a file.
     pub fn write_atomically(&self, path: &Path) -> std::io::Result<()> {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("bootstrap.json");
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("bootstrap.json");
         let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         {
@@ -104,8 +110,15 @@ mod tests {
         sample().write_atomically(&path).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(v["apiUrl"], "http://127.0.0.1:1");
-        assert_eq!(v["admin"]["privateKey"], "-----BEGIN PRIVATE KEY-----secret");
+        assert_eq!(
+            v["admin"]["privateKey"],
+            "-----BEGIN PRIVATE KEY-----secret"
+        );
         assert!(v.get("caCert").is_none());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 }

@@ -56,7 +56,8 @@ pub struct Faults {
     pub rate_limit_per_minute: Option<u32>,
     /// Share of requests (0.0–1.0) answered with a 5xx before anything is changed.
     pub error_ratio: f64,
-    /// Share of requests (0.0–1.0) that are applied but whose reply fails with 502.
+    /// Share of state-changing requests (0.0–1.0) that are applied but whose reply fails with
+    /// 502. Reads and login/user-action signing steps are never lost.
     pub lost_response_ratio: f64,
 }
 
@@ -127,9 +128,15 @@ mod tests {
 
     #[test]
     fn ratios_outside_unit_interval_are_rejected() {
-        let f = Faults { error_ratio: 1.5, ..Faults::default() };
+        let f = Faults {
+            error_ratio: 1.5,
+            ..Faults::default()
+        };
         assert!(f.validate().unwrap_err().contains("errorRatio"));
-        let f = Faults { lost_response_ratio: -0.1, ..Faults::default() };
+        let f = Faults {
+            lost_response_ratio: -0.1,
+            ..Faults::default()
+        };
         assert!(f.validate().unwrap_err().contains("lostResponseRatio"));
     }
 

@@ -88,7 +88,10 @@ impl Counters {
                 Outcome::Served => {}
                 Outcome::RateLimited => {
                     c.rate_limited += 1;
-                    c.by_endpoint.get_mut(endpoint).expect("inserted above").rate_limited += 1;
+                    c.by_endpoint
+                        .get_mut(endpoint)
+                        .expect("inserted above")
+                        .rate_limited += 1;
                 }
                 Outcome::InjectedError => c.injected_errors += 1,
                 Outcome::LostResponse => c.lost_responses += 1,
@@ -119,7 +122,13 @@ mod tests {
         c.record("POST /auth/pats", RequestClass::Write, Outcome::RateLimited);
         let s = c.snapshot();
         assert_eq!((s.total, s.writes, s.rate_limited), (2, 2, 1));
-        assert_eq!(s.by_endpoint["POST /auth/pats"], EndpointCounts { requests: 2, rate_limited: 1 });
+        assert_eq!(
+            s.by_endpoint["POST /auth/pats"],
+            EndpointCounts {
+                requests: 2,
+                rate_limited: 1
+            }
+        );
         c.reset();
         assert_eq!(c.snapshot(), RequestCounts::default());
     }

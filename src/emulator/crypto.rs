@@ -18,7 +18,9 @@ const B64URL_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
 );
 
 pub(crate) fn decode_b64url(input: &str) -> Result<Vec<u8>, String> {
-    B64URL_ANY_PADDING.decode(input.trim()).map_err(|e| format!("invalid base64url: {e}"))
+    B64URL_ANY_PADDING
+        .decode(input.trim())
+        .map_err(|e| format!("invalid base64url: {e}"))
 }
 
 /// Digest named by `credentialAssertion.algorithm` (absent → SHA-256).
@@ -44,7 +46,10 @@ fn digest_kind(algorithm: Option<&str>) -> Result<DigestKind, String> {
 #[derive(Clone, Debug)]
 pub(crate) enum PublicKey {
     /// `sec1` is the uncompressed point, for ring's (faster) verifier.
-    P256 { key: p256::ecdsa::VerifyingKey, sec1: Vec<u8> },
+    P256 {
+        key: p256::ecdsa::VerifyingKey,
+        sec1: Vec<u8>,
+    },
     Ed25519(ed25519_dalek::VerifyingKey),
     Rsa(rsa::RsaPublicKey),
 }
@@ -84,19 +89,28 @@ impl PublicKey {
     }
 
     /// Verifies `signature` over `message`. ECDSA signatures must be ASN.1 DER.
-    pub fn verify(&self, message: &[u8], sig: &[u8], algorithm: Option<&str>) -> Result<(), String> {
+    pub fn verify(
+        &self,
+        message: &[u8],
+        sig: &[u8],
+        algorithm: Option<&str>,
+    ) -> Result<(), String> {
         let digest = digest_kind(algorithm)?;
         let ok = match self {
             Self::P256 { key, sec1 } => {
                 let parsed = p256::ecdsa::Signature::from_der(sig)
                     .map_err(|_| "ECDSA signature is not ASN.1 DER".to_owned())?;
                 let ring_verify = |alg: &'static ring::signature::EcdsaVerificationAlgorithm| {
-                    ring::signature::UnparsedPublicKey::new(alg, sec1).verify(message, sig).is_ok()
+                    ring::signature::UnparsedPublicKey::new(alg, sec1)
+                        .verify(message, sig)
+                        .is_ok()
                 };
                 match digest {
                     DigestKind::Sha256 => ring_verify(&ring::signature::ECDSA_P256_SHA256_ASN1),
                     DigestKind::Sha384 => ring_verify(&ring::signature::ECDSA_P256_SHA384_ASN1),
-                    DigestKind::Sha512 => key.verify_prehash(&Sha512::digest(message), &parsed).is_ok(),
+                    DigestKind::Sha512 => key
+                        .verify_prehash(&Sha512::digest(message), &parsed)
+                        .is_ok(),
                 }
             }
             Self::Ed25519(key) => {
@@ -106,15 +120,26 @@ impl PublicKey {
             }
             Self::Rsa(key) => {
                 use rsa::pkcs1v15::{Signature, VerifyingKey};
-                let sig = Signature::try_from(sig).map_err(|_| "malformed RSA signature".to_owned())?;
+                let sig =
+                    Signature::try_from(sig).map_err(|_| "malformed RSA signature".to_owned())?;
                 match digest {
-                    DigestKind::Sha256 => VerifyingKey::<Sha256>::new(key.clone()).verify(message, &sig).is_ok(),
-                    DigestKind::Sha384 => VerifyingKey::<Sha384>::new(key.clone()).verify(message, &sig).is_ok(),
-                    DigestKind::Sha512 => VerifyingKey::<Sha512>::new(key.clone()).verify(message, &sig).is_ok(),
+                    DigestKind::Sha256 => VerifyingKey::<Sha256>::new(key.clone())
+                        .verify(message, &sig)
+                        .is_ok(),
+                    DigestKind::Sha384 => VerifyingKey::<Sha384>::new(key.clone())
+                        .verify(message, &sig)
+                        .is_ok(),
+                    DigestKind::Sha512 => VerifyingKey::<Sha512>::new(key.clone())
+                        .verify(message, &sig)
+                        .is_ok(),
                 }
             }
         };
-        if ok { Ok(()) } else { Err("signature verification failed".to_owned()) }
+        if ok {
+            Ok(())
+        } else {
+            Err("signature verification failed".to_owned())
+        }
     }
 }
 
@@ -125,7 +150,9 @@ mod tests {
     use signature::Signer as _;
 
     fn p256_pair() -> (p256::ecdsa::SigningKey, String) {
-        let sk = <p256::ecdsa::SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng());
+        let sk = <p256::ecdsa::SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(
+            &mut rand::rng(),
+        );
         let pem = sk
             .verifying_key()
             .to_public_key_pem(p256::pkcs8::LineEnding::LF)
@@ -154,7 +181,10 @@ mod tests {
     #[test]
     fn garbage_pem_is_rejected() {
         assert!(PublicKey::from_pem("not a key").is_err());
-        assert!(PublicKey::from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----").is_err());
+        assert!(
+            PublicKey::from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")
+                .is_err()
+        );
     }
 
     #[test]
@@ -169,6 +199,9 @@ mod tests {
         let (sk, pem) = p256_pair();
         let key = PublicKey::from_pem(&pem).unwrap();
         let sig: p256::ecdsa::Signature = sk.sign(b"x");
-        assert!(key.verify(b"x", sig.to_der().as_bytes(), Some("MD5")).is_err());
+        assert!(
+            key.verify(b"x", sig.to_der().as_bytes(), Some("MD5"))
+                .is_err()
+        );
     }
 }

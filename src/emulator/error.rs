@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot set up TLS: {0}")]
     Tls(String),
     #[error("cannot generate emulator keys: {0}")]
@@ -18,8 +21,9 @@ pub enum EmulatorError {
     Config(String),
 }
 
-/// An error reply in Dfns' format.
-#[derive(Debug, Clone)]
+/// An error reply in Dfns' format; its category is the HTTP status.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{status}: {message}")]
 pub(crate) struct ApiError {
     pub status: StatusCode,
     pub message: String,
@@ -29,7 +33,12 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), details: json!({}), retry_after_secs: None }
+        Self {
+            status,
+            message: message.into(),
+            details: json!({}),
+            retry_after_secs: None,
+        }
     }
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = details;
@@ -64,7 +73,9 @@ impl IntoResponse for ApiError {
         });
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

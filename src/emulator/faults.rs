@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::app::Shared;
-use super::counters::{Outcome, classify};
+use super::counters::{Outcome, RequestClass, classify};
 use super::error::ApiError;
 
 /// Token bucket holding up to one minute's allowance, refilled continuously. The emulator
@@ -23,12 +23,18 @@ pub(crate) struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(per_minute: Option<u32>) -> Self {
-        Self { per_minute, tokens: per_minute.unwrap_or(0) as f64, last: Instant::now() }
+        Self {
+            per_minute,
+            tokens: per_minute.unwrap_or(0) as f64,
+            last: Instant::now(),
+        }
     }
 
     /// `Ok` to admit a request, `Err(seconds)` to wait before retrying.
     pub fn admit(&mut self, now: Instant) -> Result<(), u64> {
-        let Some(limit) = self.per_minute else { return Ok(()) };
+        let Some(limit) = self.per_minute else {
+            return Ok(());
+        };
         let rate_per_sec = limit as f64 / 60.0;
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
@@ -67,29 +73,49 @@ pub(crate) async fn apply(State(app): State<Shared>, request: Request, next: Nex
         tokio::time::sleep(wait).await;
     }
 
-    let admitted = app.limiter.lock().unwrap_or_else(|p| p.into_inner()).admit(Instant::now());
+    let admitted = app
+        .limiter
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .admit(Instant::now());
     if let Err(retry_after) = admitted {
         app.counters.record(&endpoint, class, Outcome::RateLimited);
-        let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests: rate limit exceeded");
+        let mut err = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests: rate limit exceeded",
+        );
         err.retry_after_secs = Some(retry_after);
         return err.into_response();
     }
 
     if faults.error_ratio > 0.0 && rand::random::<f64>() < faults.error_ratio {
-        app.counters.record(&endpoint, class, Outcome::InjectedError);
-        return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error (injected by the emulator)")
-            .into_response();
+        app.counters
+            .record(&endpoint, class, Outcome::InjectedError);
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error (injected by the emulator)",
+        )
+        .into_response();
     }
 
     let response = next.run(request).await;
 
-    if faults.lost_response_ratio > 0.0 && rand::random::<f64>() < faults.lost_response_ratio {
+    // Only state-changing requests lose their reply: losing a read or a signing step changes
+    // nothing, and would keep a client from ever reaching the write under test.
+    if class == RequestClass::Write
+        && faults.lost_response_ratio > 0.0
+        && rand::random::<f64>() < faults.lost_response_ratio
+    {
         app.counters.record(&endpoint, class, Outcome::LostResponse);
         tracing::debug!(%endpoint, status = %response.status(), "dropping the reply of an applied request");
-        return ApiError::new(StatusCode::BAD_GATEWAY, "Bad Gateway: the response was lost (injected by the emulator)")
-            .into_response();
+        return ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "Bad Gateway: the response was lost (injected by the emulator)",
+        )
+        .into_response();
     }
     app.counters.record(&endpoint, class, Outcome::Served);
+    tracing::debug!(%endpoint, status = %response.status(), "request served");
     response
 }
 

@@ -13,7 +13,12 @@ fn random_chars(n: usize) -> String {
 
 /// `<prefix>-xxxxx-xxxxx-xxxxxxxxxxxxxxxx` (5, 5 and 16 lowercase alphanumerics).
 pub(crate) fn new_id(prefix: &str) -> String {
-    format!("{prefix}-{}-{}-{}", random_chars(5), random_chars(5), random_chars(16))
+    format!(
+        "{prefix}-{}-{}-{}",
+        random_chars(5),
+        random_chars(5),
+        random_chars(16)
+    )
 }
 
 /// A base64url credential id, as Dfns hands out for Key credentials it creates.
@@ -38,7 +43,11 @@ mod tests {
         assert_eq!(parts.len(), 4);
         assert_eq!(parts[0], "us");
         assert_eq!((parts[1].len(), parts[2].len(), parts[3].len()), (5, 5, 16));
-        assert!(id[3..].chars().all(|c| c == '-' || c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            id[3..]
+                .chars()
+                .all(|c| c == '-' || c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
     }
 
     #[test]

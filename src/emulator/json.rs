@@ -7,7 +7,11 @@ use super::error::{ApiError, ApiResult};
 
 /// Parses a JSON request body into `T` (whose type denies unknown fields); empty means `{}`.
 pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!("invalid request body: {e}"))
             .with_details(serde_json::json!({ "reason": e.to_string() }))
@@ -47,11 +51,17 @@ mod tests {
 
     #[test]
     fn empty_string_and_empty_object_and_spacing_are_equal() {
-        assert_eq!(normalized_body(b"").unwrap(), normalized_body(b"{}").unwrap());
+        assert_eq!(
+            normalized_body(b"").unwrap(),
+            normalized_body(b"{}").unwrap()
+        );
         assert_eq!(
             normalized_body(br#"{"a":1,"b":"x"}"#).unwrap(),
             normalized_body(br#"{ "b": "x", "a": 1 }"#).unwrap()
         );
-        assert_ne!(normalized_body(br#"{"a":1}"#).unwrap(), normalized_body(br#"{"a":2}"#).unwrap());
+        assert_ne!(
+            normalized_body(br#"{"a":1}"#).unwrap(),
+            normalized_body(br#"{"a":2}"#).unwrap()
+        );
     }
 }

@@ -40,7 +40,10 @@ impl Emulator {
         config.faults.validate().map_err(EmulatorError::Config)?;
 
         // The bootstrap admin: a P-256 Key credential whose private key only the bootstrap holds.
-        let admin_key = <p256::ecdsa::SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng());
+        let admin_key =
+            <p256::ecdsa::SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(
+                &mut rand::rng(),
+            );
         let private_pem = admin_key
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| EmulatorError::Keys(e.to_string()))?;
@@ -60,14 +63,23 @@ impl Emulator {
             assignment_id: ids::new_id("as"),
         };
 
-        let listener = std::net::TcpListener::bind(config.listen)
-            .map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
+        let listener =
+            std::net::TcpListener::bind(config.listen).map_err(|source| EmulatorError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         listener
             .set_nonblocking(true)
-            .map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let local = listener
             .local_addr()
-            .map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let host = match local.ip() {
             ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
@@ -109,14 +121,23 @@ impl Emulator {
         let handle = Handle::new();
         let task = match tls_material {
             Some(material) => {
-                let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(material.server_config))
-                    .map_err(|source| EmulatorError::Bind { addr: local, source })?
-                    .handle(handle.clone());
+                let server = axum_server::from_tcp_rustls(
+                    listener,
+                    RustlsConfig::from_config(material.server_config),
+                )
+                .map_err(|source| EmulatorError::Bind {
+                    addr: local,
+                    source,
+                })?
+                .handle(handle.clone());
                 tokio::spawn(async move { server.serve(router.into_make_service()).await })
             }
             None => {
                 let server = axum_server::from_tcp(listener)
-                    .map_err(|source| EmulatorError::Bind { addr: local, source })?
+                    .map_err(|source| EmulatorError::Bind {
+                        addr: local,
+                        source,
+                    })?
                     .handle(handle.clone());
                 tokio::spawn(async move { server.serve(router.into_make_service()).await })
             }
@@ -124,7 +145,14 @@ impl Emulator {
         // The socket is bound already; wait until the server task accepts on it.
         handle.listening().await;
         tracing::info!(api_url = %api_url, org_id = %bootstrap.org_id, tls = ca_cert.is_some(), "dfns emulator listening");
-        Ok(RunningEmulator { api_url, bootstrap, ca_cert, app, handle, task })
+        Ok(RunningEmulator {
+            api_url,
+            bootstrap,
+            ca_cert,
+            app,
+            handle,
+            task,
+        })
     }
 }
 

@@ -92,16 +92,21 @@ fn encode_part<T: Serialize>(value: &T) -> String {
 /// Splits a compact JWS into (signing input, payload, signature bytes).
 fn split(token: &str) -> Result<(&str, &str, Vec<u8>), TokenError> {
     let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(payload), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed);
     };
-    let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TokenError::Malformed)?;
+    let sig = URL_SAFE_NO_PAD
+        .decode(sig)
+        .map_err(|_| TokenError::Malformed)?;
     Ok((&token[..header.len() + 1 + payload.len()], payload, sig))
 }
 
 fn decode_payload<C: DeserializeOwned>(payload: &str) -> Result<C, TokenError> {
-    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed)?;
     serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
 }
 
@@ -117,18 +122,28 @@ impl TokenKeys {
 
     /// An EdDSA-signed JWT.
     pub fn sign<C: Serialize>(&self, claims: &C) -> String {
-        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#), encode_part(claims));
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#),
+            encode_part(claims)
+        );
         let sig = self.signing.sign(signing_input.as_bytes());
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
     }
 
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
-        let cached = self.verified.lock().unwrap_or_else(|p| p.into_inner()).get(token).cloned();
+        let cached = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned();
         let claims = match cached {
             Some(claims) => claims,
             None => {
                 let (signing_input, payload, sig) = split(token)?;
-                let sig = ed25519_dalek::Signature::from_slice(&sig).map_err(|_| TokenError::Malformed)?;
+                let sig = ed25519_dalek::Signature::from_slice(&sig)
+                    .map_err(|_| TokenError::Malformed)?;
                 self.signing
                     .verifying_key()
                     .verify(signing_input.as_bytes(), &sig)
@@ -153,15 +168,31 @@ impl TokenKeys {
 
     /// An HS256 JWT naming a challenge or user action held in emulator state.
     pub fn handle(&self, aud: &str, jti: &str, now: i64, ttl_secs: i64) -> String {
-        let claims = HandleClaims { iss: ISSUER.to_owned(), aud: aud.to_owned(), jti: jti.to_owned(), iat: now, exp: now + ttl_secs };
-        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#), encode_part(&claims));
+        let claims = HandleClaims {
+            iss: ISSUER.to_owned(),
+            aud: aud.to_owned(),
+            jti: jti.to_owned(),
+            iat: now,
+            exp: now + ttl_secs,
+        };
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+            encode_part(&claims)
+        );
         let tag = ring::hmac::sign(&self.handle_key, signing_input.as_bytes());
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
-    pub fn verify_handle(&self, token: &str, aud: &str, now: i64) -> Result<HandleClaims, TokenError> {
+    pub fn verify_handle(
+        &self,
+        token: &str,
+        aud: &str,
+        now: i64,
+    ) -> Result<HandleClaims, TokenError> {
         let (signing_input, payload, sig) = split(token)?;
-        ring::hmac::verify(&self.handle_key, signing_input.as_bytes(), &sig).map_err(|_| TokenError::BadSignature)?;
+        ring::hmac::verify(&self.handle_key, signing_input.as_bytes(), &sig)
+            .map_err(|_| TokenError::BadSignature)?;
         let claims: HandleClaims = decode_payload(payload)?;
         if claims.aud != aud {
             return Err(TokenError::WrongAudience);
@@ -201,7 +232,9 @@ mod tests {
         let jwt = keys.sign(&claims(100));
         let back = keys.verify_access(&jwt, 50).unwrap();
         assert_eq!(back.app_metadata.token_kind, TokenKind::Pat);
-        let payload = URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap();
+        let payload = URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).unwrap())
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(v["https://custom/app_metadata"]["tokenKind"], "Pat");
         assert_eq!(v["https://custom/app_metadata"]["orgId"], "or-1");
@@ -211,13 +244,19 @@ mod tests {
     fn expired_token_is_refused() {
         let keys = TokenKeys::generate();
         let jwt = keys.sign(&claims(100));
-        assert_eq!(keys.verify_access(&jwt, 100).unwrap_err(), TokenError::Expired);
+        assert_eq!(
+            keys.verify_access(&jwt, 100).unwrap_err(),
+            TokenError::Expired
+        );
     }
 
     #[test]
     fn token_from_another_key_is_refused() {
         let jwt = TokenKeys::generate().sign(&claims(100));
-        assert_eq!(TokenKeys::generate().verify_access(&jwt, 0).unwrap_err(), TokenError::BadSignature);
+        assert_eq!(
+            TokenKeys::generate().verify_access(&jwt, 0).unwrap_err(),
+            TokenError::BadSignature
+        );
     }
 
     #[test]
@@ -225,7 +264,10 @@ mod tests {
         let keys = TokenKeys::generate();
         let h = keys.handle(AUD_USER_ACTION, "x", 0, 10);
         assert!(keys.verify_access(&h, 1).is_err());
-        assert_eq!(keys.verify_handle(&h, AUD_CHALLENGE, 1).unwrap_err(), TokenError::WrongAudience);
+        assert_eq!(
+            keys.verify_handle(&h, AUD_CHALLENGE, 1).unwrap_err(),
+            TokenError::WrongAudience
+        );
         assert!(keys.verify_handle(&h, AUD_USER_ACTION, 1).is_ok());
     }
 }

@@ -67,7 +67,9 @@ pub(crate) fn verify_assertion(
         )));
     }
     if parsed.challenge != expected_challenge {
-        return Err(ApiError::unauthorized("clientData challenge does not match the issued challenge"));
+        return Err(ApiError::unauthorized(
+            "clientData challenge does not match the issued challenge",
+        ));
     }
     let signature = decode_b64url(signature_b64)
         .map_err(|e| ApiError::bad_request(format!("signature: {e}")))?;
@@ -83,7 +85,9 @@ pub(crate) fn strip_query(path: &str) -> &str {
 
 /// A user action is valid only for the method, path and body it was signed for.
 pub(crate) fn matches(bound: &BoundRequest, method: &str, path: &str, body: &Value) -> bool {
-    bound.method.eq_ignore_ascii_case(method) && bound.path == strip_query(path) && &bound.body == body
+    bound.method.eq_ignore_ascii_case(method)
+        && bound.path == strip_query(path)
+        && &bound.body == body
 }
 
 #[cfg(test)]
@@ -92,14 +96,38 @@ mod tests {
     use serde_json::json;
 
     fn bound() -> BoundRequest {
-        BoundRequest { method: "PUT".into(), path: "/auth/pats/to-1/deactivate".into(), body: json!({}) }
+        BoundRequest {
+            method: "PUT".into(),
+            path: "/auth/pats/to-1/deactivate".into(),
+            body: json!({}),
+        }
     }
 
     #[test]
     fn query_is_ignored_but_path_method_and_body_must_match() {
-        assert!(matches(&bound(), "PUT", "/auth/pats/to-1/deactivate?x=1", &json!({})));
-        assert!(!matches(&bound(), "PUT", "/auth/pats/to-2/deactivate", &json!({})));
-        assert!(!matches(&bound(), "DELETE", "/auth/pats/to-1/deactivate", &json!({})));
-        assert!(!matches(&bound(), "PUT", "/auth/pats/to-1/deactivate", &json!({"force": true})));
+        assert!(matches(
+            &bound(),
+            "PUT",
+            "/auth/pats/to-1/deactivate?x=1",
+            &json!({})
+        ));
+        assert!(!matches(
+            &bound(),
+            "PUT",
+            "/auth/pats/to-2/deactivate",
+            &json!({})
+        ));
+        assert!(!matches(
+            &bound(),
+            "DELETE",
+            "/auth/pats/to-1/deactivate",
+            &json!({})
+        ));
+        assert!(!matches(
+            &bound(),
+            "PUT",
+            "/auth/pats/to-1/deactivate",
+            &json!({"force": true})
+        ));
     }
 }

@@ -14,7 +14,11 @@ pub enum TestKey {
 
 impl TestKey {
     pub fn p256() -> Self {
-        Self::P256(<p256::ecdsa::SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng()))
+        Self::P256(
+            <p256::ecdsa::SigningKey as p256::elliptic_curve::Generate>::generate_from_rng(
+                &mut rand::rng(),
+            ),
+        )
     }
 
     pub fn ed25519() -> Self {
@@ -24,7 +28,12 @@ impl TestKey {
     /// One 2048-bit key per test binary: generating RSA keys is slow.
     pub fn rsa() -> Self {
         static KEY: OnceLock<Arc<rsa::RsaPrivateKey>> = OnceLock::new();
-        Self::Rsa(KEY.get_or_init(|| Arc::new(rsa::RsaPrivateKey::new(&mut rand::rng(), 2048).expect("RSA key"))).clone())
+        Self::Rsa(
+            KEY.get_or_init(|| {
+                Arc::new(rsa::RsaPrivateKey::new(&mut rand::rng(), 2048).expect("RSA key"))
+            })
+            .clone(),
+        )
     }
 
     pub fn from_p256_pkcs8_pem(pem: &str) -> Self {
@@ -37,11 +46,15 @@ impl TestKey {
             Self::P256(k) => k.verifying_key().to_public_key_pem(LineEnding::LF).unwrap(),
             Self::Ed25519(k) => {
                 use ed25519_dalek::pkcs8::EncodePublicKey as _;
-                k.verifying_key().to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).unwrap()
+                k.verifying_key()
+                    .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+                    .unwrap()
             }
             Self::Rsa(k) => {
                 use rsa::pkcs8::EncodePublicKey as _;
-                k.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap()
+                k.to_public_key()
+                    .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+                    .unwrap()
             }
         }
     }
@@ -50,7 +63,10 @@ impl TestKey {
     pub fn rsa_pkcs1_public_pem(&self) -> String {
         use rsa::pkcs1::EncodeRsaPublicKey as _;
         match self {
-            Self::Rsa(k) => k.to_public_key().to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap(),
+            Self::Rsa(k) => k
+                .to_public_key()
+                .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+                .unwrap(),
             _ => panic!("not an RSA key"),
         }
     }

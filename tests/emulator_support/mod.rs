@@ -39,7 +39,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn error_message(&self) -> String {
-        self.body["error"]["message"].as_str().unwrap_or_default().to_owned()
+        self.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
     #[track_caller]
     pub fn expect(self, status: StatusCode) -> Value {
@@ -56,8 +59,17 @@ impl Reply {
         assert_eq!(self.status, status, "unexpected reply: {}", self.body);
         let e = &self.body["error"];
         assert!(e["id"].is_string(), "error.id missing in {}", self.body);
-        assert_eq!(e["status"], status.as_u16(), "error.status in {}", self.body);
-        assert!(e["details"].is_object(), "error.details missing in {}", self.body);
+        assert_eq!(
+            e["status"],
+            status.as_u16(),
+            "error.status in {}",
+            self.body
+        );
+        assert!(
+            e["details"].is_object(),
+            "error.details missing in {}",
+            self.body
+        );
         e["message"].as_str().expect("error.message").to_owned()
     }
 }
@@ -111,14 +123,21 @@ impl Default for AssertionOptions {
 }
 
 fn b64(bytes: &[u8], padded: bool) -> String {
-    if padded { base64::engine::general_purpose::URL_SAFE.encode(bytes) } else { URL_SAFE_NO_PAD.encode(bytes) }
+    if padded {
+        base64::engine::general_purpose::URL_SAFE.encode(bytes)
+    } else {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
 }
 
 /// Builds a `firstFactor` Key assertion over a challenge.
 pub fn assertion(key: &TestKey, cred_id: &str, challenge: &str, opts: &AssertionOptions) -> Value {
     let challenge = opts.challenge_override.as_deref().unwrap_or(challenge);
     let client_data = if opts.go_style_client_data {
-        format!(r#"{{"challenge":"{challenge}","crossOrigin":false,"type":"{}"}}"#, opts.client_data_type)
+        format!(
+            r#"{{"challenge":"{challenge}","crossOrigin":false,"type":"{}"}}"#,
+            opts.client_data_type
+        )
     } else {
         json!({ "type": opts.client_data_type, "challenge": challenge }).to_string()
     };
@@ -149,10 +168,23 @@ pub struct Client {
 
 impl Client {
     pub fn with(&self, token: &str, cred_id: &str, key: &TestKey) -> Client {
-        Client { http: self.http.clone(), base: self.base.clone(), token: token.into(), cred_id: cred_id.into(), key: key.clone() }
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token: token.into(),
+            cred_id: cred_id.into(),
+            key: key.clone(),
+        }
     }
 
-    pub async fn raw(&self, method: Method, path: &str, body: &Body, user_action: Option<&str>, bearer: bool) -> Reply {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Body,
+        user_action: Option<&str>,
+        bearer: bool,
+    ) -> Reply {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if bearer {
             req = req.bearer_auth(&self.token);
@@ -162,14 +194,22 @@ impl Client {
         }
         req = match body {
             Body::None => req,
-            Body::Json(v) => req.header("content-type", "application/json").body(v.to_string()),
-            Body::Raw(s) => req.header("content-type", "application/json").body(s.clone()),
+            Body::Json(v) => req
+                .header("content-type", "application/json")
+                .body(v.to_string()),
+            Body::Raw(s) => req
+                .header("content-type", "application/json")
+                .body(s.clone()),
         };
         let resp = req.send().await.expect("request sent");
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap_or_default();
-        Reply { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -184,23 +224,40 @@ impl Client {
             "userActionHttpPath": path,
             "userActionServerKind": "Api",
         });
-        self.raw(Method::POST, "/auth/action/init", &Body::Json(body), None, true).await
+        self.raw(
+            Method::POST,
+            "/auth/action/init",
+            &Body::Json(body),
+            None,
+            true,
+        )
+        .await
     }
 
     /// init + sign + complete; returns the `/auth/action` reply.
-    pub async fn sign_action(&self, method: &Method, path: &str, payload: &str, opts: &AssertionOptions) -> Reply {
+    pub async fn sign_action(
+        &self,
+        method: &Method,
+        path: &str,
+        payload: &str,
+        opts: &AssertionOptions,
+    ) -> Reply {
         let init = self.action_init(method, path, payload).await.ok();
         let challenge = init["challenge"].as_str().expect("challenge");
         let body = json!({
             "challengeIdentifier": init["challengeIdentifier"],
             "firstFactor": assertion(&self.key, &self.cred_id, challenge, opts),
         });
-        self.raw(Method::POST, "/auth/action", &Body::Json(body), None, true).await
+        self.raw(Method::POST, "/auth/action", &Body::Json(body), None, true)
+            .await
     }
 
     /// A user action token for a request, asserting success.
     pub async fn user_action(&self, method: &Method, path: &str, body: &Body) -> String {
-        let reply = self.sign_action(method, path, &body.payload(), &AssertionOptions::default()).await.ok();
+        let reply = self
+            .sign_action(method, path, &body.payload(), &AssertionOptions::default())
+            .await
+            .ok();
         reply["userAction"].as_str().expect("userAction").to_owned()
     }
 
@@ -220,10 +277,30 @@ impl Client {
 }
 
 /// Logs a user in with a Key credential; returns the session token reply.
-pub async fn login_reply(http: &reqwest::Client, base: &str, org_id: &str, username: &str, cred_id: &str, key: &TestKey, opts: &AssertionOptions) -> Reply {
-    let anon = Client { http: http.clone(), base: base.into(), token: String::new(), cred_id: cred_id.into(), key: key.clone() };
+pub async fn login_reply(
+    http: &reqwest::Client,
+    base: &str,
+    org_id: &str,
+    username: &str,
+    cred_id: &str,
+    key: &TestKey,
+    opts: &AssertionOptions,
+) -> Reply {
+    let anon = Client {
+        http: http.clone(),
+        base: base.into(),
+        token: String::new(),
+        cred_id: cred_id.into(),
+        key: key.clone(),
+    };
     let init = anon
-        .raw(Method::POST, "/auth/login/init", &Body::Json(json!({ "orgId": org_id, "username": username })), None, false)
+        .raw(
+            Method::POST,
+            "/auth/login/init",
+            &Body::Json(json!({ "orgId": org_id, "username": username })),
+            None,
+            false,
+        )
         .await
         .ok();
     let challenge = init["challenge"].as_str().expect("challenge");
@@ -231,7 +308,8 @@ pub async fn login_reply(http: &reqwest::Client, base: &str, org_id: &str, usern
         "challengeIdentifier": init["challengeIdentifier"],
         "firstFactor": assertion(key, cred_id, challenge, opts),
     });
-    anon.raw(Method::POST, "/auth/login", &Body::Json(body), None, false).await
+    anon.raw(Method::POST, "/auth/login", &Body::Json(body), None, false)
+        .await
 }
 
 /// The bootstrap admin, logged in.
@@ -239,32 +317,64 @@ pub async fn admin(emu: &RunningEmulator) -> Client {
     let b = emu.bootstrap();
     let key = TestKey::from_p256_pkcs8_pem(&b.admin.private_key);
     let http = http();
-    let reply = login_reply(&http, emu.api_url(), &b.org_id, &b.admin.username, &b.admin.cred_id, &key, &AssertionOptions::default()).await;
+    let reply = login_reply(
+        &http,
+        emu.api_url(),
+        &b.org_id,
+        &b.admin.username,
+        &b.admin.cred_id,
+        &key,
+        &AssertionOptions::default(),
+    )
+    .await;
     let token = reply.ok()["token"].as_str().expect("token").to_owned();
-    Client { http, base: emu.api_url().to_owned(), token, cred_id: b.admin.cred_id.clone(), key }
+    Client {
+        http,
+        base: emu.api_url().to_owned(),
+        token,
+        cred_id: b.admin.cred_id.clone(),
+        key,
+    }
 }
 
 /// Decodes a JWT's claims (no verification).
 pub fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("JWT has three parts");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url payload")).expect("JSON claims")
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url payload"))
+        .expect("JSON claims")
 }
 
 /// Creates a service account; returns (create reply body, client acting as it).
-pub async fn create_service_account(admin: &Client, name: &str, key: &TestKey, extra: Value) -> (Value, Client) {
+pub async fn create_service_account(
+    admin: &Client,
+    name: &str,
+    key: &TestKey,
+    extra: Value,
+) -> (Value, Client) {
     let mut body = json!({ "name": name, "publicKey": key.public_pem() });
     if let Value::Object(extra) = extra {
         body.as_object_mut().unwrap().extend(extra);
     }
     let sa = admin.post("/auth/service-accounts", body).await.ok();
-    let token = sa["accessTokens"][0]["accessToken"].as_str().expect("accessToken").to_owned();
-    let cred_id = sa["accessTokens"][0]["credId"].as_str().expect("credId").to_owned();
+    let token = sa["accessTokens"][0]["accessToken"]
+        .as_str()
+        .expect("accessToken")
+        .to_owned();
+    let cred_id = sa["accessTokens"][0]["credId"]
+        .as_str()
+        .expect("credId")
+        .to_owned();
     let client = admin.with(&token, &cred_id, key);
     (sa, client)
 }
 
 /// Creates a PAT for the admin's user; returns (create reply body, client acting as it).
-pub async fn create_pat(owner: &Client, name: &str, key: &TestKey, extra: Value) -> (Value, Client) {
+pub async fn create_pat(
+    owner: &Client,
+    name: &str,
+    key: &TestKey,
+    extra: Value,
+) -> (Value, Client) {
     let mut body = json!({ "name": name, "publicKey": key.public_pem() });
     if let Value::Object(extra) = extra {
         body.as_object_mut().unwrap().extend(extra);
@@ -278,7 +388,13 @@ pub async fn create_pat(owner: &Client, name: &str, key: &TestKey, extra: Value)
 
 /// A permission with the given operations, created by `admin`; returns its id.
 pub async fn create_permission(admin: &Client, name: &str, operations: &[&str]) -> String {
-    let p = admin.post("/permissions", json!({ "name": name, "operations": operations })).await.ok();
+    let p = admin
+        .post(
+            "/permissions",
+            json!({ "name": name, "operations": operations }),
+        )
+        .await
+        .ok();
     p["id"].as_str().expect("permission id").to_owned()
 }
 
@@ -296,7 +412,22 @@ pub async fn org_user(emu: &RunningEmulator, username: &str, permission_ids: &[&
         .await
         .unwrap();
     let cred_id = created["credId"].as_str().expect("credId").to_owned();
-    let reply = login_reply(&http, emu.api_url(), &emu.bootstrap().org_id, username, &cred_id, &key, &AssertionOptions::default()).await;
+    let reply = login_reply(
+        &http,
+        emu.api_url(),
+        &emu.bootstrap().org_id,
+        username,
+        &cred_id,
+        &key,
+        &AssertionOptions::default(),
+    )
+    .await;
     let token = reply.ok()["token"].as_str().expect("token").to_owned();
-    Client { http, base: emu.api_url().to_owned(), token, cred_id, key }
+    Client {
+        http,
+        base: emu.api_url().to_owned(),
+        token,
+        cred_id,
+        key,
+    }
 }

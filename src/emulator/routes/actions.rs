@@ -45,15 +45,21 @@ pub(crate) async fn init(
     let body: ActionInitBody = parse_body(&body)?;
     let method = body.user_action_http_method.to_ascii_uppercase();
     if !matches!(method.as_str(), "POST" | "PUT" | "DELETE" | "GET") {
-        return Err(ApiError::bad_request("userActionHttpMethod must be POST, PUT, DELETE or GET"));
+        return Err(ApiError::bad_request(
+            "userActionHttpMethod must be POST, PUT, DELETE or GET",
+        ));
     }
     if let Some(kind) = body.user_action_server_kind.as_deref()
         && kind != "Api"
     {
-        return Err(ApiError::bad_request("userActionServerKind must be \"Api\""));
+        return Err(ApiError::bad_request(
+            "userActionServerKind must be \"Api\"",
+        ));
     }
     if !body.user_action_http_path.starts_with('/') {
-        return Err(ApiError::bad_request("userActionHttpPath must be an absolute path"));
+        return Err(ApiError::bad_request(
+            "userActionHttpPath must be an absolute path",
+        ));
     }
     let payload = normalized_body(body.user_action_payload.as_bytes())
         .map_err(|e| ApiError::bad_request(format!("userActionPayload: {e}")))?;
@@ -66,21 +72,33 @@ pub(crate) async fn init(
     let now = clock::unix_now();
     let challenge = ids::new_challenge();
     let jti = ids::new_id("ch");
-    let identifier = app.keys.handle(AUD_CHALLENGE, &jti, now, app.challenge_ttl_secs());
+    let identifier = app
+        .keys
+        .handle(AUD_CHALLENGE, &jti, now, app.challenge_ttl_secs());
     let mut state = app.store.lock();
-    let cred_ids: Vec<String> =
-        state.active_credentials(&caller.identity).into_iter().map(|c| c.cred_id.clone()).collect();
+    let cred_ids: Vec<String> = state
+        .active_credentials(&caller.identity)
+        .into_iter()
+        .map(|c| c.cred_id.clone())
+        .collect();
     state.insert_challenge(
         jti,
         Challenge {
-            purpose: ChallengePurpose::Action { identity: caller.identity.clone(), request },
+            purpose: ChallengePurpose::Action {
+                identity: caller.identity.clone(),
+                request,
+            },
             challenge: challenge.clone(),
             expires_at: now + app.challenge_ttl_secs(),
         },
         now,
     );
     drop(state);
-    Ok(Json(views::challenge_body(&challenge, &identifier, &cred_ids)))
+    Ok(Json(views::challenge_body(
+        &challenge,
+        &identifier,
+        &cred_ids,
+    )))
 }
 
 pub(crate) async fn complete(
@@ -90,7 +108,9 @@ pub(crate) async fn complete(
 ) -> ApiResult<Json<Value>> {
     let body: ActionBody = parse_body(&body)?;
     if body.second_factor.is_some() {
-        return Err(ApiError::bad_request("secondFactor is not supported by the emulator"));
+        return Err(ApiError::bad_request(
+            "secondFactor is not supported by the emulator",
+        ));
     }
     let assertion = body.first_factor.require_key()?;
     let now = clock::unix_now();
@@ -101,15 +121,18 @@ pub(crate) async fn complete(
 
     let (request, challenge, key) = {
         let mut state = app.store.lock();
-        let challenge = state
-            .challenges
-            .remove(&handle.jti)
-            .ok_or_else(|| ApiError::unauthorized("challenge is unknown or has already been used"))?;
+        let challenge = state.challenges.remove(&handle.jti).ok_or_else(|| {
+            ApiError::unauthorized("challenge is unknown or has already been used")
+        })?;
         let ChallengePurpose::Action { identity, request } = challenge.purpose else {
-            return Err(ApiError::unauthorized("challenge was not issued for a user action"));
+            return Err(ApiError::unauthorized(
+                "challenge was not issued for a user action",
+            ));
         };
         if identity != caller.identity {
-            return Err(ApiError::unauthorized("challenge was issued to another caller"));
+            return Err(ApiError::unauthorized(
+                "challenge was issued to another caller",
+            ));
         }
         if challenge.expires_at <= now {
             return Err(ApiError::unauthorized("challenge has expired"));
@@ -117,7 +140,9 @@ pub(crate) async fn complete(
         let cred = state
             .credential_by_cred_id(&assertion.cred_id)
             .filter(|c| c.is_active && c.owner == caller.identity)
-            .ok_or_else(|| ApiError::unauthorized("credential is not an active credential of the caller"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("credential is not an active credential of the caller")
+            })?;
         (request, challenge.challenge, cred.key.clone())
     };
     // Signature checks run outside the lock: they are the expensive part.
@@ -131,7 +156,9 @@ pub(crate) async fn complete(
     )?;
 
     let jti = ids::new_id("ua");
-    let token = app.keys.handle(AUD_USER_ACTION, &jti, now, app.user_action_ttl_secs());
+    let token = app
+        .keys
+        .handle(AUD_USER_ACTION, &jti, now, app.user_action_ttl_secs());
     app.store.lock().insert_user_action(
         jti,
         UserAction {

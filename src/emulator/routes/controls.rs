@@ -22,7 +22,10 @@ pub(crate) async fn get_faults(State(app): State<Shared>) -> Json<FaultsWire> {
     Json(FaultsWire::from(&app.faults()))
 }
 
-pub(crate) async fn set_faults(State(app): State<Shared>, body: Bytes) -> ApiResult<Json<FaultsWire>> {
+pub(crate) async fn set_faults(
+    State(app): State<Shared>,
+    body: Bytes,
+) -> ApiResult<Json<FaultsWire>> {
     let wire: FaultsWire = parse_body(&body)?;
     let faults = Faults::from(wire);
     faults.validate().map_err(ApiError::bad_request)?;
@@ -69,8 +72,15 @@ pub(crate) async fn create_user(State(app): State<Shared>, body: Bytes) -> ApiRe
     minting::require_name(&body.username)?;
     let key = minting::parse_public_key(&body.public_key)?;
     let mut state = app.store.lock();
-    if state.users.values().any(|u| u.username == body.username && !u.archived) {
-        return Err(ApiError::conflict(format!("username {:?} is taken", body.username)));
+    if state
+        .users
+        .values()
+        .any(|u| u.username == body.username && !u.archived)
+    {
+        return Err(ApiError::conflict(format!(
+            "username {:?} is taken",
+            body.username
+        )));
     }
     for permission_id in &body.permission_ids {
         minting::check_permission(&state, permission_id)?;
@@ -92,11 +102,20 @@ pub(crate) async fn create_user(State(app): State<Shared>, body: Bytes) -> ApiRe
             token_id: None,
         },
     );
-    let cred_uuid = state.new_key_credential(Identity::User(user_id.clone()), "login key", &body.public_key, key);
+    let cred_uuid = state.new_key_credential(
+        Identity::User(user_id.clone()),
+        "login key",
+        &body.public_key,
+        key,
+    );
     for permission_id in &body.permission_ids {
         state.assign(permission_id, &user_id, false)?;
     }
-    let cred_id = state.credentials.get(&cred_uuid).map(|c| c.cred_id.clone()).unwrap_or_default();
+    let cred_id = state
+        .credentials
+        .get(&cred_uuid)
+        .map(|c| c.cred_id.clone())
+        .unwrap_or_default();
     Ok(Json(json!({
         "userId": user_id,
         "username": body.username,

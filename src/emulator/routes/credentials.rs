@@ -70,9 +70,16 @@ struct UuidBody {
     credential_uuid: String,
 }
 
-pub(crate) async fn list(State(app): State<Shared>, Authenticated(caller): Authenticated) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(
+    State(app): State<Shared>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<Value>> {
     let state = app.store.lock();
-    let mut creds: Vec<&Credential> = state.credentials.values().filter(|c| c.owner == caller.identity).collect();
+    let mut creds: Vec<&Credential> = state
+        .credentials
+        .values()
+        .filter(|c| c.owner == caller.identity)
+        .collect();
     creds.sort_by_key(|c| c.seq);
     let items: Vec<Value> = creds.into_iter().map(views::credential).collect();
     Ok(Json(json!({ "items": items })))
@@ -93,7 +100,9 @@ pub(crate) async fn init(
     let now = clock::unix_now();
     let challenge = ids::new_challenge();
     let jti = ids::new_id("ch");
-    let identifier = app.keys.handle(AUD_CHALLENGE, &jti, now, app.challenge_ttl_secs());
+    let identifier = app
+        .keys
+        .handle(AUD_CHALLENGE, &jti, now, app.challenge_ttl_secs());
     let mut state = app.store.lock();
     let display = state
         .users
@@ -103,7 +112,9 @@ pub(crate) async fn init(
     state.insert_challenge(
         jti,
         Challenge {
-            purpose: ChallengePurpose::CredentialCreate { identity: caller.identity.clone() },
+            purpose: ChallengePurpose::CredentialCreate {
+                identity: caller.identity.clone(),
+            },
             challenge: challenge.clone(),
             expires_at: now + app.challenge_ttl_secs(),
         },
@@ -128,10 +139,16 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
     let caller = signed.caller;
     let body: CreateBody = parse_body(&signed.body)?;
     if body.credential_kind != "Key" {
-        return Err(ApiError::bad_request("only credentialKind \"Key\" is supported by the emulator"));
+        return Err(ApiError::bad_request(
+            "only credentialKind \"Key\" is supported by the emulator",
+        ));
     }
-    if body.credential_info.cred_id.is_empty() || decode_b64url(&body.credential_info.cred_id).is_err() {
-        return Err(ApiError::bad_request("credentialInfo.credId must be a base64url string"));
+    if body.credential_info.cred_id.is_empty()
+        || decode_b64url(&body.credential_info.cred_id).is_err()
+    {
+        return Err(ApiError::bad_request(
+            "credentialInfo.credId must be a base64url string",
+        ));
     }
     let now = clock::unix_now();
     let handle = app
@@ -140,13 +157,16 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
         .map_err(|_| ApiError::unauthorized("challengeIdentifier is invalid or expired"))?;
     let challenge = {
         let mut state = app.store.lock();
-        let challenge = state
-            .challenges
-            .remove(&handle.jti)
-            .ok_or_else(|| ApiError::unauthorized("challenge is unknown or has already been used"))?;
+        let challenge = state.challenges.remove(&handle.jti).ok_or_else(|| {
+            ApiError::unauthorized("challenge is unknown or has already been used")
+        })?;
         match &challenge.purpose {
             ChallengePurpose::CredentialCreate { identity } if *identity == caller.identity => {}
-            _ => return Err(ApiError::unauthorized("challenge was not issued for this credential creation")),
+            _ => {
+                return Err(ApiError::unauthorized(
+                    "challenge was not issued for this credential creation",
+                ));
+            }
         }
         if challenge.expires_at <= now {
             return Err(ApiError::unauthorized("challenge has expired"));
@@ -157,8 +177,9 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
     // Attestation: the new key signs {"clientDataHash","publicKey"} (hex signature).
     let attestation_bytes = decode_b64url(&body.credential_info.attestation_data)
         .map_err(|e| ApiError::bad_request(format!("attestationData: {e}")))?;
-    let attestation: Attestation = serde_json::from_slice(&attestation_bytes)
-        .map_err(|e| ApiError::bad_request(format!("attestationData is not the expected JSON: {e}")))?;
+    let attestation: Attestation = serde_json::from_slice(&attestation_bytes).map_err(|e| {
+        ApiError::bad_request(format!("attestationData is not the expected JSON: {e}"))
+    })?;
     let key = PublicKey::from_pem(&attestation.public_key)
         .map_err(|e| ApiError::bad_request(format!("attestationData.publicKey: {e}")))?;
     let client_data = decode_b64url(&body.credential_info.client_data)
@@ -185,7 +206,9 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
 
     let mut state = app.store.lock();
     if state.cred_ids.contains_key(&body.credential_info.cred_id) {
-        return Err(ApiError::conflict("a credential with this credId already exists"));
+        return Err(ApiError::conflict(
+            "a credential with this credId already exists",
+        ));
     }
     let uuid = ids::new_id("cr");
     state.insert_credential(Credential {
@@ -199,7 +222,10 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
         is_active: true,
         date_created: clock::iso_now(),
     });
-    let cred = state.credentials.get(&uuid).ok_or_else(|| not_found("credential", &uuid))?;
+    let cred = state
+        .credentials
+        .get(&uuid)
+        .ok_or_else(|| not_found("credential", &uuid))?;
     tracing::info!(credential = %uuid, owner = %caller.identity.id(), "credential created");
     Ok(Json(views::credential(cred)))
 }
@@ -208,7 +234,10 @@ pub(crate) async fn activate(State(app): State<Shared>, signed: Signed) -> ApiRe
     set_active(&app, signed, true)
 }
 
-pub(crate) async fn deactivate(State(app): State<Shared>, signed: Signed) -> ApiResult<Json<Value>> {
+pub(crate) async fn deactivate(
+    State(app): State<Shared>,
+    signed: Signed,
+) -> ApiResult<Json<Value>> {
     set_active(&app, signed, false)
 }
 
@@ -224,4 +253,3 @@ fn set_active(app: &Shared, signed: Signed, active: bool) -> ApiResult<Json<Valu
     tracing::info!(credential = %body.credential_uuid, active, "credential activation changed");
     Ok(Json(json!({ "message": "success" })))
 }
-

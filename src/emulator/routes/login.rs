@@ -11,7 +11,9 @@ use crate::emulator::app::Shared;
 use crate::emulator::error::{ApiError, ApiResult};
 use crate::emulator::json::parse_body;
 use crate::emulator::state::model::{Challenge, ChallengePurpose, Identity};
-use crate::emulator::tokens::{AUD_ACCESS, AUD_CHALLENGE, AccessClaims, AppMetadata, ISSUER, TokenKind};
+use crate::emulator::tokens::{
+    AUD_ACCESS, AUD_CHALLENGE, AccessClaims, AppMetadata, ISSUER, TokenKind,
+};
 use crate::emulator::user_actions::{Factor, verify_assertion};
 use crate::emulator::{clock, ids};
 
@@ -37,13 +39,17 @@ struct LoginBody {
 }
 
 fn login_refused() -> ApiError {
-    ApiError::unauthorized("login failed: unknown organization or user, or user not allowed to log in")
+    ApiError::unauthorized(
+        "login failed: unknown organization or user, or user not allowed to log in",
+    )
 }
 
 pub(crate) async fn init(State(app): State<Shared>, body: Bytes) -> ApiResult<Json<Value>> {
     let body: LoginInitBody = parse_body(&body)?;
     if body.login_code.is_some() {
-        return Err(ApiError::bad_request("loginCode (PasswordProtectedKey) is not supported by the emulator"));
+        return Err(ApiError::bad_request(
+            "loginCode (PasswordProtectedKey) is not supported by the emulator",
+        ));
     }
     let username = body
         .username
@@ -68,7 +74,9 @@ pub(crate) async fn init(State(app): State<Shared>, body: Bytes) -> ApiResult<Js
         .collect();
     let challenge = ids::new_challenge();
     let jti = ids::new_id("ch");
-    let identifier = app.keys.handle(AUD_CHALLENGE, &jti, now, app.login_challenge_ttl_secs());
+    let identifier = app
+        .keys
+        .handle(AUD_CHALLENGE, &jti, now, app.login_challenge_ttl_secs());
     state.insert_challenge(
         jti,
         Challenge {
@@ -78,13 +86,19 @@ pub(crate) async fn init(State(app): State<Shared>, body: Bytes) -> ApiResult<Js
         },
         now,
     );
-    Ok(Json(views::challenge_body(&challenge, &identifier, &cred_ids)))
+    Ok(Json(views::challenge_body(
+        &challenge,
+        &identifier,
+        &cred_ids,
+    )))
 }
 
 pub(crate) async fn complete(State(app): State<Shared>, body: Bytes) -> ApiResult<Json<Value>> {
     let body: LoginBody = parse_body(&body)?;
     if body.second_factor.is_some() {
-        return Err(ApiError::bad_request("secondFactor is not supported by the emulator"));
+        return Err(ApiError::bad_request(
+            "secondFactor is not supported by the emulator",
+        ));
     }
     let assertion = body.first_factor.require_key()?;
     let now = clock::unix_now();
@@ -96,12 +110,13 @@ pub(crate) async fn complete(State(app): State<Shared>, body: Bytes) -> ApiResul
     // Take the challenge out first: it is single-use whatever the outcome.
     let (user_id, challenge, key) = {
         let mut state = app.store.lock();
-        let challenge = state
-            .challenges
-            .remove(&handle.jti)
-            .ok_or_else(|| ApiError::unauthorized("challenge is unknown or has already been used"))?;
+        let challenge = state.challenges.remove(&handle.jti).ok_or_else(|| {
+            ApiError::unauthorized("challenge is unknown or has already been used")
+        })?;
         let ChallengePurpose::Login { user_id } = challenge.purpose else {
-            return Err(ApiError::unauthorized("challenge was not issued for a login"));
+            return Err(ApiError::unauthorized(
+                "challenge was not issued for a login",
+            ));
         };
         if challenge.expires_at <= now {
             return Err(ApiError::unauthorized("challenge has expired"));
@@ -109,7 +124,9 @@ pub(crate) async fn complete(State(app): State<Shared>, body: Bytes) -> ApiResul
         let cred = state
             .credential_by_cred_id(&assertion.cred_id)
             .filter(|c| c.is_active && c.owner == Identity::User(user_id.clone()))
-            .ok_or_else(|| ApiError::unauthorized("credential is not an active credential of this user"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("credential is not an active credential of this user")
+            })?;
         (user_id, challenge.challenge, cred.key.clone())
     };
     verify_assertion(

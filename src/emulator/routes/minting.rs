@@ -24,7 +24,9 @@ pub(crate) fn validity_secs(days_valid: Option<i64>, seconds_valid: Option<i64>)
     }
     let days = days_valid.unwrap_or(DEFAULT_DAYS_VALID);
     if !(1..=MAX_DAYS_VALID).contains(&days) {
-        return Err(ApiError::bad_request(format!("daysValid must be between 1 and {MAX_DAYS_VALID}")));
+        return Err(ApiError::bad_request(format!(
+            "daysValid must be between 1 and {MAX_DAYS_VALID}"
+        )));
     }
     Ok(days * DAY)
 }
@@ -57,8 +59,12 @@ pub(crate) fn require_name(name: &str) -> ApiResult<()> {
 pub(crate) fn check_permission(state: &State, permission_id: &str) -> ApiResult<()> {
     match state.permissions.get(permission_id) {
         Some(p) if !p.is_archived => Ok(()),
-        Some(_) => Err(ApiError::bad_request(format!("permission {permission_id} is archived"))),
-        None => Err(ApiError::not_found(format!("permission {permission_id} not found"))),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "permission {permission_id} is archived"
+        ))),
+        None => Err(ApiError::not_found(format!(
+            "permission {permission_id} not found"
+        ))),
     }
 }
 

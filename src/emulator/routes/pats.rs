@@ -36,7 +36,11 @@ struct CreateBody {
 }
 
 /// A live PAT owned by the caller's user (another user's PAT is reported as not found).
-fn own_pat_mut<'a>(state: &'a mut Store, caller: &Caller, id: &str) -> ApiResult<&'a mut AccessToken> {
+fn own_pat_mut<'a>(
+    state: &'a mut Store,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<&'a mut AccessToken> {
     state
         .tokens
         .get_mut(id)
@@ -45,11 +49,17 @@ fn own_pat_mut<'a>(state: &'a mut Store, caller: &Caller, id: &str) -> ApiResult
 }
 
 fn view(state: &Store, id: &str) -> ApiResult<Value> {
-    let token = state.tokens.get(id).ok_or_else(|| not_found("personal access token", id))?;
+    let token = state
+        .tokens
+        .get(id)
+        .ok_or_else(|| not_found("personal access token", id))?;
     Ok(views::token(state, token, None))
 }
 
-pub(crate) async fn list(State(app): State<Shared>, Authenticated(caller): Authenticated) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(
+    State(app): State<Shared>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<Value>> {
     let state = app.store.lock();
     let mut pats: Vec<&AccessToken> = state
         .tokens
@@ -57,7 +67,10 @@ pub(crate) async fn list(State(app): State<Shared>, Authenticated(caller): Authe
         .filter(|t| t.kind == TokenKind::Pat && !t.archived && t.linked_user_id == caller.user_id)
         .collect();
     pats.sort_by_key(|t| t.seq);
-    let items: Vec<Value> = pats.into_iter().map(|t| views::token(&state, t, None)).collect();
+    let items: Vec<Value> = pats
+        .into_iter()
+        .map(|t| views::token(&state, t, None))
+        .collect();
     Ok(Json(json!({ "items": items })))
 }
 
@@ -86,8 +99,12 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
         minting::check_permission(&state, permission_id)?;
     }
     let token_id = ids::new_id("to");
-    let cred_uuid =
-        state.new_key_credential(Identity::Token(token_id.clone()), &body.name, &body.public_key, key);
+    let cred_uuid = state.new_key_credential(
+        Identity::Token(token_id.clone()),
+        &body.name,
+        &body.public_key,
+        key,
+    );
     let seq = state.next_seq();
     state.tokens.insert(
         token_id.clone(),
@@ -111,7 +128,11 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
         state.assign(permission_id, &token_id, false)?;
     }
     let org_id = state.org_id.clone();
-    let username = state.users.get(&caller.user_id).map(|u| u.username.clone()).unwrap_or_default();
+    let username = state
+        .users
+        .get(&caller.user_id)
+        .map(|u| u.username.clone())
+        .unwrap_or_default();
     let access_token = minting::sign_access_token(
         &app,
         &org_id,
@@ -124,7 +145,10 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
             expires_at: now + validity,
         },
     );
-    let token = state.tokens.get(&token_id).ok_or_else(|| not_found("personal access token", &token_id))?;
+    let token = state
+        .tokens
+        .get(&token_id)
+        .ok_or_else(|| not_found("personal access token", &token_id))?;
     let view = views::token(&state, token, Some(&access_token));
     drop(state);
     tracing::info!(pat = %token_id, "personal access token created");
@@ -178,7 +202,13 @@ pub(crate) async fn delete(
     set_flags(&app, &signed.caller, &id, false, true)
 }
 
-fn set_flags(app: &Shared, caller: &Caller, id: &str, active: bool, archive: bool) -> ApiResult<Json<Value>> {
+fn set_flags(
+    app: &Shared,
+    caller: &Caller,
+    id: &str,
+    active: bool,
+    archive: bool,
+) -> ApiResult<Json<Value>> {
     let mut state = app.store.lock();
     let token = own_pat_mut(&mut state, caller, id)?;
     token.is_active = active;

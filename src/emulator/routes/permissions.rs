@@ -56,7 +56,11 @@ pub(crate) async fn list(
     let mut perms: Vec<&Permission> = state.permissions.values().collect();
     perms.sort_by_key(|p| p.seq);
     let items = perms.into_iter().map(views::permission).collect();
-    Ok(Json(views::page(items, q.limit, q.pagination_token.as_deref())))
+    Ok(Json(views::page(
+        items,
+        q.limit,
+        q.pagination_token.as_deref(),
+    )))
 }
 
 pub(crate) async fn get(
@@ -66,7 +70,10 @@ pub(crate) async fn get(
 ) -> ApiResult<Json<Value>> {
     let state = app.store.lock();
     state.require(&caller, ops::PERMISSIONS_READ)?;
-    let p = state.permissions.get(&id).ok_or_else(|| not_found("permission", &id))?;
+    let p = state
+        .permissions
+        .get(&id)
+        .ok_or_else(|| not_found("permission", &id))?;
     Ok(Json(views::permission(p)))
 }
 
@@ -76,11 +83,15 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
         return Err(ApiError::bad_request("name must be 1 to 100 characters"));
     }
     if body.operations.is_empty() {
-        return Err(ApiError::bad_request("operations must list at least one operation"));
+        return Err(ApiError::bad_request(
+            "operations must list at least one operation",
+        ));
     }
     if let Some(unknown) = body.operations.iter().find(|op| !ops::is_known(op)) {
-        return Err(ApiError::bad_request(format!("unknown operation {unknown:?}"))
-            .with_details(json!({ "knownOperations": ops::ALL })));
+        return Err(
+            ApiError::bad_request(format!("unknown operation {unknown:?}"))
+                .with_details(json!({ "knownOperations": ops::ALL })),
+        );
     }
     let mut state = app.store.lock();
     state.require(&signed.caller, ops::PERMISSIONS_CREATE)?;
@@ -112,13 +123,22 @@ pub(crate) async fn assign(
     let body: AssignBody = parse_body(&signed.body)?;
     let mut state = app.store.lock();
     state.require(&signed.caller, ops::PERMISSIONS_ASSIGN)?;
-    let identity_exists = state.users.get(&body.identity_id).is_some_and(|u| !u.archived)
-        || state.tokens.get(&body.identity_id).is_some_and(|t| !t.archived);
+    let identity_exists = state
+        .users
+        .get(&body.identity_id)
+        .is_some_and(|u| !u.archived)
+        || state
+            .tokens
+            .get(&body.identity_id)
+            .is_some_and(|t| !t.archived);
     if !identity_exists {
         return Err(not_found("identity", &body.identity_id));
     }
     let id = state.assign(&permission_id, &body.identity_id, false)?;
-    let a = state.assignments.get(&id).ok_or_else(|| not_found("assignment", &id))?;
+    let a = state
+        .assignments
+        .get(&id)
+        .ok_or_else(|| not_found("assignment", &id))?;
     tracing::info!(permission = %permission_id, identity = %body.identity_id, "permission assigned");
     Ok(Json(views::assignment(a)))
 }
@@ -137,7 +157,9 @@ pub(crate) async fn revoke(
         .filter(|a| a.permission_id == permission_id)
         .ok_or_else(|| not_found("assignment", &assignment_id))?;
     if a.is_immutable {
-        return Err(ApiError::forbidden("this assignment is immutable and cannot be revoked"));
+        return Err(ApiError::forbidden(
+            "this assignment is immutable and cannot be revoked",
+        ));
     }
     state.assignments.remove(&assignment_id);
     tracing::info!(permission = %permission_id, assignment = %assignment_id, "assignment revoked");
@@ -155,9 +177,16 @@ pub(crate) async fn list_assignments(
     if !state.permissions.contains_key(&permission_id) {
         return Err(not_found("permission", &permission_id));
     }
-    let mut assignments: Vec<_> =
-        state.assignments.values().filter(|a| a.permission_id == permission_id).collect();
+    let mut assignments: Vec<_> = state
+        .assignments
+        .values()
+        .filter(|a| a.permission_id == permission_id)
+        .collect();
     assignments.sort_by_key(|a| a.seq);
     let items = assignments.into_iter().map(views::assignment).collect();
-    Ok(Json(views::page(items, q.limit, q.pagination_token.as_deref())))
+    Ok(Json(views::page(
+        items,
+        q.limit,
+        q.pagination_token.as_deref(),
+    )))
 }

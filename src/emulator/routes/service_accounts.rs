@@ -82,12 +82,22 @@ fn set_sa_flags(state: &mut Store, id: &str, active: bool, archive: bool) -> Api
     Ok(())
 }
 
-pub(crate) async fn list(State(app): State<Shared>, Authenticated(caller): Authenticated) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(
+    State(app): State<Shared>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<Value>> {
     let state = app.store.lock();
     state.require(&caller, ops::SA_READ)?;
-    let mut sas: Vec<&User> = state.users.values().filter(|u| u.is_service_account && !u.archived).collect();
+    let mut sas: Vec<&User> = state
+        .users
+        .values()
+        .filter(|u| u.is_service_account && !u.archived)
+        .collect();
     sas.sort_by_key(|u| u.seq);
-    let items: Vec<Value> = sas.into_iter().map(|u| views::service_account(&state, u, None)).collect();
+    let items: Vec<Value> = sas
+        .into_iter()
+        .map(|u| views::service_account(&state, u, None))
+        .collect();
     Ok(Json(json!({ "items": items })))
 }
 
@@ -120,8 +130,12 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
     }
     let user_id = ids::new_id("us");
     let token_id = ids::new_id("to");
-    let cred_uuid =
-        state.new_key_credential(Identity::User(user_id.clone()), &body.name, &body.public_key, key);
+    let cred_uuid = state.new_key_credential(
+        Identity::User(user_id.clone()),
+        &body.name,
+        &body.public_key,
+        key,
+    );
     let date_created = clock::iso_now();
     let seq = state.next_seq();
     state.users.insert(
@@ -207,7 +221,11 @@ pub(crate) async fn update(
             token.external_id = Some(external_id.clone());
         }
     }
-    Ok(Json(views::service_account(&state, live_sa(&state, &id)?, None)))
+    Ok(Json(views::service_account(
+        &state,
+        live_sa(&state, &id)?,
+        None,
+    )))
 }
 
 pub(crate) async fn activate(
@@ -235,10 +253,21 @@ fn change_activation(
     active: bool,
 ) -> ApiResult<Json<Value>> {
     let mut state = app.store.lock();
-    state.require(caller, if active { ops::SA_ACTIVATE } else { ops::SA_DEACTIVATE })?;
+    state.require(
+        caller,
+        if active {
+            ops::SA_ACTIVATE
+        } else {
+            ops::SA_DEACTIVATE
+        },
+    )?;
     set_sa_flags(&mut state, id, active, false)?;
     tracing::info!(service_account = %id, active, "service account activation changed");
-    Ok(Json(views::service_account(&state, live_sa(&state, id)?, None)))
+    Ok(Json(views::service_account(
+        &state,
+        live_sa(&state, id)?,
+        None,
+    )))
 }
 
 pub(crate) async fn delete(
@@ -248,14 +277,19 @@ pub(crate) async fn delete(
     signed: Signed,
 ) -> ApiResult<Json<Value>> {
     if let Some(unknown) = query.keys().find(|k| k.as_str() != "force") {
-        return Err(ApiError::bad_request(format!("unknown query parameter {unknown:?}")));
+        return Err(ApiError::bad_request(format!(
+            "unknown query parameter {unknown:?}"
+        )));
     }
     let _: EmptyBody = parse_body(&signed.body)?;
     let mut state = app.store.lock();
     state.require(&signed.caller, ops::SA_DELETE)?;
     set_sa_flags(&mut state, &id, false, true)?;
     tracing::info!(service_account = %id, "service account archived");
-    let user = state.users.get(&id).ok_or_else(|| not_found("service account", &id))?;
+    let user = state
+        .users
+        .get(&id)
+        .ok_or_else(|| not_found("service account", &id))?;
     let view = views::service_account(&state, user, None);
     Ok(Json(view))
 }

@@ -15,7 +15,11 @@ use crate::emulator::state::not_found;
 use super::service_accounts::{DeactivateBody, EmptyBody};
 use super::views;
 
-pub(crate) async fn activate(State(app): State<Shared>, Path(id): Path<String>, signed: Signed) -> ApiResult<Json<Value>> {
+pub(crate) async fn activate(
+    State(app): State<Shared>,
+    Path(id): Path<String>,
+    signed: Signed,
+) -> ApiResult<Json<Value>> {
     let _: EmptyBody = parse_body(&signed.body)?;
     set_active(&app, &signed, &id, true)
 }
@@ -31,7 +35,14 @@ pub(crate) async fn deactivate(
 
 fn set_active(app: &Shared, signed: &Signed, id: &str, active: bool) -> ApiResult<Json<Value>> {
     let mut state = app.store.lock();
-    state.require(&signed.caller, if active { ops::USERS_ACTIVATE } else { ops::USERS_DEACTIVATE })?;
+    state.require(
+        &signed.caller,
+        if active {
+            ops::USERS_ACTIVATE
+        } else {
+            ops::USERS_DEACTIVATE
+        },
+    )?;
     if !active && signed.caller.user_id == id {
         return Err(ApiError::bad_request("a user cannot deactivate itself"));
     }

@@ -22,7 +22,11 @@ pub(crate) fn permission_assignments(state: &State, identity_id: &str) -> Vec<Va
 
 /// `accessTokens[]` entry of a service account, or a PAT. `access_token` only on create.
 pub(crate) fn token(state: &State, t: &AccessToken, access_token: Option<&str>) -> Value {
-    let cred_id = state.credentials.get(&t.cred_uuid).map(|c| c.cred_id.clone()).unwrap_or_default();
+    let cred_id = state
+        .credentials
+        .get(&t.cred_uuid)
+        .map(|c| c.cred_id.clone())
+        .unwrap_or_default();
     let mut v = json!({
         "dateCreated": t.date_created,
         "credId": cred_id,
@@ -51,7 +55,9 @@ pub(crate) fn user_info(state: &State, u: &User) -> Value {
         .map(|t| t.cred_uuid.clone())
         .or_else(|| {
             state
-                .active_credentials(&crate::emulator::state::model::Identity::User(u.user_id.clone()))
+                .active_credentials(&crate::emulator::state::model::Identity::User(
+                    u.user_id.clone(),
+                ))
                 .first()
                 .map(|c| c.uuid.clone())
         })
@@ -122,8 +128,15 @@ pub(crate) fn credential(c: &Credential) -> Value {
 }
 
 /// `allowCredentials` / `supportedCredentialKinds` part of a signing challenge.
-pub(crate) fn challenge_body(challenge: &str, challenge_identifier: &str, cred_ids: &[String]) -> Value {
-    let keys: Vec<Value> = cred_ids.iter().map(|id| json!({ "type": "public-key", "id": id })).collect();
+pub(crate) fn challenge_body(
+    challenge: &str,
+    challenge_identifier: &str,
+    cred_ids: &[String],
+) -> Value {
+    let keys: Vec<Value> = cred_ids
+        .iter()
+        .map(|id| json!({ "type": "public-key", "id": id }))
+        .collect();
     json!({
         "challenge": challenge,
         "challengeIdentifier": challenge_identifier,
@@ -140,7 +153,10 @@ pub(crate) fn challenge_body(challenge: &str, challenge_identifier: &str, cred_i
 
 /// Pagination over an ordered list: `paginationToken` is the offset of the next page.
 pub(crate) fn page(items: Vec<Value>, limit: Option<usize>, token: Option<&str>) -> Value {
-    let start = token.and_then(|t| t.parse::<usize>().ok()).unwrap_or(0).min(items.len());
+    let start = token
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(items.len());
     let limit = limit.unwrap_or(100).clamp(1, 1000);
     let end = (start + limit).min(items.len());
     let mut v = json!({ "items": items[start..end] });

@@ -62,10 +62,12 @@ pub(crate) struct State {
     pub assignments: HashMap<String, Assignment>,
     pub challenges: HashMap<String, Challenge>,
     pub user_actions: HashMap<String, UserAction>,
+    last_sweep: i64,
 }
 
-/// Above this many challenge/user-action records, expired ones are swept on insert.
-const SWEEP_THRESHOLD: usize = 4096;
+/// Expired challenges and user actions are swept at most this often (seconds), so a busy
+/// emulator does not rescan them on every insert.
+const SWEEP_INTERVAL_SECS: i64 = 10;
 
 impl State {
     pub fn seeded(seed: &AdminSeed) -> Self {
@@ -81,6 +83,7 @@ impl State {
             assignments: HashMap::new(),
             challenges: HashMap::new(),
             user_actions: HashMap::new(),
+            last_sweep: clock::unix_now(),
         };
         let seq = state.next_seq();
         state.users.insert(
@@ -145,12 +148,19 @@ impl State {
 
     pub fn insert_credential(&mut self, mut cred: Credential) {
         cred.seq = self.next_seq();
-        self.cred_ids.insert(cred.cred_id.clone(), cred.uuid.clone());
+        self.cred_ids
+            .insert(cred.cred_id.clone(), cred.uuid.clone());
         self.credentials.insert(cred.uuid.clone(), cred);
     }
 
     /// Creates a Key credential for `owner` from a parsed public key; returns its uuid.
-    pub fn new_key_credential(&mut self, owner: Identity, name: &str, pem: &str, key: PublicKey) -> String {
+    pub fn new_key_credential(
+        &mut self,
+        owner: Identity,
+        name: &str,
+        pem: &str,
+        key: PublicKey,
+    ) -> String {
         let uuid = ids::new_id("cr");
         self.insert_credential(Credential {
             seq: 0,
@@ -169,14 +179,15 @@ impl State {
     /// Maps verified bearer-token claims to a caller; unknown or deactivated → 401.
     pub fn authenticate(&self, claims: &AccessClaims) -> ApiResult<Caller> {
         let meta = &claims.app_metadata;
-        let refused = || ApiError::unauthorized("Not Authorized: the token is unknown or deactivated");
+        let refused =
+            || ApiError::unauthorized("Not Authorized: the token is unknown or deactivated");
         if meta.org_id != self.org_id {
             return Err(refused());
         }
         let user_ok = |user_id: &str, service_account: bool| {
-            self.users
-                .get(user_id)
-                .is_some_and(|u| u.is_active && !u.archived && u.is_service_account == service_account)
+            self.users.get(user_id).is_some_and(|u| {
+                u.is_active && !u.archived && u.is_service_account == service_account
+            })
         };
         let token_ok = |kind: TokenKind| {
             let token = self.tokens.get(meta.token_id.as_deref()?)?;
@@ -198,7 +209,7 @@ impl State {
                     kind: TokenKind::ServiceAccount,
                     identity: Identity::User(meta.user_id.clone()),
                     user_id: meta.user_id.clone(),
-                    })
+                })
             }
             // A PAT works only while its owner is active: deactivating a user stops its PATs.
             TokenKind::Pat if user_ok(&meta.user_id, false) => {
@@ -207,7 +218,7 @@ impl State {
                     kind: TokenKind::Pat,
                     identity: Identity::Token(token.token_id.clone()),
                     user_id: meta.user_id.clone(),
-                    })
+                })
             }
             _ => Err(refused()),
         }
@@ -229,7 +240,10 @@ impl State {
         let user_ops = self.assigned_operations(&caller.user_id);
         match &caller.identity {
             Identity::Token(token_id) => {
-                let inherits = self.tokens.get(token_id).is_some_and(|t| t.inherits_user_permissions);
+                let inherits = self
+                    .tokens
+                    .get(token_id)
+                    .is_some_and(|t| t.inherits_user_permissions);
                 if inherits {
                     user_ops
                 } else {
@@ -279,13 +293,20 @@ impl State {
         out
     }
 
-    pub fn assign(&mut self, permission_id: &str, identity_id: &str, is_immutable: bool) -> ApiResult<String> {
+    pub fn assign(
+        &mut self,
+        permission_id: &str,
+        identity_id: &str,
+        is_immutable: bool,
+    ) -> ApiResult<String> {
         let permission = self
             .permissions
             .get(permission_id)
             .ok_or_else(|| ApiError::not_found(format!("permission {permission_id} not found")))?;
         if permission.is_archived {
-            return Err(ApiError::bad_request(format!("permission {permission_id} is archived")));
+            return Err(ApiError::bad_request(format!(
+                "permission {permission_id} is archived"
+            )));
         }
         if self
             .assignments
@@ -313,17 +334,24 @@ impl State {
     }
 
     pub fn insert_challenge(&mut self, jti: String, challenge: Challenge, now: i64) {
-        if self.challenges.len() >= SWEEP_THRESHOLD {
-            self.challenges.retain(|_, c| c.expires_at > now);
-        }
+        self.sweep_expired(now);
         self.challenges.insert(jti, challenge);
     }
 
     pub fn insert_user_action(&mut self, jti: String, action: UserAction, now: i64) {
-        if self.user_actions.len() >= SWEEP_THRESHOLD {
-            self.user_actions.retain(|_, a| a.expires_at > now);
-        }
+        self.sweep_expired(now);
         self.user_actions.insert(jti, action);
+    }
+
+    /// Drops expired challenges and user actions (used ones are kept until they expire, so
+    /// that a replay is answered "already used").
+    fn sweep_expired(&mut self, now: i64) {
+        if now - self.last_sweep < SWEEP_INTERVAL_SECS {
+            return;
+        }
+        self.last_sweep = now;
+        self.challenges.retain(|_, c| c.expires_at > now);
+        self.user_actions.retain(|_, a| a.expires_at > now);
     }
 }
 
@@ -336,13 +364,18 @@ pub(crate) struct Store {
 impl Store {
     pub fn new(seed: AdminSeed) -> Self {
         let state = State::seeded(&seed);
-        Self { seed, inner: Mutex::new(state) }
+        Self {
+            seed,
+            inner: Mutex::new(state),
+        }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves state that was valid before the panicking
         // request; keep serving rather than poisoning every later request.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Back to the bootstrap state: only the admin, its key and `DfnsFullAdminAccess`.

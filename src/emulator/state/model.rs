@@ -105,9 +105,16 @@ pub(crate) struct BoundRequest {
 
 #[derive(Clone, Debug)]
 pub(crate) enum ChallengePurpose {
-    Login { user_id: String },
-    Action { identity: Identity, request: BoundRequest },
-    CredentialCreate { identity: Identity },
+    Login {
+        user_id: String,
+    },
+    Action {
+        identity: Identity,
+        request: BoundRequest,
+    },
+    CredentialCreate {
+        identity: Identity,
+    },
 }
 
 #[derive(Clone, Debug)]

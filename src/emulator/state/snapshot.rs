@@ -87,13 +87,28 @@ pub struct PermissionSnapshot {
 impl State {
     pub fn snapshot(&self) -> StateSnapshot {
         let permission_ids = |identity: &str| -> Vec<String> {
-            self.assignments_of(identity).into_iter().map(|(a, _)| a.permission_id.clone()).collect()
+            self.assignments_of(identity)
+                .into_iter()
+                .map(|(a, _)| a.permission_id.clone())
+                .collect()
         };
-        let mut users: Vec<_> = self.users.values().filter(|u| !u.is_service_account).collect();
+        let mut users: Vec<_> = self
+            .users
+            .values()
+            .filter(|u| !u.is_service_account)
+            .collect();
         users.sort_by_key(|u| u.seq);
-        let mut sas: Vec<_> = self.users.values().filter(|u| u.is_service_account).collect();
+        let mut sas: Vec<_> = self
+            .users
+            .values()
+            .filter(|u| u.is_service_account)
+            .collect();
         sas.sort_by_key(|u| u.seq);
-        let mut pats: Vec<_> = self.tokens.values().filter(|t| t.kind == TokenKind::Pat).collect();
+        let mut pats: Vec<_> = self
+            .tokens
+            .values()
+            .filter(|t| t.kind == TokenKind::Pat)
+            .collect();
         pats.sort_by_key(|t| t.seq);
         let mut creds: Vec<_> = self.credentials.values().collect();
         creds.sort_by_key(|c| c.seq);
@@ -173,7 +188,10 @@ impl State {
                         name: p.name.clone(),
                         operations: p.operations.clone(),
                         is_archived: p.is_archived,
-                        assigned_to: assigned.into_iter().map(|a| a.identity_id.clone()).collect(),
+                        assigned_to: assigned
+                            .into_iter()
+                            .map(|a| a.identity_id.clone())
+                            .collect(),
                     }
                 })
                 .collect(),
