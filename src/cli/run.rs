@@ -30,9 +30,10 @@ pub struct RunArgs {
     /// Path of a kubeconfig file; default: in-cluster config, then $KUBECONFIG, then ~/.kube/config.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<std::path::PathBuf>,
-    /// Address of the HTTP server for /metrics, /healthz and /readyz.
-    #[arg(long, env = "DFNS_OPERATOR_METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
-    pub metrics_address: SocketAddr,
+    /// Address of the HTTP server for /metrics, /healthz and /readyz, e.g. `0.0.0.0:8080` (what
+    /// the Helm chart sets). Off when not given, so local runs never fight over a port.
+    #[arg(long, env = "DFNS_OPERATOR_METRICS_ADDRESS")]
+    pub metrics_address: Option<SocketAddr>,
     #[command(flatten)]
     pub leader_election: LeaderElectionArgs,
 }
@@ -40,8 +41,9 @@ pub struct RunArgs {
 /// Leader election: with several replicas, only the holder of a Lease reconciles.
 #[derive(Debug, clap::Args)]
 pub struct LeaderElectionArgs {
-    /// Reconcile only while holding the Lease (`--leader-election=false` for a single local process).
-    #[arg(long = "leader-election", env = "DFNS_OPERATOR_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Reconcile only while holding the Lease; needed with more than one replica (the Helm chart
+    /// turns it on). Off by default for a single local process.
+    #[arg(long = "leader-election", env = "DFNS_OPERATOR_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub enabled: bool,
     /// Name of the Lease.
     #[arg(long = "leader-election-lease-name", env = "DFNS_OPERATOR_LEASE_NAME", default_value = "dfns-operator")]
@@ -120,17 +122,16 @@ pub async fn run(args: RunArgs) -> i32 {
             return 1;
         }
     };
-    let listener = match crate::telemetry::server::bind(args.metrics_address).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the metrics and probes server");
-            return 1;
-        }
+    let server = match args.metrics_address {
+        Some(address) => match start_server(address, &metrics, &health).await {
+            Ok(server) => Some(server),
+            Err(error) => {
+                tracing::error!(%error, "cannot start the metrics and probes server");
+                return 1;
+            }
+        },
+        None => None,
     };
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::telemetry::serve(listener, metrics.clone(), health.clone(), async move {
-        let _ = server_stopped.await;
-    }));
     let leader_election = args.leader_election.lease(&args.namespace);
     let config = ControllerConfig {
         operator_namespace: args.namespace,
@@ -140,18 +141,20 @@ pub async fn run(args: RunArgs) -> i32 {
     };
     tracing::info!(
         ?config,
-        metrics_address = %args.metrics_address,
+        metrics_address = ?args.metrics_address,
         leader_election = ?leader_election.as_ref().map(|l| format!("{}/{} as {}", l.namespace, l.name, l.identity)),
         "starting dfns-operator"
     );
     let options = RunOptions { leader_election, metrics, health };
     let result = crate::controller::run_with(kube, config, options, shutdown_signal()).await;
     // The probes answer until the controllers have stopped and the Lease is released.
-    let _ = stop_server.send(());
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "metrics server"),
-        Err(error) => tracing::warn!(%error, "metrics server task"),
+    if let Some((stop_server, server)) = server {
+        let _ = stop_server.send(());
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "metrics server"),
+            Err(error) => tracing::warn!(%error, "metrics server task"),
+        }
     }
     match result {
         Ok(()) => {
@@ -163,6 +166,20 @@ pub async fn run(args: RunArgs) -> i32 {
             1
         }
     }
+}
+
+type ServerHandle = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), crate::telemetry::ServerError>>,
+);
+
+async fn start_server(address: SocketAddr, metrics: &Arc<Metrics>, health: &Arc<Health>) -> Result<ServerHandle, crate::telemetry::ServerError> {
+    let listener = crate::telemetry::server::bind(address).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::telemetry::serve(listener, metrics.clone(), health.clone(), async move {
+        let _ = stopped.await;
+    }));
+    Ok((stop, server))
 }
 
 /// A client from an explicit kubeconfig file, or kube's inference.
