@@ -115,6 +115,10 @@ pub async fn run(args: RunArgs) -> i32 {
     crate::dfns::install_crypto_provider();
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
+    let dfns_metrics = metrics.clone();
+    crate::dfns::observe::set_request_observer(Box::new(move |method, path, outcome, took| {
+        dfns_metrics.dfns_request(method, path, &outcome.label(), took);
+    }));
     let kube = match kube_client_with(args.kubeconfig.as_deref(), Some(&metrics)).await {
         Ok(client) => client,
         Err(error) => {

@@ -1,13 +1,14 @@
 //! One HTTP exchange with Dfns: rate limiting, timeout, headers, and turning statuses into
 //! [`DfnsError`]s. No retries and no signing here; the client layers those on top.
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
 use super::error::{DfnsError, scrub};
+use super::observe::{Outcome, observe};
 use super::rate_limit::RateLimiter;
 use super::secret::SecretString;
 
@@ -118,10 +119,12 @@ impl Transport {
         if let Some(body) = request.body {
             builder = builder.header(CONTENT_TYPE, "application/json").body(body.to_owned());
         }
-        let response = builder.send().await.map_err(|error| self.transport_error(&method, request.path, &error))?;
+        let started = Instant::now();
+        let response = builder.send().await.map_err(|error| self.failed(&method, request.path, &error, started))?;
         let status = response.status();
         let retry_after = response.headers().get(RETRY_AFTER).and_then(parse_retry_after);
-        let body = response.bytes().await.map_err(|error| self.transport_error(&method, request.path, &error))?.to_vec();
+        let body = response.bytes().await.map_err(|error| self.failed(&method, request.path, &error, started))?.to_vec();
+        observe(&method, request.path, Outcome::Status(status.as_u16()), started.elapsed());
         self.classify(method, request.path, status, retry_after, body)
     }
 
@@ -152,6 +155,13 @@ impl Transport {
             message: error_message(status, &body),
             retry_after,
         })
+    }
+
+    /// Reports an exchange that got no (complete) response to the observer, as an error.
+    fn failed(&self, method: &Method, path: &str, error: &reqwest::Error, started: Instant) -> DfnsError {
+        let outcome = if error.is_timeout() { Outcome::Timeout } else { Outcome::TransportError };
+        observe(method, path, outcome, started.elapsed());
+        self.transport_error(method, path, error)
     }
 
     fn transport_error(&self, method: &Method, path: &str, error: &reqwest::Error) -> DfnsError {

@@ -113,7 +113,7 @@ impl Collector for CredentialCollector {
             let kind = source.kind();
             // Every state appears, at zero if empty, so alerts on a state need no `absent()`.
             for state in CredentialState::ALL {
-                states.get_or_create(&StateLabels { kind, state: state.as_str() });
+                drop(states.get_or_create(&StateLabels { kind, state: state.as_str() }));
             }
             for sample in source.samples() {
                 states.get_or_create(&StateLabels { kind, state: sample.state.as_str() }).inc();
