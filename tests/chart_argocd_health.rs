@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use mlua::{Lua, LuaSerdeExt, SerializeOptions, Table};
+use mlua::serde::SerializeOptions;
+use mlua::{Lua, LuaSerdeExt, Table};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
