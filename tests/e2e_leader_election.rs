@@ -131,6 +131,14 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
     assert!(a_metrics.contains("dfns_operator_leader 1") && b_metrics.contains("dfns_operator_leader 0"));
     assert!(a_metrics.contains(r#"dfns_operator_credentials{kind="DfnsServiceAccount",state="ready"} 1"#), "{a_metrics}");
     assert!(!b_metrics.contains("dfns_operator_credentials{"), "a standby exports no credential gauges");
+    // Dfns calls by endpoint (ids stripped) and the operator's Kubernetes writes are counted.
+    assert!(
+        a_metrics.contains(r#"dfns_operator_dfns_requests_total{method="POST",endpoint="/auth/service-accounts",status="200"} 1"#),
+        "{a_metrics}"
+    );
+    assert!(a_metrics.contains(r#"dfns_operator_kubernetes_writes_total{verb="update",resource="secrets"}"#), "{a_metrics}");
+    assert!(a_metrics.contains(r#"dfns_operator_kubernetes_writes_total{verb="update",resource="leases"}"#), "{a_metrics}");
+    assert!(!b_metrics.contains("dfns_operator_dfns_requests_total{"), "the standby called Dfns:\n{b_metrics}");
 
     // SIGKILL: the leader cannot hand over; the standby waits for the lease to run out.
     a.child.start_kill().unwrap();
