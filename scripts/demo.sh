@@ -164,6 +164,6 @@ step "Proving the Secret works: dfns-operator verify --from-secret $app_ns/payme
 step "Leader Lease and a few metrics"
 kubectl -n "$operator_ns" get lease dfns-operator
 curl -fsS http://127.0.0.1:9464/metrics \
-  | grep -E '^dfns_operator_(leader|credentials|reconciles_total|dfns_requests_total)' | head -n 20
+  | grep -E '^dfns_operator_(leader |credentials\{.*state="ready"|reconciles_total|dfns_requests_total)' | sort
 
 step "Done. Cleaning up the demo's resources and background processes."
