@@ -267,9 +267,7 @@ async fn connection_controller<C: ConnectionResource>(
     api: Api<C>,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
-) where
-    C: kube::Resource<DynamicType = ()>,
-{
+) {
     Controller::new(api, watcher::Config::default().any_semantic())
         .with_config(ControllerRuntimeConfig::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown)
