@@ -79,6 +79,16 @@ impl Caller {
     }
 }
 
+/// CPU seconds (user + system) this process has used so far, from /proc (Linux); None elsewhere.
+/// Throughput depends on what else runs on the machine; CPU per write does not.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the ")" that ends the command name: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -130,6 +140,7 @@ async fn run(clients: usize, duration: Duration) {
     let stop = Arc::new(AtomicBool::new(false));
     let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let started = Instant::now();
+    let cpu_start = cpu_seconds();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (caller, done, errors, stop, first_error, public_key) =
@@ -155,6 +166,7 @@ async fn run(clients: usize, duration: Duration) {
         t.await.unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_start.zip(cpu_seconds()).map(|(a, b)| b - a);
     let writes = done.load(Ordering::Relaxed);
     let errors = errors.load(Ordering::Relaxed);
     let counts = emu.request_counts();
@@ -168,6 +180,15 @@ async fn run(clients: usize, duration: Duration) {
         counts.total as f64 / elapsed,
         state.service_accounts.len(),
     );
+    if let Some(cpu) = cpu {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        println!(
+            "emulator_signed_writes: {:.0} µs CPU per signed write (server and client together, all 4 steps); \
+             this process used {:.0}% of {cores} cores",
+            cpu / writes.max(1) as f64 * 1e6,
+            cpu / elapsed / cores as f64 * 100.0,
+        );
+    }
     if let Some(e) = first_error.lock().unwrap().take() {
         eprintln!("first error: {e}");
     }

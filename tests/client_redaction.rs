@@ -8,7 +8,8 @@ use client_support::stub::{Scripted, Stub, jwt};
 use client_support::*;
 use dfns_operator::dfns::keys::PrivateKey;
 use dfns_operator::dfns::{
-    AuthMode, ClientConfig, CredentialKind, DfnsClient, DfnsError, KeySigner, NewCredential, SecretString, generate_p256,
+    AuthMode, ClientConfig, CredentialKind, DfnsClient, DfnsError, KeySigner, NewCredential,
+    SecretString, generate_p256,
 };
 use serde_json::json;
 
@@ -32,7 +33,10 @@ fn fragments(secret: &str) -> Vec<String> {
 fn assert_clean(label: &str, text: &str, secrets: &[String]) {
     for secret in secrets {
         for fragment in fragments(secret) {
-            assert!(!text.contains(&fragment), "{label} leaks a secret fragment: {text}");
+            assert!(
+                !text.contains(&fragment),
+                "{label} leaks a secret fragment: {text}"
+            );
         }
     }
 }
@@ -65,37 +69,71 @@ async fn no_secret_appears_in_any_debug_display_error_or_log_line() {
     let emulator = start_emulator().await;
     let admin_key = emulator.bootstrap().admin.private_key.clone();
     let admin_config_value = admin_config(&emulator);
-    let mut outputs: Vec<(String, String)> = vec![("admin ClientConfig", format!("{admin_config_value:?}"))]
-        .into_iter()
-        .map(|(label, text)| (label.to_owned(), text))
-        .collect();
+    let mut outputs: Vec<(String, String)> =
+        vec![("admin ClientConfig", format!("{admin_config_value:?}"))]
+            .into_iter()
+            .map(|(label, text)| (label.to_owned(), text))
+            .collect();
     let admin = DfnsClient::new(admin_config_value).unwrap();
     outputs.push(("admin DfnsClient".into(), format!("{admin:?}")));
 
     // Mint both kinds: their tokens and keys are the secrets to look for.
     let mut secrets: Vec<String> = vec![admin_key.clone()];
-    for kind in [CredentialKind::ServiceAccount, CredentialKind::PersonalAccessToken] {
+    for kind in [
+        CredentialKind::ServiceAccount,
+        CredentialKind::PersonalAccessToken,
+    ] {
         let pair = generate_p256().unwrap();
         outputs.push((format!("{kind} GeneratedKeyPair"), format!("{pair:?}")));
         secrets.push(pair.private_key_pem.expose().to_owned());
         let created = admin
-            .create(kind, &NewCredential { name: format!("redaction-{kind:?}"), public_key_pem: pair.public_key_pem.clone(), ..NewCredential::default() })
+            .create(
+                kind,
+                &NewCredential {
+                    name: format!("redaction-{kind:?}"),
+                    public_key_pem: pair.public_key_pem.clone(),
+                    ..NewCredential::default()
+                },
+            )
             .await
             .unwrap();
         secrets.push(created.access_token.expose().to_owned());
         outputs.push((format!("{kind} CreatedCredential"), format!("{created:?}")));
-        outputs.push((format!("{kind} token Display"), format!("{}", created.access_token)));
+        outputs.push((
+            format!("{kind} token Display"),
+            format!("{}", created.access_token),
+        ));
 
-        let signer = KeySigner::from_pem(created.credential.cred_id.clone().unwrap(), pair.private_key_pem.expose()).unwrap();
+        let signer = KeySigner::from_pem(
+            created.credential.cred_id.clone().unwrap(),
+            pair.private_key_pem.expose(),
+        )
+        .unwrap();
         outputs.push((format!("{kind} KeySigner"), format!("{signer:?}")));
-        outputs.push((format!("{kind} PrivateKey"), format!("{:?}", PrivateKey::from_pem(pair.private_key_pem.expose()).unwrap())));
-        let config = config_for(&emulator, AuthMode::Token(created.access_token.clone()), signer);
+        outputs.push((
+            format!("{kind} PrivateKey"),
+            format!(
+                "{:?}",
+                PrivateKey::from_pem(pair.private_key_pem.expose()).unwrap()
+            ),
+        ));
+        let config = config_for(
+            &emulator,
+            AuthMode::Token(created.access_token.clone()),
+            signer,
+        );
         outputs.push((format!("{kind} token ClientConfig"), format!("{config:?}")));
         let client = DfnsClient::new(config).unwrap();
         outputs.push((format!("{kind} token DfnsClient"), format!("{client:?}")));
-        outputs.push((format!("{kind} AuthMode"), format!("{:?}", client.auth_mode())));
+        outputs.push((
+            format!("{kind} AuthMode"),
+            format!("{:?}", client.auth_mode()),
+        ));
         client.verify_signing().await.unwrap();
-        outputs.push((format!("{kind} identity"), format!("{:?}", client.identity().await.unwrap())));
+        outputs.push((
+            format!("{kind} identity"),
+            format!("{:?}", client.identity().await.unwrap()),
+        ));
     }
 
     // Errors of every kind, Display and Debug.
@@ -104,16 +142,39 @@ async fn no_secret_appears_in_any_debug_display_error_or_log_line() {
     let forged = jwt(json!({"sub": "forged-token-padding-long"}));
     secrets.push(forged.clone());
     let wrong_key = KeySigner::from_pem("Y2k", &admin_key).unwrap();
-    let bad = DfnsClient::new(config_for(&emulator, AuthMode::Token(SecretString::new(forged)), wrong_key)).unwrap();
+    let bad = DfnsClient::new(config_for(
+        &emulator,
+        AuthMode::Token(SecretString::new(forged)),
+        wrong_key,
+    ))
+    .unwrap();
     errors.push(bad.list_pats().await.unwrap_err()); // 401
     errors.push(bad.verify_signing().await.unwrap_err());
     let mut wrong_cred = admin_config(&emulator);
     wrong_cred.signer = KeySigner::from_pem("Y2ktbm9wZQ", &admin_key).unwrap();
-    errors.push(DfnsClient::new(wrong_cred).unwrap().identity().await.unwrap_err()); // CredentialNotAllowed
-    errors.push(admin.get(CredentialKind::ServiceAccount, "us-missing").await.unwrap_err()); // 404
+    errors.push(
+        DfnsClient::new(wrong_cred)
+            .unwrap()
+            .identity()
+            .await
+            .unwrap_err(),
+    ); // CredentialNotAllowed
     errors.push(
         admin
-            .create(CredentialKind::PersonalAccessToken, &NewCredential { name: "x".into(), public_key_pem: admin_key.clone(), ..NewCredential::default() })
+            .get(CredentialKind::ServiceAccount, "us-missing")
+            .await
+            .unwrap_err(),
+    ); // 404
+    errors.push(
+        admin
+            .create(
+                CredentialKind::PersonalAccessToken,
+                &NewCredential {
+                    name: "x".into(),
+                    public_key_pem: admin_key.clone(),
+                    ..NewCredential::default()
+                },
+            )
             .await
             .unwrap_err(),
     ); // 400 with a private key sent as a "public key"
@@ -123,16 +184,42 @@ async fn no_secret_appears_in_any_debug_display_error_or_log_line() {
         json!({"error": {"message": format!("token {leaked_token} rejected; key {admin_key}")}}),
     )])
     .await;
-    errors.push(stub_client(&echo, AuthMode::Token(SecretString::new(leaked_token.clone())), fast_retries(1)).list_pats().await.unwrap_err());
-    errors.push(DfnsClient::new(ClientConfig::new("http://127.0.0.1:9", AuthMode::Token(SecretString::new(leaked_token.clone())), KeySigner::from_pem("c", &admin_key).unwrap())).unwrap_err());
-    errors.push(PrivateKey::from_pem(&admin_key.replace("MIG", "XXX")).map_err(DfnsError::from).unwrap_err());
+    errors.push(
+        stub_client(
+            &echo,
+            AuthMode::Token(SecretString::new(leaked_token.clone())),
+            fast_retries(1),
+        )
+        .list_pats()
+        .await
+        .unwrap_err(),
+    );
+    errors.push(
+        DfnsClient::new(ClientConfig::new(
+            "http://127.0.0.1:9",
+            AuthMode::Token(SecretString::new(leaked_token.clone())),
+            KeySigner::from_pem("c", &admin_key).unwrap(),
+        ))
+        .unwrap_err(),
+    );
+    errors.push(
+        PrivateKey::from_pem(&admin_key.replace("MIG", "XXX"))
+            .map_err(DfnsError::from)
+            .unwrap_err(),
+    );
     for error in &errors {
-        outputs.push((format!("error {:?}", error.category()), format!("{error} | {error:?}")));
+        outputs.push((
+            format!("error {:?}", error.category()),
+            format!("{error} | {error:?}"),
+        ));
     }
     emulator.shutdown().await;
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("Dfns request"), "the client did log (TRACE capture works)");
+    assert!(
+        logs.contains("Dfns request"),
+        "the client did log (TRACE capture works)"
+    );
     outputs.push(("tracing logs".into(), logs));
     for (label, text) in &outputs {
         assert_clean(label, text, &secrets);

@@ -18,14 +18,23 @@ async fn verify(env: &[(&str, &str)], args: &[&str]) -> Output {
 }
 
 fn text(output: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 fn assert_no_secrets(output: &Output, secrets: &[&str]) {
     let (stdout, stderr) = text(output);
     for secret in secrets {
-        for line in secret.lines().filter(|line| line.len() >= 16 && !line.starts_with("-----")) {
-            assert!(!stdout.contains(line) && !stderr.contains(line), "secret printed:\n{stdout}\n{stderr}");
+        for line in secret
+            .lines()
+            .filter(|line| line.len() >= 16 && !line.starts_with("-----"))
+        {
+            assert!(
+                !stdout.contains(line) && !stderr.contains(line),
+                "secret printed:\n{stdout}\n{stderr}"
+            );
         }
         assert!(!stdout.contains(secret.trim()) && !stderr.contains(secret.trim()));
     }
@@ -42,8 +51,10 @@ fn login_env(emulator: &RunningEmulator) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn borrow(env: &[(&'static str, String)]) -> Vec<(&'static str, &str)> {
-    env.iter().map(|(name, value)| (*name, value.as_str())).collect()
+fn borrow<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
 }
 
 #[tokio::test]
@@ -52,23 +63,45 @@ async fn verify_succeeds_with_the_bootstrap_admin_in_login_mode() {
     let env = login_env(&emulator);
     let output = verify(&borrow(&env), &["--allow-insecure-http"]).await;
     let (stdout, stderr) = text(&output);
-    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(stdout.contains("signing ok"), "{stdout}");
-    assert!(stdout.contains(&emulator.bootstrap().admin.user_id), "identity printed: {stdout}");
+    assert!(
+        stdout.contains(&emulator.bootstrap().admin.user_id),
+        "identity printed: {stdout}"
+    );
     assert!(stdout.contains("expires at"), "expiry printed: {stdout}");
     assert_no_secrets(&output, &[&emulator.bootstrap().admin.private_key]);
-    assert_eq!(requests_to(&emulator, "POST /auth/action"), 1, "one user action completed");
+    assert_eq!(
+        requests_to(&emulator, "POST /auth/action"),
+        1,
+        "one user action completed"
+    );
     assert_eq!(emulator.request_counts().writes, 0, "nothing executed");
     emulator.shutdown().await;
 }
 
 #[tokio::test]
 async fn verify_succeeds_with_a_minted_token_over_tls_with_a_private_ca() {
-    let emulator = start_emulator_with(EmulatorConfig { tls: true, ..EmulatorConfig::default() }).await;
+    let emulator = start_emulator_with(EmulatorConfig {
+        tls: true,
+        ..EmulatorConfig::default()
+    })
+    .await;
     let admin = admin_client(&emulator);
     let minted = mint(&admin, CredentialKind::ServiceAccount, "verify-sa").await;
     let ca = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(ca.path(), emulator.bootstrap().ca_cert.as_ref().expect("TLS emulator has a CA")).unwrap();
+    std::fs::write(
+        ca.path(),
+        emulator
+            .bootstrap()
+            .ca_cert
+            .as_ref()
+            .expect("TLS emulator has a CA"),
+    )
+    .unwrap();
     let env = [
         ("DFNS_API_URL", emulator.api_url()),
         ("DFNS_AUTH_TOKEN", minted.token.expose()),
@@ -77,15 +110,27 @@ async fn verify_succeeds_with_a_minted_token_over_tls_with_a_private_ca() {
     ];
     let output = verify(&env, &["--ca-cert", ca.path().to_str().unwrap()]).await;
     let (stdout, stderr) = text(&output);
-    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("signing ok") && stdout.contains(&minted.id), "{stdout}");
-    assert_no_secrets(&output, &[minted.token.expose(), minted.private_key_pem.expose()]);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("signing ok") && stdout.contains(&minted.id),
+        "{stdout}"
+    );
+    assert_no_secrets(
+        &output,
+        &[minted.token.expose(), minted.private_key_pem.expose()],
+    );
 
     // Without the CA the TLS failure is named, with the fix.
     let output = verify(&env, &[]).await;
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr.contains("unreachable") && stderr.contains("--ca-cert"), "{stderr}");
+    assert!(
+        stderr.contains("unreachable") && stderr.contains("--ca-cert"),
+        "{stderr}"
+    );
     emulator.shutdown().await;
 }
 
@@ -93,7 +138,12 @@ async fn verify_succeeds_with_a_minted_token_over_tls_with_a_private_ca() {
 async fn verify_names_a_wrong_key() {
     let emulator = start_emulator().await;
     let admin = admin_client(&emulator);
-    let minted = mint(&admin, CredentialKind::PersonalAccessToken, "verify-wrong-key").await;
+    let minted = mint(
+        &admin,
+        CredentialKind::PersonalAccessToken,
+        "verify-wrong-key",
+    )
+    .await;
     let other = generate_p256().unwrap();
     let env = [
         ("DFNS_API_URL", emulator.api_url()),
@@ -103,19 +153,32 @@ async fn verify_names_a_wrong_key() {
     ];
     let output = verify(&env, &["--allow-insecure-http"]).await;
     let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(stderr.contains("wrong key"), "{stderr}");
     assert!(!stdout.contains("signing ok"));
-    assert_no_secrets(&output, &[minted.token.expose(), other.private_key_pem.expose()]);
+    assert_no_secrets(
+        &output,
+        &[minted.token.expose(), other.private_key_pem.expose()],
+    );
 
     // In login mode the wrong key fails at login, and the message says where to look.
     let mut env = login_env(&emulator);
     env.retain(|(name, _)| *name != "DFNS_PRIVATE_KEY");
-    env.push(("DFNS_PRIVATE_KEY", other.private_key_pem.expose().to_owned()));
+    env.push((
+        "DFNS_PRIVATE_KEY",
+        other.private_key_pem.expose().to_owned(),
+    ));
     let output = verify(&borrow(&env), &["--allow-insecure-http"]).await;
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr.contains("login rejected") && stderr.contains("DFNS_PRIVATE_KEY"), "{stderr}");
+    assert!(
+        stderr.contains("login rejected") && stderr.contains("DFNS_PRIVATE_KEY"),
+        "{stderr}"
+    );
     emulator.shutdown().await;
 }
 
@@ -137,7 +200,10 @@ async fn verify_names_a_bad_token_and_hints_at_the_region() {
     let output = verify(&env, &["--allow-insecure-http"]).await;
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr.contains("bad token") && stderr.contains("api.uae.dfns.io"), "{stderr}");
+    assert!(
+        stderr.contains("bad token") && stderr.contains("api.uae.dfns.io"),
+        "{stderr}"
+    );
     assert_no_secrets(&output, &[&forged, minted.private_key_pem.expose()]);
 
     let env = [env[0], ("DFNS_AUTH_TOKEN", "not-a-jwt"), env[2], env[3]];
@@ -156,7 +222,10 @@ async fn verify_names_a_wrong_credential_id() {
     let output = verify(&borrow(&env), &["--allow-insecure-http"]).await;
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr.contains("wrong credential id") && stderr.contains("Y2ktbm90LXRoaXMtb25l"), "{stderr}");
+    assert!(
+        stderr.contains("wrong credential id") && stderr.contains("Y2ktbm90LXRoaXMtb25l"),
+        "{stderr}"
+    );
     emulator.shutdown().await;
 }
 
@@ -168,19 +237,34 @@ async fn verify_names_an_unreachable_api_and_missing_inputs() {
     let key = generate_p256().unwrap();
     let env = [
         ("DFNS_API_URL", url.as_str()),
-        ("DFNS_AUTH_TOKEN", "eyJhbGciOiJFZERTQSJ9.eyJleHAiOjQxMDI0NDQ4MDB9.c2ln"),
+        (
+            "DFNS_AUTH_TOKEN",
+            "eyJhbGciOiJFZERTQSJ9.eyJleHAiOjQxMDI0NDQ4MDB9.c2ln",
+        ),
         ("DFNS_CRED_ID", "Y2k"),
         ("DFNS_PRIVATE_KEY", key.private_key_pem.expose()),
     ];
     let output = verify(&env, &["--allow-insecure-http"]).await;
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output).1.contains("unreachable"), "{}", text(&output).1);
+    assert!(
+        text(&output).1.contains("unreachable"),
+        "{}",
+        text(&output).1
+    );
 
     let output = verify(&env[..3], &["--allow-insecure-http"]).await;
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).1.contains("DFNS_PRIVATE_KEY is not set"));
 
     let output = verify(&env, &[]).await;
-    assert_eq!(output.status.code(), Some(2), "plain http refused without the flag");
-    assert!(text(&output).1.contains("--allow-insecure-http"), "{}", text(&output).1);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "plain http refused without the flag"
+    );
+    assert!(
+        text(&output).1.contains("--allow-insecure-http"),
+        "{}",
+        text(&output).1
+    );
 }

@@ -147,6 +147,7 @@ fn help_documents_every_flag() {
         "--error-ratio",
         "--lost-response-ratio",
         "--admin-username",
+        "--tls-host",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }

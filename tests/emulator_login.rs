@@ -152,3 +152,27 @@ async fn legacy_and_sdk_headers_are_tolerated() {
         .unwrap();
     assert_eq!(reply.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn in_process_tls_emulator_is_trusted_through_its_ca() {
+    let emu = start_with(EmulatorConfig { tls: true, tls_hosts: vec!["emulator.test".into()], ..Default::default() }).await;
+    assert!(emu.api_url().starts_with("https://"));
+    let ca = emu.ca_cert_pem().expect("CA in TLS mode");
+    assert_eq!(emu.bootstrap().ca_cert.as_deref(), Some(ca));
+    install_crypto_provider();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let b = emu.bootstrap();
+    let key = TestKey::from_p256_pkcs8_pem(&b.admin.private_key);
+    login_reply(&http, emu.api_url(), &b.org_id, &b.admin.username, &b.admin.cred_id, &key, &Default::default()).await.ok();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_emulator_has_no_ca() {
+    let emu = start().await;
+    assert!(emu.ca_cert_pem().is_none());
+    assert!(emu.bootstrap().ca_cert.is_none());
+}

@@ -176,6 +176,10 @@ pub struct CredentialStatus {
     /// Whether the credential is active in Dfns, as last observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
+    /// When the operator found the credential deactivated in Dfns by someone else. While set, it
+    /// is never activated again; setting spec.active to false acknowledges it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivated_in_dfns_at: Option<Time>,
     /// Expiry of the access token (its JWT `exp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,

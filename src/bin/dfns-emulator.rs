@@ -29,6 +29,11 @@ struct Args {
     #[arg(long, env = "DFNS_EMULATOR_TLS")]
     tls: bool,
 
+    /// Extra DNS name or IP for the TLS certificate (repeatable), e.g. the host name a
+    /// cluster uses to reach the emulator.
+    #[arg(long = "tls-host", env = "DFNS_EMULATOR_TLS_HOSTS", value_delimiter = ',')]
+    tls_hosts: Vec<String>,
+
     /// Username of the bootstrap admin.
     #[arg(long, env = "DFNS_EMULATOR_ADMIN_USERNAME", default_value = "admin@emulator.local")]
     admin_username: String,
@@ -105,6 +110,7 @@ async fn main() -> ExitCode {
     let config = EmulatorConfig {
         listen: args.listen,
         tls: args.tls,
+        tls_hosts: args.tls_hosts,
         faults,
         admin_username: args.admin_username,
         ..EmulatorConfig::default()

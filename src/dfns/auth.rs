@@ -26,9 +26,11 @@ impl fmt::Debug for AuthMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Token(token) => f.debug_tuple("Token").field(token).finish(),
-            Self::UserLogin { org_id, username } => {
-                f.debug_struct("UserLogin").field("org_id", org_id).field("username", username).finish()
-            }
+            Self::UserLogin { org_id, username } => f
+                .debug_struct("UserLogin")
+                .field("org_id", org_id)
+                .field("username", username)
+                .finish(),
         }
     }
 }
@@ -57,7 +59,9 @@ impl Session {
             .claims
             .as_ref()
             .and_then(|claims| claims.issued_at)
-            .map_or(SignedDuration::from_secs(300), |issued| expires_at.duration_since(issued));
+            .map_or(SignedDuration::from_secs(300), |issued| {
+                expires_at.duration_since(issued)
+            });
         let margin = (lifetime / 5).clamp(SignedDuration::ZERO, SignedDuration::from_secs(60));
         now + margin < expires_at
     }
@@ -75,7 +79,10 @@ impl Authenticator {
             AuthMode::Token(token) => Some(Session::new(token.clone())),
             AuthMode::UserLogin { .. } => None,
         };
-        Self { mode, session: Mutex::new(session) }
+        Self {
+            mode,
+            session: Mutex::new(session),
+        }
     }
 
     pub fn mode(&self) -> &AuthMode {
@@ -88,12 +95,16 @@ impl Authenticator {
     }
 
     /// The token to send, logging in first when there is no fresh session.
-    pub async fn session(&self, transport: &Transport, signer: &KeySigner) -> Result<Session, DfnsError> {
+    pub async fn session(
+        &self,
+        transport: &Transport,
+        signer: &KeySigner,
+    ) -> Result<Session, DfnsError> {
         let mut guard = self.session.lock().await;
-        if let Some(session) = guard.as_ref() {
-            if !self.can_renew() || session.is_fresh(Timestamp::now()) {
-                return Ok(session.clone());
-            }
+        if let Some(session) = guard.as_ref()
+            && (!self.can_renew() || session.is_fresh(Timestamp::now()))
+        {
+            return Ok(session.clone());
         }
         let AuthMode::UserLogin { org_id, username } = &self.mode else {
             unreachable!("token mode always holds a session");
@@ -111,26 +122,50 @@ impl Authenticator {
             return;
         }
         let mut guard = self.session.lock().await;
-        if guard.as_ref().is_some_and(|session| &session.token == rejected) {
+        if guard
+            .as_ref()
+            .is_some_and(|session| &session.token == rejected)
+        {
             *guard = None;
         }
     }
 }
 
 /// `POST /auth/login/init` then `POST /auth/login`, signing the challenge with the Key credential.
-async fn login(transport: &Transport, signer: &KeySigner, org_id: &str, username: &str) -> Result<SecretString, DfnsError> {
-    let init_body = serde_json::to_string(&LoginInitRequest { org_id: org_id.to_owned(), username: username.to_owned() })
-        .map_err(|_| DfnsError::Config("cannot encode login request".into()))?;
+async fn login(
+    transport: &Transport,
+    signer: &KeySigner,
+    org_id: &str,
+    username: &str,
+) -> Result<SecretString, DfnsError> {
+    let init_body = serde_json::to_string(&LoginInitRequest {
+        org_id: org_id.to_owned(),
+        username: username.to_owned(),
+    })
+    .map_err(|_| DfnsError::Config("cannot encode login request".into()))?;
     let path = "/auth/login/init";
     let response = transport
-        .send(ApiRequest { method: Method::POST, path, bearer: None, user_action: None, body: Some(&init_body) })
+        .send(ApiRequest {
+            method: Method::POST,
+            path,
+            bearer: None,
+            user_action: None,
+            body: Some(&init_body),
+        })
         .await?;
     let challenge: Challenge = response.json(&Method::POST, path)?;
     let signed = signer.sign(&challenge)?;
-    let login_body = serde_json::to_string(&signed).map_err(|_| DfnsError::Config("cannot encode login".into()))?;
+    let login_body = serde_json::to_string(&signed)
+        .map_err(|_| DfnsError::Config("cannot encode login".into()))?;
     let path = "/auth/login";
     let response = transport
-        .send(ApiRequest { method: Method::POST, path, bearer: None, user_action: None, body: Some(&login_body) })
+        .send(ApiRequest {
+            method: Method::POST,
+            path,
+            bearer: None,
+            user_action: None,
+            body: Some(&login_body),
+        })
         .await?;
     let login: LoginResponse = response.json(&Method::POST, path)?;
     Ok(login.token)
@@ -149,7 +184,9 @@ mod tests {
     use serde_json::json;
 
     fn session(iat: i64, exp: i64) -> Session {
-        Session::new(SecretString::new(encode_test_token(&json!({"iat": iat, "exp": exp}))))
+        Session::new(SecretString::new(encode_test_token(
+            &json!({"iat": iat, "exp": exp}),
+        )))
     }
 
     fn at(seconds: i64) -> Timestamp {

@@ -17,7 +17,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::auth::{AuthMode, Authenticator, Session};
-use super::credential::{CreatedCredential, CredentialKind, DfnsCredential, NewCredential, path_segment};
+use super::credential::{
+    CreatedCredential, CredentialKind, DfnsCredential, NewCredential, path_segment,
+};
 use super::error::{DfnsError, ErrorCategory};
 use super::jwt::TokenClaims;
 use super::retry::RetryPolicy;
@@ -26,8 +28,12 @@ use super::signer::KeySigner;
 use super::transport::{ApiRequest, ApiResponse, Transport, TransportConfig};
 use super::types::credential::UserCredential;
 use super::types::pat::{CreatePatRequest, PersonalAccessToken, UpdatePatRequest};
-use super::types::permission::{AssignPermissionRequest, CreatePermissionRequest, Permission, PermissionAssignment};
-use super::types::service_account::{CreateServiceAccountRequest, ServiceAccount, UpdateServiceAccountRequest};
+use super::types::permission::{
+    AssignPermissionRequest, CreatePermissionRequest, Permission, PermissionAssignment,
+};
+use super::types::service_account::{
+    CreateServiceAccountRequest, ServiceAccount, UpdateServiceAccountRequest,
+};
 use super::types::user_action::{Challenge, UserActionInitRequest, UserActionResponse};
 use super::types::{ItemList, Page};
 
@@ -136,28 +142,50 @@ impl DfnsClient {
 
     /// Who the client acts as, from the bearer token's claims (logs in first in login mode).
     pub async fn identity(&self) -> Result<TokenClaims, DfnsError> {
-        let session = self.retrying(|session: Session| async move { Ok(session) }).await?;
+        let session = self.retrying(|session| async move { Ok(session) }).await?;
         Ok(session.claims.unwrap_or_default())
+    }
+
+    /// One cheap authenticated read, for a connection's health: Ok when Dfns accepts the token.
+    /// A 403 counts as success, since it proves authentication and some identities may not list
+    /// credentials.
+    pub async fn check_authentication(&self) -> Result<TokenClaims, DfnsError> {
+        match self.list_credentials().await {
+            Ok(_) => {}
+            Err(error) if error.category() == ErrorCategory::Forbidden => {}
+            Err(error) => return Err(error),
+        }
+        self.identity().await
     }
 
     /// Proves the signing key works without changing anything: obtains a user-action token for a
     /// read (`GET /auth/credentials`) and discards it.
     pub async fn verify_signing(&self) -> Result<(), DfnsError> {
-        self.user_action(&Method::GET, "/auth/credentials", "").await.map(drop)
+        self.user_action(&Method::GET, "/auth/credentials", "")
+            .await
+            .map(drop)
     }
 
     // ---- service accounts ----
 
     pub async fn list_service_accounts(&self) -> Result<Vec<ServiceAccount>, DfnsError> {
-        Ok(self.read::<ItemList<ServiceAccount>>("/auth/service-accounts").await?.items)
+        Ok(self
+            .read::<ItemList<ServiceAccount>>("/auth/service-accounts")
+            .await?
+            .items)
     }
 
     pub async fn get_service_account(&self, id: &str) -> Result<ServiceAccount, DfnsError> {
-        self.read(&CredentialKind::ServiceAccount.item_path(id)).await
+        self.read(&CredentialKind::ServiceAccount.item_path(id))
+            .await
     }
 
-    pub async fn create_service_account(&self, body: &CreateServiceAccountRequest) -> Result<ServiceAccount, DfnsError> {
-        self.write(Method::POST, "/auth/service-accounts", Some(body)).await
+    pub async fn create_service_account(
+        &self,
+        body: &CreateServiceAccountRequest,
+    ) -> Result<ServiceAccount, DfnsError> {
+        self.write(Method::POST, "/auth/service-accounts", Some(body))
+            .await
     }
 
     pub async fn update_service_account(
@@ -165,7 +193,12 @@ impl DfnsClient {
         id: &str,
         body: &UpdateServiceAccountRequest,
     ) -> Result<ServiceAccount, DfnsError> {
-        self.write(Method::PUT, &CredentialKind::ServiceAccount.item_path(id), Some(body)).await
+        self.write(
+            Method::PUT,
+            &CredentialKind::ServiceAccount.item_path(id),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn activate_service_account(&self, id: &str) -> Result<ServiceAccount, DfnsError> {
@@ -174,53 +207,96 @@ impl DfnsClient {
     }
 
     pub async fn deactivate_service_account(&self, id: &str) -> Result<ServiceAccount, DfnsError> {
-        let path = format!("{}/deactivate", CredentialKind::ServiceAccount.item_path(id));
+        let path = format!(
+            "{}/deactivate",
+            CredentialKind::ServiceAccount.item_path(id)
+        );
         self.write(Method::PUT, &path, None::<&()>).await
     }
 
     /// Archives the service account (Dfns has no hard delete).
     pub async fn delete_service_account(&self, id: &str) -> Result<(), DfnsError> {
-        self.write_ignoring_body(Method::DELETE, &CredentialKind::ServiceAccount.item_path(id)).await
+        self.write_ignoring_body(
+            Method::DELETE,
+            &CredentialKind::ServiceAccount.item_path(id),
+        )
+        .await
     }
 
     // ---- personal access tokens ----
 
     pub async fn list_pats(&self) -> Result<Vec<PersonalAccessToken>, DfnsError> {
-        Ok(self.read::<ItemList<PersonalAccessToken>>("/auth/pats").await?.items)
+        Ok(self
+            .read::<ItemList<PersonalAccessToken>>("/auth/pats")
+            .await?
+            .items)
     }
 
     pub async fn get_pat(&self, token_id: &str) -> Result<PersonalAccessToken, DfnsError> {
-        self.read(&CredentialKind::PersonalAccessToken.item_path(token_id)).await
+        self.read(&CredentialKind::PersonalAccessToken.item_path(token_id))
+            .await
     }
 
-    pub async fn create_pat(&self, body: &CreatePatRequest) -> Result<PersonalAccessToken, DfnsError> {
+    pub async fn create_pat(
+        &self,
+        body: &CreatePatRequest,
+    ) -> Result<PersonalAccessToken, DfnsError> {
         self.write(Method::POST, "/auth/pats", Some(body)).await
     }
 
-    pub async fn update_pat(&self, token_id: &str, body: &UpdatePatRequest) -> Result<PersonalAccessToken, DfnsError> {
-        self.write(Method::PUT, &CredentialKind::PersonalAccessToken.item_path(token_id), Some(body)).await
+    pub async fn update_pat(
+        &self,
+        token_id: &str,
+        body: &UpdatePatRequest,
+    ) -> Result<PersonalAccessToken, DfnsError> {
+        self.write(
+            Method::PUT,
+            &CredentialKind::PersonalAccessToken.item_path(token_id),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn activate_pat(&self, token_id: &str) -> Result<PersonalAccessToken, DfnsError> {
-        let path = format!("{}/activate", CredentialKind::PersonalAccessToken.item_path(token_id));
+        let path = format!(
+            "{}/activate",
+            CredentialKind::PersonalAccessToken.item_path(token_id)
+        );
         self.write(Method::PUT, &path, None::<&()>).await
     }
 
     pub async fn deactivate_pat(&self, token_id: &str) -> Result<PersonalAccessToken, DfnsError> {
-        let path = format!("{}/deactivate", CredentialKind::PersonalAccessToken.item_path(token_id));
+        let path = format!(
+            "{}/deactivate",
+            CredentialKind::PersonalAccessToken.item_path(token_id)
+        );
         self.write(Method::PUT, &path, None::<&()>).await
     }
 
     pub async fn delete_pat(&self, token_id: &str) -> Result<(), DfnsError> {
-        self.write_ignoring_body(Method::DELETE, &CredentialKind::PersonalAccessToken.item_path(token_id)).await
+        self.write_ignoring_body(
+            Method::DELETE,
+            &CredentialKind::PersonalAccessToken.item_path(token_id),
+        )
+        .await
     }
 
     // ---- either kind, for the generic reconciler ----
 
     pub async fn list(&self, kind: CredentialKind) -> Result<Vec<DfnsCredential>, DfnsError> {
         Ok(match kind {
-            CredentialKind::ServiceAccount => self.list_service_accounts().await?.into_iter().map(Into::into).collect(),
-            CredentialKind::PersonalAccessToken => self.list_pats().await?.into_iter().map(Into::into).collect(),
+            CredentialKind::ServiceAccount => self
+                .list_service_accounts()
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            CredentialKind::PersonalAccessToken => self
+                .list_pats()
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
         })
     }
 
@@ -233,12 +309,18 @@ impl DfnsClient {
 
     /// Creates the object. Never retried after an unknown outcome: on a transport, timeout or
     /// server error, look it up by `external_id` before creating again.
-    pub async fn create(&self, kind: CredentialKind, new: &NewCredential) -> Result<CreatedCredential, DfnsError> {
+    pub async fn create(
+        &self,
+        kind: CredentialKind,
+        new: &NewCredential,
+    ) -> Result<CreatedCredential, DfnsError> {
         let path = kind.collection_path();
         let (credential, access_token) = match kind {
             CredentialKind::ServiceAccount => {
                 if new.seconds_valid.is_some() {
-                    return Err(DfnsError::Config("secondsValid applies to personal access tokens only".into()));
+                    return Err(DfnsError::Config(
+                        "secondsValid applies to personal access tokens only".into(),
+                    ));
                 }
                 let mut account = self
                     .create_service_account(&CreateServiceAccountRequest {
@@ -249,7 +331,10 @@ impl DfnsClient {
                         days_valid: new.days_valid,
                     })
                     .await?;
-                let token = account.access_tokens.iter_mut().find_map(|token| token.access_token.take());
+                let token = account
+                    .access_tokens
+                    .iter_mut()
+                    .find_map(|token| token.access_token.take());
                 (DfnsCredential::from(account), token)
             }
             CredentialKind::PersonalAccessToken => {
@@ -269,13 +354,21 @@ impl DfnsClient {
         };
         // The object now exists in Dfns, so this error must reach the caller as "created but
         // unusable" rather than be retried: the caller retires the object by its id.
-        let access_token = access_token.filter(|token| !token.is_empty()).ok_or_else(|| DfnsError::UnexpectedResponse {
-            method: Method::POST,
-            path: path.to_owned(),
-            status: 200,
-            reason: format!("created {kind} {} but the response carried no access token", credential.id),
-        })?;
-        Ok(CreatedCredential { credential, access_token })
+        let access_token = access_token
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| DfnsError::UnexpectedResponse {
+                method: Method::POST,
+                path: path.to_owned(),
+                status: 200,
+                reason: format!(
+                    "created {kind} {} but the response carried no access token",
+                    credential.id
+                ),
+            })?;
+        Ok(CreatedCredential {
+            credential,
+            access_token,
+        })
     }
 
     pub async fn update(
@@ -286,23 +379,33 @@ impl DfnsClient {
         external_id: Option<String>,
     ) -> Result<DfnsCredential, DfnsError> {
         Ok(match kind {
-            CredentialKind::ServiceAccount => {
-                self.update_service_account(id, &UpdateServiceAccountRequest { name, external_id }).await?.into()
-            }
-            CredentialKind::PersonalAccessToken => {
-                self.update_pat(id, &UpdatePatRequest { name, external_id }).await?.into()
-            }
+            CredentialKind::ServiceAccount => self
+                .update_service_account(id, &UpdateServiceAccountRequest { name, external_id })
+                .await?
+                .into(),
+            CredentialKind::PersonalAccessToken => self
+                .update_pat(id, &UpdatePatRequest { name, external_id })
+                .await?
+                .into(),
         })
     }
 
-    pub async fn activate(&self, kind: CredentialKind, id: &str) -> Result<DfnsCredential, DfnsError> {
+    pub async fn activate(
+        &self,
+        kind: CredentialKind,
+        id: &str,
+    ) -> Result<DfnsCredential, DfnsError> {
         Ok(match kind {
             CredentialKind::ServiceAccount => self.activate_service_account(id).await?.into(),
             CredentialKind::PersonalAccessToken => self.activate_pat(id).await?.into(),
         })
     }
 
-    pub async fn deactivate(&self, kind: CredentialKind, id: &str) -> Result<DfnsCredential, DfnsError> {
+    pub async fn deactivate(
+        &self,
+        kind: CredentialKind,
+        id: &str,
+    ) -> Result<DfnsCredential, DfnsError> {
         Ok(match kind {
             CredentialKind::ServiceAccount => self.deactivate_service_account(id).await?.into(),
             CredentialKind::PersonalAccessToken => self.deactivate_pat(id).await?.into(),
@@ -324,40 +427,72 @@ impl DfnsClient {
     }
 
     pub async fn get_permission(&self, permission_id: &str) -> Result<Permission, DfnsError> {
-        self.read(&format!("/permissions/{}", path_segment(permission_id))).await
+        self.read(&format!("/permissions/{}", path_segment(permission_id)))
+            .await
     }
 
-    pub async fn create_permission(&self, body: &CreatePermissionRequest) -> Result<Permission, DfnsError> {
+    pub async fn create_permission(
+        &self,
+        body: &CreatePermissionRequest,
+    ) -> Result<Permission, DfnsError> {
         self.write(Method::POST, "/permissions", Some(body)).await
     }
 
     /// Assigns `permission_id` to an identity (`us-...` for users and service accounts, `to-...`
     /// for PATs). A policy requiring approval yields [`ErrorCategory::PendingApproval`].
-    pub async fn assign_permission(&self, permission_id: &str, identity_id: &str) -> Result<PermissionAssignment, DfnsError> {
+    pub async fn assign_permission(
+        &self,
+        permission_id: &str,
+        identity_id: &str,
+    ) -> Result<PermissionAssignment, DfnsError> {
         let path = format!("/permissions/{}/assignments", path_segment(permission_id));
-        let body = AssignPermissionRequest { identity_id: identity_id.to_owned() };
+        let body = AssignPermissionRequest {
+            identity_id: identity_id.to_owned(),
+        };
         self.write(Method::POST, &path, Some(&body)).await
     }
 
-    pub async fn revoke_permission(&self, permission_id: &str, assignment_id: &str) -> Result<(), DfnsError> {
-        let path = format!("/permissions/{}/assignments/{}", path_segment(permission_id), path_segment(assignment_id));
+    pub async fn revoke_permission(
+        &self,
+        permission_id: &str,
+        assignment_id: &str,
+    ) -> Result<(), DfnsError> {
+        let path = format!(
+            "/permissions/{}/assignments/{}",
+            path_segment(permission_id),
+            path_segment(assignment_id)
+        );
         self.write_ignoring_body(Method::DELETE, &path).await
     }
 
     /// All assignments of a permission, following pagination.
-    pub async fn list_permission_assignments(&self, permission_id: &str) -> Result<Vec<PermissionAssignment>, DfnsError> {
-        self.read_all_pages(&format!("/permissions/{}/assignments", path_segment(permission_id))).await
+    pub async fn list_permission_assignments(
+        &self,
+        permission_id: &str,
+    ) -> Result<Vec<PermissionAssignment>, DfnsError> {
+        self.read_all_pages(&format!(
+            "/permissions/{}/assignments",
+            path_segment(permission_id)
+        ))
+        .await
     }
 
     /// The calling user's credentials.
     pub async fn list_credentials(&self) -> Result<Vec<UserCredential>, DfnsError> {
-        Ok(self.read::<ItemList<UserCredential>>("/auth/credentials").await?.items)
+        Ok(self
+            .read::<ItemList<UserCredential>>("/auth/credentials")
+            .await?
+            .items)
     }
 
     // ---- plumbing ----
 
     async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<T, DfnsError> {
-        let response = self.retrying(|session: Session| async move { self.send(Method::GET, path, &session, None, None).await }).await?;
+        let response = self
+            .retrying(
+                |session| async move { self.send(Method::GET, path, &session, None, None).await },
+            )
+            .await?;
         response.json(&Method::GET, path)
     }
 
@@ -379,12 +514,19 @@ impl DfnsClient {
         }
     }
 
-    async fn write<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T, DfnsError> {
+    async fn write<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, DfnsError> {
         let body = body
             .map(serde_json::to_string)
             .transpose()
             .map_err(|_| DfnsError::Config(format!("cannot encode the body of {method} {path}")))?;
-        let response = self.signed_write(method.clone(), path, body.as_deref()).await?;
+        let response = self
+            .signed_write(method.clone(), path, body.as_deref())
+            .await?;
         response.json(&method, path)
     }
 
@@ -394,27 +536,39 @@ impl DfnsClient {
 
     /// Runs `operation` with a session, retrying transient failures with backoff and a 401 once
     /// with a renewed session. Only for operations that change nothing in Dfns.
+    ///
+    /// The operation takes the session by value so its future borrows nothing from the loop,
+    /// which keeps every client future `Send` (the controller spawns them).
     async fn retrying<T, F, Fut>(&self, mut operation: F) -> Result<T, DfnsError>
     where
         F: FnMut(Session) -> Fut,
-        Fut: std::future::Future<Output = Result<T, DfnsError>>,
+        Fut: Future<Output = Result<T, DfnsError>>,
     {
         let inner = &*self.inner;
         let mut attempts = 0;
         let mut renewed = false;
         loop {
             attempts += 1;
-            let (error, rejected) = match inner.auth.session(&inner.transport, &inner.signer).await {
-                Ok(session) => match operation(session.clone()).await {
-                    Ok(value) => return Ok(value),
-                    Err(error) => (error, Some(session.token)),
-                },
+            let (error, rejected) = match inner.auth.session(&inner.transport, &inner.signer).await
+            {
+                Ok(session) => {
+                    let token = session.token.clone();
+                    match operation(session).await {
+                        Ok(value) => return Ok(value),
+                        Err(error) => (error, Some(token)),
+                    }
+                }
                 Err(error) => (error, None),
             };
             match error.category() {
-                ErrorCategory::Unauthorized if !renewed && inner.auth.can_renew() && rejected.is_some() => {
+                ErrorCategory::Unauthorized
+                    if !renewed && inner.auth.can_renew() && rejected.is_some() =>
+                {
                     renewed = true;
-                    inner.auth.invalidate(rejected.as_ref().expect("checked")).await;
+                    inner
+                        .auth
+                        .invalidate(rejected.as_ref().expect("checked"))
+                        .await;
                 }
                 category if category.is_transient() && inner.retry.allows_another(attempts) => {
                     let delay = inner.retry.delay(attempts, retry_after(&category));
@@ -427,14 +581,23 @@ impl DfnsClient {
     }
 
     /// A write with user-action signing; see the module documentation for when it is re-sent.
-    async fn signed_write(&self, method: Method, path: &str, body: Option<&str>) -> Result<ApiResponse, DfnsError> {
+    async fn signed_write(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<ApiResponse, DfnsError> {
         let inner = &*self.inner;
         let mut attempts = 0;
         let mut renewed = false;
         loop {
             attempts += 1;
-            let (session, user_action) = self.user_action(&method, path, body.unwrap_or("")).await?;
-            let error = match self.send(method.clone(), path, &session, Some(&user_action), body).await {
+            let (session, user_action) =
+                self.user_action(&method, path, body.unwrap_or("")).await?;
+            let error = match self
+                .send(method.clone(), path, &session, Some(&user_action), body)
+                .await
+            {
                 Ok(response) => return Ok(response),
                 Err(error) => error,
             };
@@ -443,7 +606,9 @@ impl DfnsClient {
                     renewed = true;
                     inner.auth.invalidate(&session.token).await;
                 }
-                category @ ErrorCategory::RateLimited { .. } if inner.retry.allows_another(attempts) => {
+                category @ ErrorCategory::RateLimited { .. }
+                    if inner.retry.allows_another(attempts) =>
+                {
                     tokio::time::sleep(inner.retry.delay(attempts, retry_after(&category))).await;
                 }
                 _ => return Err(error),
@@ -453,7 +618,12 @@ impl DfnsClient {
 
     /// `POST /auth/action/init`, sign, `POST /auth/action`: a single-use token for one request.
     /// Retried as a whole, since a fresh challenge is needed after any failure.
-    async fn user_action(&self, method: &Method, path: &str, payload: &str) -> Result<(Session, SecretString), DfnsError> {
+    async fn user_action(
+        &self,
+        method: &Method,
+        path: &str,
+        payload: &str,
+    ) -> Result<(Session, SecretString), DfnsError> {
         let init = serde_json::to_string(&UserActionInitRequest {
             user_action_payload: payload.to_owned(),
             user_action_http_method: method.as_str().to_owned(),
@@ -461,20 +631,25 @@ impl DfnsClient {
             user_action_server_kind: "Api",
         })
         .map_err(|_| DfnsError::Config("cannot encode user action init".into()))?;
-        let init = &init;
-        self.retrying(|session: Session| async move {
-            let session = &session;
+        let init = init.as_str();
+        self.retrying(|session| async move {
             let challenge: Challenge = self
-                .send(Method::POST, "/auth/action/init", session, None, Some(init))
+                .send(
+                    Method::POST,
+                    "/auth/action/init",
+                    &session,
+                    None,
+                    Some(init),
+                )
                 .await?
                 .json(&Method::POST, "/auth/action/init")?;
             let signed = serde_json::to_string(&self.inner.signer.sign(&challenge)?)
                 .map_err(|_| DfnsError::Config("cannot encode signed challenge".into()))?;
             let response: UserActionResponse = self
-                .send(Method::POST, "/auth/action", session, None, Some(&signed))
+                .send(Method::POST, "/auth/action", &session, None, Some(&signed))
                 .await?
                 .json(&Method::POST, "/auth/action")?;
-            Ok((session.clone(), response.user_action))
+            Ok((session, response.user_action))
         })
         .await
     }
@@ -490,10 +665,18 @@ impl DfnsClient {
         let result = self
             .inner
             .transport
-            .send(ApiRequest { method: method.clone(), path, bearer: Some(&session.token), user_action, body })
+            .send(ApiRequest {
+                method: method.clone(),
+                path,
+                bearer: Some(&session.token),
+                user_action,
+                body,
+            })
             .await;
         match &result {
-            Ok(response) => tracing::debug!(%method, path, status = response.status.as_u16(), "Dfns request"),
+            Ok(response) => {
+                tracing::debug!(%method, path, status = response.status.as_u16(), "Dfns request")
+            }
             Err(error) => tracing::debug!(%method, path, error = %error, "Dfns request failed"),
         }
         result
@@ -504,5 +687,34 @@ fn retry_after(category: &ErrorCategory) -> Option<Duration> {
     match category {
         ErrorCategory::RateLimited { retry_after } => *retry_after,
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dfns::keys::generate_p256;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The controller spawns these futures on a multi-threaded runtime.
+    #[test]
+    fn client_futures_are_send() {
+        let pair = generate_p256().unwrap();
+        let signer = KeySigner::from_pem("c", pair.private_key_pem.expose()).unwrap();
+        let client = DfnsClient::new(ClientConfig::new(
+            DEFAULT_API_URL,
+            AuthMode::Token("t".into()),
+            signer,
+        ))
+        .unwrap();
+        let new = NewCredential::default();
+        assert_send(&client.list(CredentialKind::ServiceAccount));
+        assert_send(&client.create(CredentialKind::PersonalAccessToken, &new));
+        assert_send(&client.deactivate(CredentialKind::ServiceAccount, "us-1"));
+        assert_send(&client.assign_permission("pm-1", "us-1"));
+        assert_send(&client.list_permission_assignments("pm-1"));
+        assert_send(&client.identity());
+        assert_send(&client.verify_signing());
     }
 }

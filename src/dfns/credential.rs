@@ -59,7 +59,9 @@ impl fmt::Display for CredentialKind {
 pub(crate) fn path_segment(id: &str) -> String {
     id.bytes()
         .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
@@ -92,18 +94,24 @@ impl DfnsCredential {
     /// Whether Dfns holds `public_key_pem` for this object. Compares DER, so PEM wrapping does not
     /// matter; also understands the SSH-style `SHA256:<base64>` fingerprints some revisions return.
     pub fn has_public_key(&self, public_key_pem: &str) -> bool {
-        let (Some(theirs), Ok(ours)) = (self.public_key.as_deref(), public_key_der_from_pem(public_key_pem)) else {
+        let (Some(theirs), Ok(ours)) = (
+            self.public_key.as_deref(),
+            public_key_der_from_pem(public_key_pem),
+        ) else {
             return false;
         };
         if let Some(fingerprint) = theirs.strip_prefix("SHA256:") {
-            return fingerprint.trim_end_matches('=') == STANDARD_NO_PAD.encode(Sha256::digest(&ours));
+            return fingerprint.trim_end_matches('=')
+                == STANDARD_NO_PAD.encode(Sha256::digest(&ours));
         }
         public_key_der_from_pem(theirs).is_ok_and(|der| der == ours)
     }
 
     /// The assignment of `permission_id`, when this identity has it.
     pub fn assignment_of(&self, permission_id: &str) -> Option<&PermissionAssignmentRef> {
-        self.permission_assignments.iter().find(|assignment| assignment.permission_id == permission_id)
+        self.permission_assignments
+            .iter()
+            .find(|assignment| assignment.permission_id == permission_id)
     }
 }
 
@@ -117,21 +125,28 @@ impl From<ServiceAccount> for DfnsCredential {
             .find(|token| token.is_active)
             .or_else(|| account.access_tokens.first());
         let mut assignments = user.permission_assignments;
-        if assignments.is_empty() {
-            if let Some(token) = token {
-                assignments = token.permission_assignments.clone();
-            }
+        if assignments.is_empty()
+            && let Some(token) = token
+        {
+            assignments = token.permission_assignments.clone();
         }
         Self {
             kind: CredentialKind::ServiceAccount,
             token_id: token.map(|token| token.token_id.clone()),
             cred_id: token.and_then(|token| non_empty(token.cred_id.clone())),
             is_active: user.is_active,
-            name: user.name.or(user.username).or_else(|| token.and_then(|token| token.name.clone())),
-            external_id: user.external_id.or_else(|| token.and_then(|token| token.external_id.clone())),
+            name: user
+                .name
+                .or(user.username)
+                .or_else(|| token.and_then(|token| token.name.clone())),
+            external_id: user
+                .external_id
+                .or_else(|| token.and_then(|token| token.external_id.clone())),
             public_key: token.and_then(|token| non_empty(token.public_key.clone())),
             linked_user_id: Some(user.user_id.clone()),
-            org_id: user.org_id.or_else(|| token.and_then(|token| token.org_id.clone())),
+            org_id: user
+                .org_id
+                .or_else(|| token.and_then(|token| token.org_id.clone())),
             date_created: token.and_then(|token| parse_date(token.date_created.as_deref())),
             permission_assignments: assignments,
             id: user.user_id,
@@ -188,13 +203,21 @@ pub struct CreatedCredential {
 }
 
 /// The object whose `externalId` is `external_id`.
-pub fn find_by_external_id<'a>(list: &'a [DfnsCredential], external_id: &str) -> Option<&'a DfnsCredential> {
-    list.iter().find(|credential| credential.external_id.as_deref() == Some(external_id))
+pub fn find_by_external_id<'a>(
+    list: &'a [DfnsCredential],
+    external_id: &str,
+) -> Option<&'a DfnsCredential> {
+    list.iter()
+        .find(|credential| credential.external_id.as_deref() == Some(external_id))
 }
 
 /// The object registered with `public_key_pem`.
-pub fn find_by_public_key<'a>(list: &'a [DfnsCredential], public_key_pem: &str) -> Option<&'a DfnsCredential> {
-    list.iter().find(|credential| credential.has_public_key(public_key_pem))
+pub fn find_by_public_key<'a>(
+    list: &'a [DfnsCredential],
+    public_key_pem: &str,
+) -> Option<&'a DfnsCredential> {
+    list.iter()
+        .find(|credential| credential.has_public_key(public_key_pem))
 }
 
 #[cfg(test)]
@@ -225,7 +248,10 @@ mod tests {
         assert_eq!(credential.name.as_deref(), Some("robot"));
         assert_eq!(credential.external_id.as_deref(), Some("uid-1"));
         assert_eq!(credential.date_created.unwrap().as_second(), 1_767_323_045);
-        assert_eq!(credential.assignment_of("pm-1").unwrap().assignment_id, "as-1");
+        assert_eq!(
+            credential.assignment_of("pm-1").unwrap().assignment_id,
+            "as-1"
+        );
         assert!(credential.assignment_of("pm-2").is_none());
     }
 
@@ -244,9 +270,18 @@ mod tests {
 
     #[test]
     fn kinds_know_their_paths() {
-        assert_eq!(CredentialKind::ServiceAccount.item_path("us-1"), "/auth/service-accounts/us-1");
-        assert_eq!(CredentialKind::PersonalAccessToken.item_path("to-1"), "/auth/pats/to-1");
-        assert_eq!(CredentialKind::PersonalAccessToken.item_path("../x y"), "/auth/pats/..%2Fx%20y");
+        assert_eq!(
+            CredentialKind::ServiceAccount.item_path("us-1"),
+            "/auth/service-accounts/us-1"
+        );
+        assert_eq!(
+            CredentialKind::PersonalAccessToken.item_path("to-1"),
+            "/auth/pats/to-1"
+        );
+        assert_eq!(
+            CredentialKind::PersonalAccessToken.item_path("../x y"),
+            "/auth/pats/..%2Fx%20y"
+        );
     }
 
     #[test]
@@ -256,10 +291,18 @@ mod tests {
         let rewrapped = pair.public_key_pem.replace('\n', "\r\n");
         let fingerprint = format!(
             "SHA256:{}",
-            STANDARD_NO_PAD.encode(Sha256::digest(public_key_der_from_pem(&pair.public_key_pem).unwrap()))
+            STANDARD_NO_PAD.encode(Sha256::digest(
+                public_key_der_from_pem(&pair.public_key_pem).unwrap()
+            ))
         );
-        let list = vec![service_account(&other.public_key_pem), service_account(&rewrapped)];
-        assert!(std::ptr::eq(find_by_public_key(&list, &pair.public_key_pem).unwrap(), &list[1]));
+        let list = vec![
+            service_account(&other.public_key_pem),
+            service_account(&rewrapped),
+        ];
+        assert!(std::ptr::eq(
+            find_by_public_key(&list, &pair.public_key_pem).unwrap(),
+            &list[1]
+        ));
         assert!(service_account(&fingerprint).has_public_key(&pair.public_key_pem));
         assert!(!service_account("").has_public_key(&pair.public_key_pem));
         assert!(find_by_public_key(&list[..1], &pair.public_key_pem).is_none());

@@ -38,7 +38,10 @@ pub enum ErrorCategory {
 impl ErrorCategory {
     /// Whether trying the same read again later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::RateLimited { .. } | Self::ServerError | Self::Transport | Self::Timeout)
+        matches!(
+            self,
+            Self::RateLimited { .. } | Self::ServerError | Self::Transport | Self::Timeout
+        )
     }
 }
 
@@ -54,19 +57,39 @@ pub enum DfnsError {
         retry_after: Option<Duration>,
     },
     #[error("Dfns {method} {path} is waiting for policy approval{}", change_request_suffix(.change_request_id))]
-    PendingApproval { method: Method, path: String, change_request_id: Option<String> },
+    PendingApproval {
+        method: Method,
+        path: String,
+        change_request_id: Option<String>,
+    },
     #[error("cannot reach Dfns for {method} {path}: {reason}")]
-    Transport { method: Method, path: String, reason: String },
+    Transport {
+        method: Method,
+        path: String,
+        reason: String,
+    },
     #[error("Dfns {method} {path} did not answer within {}s", .timeout.as_secs_f32())]
-    Timeout { method: Method, path: String, timeout: Duration },
+    Timeout {
+        method: Method,
+        path: String,
+        timeout: Duration,
+    },
     #[error("Dfns {method} {path} returned an unexpected response (HTTP {status}): {reason}")]
-    UnexpectedResponse { method: Method, path: String, status: u16, reason: String },
+    UnexpectedResponse {
+        method: Method,
+        path: String,
+        status: u16,
+        reason: String,
+    },
     #[error(
         "refusing to sign: credential id {cred_id} is not among the credentials Dfns allows for this user \
          (allowed: {}); check DFNS_CRED_ID",
         allowed_list(.allowed)
     )]
-    CredentialNotAllowed { cred_id: String, allowed: Vec<String> },
+    CredentialNotAllowed {
+        cred_id: String,
+        allowed: Vec<String>,
+    },
     #[error("signing key: {0}")]
     Key(#[from] KeyError),
     #[error("invalid Dfns client configuration: {0}")]
@@ -74,22 +97,34 @@ pub enum DfnsError {
 }
 
 fn change_request_suffix(id: &Option<String>) -> String {
-    id.as_ref().map(|id| format!(" (change request {id})")).unwrap_or_default()
+    id.as_ref()
+        .map(|id| format!(" (change request {id})"))
+        .unwrap_or_default()
 }
 
 fn allowed_list(allowed: &[String]) -> String {
-    if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+    if allowed.is_empty() {
+        "none".to_owned()
+    } else {
+        allowed.join(", ")
+    }
 }
 
 impl DfnsError {
     pub fn category(&self) -> ErrorCategory {
         match self {
-            Self::Api { status, retry_after, .. } => match status {
+            Self::Api {
+                status,
+                retry_after,
+                ..
+            } => match status {
                 401 => ErrorCategory::Unauthorized,
                 403 => ErrorCategory::Forbidden,
                 404 => ErrorCategory::NotFound,
                 409 => ErrorCategory::Conflict,
-                429 => ErrorCategory::RateLimited { retry_after: *retry_after },
+                429 => ErrorCategory::RateLimited {
+                    retry_after: *retry_after,
+                },
                 500.. => ErrorCategory::ServerError,
                 _ => ErrorCategory::InvalidRequest,
             },
@@ -97,7 +132,9 @@ impl DfnsError {
             Self::Transport { .. } => ErrorCategory::Transport,
             Self::Timeout { .. } => ErrorCategory::Timeout,
             Self::UnexpectedResponse { .. } => ErrorCategory::ServerError,
-            Self::CredentialNotAllowed { .. } | Self::Key(_) | Self::Config(_) => ErrorCategory::Misconfigured,
+            Self::CredentialNotAllowed { .. } | Self::Key(_) | Self::Config(_) => {
+                ErrorCategory::Misconfigured
+            }
         }
     }
 
@@ -166,11 +203,16 @@ fn scrub_words(text: &str) -> String {
 }
 
 fn looks_like_jwt(word: &str) -> bool {
-    let word = word.trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'));
+    let word = word
+        .trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'));
     let parts: Vec<&str> = word.split('.').collect();
     parts.len() == 3
         && parts[0].starts_with("eyJ")
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
 }
 
 #[cfg(test)]
@@ -195,7 +237,10 @@ mod tests {
         assert_eq!(api(409).category(), ErrorCategory::Conflict);
         assert_eq!(api(400).category(), ErrorCategory::InvalidRequest);
         assert_eq!(api(402).category(), ErrorCategory::InvalidRequest);
-        assert_eq!(api(429).category(), ErrorCategory::RateLimited { retry_after: None });
+        assert_eq!(
+            api(429).category(),
+            ErrorCategory::RateLimited { retry_after: None }
+        );
         assert_eq!(api(500).category(), ErrorCategory::ServerError);
         assert_eq!(api(503).category(), ErrorCategory::ServerError);
     }
@@ -207,7 +252,11 @@ mod tests {
         for status in [400, 401, 403, 404, 409] {
             assert!(!api(status).category().is_transient(), "{status}");
         }
-        let pending = DfnsError::PendingApproval { method: Method::POST, path: "/p".into(), change_request_id: None };
+        let pending = DfnsError::PendingApproval {
+            method: Method::POST,
+            path: "/p".into(),
+            change_request_id: None,
+        };
         assert!(!pending.category().is_transient());
     }
 
@@ -221,21 +270,35 @@ mod tests {
         assert!(!scrubbed.contains("eyJzdWIi"), "{scrubbed}");
         assert!(!scrubbed.contains("MIGHAgEA"), "{scrubbed}");
         assert!(!scrubbed.contains("opaque123"), "{scrubbed}");
-        assert_eq!(scrubbed, "token [redacted] key [redacted] and Bearer [redacted] done");
+        assert_eq!(
+            scrubbed,
+            "token [redacted] key [redacted] and Bearer [redacted] done"
+        );
     }
 
     #[test]
     fn scrub_keeps_ordinary_messages_and_bounds_length() {
-        let message = "CustomerEmployee us-abc is not authorized to perform operation (Auth:Pats:Create)";
+        let message =
+            "CustomerEmployee us-abc is not authorized to perform operation (Auth:Pats:Create)";
         assert_eq!(scrub(message), message);
-        assert_eq!(scrub(&"x".repeat(2000)).chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert_eq!(
+            scrub(&"x".repeat(2000)).chars().count(),
+            MAX_MESSAGE_CHARS + 1
+        );
     }
 
     #[test]
     fn credential_not_allowed_names_the_credential_and_the_fix() {
-        let error = DfnsError::CredentialNotAllowed { cred_id: "Y2kt-mine".into(), allowed: vec!["Y2kt-other".into()] };
+        let error = DfnsError::CredentialNotAllowed {
+            cred_id: "Y2kt-mine".into(),
+            allowed: vec!["Y2kt-other".into()],
+        };
         let text = error.to_string();
-        assert!(text.contains("Y2kt-mine") && text.contains("Y2kt-other") && text.contains("DFNS_CRED_ID"));
+        assert!(
+            text.contains("Y2kt-mine")
+                && text.contains("Y2kt-other")
+                && text.contains("DFNS_CRED_ID")
+        );
         assert_eq!(error.category(), ErrorCategory::Misconfigured);
     }
 }

@@ -52,7 +52,8 @@ struct AppMetadata {
 /// Decodes the payload of `token` (a compact JWS). Does not verify the signature.
 pub fn decode_claims(token: &str) -> Result<TokenClaims, JwtError> {
     let mut parts = token.trim().split('.');
-    let (Some(_header), Some(payload), Some(_signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::NotAJwt);
     };
@@ -68,7 +69,9 @@ pub fn decode_claims(token: &str) -> Result<TokenClaims, JwtError> {
         issued_at: timestamp(raw.iat),
         expires_at: timestamp(raw.exp),
         user_id: metadata.as_ref().and_then(|m| m.user_id.clone()),
-        org_id: metadata.as_ref().and_then(|m| m.org_id.clone().or_else(|| m.tenant_id.clone())),
+        org_id: metadata
+            .as_ref()
+            .and_then(|m| m.org_id.clone().or_else(|| m.tenant_id.clone())),
         token_kind: metadata.as_ref().and_then(|m| m.token_kind.clone()),
         username: raw.username,
     })
@@ -103,14 +106,25 @@ mod tests {
         assert_eq!(claims.token_kind.as_deref(), Some("ServiceAccount"));
         assert_eq!(claims.username.as_deref(), Some("robot@example.com"));
         assert_eq!(claims.subject.as_deref(), Some("or-1-us-2"));
-        assert_eq!(claims.expires_at, Some(Timestamp::from_second(1_700_003_600).unwrap()));
-        assert_eq!(claims.issued_at, Some(Timestamp::from_second(1_700_000_000).unwrap()));
+        assert_eq!(
+            claims.expires_at,
+            Some(Timestamp::from_second(1_700_003_600).unwrap())
+        );
+        assert_eq!(
+            claims.issued_at,
+            Some(Timestamp::from_second(1_700_000_000).unwrap())
+        );
     }
 
     #[test]
     fn tenant_id_stands_in_for_org_id() {
-        let token = encode_test_token(&json!({APP_METADATA_CLAIM: {"userId": "us-a", "tenantId": "acct-b"}}));
-        assert_eq!(decode_claims(&token).unwrap().org_id.as_deref(), Some("acct-b"));
+        let token = encode_test_token(
+            &json!({APP_METADATA_CLAIM: {"userId": "us-a", "tenantId": "acct-b"}}),
+        );
+        assert_eq!(
+            decode_claims(&token).unwrap().org_id.as_deref(),
+            Some("acct-b")
+        );
     }
 
     #[test]
@@ -123,15 +137,21 @@ mod tests {
     fn padded_payloads_are_accepted() {
         let token = encode_test_token(&json!({"exp": 5}));
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-        while parts[1].len() % 4 != 0 {
+        while !parts[1].len().is_multiple_of(4) {
             parts[1].push('=');
         }
-        assert_eq!(decode_claims(&parts.join(".")).unwrap().expires_at, Some(Timestamp::from_second(5).unwrap()));
+        assert_eq!(
+            decode_claims(&parts.join(".")).unwrap().expires_at,
+            Some(Timestamp::from_second(5).unwrap())
+        );
     }
 
     #[test]
     fn rejects_non_jwts() {
-        assert_eq!(decode_claims("opaque-token").unwrap_err(), JwtError::NotAJwt);
+        assert_eq!(
+            decode_claims("opaque-token").unwrap_err(),
+            JwtError::NotAJwt
+        );
         assert_eq!(decode_claims("a.b.c.d").unwrap_err(), JwtError::NotAJwt);
         assert_eq!(decode_claims("a.!!!.c").unwrap_err(), JwtError::BadPayload);
         let not_json = format!("a.{}.c", URL_SAFE_NO_PAD.encode("not json"));

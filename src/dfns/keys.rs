@@ -6,7 +6,7 @@
 //! never the key material.
 use std::fmt;
 
-use p256::ecdsa::signature::{SignatureEncoding, Signer};
+use p256::ecdsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
 use p256::elliptic_curve::Generate as _;
 use p256::pkcs8::der::SecretDocument;
 use p256::pkcs8::der::oid::ObjectIdentifier;
@@ -26,7 +26,9 @@ const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.8
 pub enum KeyError {
     #[error("private key is not PEM (expected a -----BEGIN ... PRIVATE KEY----- block)")]
     NotPem,
-    #[error("PEM block `{0}` is not a supported private key (use PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY)")]
+    #[error(
+        "PEM block `{0}` is not a supported private key (use PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY)"
+    )]
     UnsupportedPemLabel(String),
     #[error("encrypted private keys are not supported; decrypt it first (openssl pkcs8 -nocrypt)")]
     Encrypted,
@@ -79,7 +81,8 @@ impl PrivateKey {
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         let normalized = normalize_pem(pem);
         let text = normalized.expose();
-        let label = p256::pkcs8::der::pem::decode_label(text.as_bytes()).map_err(|_| KeyError::NotPem)?;
+        let label =
+            p256::pkcs8::der::pem::decode_label(text.as_bytes()).map_err(|_| KeyError::NotPem)?;
         let format = match label {
             "PRIVATE KEY" => "PKCS#8",
             "EC PRIVATE KEY" => "SEC1 EC",
@@ -87,7 +90,8 @@ impl PrivateKey {
             "ENCRYPTED PRIVATE KEY" => return Err(KeyError::Encrypted),
             other => return Err(KeyError::UnsupportedPemLabel(other.to_owned())),
         };
-        let (_, document) = SecretDocument::from_pem(text).map_err(|_| KeyError::Malformed { format })?;
+        let (_, document) =
+            SecretDocument::from_pem(text).map_err(|_| KeyError::Malformed { format })?;
         let der = document.as_bytes();
         match label {
             "PRIVATE KEY" => Self::from_pkcs8_der(der),
@@ -109,11 +113,17 @@ impl PrivateKey {
             if info.algorithm.parameters_oid().ok() != Some(OID_PRIME256V1) {
                 return Err(KeyError::UnsupportedCurve);
             }
-            p256::ecdsa::SigningKey::from_pkcs8_der(der).map(Self::EcdsaP256).map_err(|_| malformed)
+            p256::ecdsa::SigningKey::from_pkcs8_der(der)
+                .map(Self::EcdsaP256)
+                .map_err(|_| malformed)
         } else if oid == OID_ED25519 {
-            ed25519_dalek::SigningKey::from_pkcs8_der(der).map(Self::Ed25519).map_err(|_| malformed)
+            ed25519_dalek::SigningKey::from_pkcs8_der(der)
+                .map(Self::Ed25519)
+                .map_err(|_| malformed)
         } else if oid == OID_RSA_ENCRYPTION {
-            rsa::RsaPrivateKey::from_pkcs8_der(der).map(Self::from_rsa).map_err(|_| malformed)
+            rsa::RsaPrivateKey::from_pkcs8_der(der)
+                .map(Self::from_rsa)
+                .map_err(|_| malformed)
         } else {
             Err(KeyError::UnsupportedAlgorithm(oid.to_string()))
         }
@@ -140,7 +150,8 @@ impl PrivateKey {
                 signature.to_vec()
             }
             Self::Ed25519(key) => key.sign(message).to_bytes().to_vec(),
-            Self::Rsa(key) => key.sign(message).to_vec(),
+            // Randomized: RSA blinding keeps the private exponent out of timing side channels.
+            Self::Rsa(key) => key.sign_with_rng(&mut rand::rng(), message).to_vec(),
         }
     }
 
@@ -154,7 +165,9 @@ impl PrivateKey {
                 rsa::RsaPublicKey::from(private).to_public_key_der()
             }
         };
-        document.map(|doc| doc.as_bytes().to_vec()).map_err(|_| KeyError::Encoding("SPKI public key"))
+        document
+            .map(|doc| doc.as_bytes().to_vec())
+            .map_err(|_| KeyError::Encoding("SPKI public key"))
     }
 
     /// The public half as SPKI PEM (`-----BEGIN PUBLIC KEY-----`), the form Dfns accepts.
@@ -227,8 +240,8 @@ pub fn generate_p256() -> Result<GeneratedKeyPair, KeyError> {
 /// SPKI DER of a PEM public key, so keys can be compared regardless of line wrapping.
 pub fn public_key_der_from_pem(pem: &str) -> Result<Vec<u8>, KeyError> {
     let text = normalize_pem(pem);
-    let (label, der) =
-        p256::pkcs8::der::pem::decode_vec(text.expose().as_bytes()).map_err(|_| KeyError::InvalidPublicKey)?;
+    let (label, der) = p256::pkcs8::der::pem::decode_vec(text.expose().as_bytes())
+        .map_err(|_| KeyError::InvalidPublicKey)?;
     if label != "PUBLIC KEY" {
         return Err(KeyError::InvalidPublicKey);
     }
@@ -284,13 +297,23 @@ mod tests {
     #[test]
     fn generated_p256_keypair_round_trips_through_pkcs8_pem() {
         let pair = generate_p256().unwrap();
-        assert!(pair.private_key_pem.expose().starts_with("-----BEGIN PRIVATE KEY-----"));
-        assert!(pair.public_key_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert!(
+            pair.private_key_pem
+                .expose()
+                .starts_with("-----BEGIN PRIVATE KEY-----")
+        );
+        assert!(
+            pair.public_key_pem
+                .starts_with("-----BEGIN PUBLIC KEY-----")
+        );
         let key = PrivateKey::from_pem(pair.private_key_pem.expose()).unwrap();
         assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP256);
         assert_eq!(key.public_key_pem().unwrap(), pair.public_key_pem);
         assert_eq!(key.public_key_sha256().unwrap(), pair.public_key_sha256);
-        assert_eq!(public_key_sha256_from_pem(&pair.public_key_pem).unwrap(), pair.public_key_sha256);
+        assert_eq!(
+            public_key_sha256_from_pem(&pair.public_key_pem).unwrap(),
+            pair.public_key_sha256
+        );
         assert_eq!(pair.public_key_sha256.len(), 64);
         let signature = key.sign(b"challenge bytes");
         assert!(verify(&key, b"challenge bytes", &signature));
@@ -333,7 +356,11 @@ mod tests {
         let signature = key.sign(b"hello");
         assert_eq!(signature.len(), 64);
         assert!(verify(&key, b"hello", &signature));
-        assert!(key.public_key_pem().unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert!(
+            key.public_key_pem()
+                .unwrap()
+                .starts_with("-----BEGIN PUBLIC KEY-----")
+        );
     }
 
     #[test]
@@ -360,16 +387,26 @@ mod tests {
 
     #[test]
     fn rejects_garbage_unsupported_and_encrypted_keys_with_named_causes() {
-        assert_eq!(PrivateKey::from_pem("not a key").unwrap_err(), KeyError::NotPem);
+        assert_eq!(
+            PrivateKey::from_pem("not a key").unwrap_err(),
+            KeyError::NotPem
+        );
         let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         assert_eq!(
             PrivateKey::from_pem(cert).unwrap_err(),
             KeyError::UnsupportedPemLabel("CERTIFICATE".into())
         );
-        let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
-        assert_eq!(PrivateKey::from_pem(encrypted).unwrap_err(), KeyError::Encrypted);
+        let encrypted =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert_eq!(
+            PrivateKey::from_pem(encrypted).unwrap_err(),
+            KeyError::Encrypted
+        );
         let broken = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
-        assert_eq!(PrivateKey::from_pem(broken).unwrap_err(), KeyError::Malformed { format: "PKCS#8" });
+        assert_eq!(
+            PrivateKey::from_pem(broken).unwrap_err(),
+            KeyError::Malformed { format: "PKCS#8" }
+        );
     }
 
     #[test]
@@ -382,7 +419,10 @@ jazYV4mus5e+EwPLoD+6MNPWElj8e2XIUQOqxKGB4tItASWhZANiAAR9mBINZAQs
 xwPjJRtRUHJsyy+Di8oo1wZLNemrGwwRE1RIy34PvA8ou1LruBivXnc=
 -----END PRIVATE KEY-----
 ";
-        assert_eq!(PrivateKey::from_pem(p384).unwrap_err(), KeyError::UnsupportedCurve);
+        assert_eq!(
+            PrivateKey::from_pem(p384).unwrap_err(),
+            KeyError::UnsupportedCurve
+        );
         let p384_sec1 = "-----BEGIN EC PRIVATE KEY-----
 MIGkAgEBBDCXBbJ54RON3SK4+kzVwFrEC8A9aE+eCGyWmk25vK04JF8SVu4FPEGn
 8oyIlmqoe3CgBwYFK4EEACKhZANiAASdLVMLv4ef+aF2jIVNJOAx7VTtXkAaHhCT
@@ -390,7 +430,10 @@ SnJjw32yMFUHv5ymzJSxG3yn2XDcEZva5zQHnq7nQ2So+VhMiuXpsLwKn0XA5qfF
 qUSG1/VFFw5Em6rFhcG7d7gq6+2NgfM=
 -----END EC PRIVATE KEY-----
 ";
-        assert_eq!(PrivateKey::from_pem(p384_sec1).unwrap_err(), KeyError::UnsupportedCurve);
+        assert_eq!(
+            PrivateKey::from_pem(p384_sec1).unwrap_err(),
+            KeyError::UnsupportedCurve
+        );
     }
 
     #[test]
@@ -398,7 +441,13 @@ qUSG1/VFFw5Em6rFhcG7d7gq6+2NgfM=
         let pair = generate_p256().unwrap();
         let key = PrivateKey::from_pem(pair.private_key_pem.expose()).unwrap();
         assert_eq!(format!("{key:?}"), "PrivateKey(ECDSA P-256, [redacted])");
-        let body: String = pair.private_key_pem.expose().lines().nth(1).unwrap().to_owned();
+        let body: String = pair
+            .private_key_pem
+            .expose()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .to_owned();
         assert!(!format!("{pair:?}").contains(&body));
     }
 

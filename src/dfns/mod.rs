@@ -17,7 +17,8 @@ pub mod types;
 pub use auth::AuthMode;
 pub use client::{ClientConfig, DEFAULT_API_URL, DfnsClient};
 pub use credential::{
-    CreatedCredential, CredentialKind, DfnsCredential, NewCredential, find_by_external_id, find_by_public_key,
+    CreatedCredential, CredentialKind, DfnsCredential, NewCredential, find_by_external_id,
+    find_by_public_key,
 };
 pub use error::{DfnsError, ErrorCategory};
 pub use jwt::{TokenClaims, decode_claims};

@@ -38,7 +38,11 @@ impl RateLimiter {
         Self {
             rate: f64::from(requests_per_minute.max(1)) / 60.0,
             burst,
-            state: Mutex::new(BucketState { tokens: burst, refilled_at: Instant::now(), paused_until: None }),
+            state: Mutex::new(BucketState {
+                tokens: burst,
+                refilled_at: Instant::now(),
+                paused_until: None,
+            }),
         }
     }
 
@@ -58,7 +62,9 @@ impl RateLimiter {
             }
             state.paused_until = None;
         }
-        let elapsed = now.saturating_duration_since(state.refilled_at).as_secs_f64();
+        let elapsed = now
+            .saturating_duration_since(state.refilled_at)
+            .as_secs_f64();
         state.tokens = (state.tokens + elapsed * self.rate).min(self.burst);
         state.refilled_at = state.refilled_at.max(now);
         if state.tokens >= 1.0 {
@@ -78,7 +84,9 @@ impl RateLimiter {
     fn pause_at(&self, now: Instant, duration: Duration) {
         let mut state = self.state.lock().expect("rate limiter lock");
         let until = now + duration;
-        let until = state.paused_until.map_or(until, |current| current.max(until));
+        let until = state
+            .paused_until
+            .map_or(until, |current| current.max(until));
         state.paused_until = Some(until);
         state.tokens = 0.0;
         state.refilled_at = until;
@@ -98,7 +106,10 @@ mod tests {
         assert_eq!(limiter.try_take(start), Ok(()));
         assert_eq!(limiter.try_take(start), Ok(()));
         let wait = limiter.try_take(start).unwrap_err();
-        assert!(wait > Duration::from_millis(999) && wait <= SECOND, "{wait:?}");
+        assert!(
+            wait > Duration::from_millis(999) && wait <= SECOND,
+            "{wait:?}"
+        );
         assert_eq!(limiter.try_take(start + SECOND), Ok(()));
         assert!(limiter.try_take(start + SECOND).is_err());
         // An idle bucket refills only up to the burst.
@@ -131,11 +142,17 @@ mod tests {
         assert_eq!(limiter.try_take(start + SECOND).unwrap_err(), 6 * SECOND);
         // A shorter pause never shortens a longer one.
         limiter.pause_at(start + SECOND, SECOND);
-        assert_eq!(limiter.try_take(start + 2 * SECOND).unwrap_err(), 5 * SECOND);
+        assert_eq!(
+            limiter.try_take(start + 2 * SECOND).unwrap_err(),
+            5 * SECOND
+        );
         // After the pause the bucket starts empty: no burst right away.
         let resumed = start + 7 * SECOND;
         assert!(limiter.try_take(resumed).is_err());
-        assert_eq!(limiter.try_take(resumed + Duration::from_millis(20)), Ok(()));
+        assert_eq!(
+            limiter.try_take(resumed + Duration::from_millis(20)),
+            Ok(())
+        );
     }
 
     #[tokio::test]

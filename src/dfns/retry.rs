@@ -15,13 +15,20 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 4, base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(10) }
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(10),
+        }
     }
 }
 
 impl RetryPolicy {
     pub fn no_retries() -> Self {
-        Self { max_attempts: 1, ..Self::default() }
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
     }
 
     /// Whether another attempt is allowed after `attempts_made` attempts.
@@ -33,8 +40,15 @@ impl RetryPolicy {
     /// floor: waiting less would only earn another 429.
     pub fn delay(&self, attempts_made: u32, retry_after: Option<Duration>) -> Duration {
         let exponent = attempts_made.saturating_sub(1).min(16);
-        let cap = self.base_delay.saturating_mul(1 << exponent).min(self.max_delay);
-        let jittered = if cap.is_zero() { cap } else { rand::rng().random_range(Duration::ZERO..=cap) };
+        let cap = self
+            .base_delay
+            .saturating_mul(1 << exponent)
+            .min(self.max_delay);
+        let jittered = if cap.is_zero() {
+            cap
+        } else {
+            rand::rng().random_range(Duration::ZERO..=cap)
+        };
         retry_after.map_or(jittered, |floor| jittered.max(floor))
     }
 }
@@ -45,7 +59,11 @@ mod tests {
 
     #[test]
     fn delays_stay_within_the_exponential_cap() {
-        let policy = RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
         for _ in 0..200 {
             assert!(policy.delay(1, None) <= Duration::from_millis(100));
             assert!(policy.delay(3, None) <= Duration::from_millis(400));
@@ -56,7 +74,8 @@ mod tests {
     #[test]
     fn delays_are_jittered() {
         let policy = RetryPolicy::default();
-        let delays: std::collections::HashSet<Duration> = (0..50).map(|_| policy.delay(3, None)).collect();
+        let delays: std::collections::HashSet<Duration> =
+            (0..50).map(|_| policy.delay(3, None)).collect();
         assert!(delays.len() > 1);
     }
 
@@ -68,7 +87,10 @@ mod tests {
 
     #[test]
     fn attempts_are_bounded() {
-        let policy = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        };
         assert!(policy.allows_another(2));
         assert!(!policy.allows_another(3));
         assert!(!RetryPolicy::no_retries().allows_another(1));

@@ -17,7 +17,10 @@ pub struct KeySigner {
 
 impl fmt::Debug for KeySigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeySigner").field("cred_id", &self.cred_id).field("key", &self.key).finish()
+        f.debug_struct("KeySigner")
+            .field("cred_id", &self.cred_id)
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -32,7 +35,10 @@ struct ClientData<'a> {
 
 impl KeySigner {
     pub fn new(cred_id: impl Into<String>, key: PrivateKey) -> Self {
-        Self { cred_id: cred_id.into(), key }
+        Self {
+            cred_id: cred_id.into(),
+            key,
+        }
     }
 
     /// Loads the key from PEM (see [`PrivateKey::from_pem`]).
@@ -52,15 +58,24 @@ impl KeySigner {
     /// anyway would only earn an opaque 401/403, while this names the misconfiguration.
     pub fn sign(&self, challenge: &Challenge) -> Result<SignedChallenge, DfnsError> {
         let allowed = &challenge.allow_credentials.key;
-        if !allowed.iter().any(|credential| credential.id == self.cred_id) {
+        if !allowed
+            .iter()
+            .any(|credential| credential.id == self.cred_id)
+        {
             return Err(DfnsError::CredentialNotAllowed {
                 cred_id: self.cred_id.clone(),
-                allowed: allowed.iter().map(|credential| credential.id.clone()).collect(),
+                allowed: allowed
+                    .iter()
+                    .map(|credential| credential.id.clone())
+                    .collect(),
             });
         }
         Ok(SignedChallenge {
             challenge_identifier: challenge.challenge_identifier.clone(),
-            first_factor: FirstFactor { kind: "Key", credential_assertion: self.assert(&challenge.challenge) },
+            first_factor: FirstFactor {
+                kind: "Key",
+                credential_assertion: self.assert(&challenge.challenge),
+            },
         })
     }
 
@@ -79,7 +94,11 @@ impl KeySigner {
 /// The clientData bytes for a `key.get` assertion over `challenge`.
 pub fn client_data_bytes(challenge: &str) -> Vec<u8> {
     // Serializing a struct of two strings cannot fail.
-    serde_json::to_vec(&ClientData { kind: "key.get", challenge }).expect("clientData serializes")
+    serde_json::to_vec(&ClientData {
+        kind: "key.get",
+        challenge,
+    })
+    .expect("clientData serializes")
 }
 
 #[cfg(test)]
@@ -95,7 +114,12 @@ mod tests {
             challenge: "NjY2MTZkNjU2Yg".into(),
             challenge_identifier: "eyJhbGciOi.challenge.id".into(),
             allow_credentials: AllowCredentials {
-                key: allowed.iter().map(|id| AllowedCredential { id: (*id).to_owned() }).collect(),
+                key: allowed
+                    .iter()
+                    .map(|id| AllowedCredential {
+                        id: (*id).to_owned(),
+                    })
+                    .collect(),
             },
         }
     }
@@ -121,7 +145,8 @@ mod tests {
         let client_data = URL_SAFE_NO_PAD.decode(&assertion.client_data).unwrap();
         assert_eq!(client_data, client_data_bytes("NjY2MTZkNjU2Yg"));
         let der = URL_SAFE_NO_PAD.decode(&assertion.signature).unwrap();
-        let verifying = p256::ecdsa::VerifyingKey::from_public_key_pem(&pair.public_key_pem).unwrap();
+        let verifying =
+            p256::ecdsa::VerifyingKey::from_public_key_pem(&pair.public_key_pem).unwrap();
         let signature = p256::ecdsa::Signature::from_der(&der).unwrap();
         assert!(verifying.verify(&client_data, &signature).is_ok());
     }
@@ -137,7 +162,10 @@ mod tests {
             }
             other => panic!("expected CredentialNotAllowed, got {other:?}"),
         }
-        assert!(matches!(signer.sign(&challenge(&[])), Err(DfnsError::CredentialNotAllowed { .. })));
+        assert!(matches!(
+            signer.sign(&challenge(&[])),
+            Err(DfnsError::CredentialNotAllowed { .. })
+        ));
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub struct EmulatorConfig {
     pub listen: SocketAddr,
     /// Serve HTTPS with a freshly generated CA and server certificate.
     pub tls: bool,
+    /// Extra DNS names or IPs for the server certificate (it always covers `localhost`,
+    /// `127.0.0.1`, `::1` and the listen address), e.g. the name a cluster reaches it by.
+    pub tls_hosts: Vec<String>,
     /// Faults injected from the start; changeable later.
     pub faults: Faults,
     /// Username of the bootstrap organization admin.
@@ -31,6 +34,7 @@ impl Default for EmulatorConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: false,
+            tls_hosts: Vec::new(),
             faults: Faults::default(),
             admin_username: "admin@emulator.local".to_owned(),
             login_challenge_ttl: Duration::from_secs(300),

@@ -5,6 +5,7 @@ use base64::Engine as _;
 use base64::alphabet::URL_SAFE;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use sha2::{Digest, Sha256, Sha384, Sha512};
+
 use signature::Verifier as _;
 use signature::hazmat::PrehashVerifier as _;
 
@@ -42,12 +43,18 @@ fn digest_kind(algorithm: Option<&str>) -> Result<DigestKind, String> {
 /// A credential's public key.
 #[derive(Clone, Debug)]
 pub(crate) enum PublicKey {
-    P256(p256::ecdsa::VerifyingKey),
+    /// `sec1` is the uncompressed point, for ring's (faster) verifier.
+    P256 { key: p256::ecdsa::VerifyingKey, sec1: Vec<u8> },
     Ed25519(ed25519_dalek::VerifyingKey),
     Rsa(rsa::RsaPublicKey),
 }
 
 impl PublicKey {
+    pub fn p256(key: p256::ecdsa::VerifyingKey) -> Self {
+        let sec1 = key.to_sec1_point(false).as_bytes().to_vec();
+        Self::P256 { key, sec1 }
+    }
+
     /// Parses SPKI (`BEGIN PUBLIC KEY`) for P-256, Ed25519 or RSA, or PKCS#1 (`BEGIN RSA PUBLIC
     /// KEY`). Escaped newlines (`\n` as two characters) are accepted, as Dfns' pattern allows.
     pub fn from_pem(pem: &str) -> Result<Self, String> {
@@ -65,7 +72,7 @@ impl PublicKey {
             return Err("publicKey must be a PEM public key (BEGIN PUBLIC KEY)".to_owned());
         }
         if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(pem) {
-            return Ok(Self::P256(k));
+            return Ok(Self::p256(k));
         }
         if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
             return Ok(Self::Ed25519(k));
@@ -80,13 +87,16 @@ impl PublicKey {
     pub fn verify(&self, message: &[u8], sig: &[u8], algorithm: Option<&str>) -> Result<(), String> {
         let digest = digest_kind(algorithm)?;
         let ok = match self {
-            Self::P256(key) => {
-                let sig = p256::ecdsa::Signature::from_der(sig)
+            Self::P256 { key, sec1 } => {
+                let parsed = p256::ecdsa::Signature::from_der(sig)
                     .map_err(|_| "ECDSA signature is not ASN.1 DER".to_owned())?;
+                let ring_verify = |alg: &'static ring::signature::EcdsaVerificationAlgorithm| {
+                    ring::signature::UnparsedPublicKey::new(alg, sec1).verify(message, sig).is_ok()
+                };
                 match digest {
-                    DigestKind::Sha256 => key.verify(message, &sig).is_ok(),
-                    DigestKind::Sha384 => key.verify_prehash(&Sha384::digest(message), &sig).is_ok(),
-                    DigestKind::Sha512 => key.verify_prehash(&Sha512::digest(message), &sig).is_ok(),
+                    DigestKind::Sha256 => ring_verify(&ring::signature::ECDSA_P256_SHA256_ASN1),
+                    DigestKind::Sha384 => ring_verify(&ring::signature::ECDSA_P256_SHA384_ASN1),
+                    DigestKind::Sha512 => key.verify_prehash(&Sha512::digest(message), &parsed).is_ok(),
                 }
             }
             Self::Ed25519(key) => {

@@ -54,7 +54,7 @@ impl Emulator {
             username: config.admin_username.clone(),
             cred_uuid: ids::new_id("cr"),
             cred_id: ids::new_cred_id(),
-            key: Arc::new(PublicKey::P256(*admin_key.verifying_key())),
+            key: Arc::new(PublicKey::p256(*admin_key.verifying_key())),
             public_key_pem: public_pem,
             permission_id: ids::new_id("pm"),
             assignment_id: ids::new_id("as"),
@@ -74,7 +74,13 @@ impl Emulator {
             std::net::IpAddr::V4(ip) => ip.to_string(),
         };
 
-        let tls_material = if config.tls { Some(tls::generate(&[local.ip().to_string()])?) } else { None };
+        let tls_material = if config.tls {
+            let mut hosts = config.tls_hosts.clone();
+            hosts.push(local.ip().to_string());
+            Some(tls::generate(&hosts)?)
+        } else {
+            None
+        };
         let scheme = if config.tls { "https" } else { "http" };
         let api_url = format!("{scheme}://{host}:{}", local.port());
         let ca_cert = tls_material.as_ref().map(|t| t.ca_pem.clone());

@@ -27,7 +27,12 @@ pub(crate) fn generate(extra_hosts: &[String]) -> Result<TlsMaterial, EmulatorEr
     let issuer = Issuer::new(ca_params, ca_key);
 
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
-    names.extend(extra_hosts.iter().filter(|h| !names.contains(h)).cloned().collect::<Vec<_>>());
+    for host in extra_hosts {
+        let host = host.trim();
+        if !host.is_empty() && !names.iter().any(|n| n == host) {
+            names.push(host.to_owned());
+        }
+    }
     let mut leaf_params = CertificateParams::new(names).map_err(tls_err)?;
     leaf_params.distinguished_name.push(DnType::CommonName, "dfns-emulator");
     let leaf_key = KeyPair::generate().map_err(tls_err)?;

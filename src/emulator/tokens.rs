@@ -1,6 +1,9 @@
 //! JWTs signed by the emulator (EdDSA, in-memory key): access tokens in Dfns' claim layout, and
 //! opaque handles (challenge identifiers, user actions) that Dfns also issues as JWTs.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _};
@@ -68,58 +71,98 @@ pub(crate) enum TokenError {
     WrongAudience,
 }
 
-/// The emulator's JWT signing key. Regenerated on every start, so tokens of an earlier run
-/// are unknown (401) to a new one.
+/// Verified access tokens kept to skip repeated signature checks (bounded; cleared when full).
+const VERIFIED_CACHE_LIMIT: usize = 10_000;
+
+/// The emulator's JWT keys: EdDSA for access tokens (what Dfns uses), HMAC-SHA256 for the
+/// short-lived handles only the emulator itself reads. Regenerated on every start, so tokens
+/// of an earlier run are unknown (401) to a new one.
 pub(crate) struct TokenKeys {
     signing: SigningKey,
+    handle_key: ring::hmac::Key,
+    /// Token string → claims whose signature checked out. Expiry and revocation are still
+    /// checked on every use; only the signature check is skipped.
+    verified: Mutex<HashMap<String, AccessClaims>>,
+}
+
+fn encode_part<T: Serialize>(value: &T) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("claims serialize to JSON"))
+}
+
+/// Splits a compact JWS into (signing input, payload, signature bytes).
+fn split(token: &str) -> Result<(&str, &str, Vec<u8>), TokenError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TokenError::Malformed)?;
+    Ok((&token[..header.len() + 1 + payload.len()], payload, sig))
+}
+
+fn decode_payload<C: DeserializeOwned>(payload: &str) -> Result<C, TokenError> {
+    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
 }
 
 impl TokenKeys {
     pub fn generate() -> Self {
-        Self { signing: SigningKey::generate(&mut rand::rng()) }
+        let secret: [u8; 32] = rand::random();
+        Self {
+            signing: SigningKey::generate(&mut rand::rng()),
+            handle_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
+            verified: Mutex::new(HashMap::new()),
+        }
     }
 
+    /// An EdDSA-signed JWT.
     pub fn sign<C: Serialize>(&self, claims: &C) -> String {
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#);
-        let payload = URL_SAFE_NO_PAD
-            .encode(serde_json::to_vec(claims).expect("claims serialize to JSON"));
-        let signing_input = format!("{header}.{payload}");
+        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#), encode_part(claims));
         let sig = self.signing.sign(signing_input.as_bytes());
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
     }
 
-    /// Checks signature, then decodes claims; expiry is checked by the typed helpers below.
-    fn verify_raw<C: DeserializeOwned>(&self, token: &str) -> Result<C, TokenError> {
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(sig), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TokenError::Malformed)?;
-        let sig = ed25519_dalek::Signature::from_slice(&sig).map_err(|_| TokenError::Malformed)?;
-        let signing_input = &token[..header.len() + 1 + payload.len()];
-        self.signing
-            .verifying_key()
-            .verify(signing_input.as_bytes(), &sig)
-            .map_err(|_| TokenError::BadSignature)?;
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
-        serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
-    }
-
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
-        let claims: AccessClaims = self.verify_raw(token)?;
-        if claims.aud != AUD_ACCESS {
-            return Err(TokenError::WrongAudience);
-        }
+        let cached = self.verified.lock().unwrap_or_else(|p| p.into_inner()).get(token).cloned();
+        let claims = match cached {
+            Some(claims) => claims,
+            None => {
+                let (signing_input, payload, sig) = split(token)?;
+                let sig = ed25519_dalek::Signature::from_slice(&sig).map_err(|_| TokenError::Malformed)?;
+                self.signing
+                    .verifying_key()
+                    .verify(signing_input.as_bytes(), &sig)
+                    .map_err(|_| TokenError::BadSignature)?;
+                let claims: AccessClaims = decode_payload(payload)?;
+                if claims.aud != AUD_ACCESS {
+                    return Err(TokenError::WrongAudience);
+                }
+                let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= VERIFIED_CACHE_LIMIT {
+                    cache.clear();
+                }
+                cache.insert(token.to_owned(), claims.clone());
+                claims
+            }
+        };
         if now >= claims.exp {
             return Err(TokenError::Expired);
         }
         Ok(claims)
     }
 
+    /// An HS256 JWT naming a challenge or user action held in emulator state.
+    pub fn handle(&self, aud: &str, jti: &str, now: i64, ttl_secs: i64) -> String {
+        let claims = HandleClaims { iss: ISSUER.to_owned(), aud: aud.to_owned(), jti: jti.to_owned(), iat: now, exp: now + ttl_secs };
+        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#), encode_part(&claims));
+        let tag = ring::hmac::sign(&self.handle_key, signing_input.as_bytes());
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
     pub fn verify_handle(&self, token: &str, aud: &str, now: i64) -> Result<HandleClaims, TokenError> {
-        let claims: HandleClaims = self.verify_raw(token)?;
+        let (signing_input, payload, sig) = split(token)?;
+        ring::hmac::verify(&self.handle_key, signing_input.as_bytes(), &sig).map_err(|_| TokenError::BadSignature)?;
+        let claims: HandleClaims = decode_payload(payload)?;
         if claims.aud != aud {
             return Err(TokenError::WrongAudience);
         }
@@ -127,16 +170,6 @@ impl TokenKeys {
             return Err(TokenError::Expired);
         }
         Ok(claims)
-    }
-
-    pub fn handle(&self, aud: &str, jti: &str, now: i64, ttl_secs: i64) -> String {
-        self.sign(&HandleClaims {
-            iss: ISSUER.to_owned(),
-            aud: aud.to_owned(),
-            jti: jti.to_owned(),
-            iat: now,
-            exp: now + ttl_secs,
-        })
     }
 }
 

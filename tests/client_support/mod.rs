@@ -6,8 +6,8 @@ pub mod stub;
 use std::time::Duration;
 
 use dfns_operator::dfns::{
-    AuthMode, ClientConfig, CredentialKind, DfnsClient, KeySigner, NewCredential, RetryPolicy, SecretString,
-    generate_p256,
+    AuthMode, ClientConfig, CredentialKind, DfnsClient, KeySigner, NewCredential, RetryPolicy,
+    SecretString, generate_p256,
 };
 use dfns_operator::emulator::{Emulator, EmulatorConfig, RunningEmulator};
 
@@ -21,7 +21,11 @@ pub async fn start_emulator_with(config: EmulatorConfig) -> RunningEmulator {
 
 /// Quick retries so tests that exercise them stay fast.
 pub fn fast_retries(max_attempts: u32) -> RetryPolicy {
-    RetryPolicy { max_attempts, base_delay: Duration::from_millis(10), max_delay: Duration::from_millis(100) }
+    RetryPolicy {
+        max_attempts,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(100),
+    }
 }
 
 pub fn config_for(emulator: &RunningEmulator, auth: AuthMode, signer: KeySigner) -> ClientConfig {
@@ -36,8 +40,15 @@ pub fn config_for(emulator: &RunningEmulator, auth: AuthMode, signer: KeySigner)
 /// The bootstrap admin, logging in with its Key credential.
 pub fn admin_config(emulator: &RunningEmulator) -> ClientConfig {
     let bootstrap = emulator.bootstrap();
-    let signer = KeySigner::from_pem(bootstrap.admin.cred_id.clone(), &bootstrap.admin.private_key).expect("admin key");
-    let auth = AuthMode::UserLogin { org_id: bootstrap.org_id.clone(), username: bootstrap.admin.username.clone() };
+    let signer = KeySigner::from_pem(
+        bootstrap.admin.cred_id.clone(),
+        &bootstrap.admin.private_key,
+    )
+    .expect("admin key");
+    let auth = AuthMode::UserLogin {
+        org_id: bootstrap.org_id.clone(),
+        username: bootstrap.admin.username.clone(),
+    };
     config_for(emulator, auth, signer)
 }
 
@@ -70,7 +81,11 @@ pub async fn mint(admin: &DfnsClient, kind: CredentialKind, name: &str) -> Minte
         .expect("create credential");
     Minted {
         id: created.credential.id.clone(),
-        cred_id: created.credential.cred_id.clone().expect("credId in create response"),
+        cred_id: created
+            .credential
+            .cred_id
+            .clone()
+            .expect("credId in create response"),
         token: created.access_token,
         private_key_pem: pair.private_key_pem,
         public_key_pem: pair.public_key_pem,
@@ -79,13 +94,23 @@ pub async fn mint(admin: &DfnsClient, kind: CredentialKind, name: &str) -> Minte
 
 /// A client using a minted token, as a workload mounting the Secret would.
 pub fn token_client(emulator: &RunningEmulator, minted: &Minted) -> DfnsClient {
-    let signer = KeySigner::from_pem(minted.cred_id.clone(), minted.private_key_pem.expose()).unwrap();
-    DfnsClient::new(config_for(emulator, AuthMode::Token(minted.token.clone()), signer)).unwrap()
+    let signer =
+        KeySigner::from_pem(minted.cred_id.clone(), minted.private_key_pem.expose()).unwrap();
+    DfnsClient::new(config_for(
+        emulator,
+        AuthMode::Token(minted.token.clone()),
+        signer,
+    ))
+    .unwrap()
 }
 
 /// Requests the emulator saw for `endpoint` (e.g. `"POST /auth/service-accounts"`).
 pub fn requests_to(emulator: &RunningEmulator, endpoint: &str) -> u64 {
-    emulator.request_counts().by_endpoint.get(endpoint).map_or(0, |counts| counts.requests)
+    emulator
+        .request_counts()
+        .by_endpoint
+        .get(endpoint)
+        .map_or(0, |counts| counts.requests)
 }
 
 /// A client for a [`stub::Stub`], signing with a throwaway key under the stub's credential id.
@@ -99,5 +124,8 @@ pub fn stub_client(stub: &stub::Stub, auth: AuthMode, retry: RetryPolicy) -> Dfn
 }
 
 pub fn stub_login() -> AuthMode {
-    AuthMode::UserLogin { org_id: "or-stub".into(), username: "admin@stub".into() }
+    AuthMode::UserLogin {
+        org_id: "or-stub".into(),
+        username: "admin@stub".into(),
+    }
 }

@@ -28,7 +28,11 @@ pub struct Scripted {
 
 impl Scripted {
     pub fn new(status: u16, body: Value) -> Self {
-        Self { status: StatusCode::from_u16(status).unwrap(), body, retry_after: None }
+        Self {
+            status: StatusCode::from_u16(status).unwrap(),
+            body,
+            retry_after: None,
+        }
     }
 }
 
@@ -54,7 +58,10 @@ pub struct Stub {
 
 impl Stub {
     pub async fn start(script: Vec<Scripted>) -> Self {
-        let state = StubState { script: Arc::new(Mutex::new(script.into())), seen: Arc::default() };
+        let state = StubState {
+            script: Arc::new(Mutex::new(script.into())),
+            seen: Arc::default(),
+        };
         let router = Router::new()
             .route("/auth/login/init", post(challenge))
             .route("/auth/action/init", post(challenge))
@@ -62,7 +69,9 @@ impl Stub {
             .route("/auth/action", post(user_action))
             .fallback(scripted)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
@@ -92,7 +101,10 @@ impl Drop for Stub {
 /// An unsigned JWT with the given claims.
 pub fn jwt(claims: Value) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"EdDSA"}"#);
-    format!("{header}.{}.c2ln", URL_SAFE_NO_PAD.encode(claims.to_string()))
+    format!(
+        "{header}.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
 }
 
 async fn challenge() -> impl IntoResponse {
@@ -122,13 +134,21 @@ async fn user_action(State(state): State<StubState>) -> impl IntoResponse {
     axum::Json(json!({ "userAction": jwt(json!({"kind": "userAction"})) }))
 }
 
-async fn scripted(State(state): State<StubState>, headers: HeaderMap, request: Request) -> Response {
+async fn scripted(
+    State(state): State<StubState>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
     let bearer = headers
         .get("authorization")
         .and_then(|value| value.to_str().ok())
         .map(|value| value.trim_start_matches("Bearer ").to_owned())
         .unwrap_or_default();
-    let line = format!("{} {} bearer={bearer}", request.method(), request.uri().path());
+    let line = format!(
+        "{} {} bearer={bearer}",
+        request.method(),
+        request.uri().path()
+    );
     state.seen.lock().unwrap().requests.push(line);
     let next = state.script.lock().unwrap().pop_front();
     let Some(step) = next else {
@@ -136,7 +156,9 @@ async fn scripted(State(state): State<StubState>, headers: HeaderMap, request: R
     };
     let mut response = (step.status, axum::Json(step.body)).into_response();
     if let Some(seconds) = step.retry_after {
-        response.headers_mut().insert("retry-after", HeaderValue::from(seconds));
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from(seconds));
     }
     response
 }

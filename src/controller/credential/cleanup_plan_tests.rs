@@ -26,7 +26,6 @@ fn ready(policy: DeletionPolicy) -> Observed {
         }),
         dfns: DfnsView::Recorded(Some(active_object())),
         guard: Guard::Allowed,
-        deactivation_reported_at: None,
     }
 }
 

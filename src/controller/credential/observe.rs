@@ -10,7 +10,7 @@ use kube::{Api, ResourceExt};
 
 use super::observed::{Desired, DfnsObject, DfnsView, Guard, Observed};
 use super::resource::CredentialResource;
-use crate::api::{ConditionReason, ConnectionKind, ConditionType};
+use crate::api::{ConditionReason, ConnectionKind};
 use crate::controller::connections::{ConnectionHandle, ConnectionKey, ConnectionObject};
 use crate::controller::context::Context;
 use crate::controller::error::Error;
@@ -102,12 +102,6 @@ pub async fn observe<K: CredentialResource>(obj: &K, ctx: &Context, deleting: bo
         _ => DfnsView::NotAsked,
     };
 
-    let deactivation_reported_at = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == ConditionType::Ready.as_str() && c.reason == ConditionReason::DeactivatedInDfns.as_str())
-        .and_then(|c| c.observed_generation);
-
     Ok(Observation {
         observed: Observed {
             generation: obj.meta().generation.unwrap_or_default(),
@@ -117,7 +111,6 @@ pub async fn observe<K: CredentialResource>(obj: &K, ctx: &Context, deleting: bo
             secret: secret_state,
             dfns,
             guard,
-            deactivation_reported_at,
         },
         connection,
         handle,

@@ -92,8 +92,6 @@ pub struct Observed {
     pub secret: SecretState,
     pub dfns: DfnsView,
     pub guard: Guard,
-    /// Generation at which an out-of-band deactivation was last reported, if it still stands.
-    pub deactivation_reported_at: Option<i64>,
 }
 
 impl Observed {

@@ -30,6 +30,8 @@ pub enum Step {
     Deactivate,
     /// Someone deactivated the credential in Dfns: report it, never undo it.
     ReportDeactivatedInDfns,
+    /// The user set spec.active to false after a deactivation in Dfns: forget the report.
+    AcknowledgeDeactivation,
     Rename { name: String },
     AssignPermission { permission_id: String },
     RevokeAssignment { permission_id: String, assignment_id: String },
@@ -150,16 +152,17 @@ pub(super) fn find_orphan(o: &Observed) -> Option<&DfnsObject> {
 
 /// `spec.active` against Dfns, without undoing a deactivation someone made in Dfns.
 fn activation_step(o: &Observed, object: &DfnsObject) -> Option<Step> {
+    let reported = o.status.deactivated_in_dfns_at.is_some();
     match (o.desired.active, object.active) {
         (false, true) => Some(Step::Deactivate),
-        (true, false) => match o.status.active {
-            // We last saw it active: someone else deactivated it.
-            Some(true) | None => Some(Step::ReportDeactivatedInDfns),
-            // Reported at this generation: wait until the user changes the spec.
-            Some(false) if o.deactivation_reported_at == Some(o.generation) => None,
-            // The user changed the spec since (or we deactivated it for spec.active=false).
-            Some(false) => Some(Step::Activate),
-        },
+        // spec.active=false acknowledges a deactivation made in Dfns.
+        (false, false) if reported => Some(Step::AcknowledgeDeactivation),
+        // Reported: stays deactivated until the user sets spec.active to false and back.
+        (true, false) if reported => None,
+        // We deactivated it for spec.active=false; now the spec wants it back.
+        (true, false) if o.status.active == Some(false) => Some(Step::Activate),
+        // We last saw it active: someone else deactivated it.
+        (true, false) => Some(Step::ReportDeactivatedInDfns),
         _ => None,
     }
 }

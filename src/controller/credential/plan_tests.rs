@@ -23,7 +23,6 @@ fn observed() -> Observed {
         secret: SecretState::Missing,
         dfns: DfnsView::NotAsked,
         guard: Guard::Allowed,
-        deactivation_reported_at: None,
     }
 }
 
@@ -203,12 +202,17 @@ fn a_deactivation_made_in_dfns_is_reported_and_never_undone() {
     let mut o = ready();
     o.dfns = DfnsView::Recorded(Some(DfnsObject { active: false, ..object("us-1", "cr-1", KEY_A) }));
     assert_eq!(next_step(&o), Step::ReportDeactivatedInDfns);
-    // Reported at this generation: nothing more until the spec changes.
+    // Reported: nothing more, whatever else changes in the spec.
     o.status.active = Some(false);
-    o.deactivation_reported_at = Some(o.generation);
+    o.status.deactivated_in_dfns_at = Some(jiff::Timestamp::UNIX_EPOCH.into());
+    o.generation += 3;
     assert_eq!(next_step(&o), Step::UpToDate);
-    // The user changed the spec (e.g. active false then true): activate.
-    o.generation += 2;
+    // spec.active=false acknowledges it; true afterwards activates it again.
+    o.desired.active = false;
+    assert_eq!(next_step(&o), Step::AcknowledgeDeactivation);
+    o.status.deactivated_in_dfns_at = None;
+    assert_eq!(next_step(&o), Step::UpToDate);
+    o.desired.active = true;
     assert_eq!(next_step(&o), Step::Activate);
 }
 

@@ -237,6 +237,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                 let id = self.recorded_id();
                 let updated = self.handle()?.client.activate(kind, &id).await?;
                 self.seen.observed.status.active = Some(true);
+                self.seen.observed.status.deactivated_in_dfns_at = None;
                 self.update_recorded(updated).await;
                 self.event(EventType::Normal, "Activated", format!("activated {kind} {id}")).await;
                 Ok(Flow::Continue)
@@ -245,6 +246,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                 let id = self.recorded_id();
                 let updated = self.handle()?.client.deactivate(kind, &id).await?;
                 self.seen.observed.status.active = Some(false);
+                self.seen.observed.status.deactivated_in_dfns_at = None;
                 self.update_recorded(updated).await;
                 self.event(EventType::Normal, "Deactivated", format!("deactivated {kind} {id} (spec.active is false)")).await;
                 Ok(Flow::Continue)
@@ -252,12 +254,17 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             Step::ReportDeactivatedInDfns => {
                 let id = self.recorded_id();
                 self.seen.observed.status.active = Some(false);
+                self.seen.observed.status.deactivated_in_dfns_at = Some(jiff::Timestamp::now().into());
                 let message = format!(
                     "{kind} {id} was deactivated in Dfns by someone else; it stays deactivated until the spec \
                      changes (set spec.active to false, then back to true, to activate it again)"
                 );
                 self.event(EventType::Warning, "DeactivatedInDfns", message.clone()).await;
                 Ok(Flow::Done(Health::NotReady { reason: ConditionReason::DeactivatedInDfns, message }))
+            }
+            Step::AcknowledgeDeactivation => {
+                self.seen.observed.status.deactivated_in_dfns_at = None;
+                Ok(Flow::Continue)
             }
             Step::Rename { name } => {
                 let id = self.recorded_id();

@@ -75,6 +75,7 @@ pub fn clear_ids(status: &mut CredentialStatus) {
     status.credential_id = None;
     status.linked_user_id = None;
     status.active = None;
+    status.deactivated_in_dfns_at = None;
     status.expires_at = None;
     status.public_key_sha256 = None;
     status.permission_assignment_id = None;

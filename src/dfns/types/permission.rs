@@ -66,8 +66,13 @@ mod tests {
 
     #[test]
     fn assignment_round_trip_shapes() {
-        let body = AssignPermissionRequest { identity_id: "to-1".into() };
-        assert_eq!(serde_json::to_string(&body).unwrap(), r#"{"identityId":"to-1"}"#);
+        let body = AssignPermissionRequest {
+            identity_id: "to-1".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"identityId":"to-1"}"#
+        );
         let assignment: PermissionAssignment = serde_json::from_value(serde_json::json!({
             "id": "as-1", "permissionId": "pm-1", "identityId": "to-1", "isImmutable": false,
             "dateCreated": "2026-01-01T00:00:00Z", "dateUpdated": "2026-01-01T00:00:00Z", "extra": null

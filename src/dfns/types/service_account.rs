@@ -107,7 +107,10 @@ mod tests {
             serde_json::to_value(&body).unwrap(),
             json!({"name": "ns-robot", "publicKey": "PEM", "externalId": "uid-1"})
         );
-        assert_eq!(serde_json::to_string(&UpdateServiceAccountRequest::default()).unwrap(), "{}");
+        assert_eq!(
+            serde_json::to_string(&UpdateServiceAccountRequest::default()).unwrap(),
+            "{}"
+        );
     }
 
     #[test]
@@ -122,9 +125,15 @@ mod tests {
             "somethingNew": 42
         }))
         .unwrap();
-        assert_eq!(account.user_info.permission_assignments[0].assignment_id, "as-1");
+        assert_eq!(
+            account.user_info.permission_assignments[0].assignment_id,
+            "as-1"
+        );
         let token = &account.access_tokens[0];
-        assert_eq!(token.access_token.as_ref().unwrap().expose(), "eyJ.secret.x");
+        assert_eq!(
+            token.access_token.as_ref().unwrap().expose(),
+            "eyJ.secret.x"
+        );
         assert!(!format!("{account:?}").contains("eyJ.secret.x"));
     }
 }

@@ -115,7 +115,8 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(challenge.allow_credentials.key[0].id, "Y2kt");
-        let bare: Challenge = serde_json::from_str(r#"{"challenge":"c","challengeIdentifier":"i"}"#).unwrap();
+        let bare: Challenge =
+            serde_json::from_str(r#"{"challenge":"c","challengeIdentifier":"i"}"#).unwrap();
         assert!(bare.allow_credentials.key.is_empty());
     }
 
@@ -125,7 +126,11 @@ mod tests {
             challenge_identifier: "ci".into(),
             first_factor: FirstFactor {
                 kind: "Key",
-                credential_assertion: KeyAssertion { cred_id: "c".into(), client_data: "d".into(), signature: "s".into() },
+                credential_assertion: KeyAssertion {
+                    cred_id: "c".into(),
+                    client_data: "d".into(),
+                    signature: "s".into(),
+                },
             },
         };
         assert_eq!(
