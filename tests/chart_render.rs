@@ -112,7 +112,7 @@ async fn rendered_chart_applies_with_server_side_dry_run() {
     let all: Vec<&serde_json::Value> = docs.iter().collect();
     let (ok, output) = kubectl(
         cp.kubeconfig_path(),
-        &["apply", "--server-side", "--dry-run=server", "--field-manager=helm", "-f", "-"],
+        &["apply", "--server-side", "--force-conflicts", "--dry-run=server", "--field-manager=helm", "-f", "-"],
         &format!("{crds}\n{}", to_yaml(&all)),
     );
     assert!(ok, "server-side dry-run refused the chart:\n{output}");
