@@ -115,8 +115,10 @@ EOF
 kubectl apply -f "$work/cluster-connection.yaml"
 
 step "Running the operator (leader election on, metrics on 127.0.0.1:9464)"
+# Only the demo's namespace: `make test` shares this control plane, and its namespaces are not ours.
 "$bin/dfns-operator" run --kubeconfig "$kubeconfig" --namespace "$operator_ns" \
-  --leader-election --metrics-address 127.0.0.1:9464 --log-format text >"$work/operator.log" 2>&1 &
+  --watch-namespace "$app_ns" --leader-election --metrics-address 127.0.0.1:9464 --log-format text \
+  >"$work/operator.log" 2>&1 &
 pids+=($!)
 kubectl wait --for=condition=Ready clusterdfnsconnection/default --timeout="$wait_timeout"
 
