@@ -11,10 +11,16 @@ build:
 test: cluster-up
 	$(CARGO) test --no-fail-fast
 
-# Regenerate crds/ from the Rust types (a test fails when they differ).
+# Regenerate crds/ from the Rust types, and the Helm chart's copy (tests fail when they differ).
 .PHONY: crds
 crds:
 	$(CARGO) run --quiet --bin dfns-operator -- crds > crds/dfns.io.yaml
+	cp crds/dfns.io.yaml charts/dfns-operator/crds/dfns.io.yaml
+
+# From a fresh clone to working credentials: control plane, Dfns emulator, operator, examples.
+.PHONY: demo
+demo:
+	scripts/demo.sh
 
 # control plane: real etcd + kube-apiserver + kube-controller-manager for tests and the demo
 # (tests/controlplane/; binaries cached under ~/.cache/dfns-operator/controlplane).

@@ -4,3 +4,4 @@ pub mod cli;
 pub mod controller;
 pub mod dfns;
 pub mod emulator;
+pub mod telemetry;

@@ -1,8 +1,13 @@
-//! `dfns-operator run`: the controller process.
+//! `dfns-operator run`: the controller process, with its metrics and probes server and leader
+//! election.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::controller::ControllerConfig;
+use crate::controller::leader::{LeaseConfig, default_identity};
+use crate::controller::{ControllerConfig, RunOptions};
+use crate::telemetry::{Health, KubeWriteCounterLayer, Metrics};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -25,6 +30,49 @@ pub struct RunArgs {
     /// Path of a kubeconfig file; default: in-cluster config, then $KUBECONFIG, then ~/.kube/config.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<std::path::PathBuf>,
+    /// Address of the HTTP server for /metrics, /healthz and /readyz, e.g. `0.0.0.0:8080` (what
+    /// the Helm chart sets). Off when not given, so local runs never fight over a port.
+    #[arg(long, env = "DFNS_OPERATOR_METRICS_ADDRESS")]
+    pub metrics_address: Option<SocketAddr>,
+    #[command(flatten)]
+    pub leader_election: LeaderElectionArgs,
+}
+
+/// Leader election: with several replicas, only the holder of a Lease reconciles.
+#[derive(Debug, clap::Args)]
+pub struct LeaderElectionArgs {
+    /// Reconcile only while holding the Lease; needed with more than one replica (the Helm chart
+    /// turns it on). Off by default for a single local process.
+    #[arg(long = "leader-election", env = "DFNS_OPERATOR_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enabled: bool,
+    /// Name of the Lease.
+    #[arg(long = "leader-election-lease-name", env = "DFNS_OPERATOR_LEASE_NAME", default_value = "dfns-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: --namespace).
+    #[arg(long = "leader-election-namespace", env = "DFNS_OPERATOR_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long a standby waits after the leader's last renewal before taking over.
+    #[arg(long = "leader-election-lease-duration", env = "DFNS_OPERATOR_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// How long the leader keeps failing to renew before it stops reconciling (< lease duration).
+    #[arg(long = "leader-election-renew-deadline", env = "DFNS_OPERATOR_LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub renew_deadline: Duration,
+    /// Pause between attempts to acquire or renew the Lease.
+    #[arg(long = "leader-election-retry-period", env = "DFNS_OPERATOR_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub retry_period: Duration,
+}
+
+impl LeaderElectionArgs {
+    fn lease(&self, operator_namespace: &str) -> Option<LeaseConfig> {
+        self.enabled.then(|| LeaseConfig {
+            namespace: self.lease_namespace.clone().unwrap_or_else(|| operator_namespace.to_owned()),
+            name: self.lease_name.clone(),
+            identity: default_identity(),
+            lease_duration: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry_period: self.retry_period,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -65,21 +113,54 @@ pub fn init_logging(format: LogFormat) {
 pub async fn run(args: RunArgs) -> i32 {
     init_logging(args.log_format);
     crate::dfns::install_crypto_provider();
-    let kube = match kube_client(args.kubeconfig.as_deref()).await {
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let dfns_metrics = metrics.clone();
+    crate::dfns::observe::set_request_observer(Box::new(move |method, path, outcome, took| {
+        dfns_metrics.dfns_request(method, path, &outcome.label(), took);
+    }));
+    let kube = match kube_client_with(args.kubeconfig.as_deref(), Some(&metrics)).await {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "cannot build a Kubernetes client");
             return 1;
         }
     };
+    let server = match args.metrics_address {
+        Some(address) => match start_server(address, &metrics, &health).await {
+            Ok(server) => Some(server),
+            Err(error) => {
+                tracing::error!(%error, "cannot start the metrics and probes server");
+                return 1;
+            }
+        },
+        None => None,
+    };
+    let leader_election = args.leader_election.lease(&args.namespace);
     let config = ControllerConfig {
         operator_namespace: args.namespace,
         resync_interval: args.resync_interval,
         concurrency: args.concurrency,
         watch_namespace: args.watch_namespace,
     };
-    tracing::info!(?config, "starting dfns-operator");
-    match crate::controller::run(kube, config, shutdown_signal()).await {
+    tracing::info!(
+        ?config,
+        metrics_address = ?args.metrics_address,
+        leader_election = ?leader_election.as_ref().map(|l| format!("{}/{} as {}", l.namespace, l.name, l.identity)),
+        "starting dfns-operator"
+    );
+    let options = RunOptions { leader_election, metrics, health };
+    let result = crate::controller::run_with(kube, config, options, shutdown_signal()).await;
+    // The probes answer until the controllers have stopped and the Lease is released.
+    if let Some((stop_server, server)) = server {
+        let _ = stop_server.send(());
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "metrics server"),
+            Err(error) => tracing::warn!(%error, "metrics server task"),
+        }
+    }
+    match result {
         Ok(()) => {
             tracing::info!("stopped");
             0
@@ -91,8 +172,27 @@ pub async fn run(args: RunArgs) -> i32 {
     }
 }
 
+type ServerHandle = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), crate::telemetry::ServerError>>,
+);
+
+async fn start_server(address: SocketAddr, metrics: &Arc<Metrics>, health: &Arc<Health>) -> Result<ServerHandle, crate::telemetry::ServerError> {
+    let listener = crate::telemetry::server::bind(address).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::telemetry::serve(listener, metrics.clone(), health.clone(), async move {
+        let _ = stopped.await;
+    }));
+    Ok((stop, server))
+}
+
 /// A client from an explicit kubeconfig file, or kube's inference.
 pub async fn kube_client(path: Option<&std::path::Path>) -> Result<kube::Client, String> {
+    kube_client_with(path, None).await
+}
+
+/// Like [`kube_client`], counting writes in `metrics` when given.
+pub async fn kube_client_with(path: Option<&std::path::Path>, metrics: Option<&Arc<Metrics>>) -> Result<kube::Client, String> {
     let config = match path {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -102,7 +202,11 @@ pub async fn kube_client(path: Option<&std::path::Path>) -> Result<kube::Client,
         }
         None => kube::Config::infer().await.map_err(|e| e.to_string())?,
     };
-    kube::Client::try_from(config).map_err(|e| e.to_string())
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| e.to_string())?;
+    Ok(match metrics {
+        Some(metrics) => builder.with_layer(&KubeWriteCounterLayer::new(metrics.clone())).build(),
+        None => builder.build(),
+    })
 }
 
 /// Resolves on SIGTERM or Ctrl-C; the controllers then finish their current reconciles.

@@ -8,9 +8,10 @@ pub mod credential;
 pub mod error;
 pub mod guard;
 pub mod inventory;
+pub mod leader;
 pub mod run;
 pub mod secret;
 
 pub use context::{Context, ControllerConfig};
 pub use error::Error;
-pub use run::run;
+pub use run::{RunOptions, run, run_with};

@@ -1,37 +1,138 @@
-//! Wiring the controllers: one per kind, sharing one context, until shutdown.
+//! Wiring the controllers: one per kind, sharing one context, while this replica leads and until
+//! shutdown; with metrics and probes around them.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
-use kube::runtime::controller::{Config as ControllerRuntimeConfig, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::controller::{Action, Config as ControllerRuntimeConfig, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
+use tokio::task::JoinSet;
 
 use super::connection::{self, ConnectionResource};
 use super::context::{Context, ControllerConfig};
 use super::credential::{self, CredentialResource};
+use super::error::Error;
+use super::leader::{LeaderElector, LeaseConfig};
 use super::secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::api::{
     ClusterDfnsConnection, ConnectionKind, DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount,
 };
+use crate::telemetry::health::Phase;
+use crate::telemetry::{CredentialSample, CredentialSource, CredentialState, Health, Metrics};
+
+/// How the process around the controllers is run; the default is a single replica without
+/// leader election, with metrics and health kept but not served (what tests use).
+#[derive(Default)]
+pub struct RunOptions {
+    /// Reconcile only while holding this Lease.
+    pub leader_election: Option<LeaseConfig>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
+/// Why the controllers stopped.
+enum Stop {
+    Shutdown,
+    LostLeadership,
+}
 
 /// Runs every controller until `shutdown` resolves.
 pub async fn run(kube: Client, config: ControllerConfig, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<(), String> {
-    check_crds_installed(&kube).await?;
-    let ctx = Arc::new(Context::new(kube.clone(), config));
+    run_with(kube, config, RunOptions::default(), shutdown).await
+}
+
+/// Runs every controller until `shutdown` resolves; with leader election, only while this
+/// replica leads. Losing leadership stops reconciling at once and returns an error, so the
+/// process exits and its restart rejoins the election with fresh caches (client-go does the same).
+/// On shutdown, in-flight reconciles finish first, then the Lease is handed back.
+pub async fn run_with(
+    kube: Client,
+    config: ControllerConfig,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), String> {
+    let RunOptions { leader_election, metrics, health } = options;
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
-    let tasks = vec![
-        tokio::spawn(credential_controller::<DfnsServiceAccount>(ctx.clone(), shutdown.clone())),
-        tokio::spawn(credential_controller::<DfnsPersonalAccessToken>(ctx.clone(), shutdown.clone())),
-        tokio::spawn(connection_controller::<DfnsConnection>(ctx.clone(), scoped(&ctx), shutdown.clone())),
-        tokio::spawn(connection_controller::<ClusterDfnsConnection>(ctx.clone(), Api::all(kube.clone()), shutdown.clone())),
-    ];
-    for task in futures::future::join_all(tasks).await {
-        task.map_err(|e| format!("controller task failed: {e}"))?;
+    // Not ready from the moment shutdown starts, so no new traffic (scrapes) is routed here.
+    let mark_shutdown = tokio::spawn({
+        let (shutdown, health) = (shutdown.clone(), health.clone());
+        async move {
+            shutdown.await;
+            health.set(Phase::ShuttingDown);
+        }
+    });
+    let result = lead_and_run(kube, config, leader_election, &metrics, &health, shutdown).await;
+    mark_shutdown.abort();
+    health.set(Phase::ShuttingDown);
+    result
+}
+
+async fn lead_and_run(
+    kube: Client,
+    config: ControllerConfig,
+    leader_election: Option<LeaseConfig>,
+    metrics: &Arc<Metrics>,
+    health: &Arc<Health>,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) -> Result<(), String> {
+    check_crds_installed(&kube, config.watch_namespace.as_deref()).await?;
+    let leadership = match leader_election {
+        None => None,
+        Some(lease) => {
+            lease.validate()?;
+            health.set(Phase::Standby);
+            match LeaderElector::new(kube.clone(), lease).acquire(shutdown.clone()).await {
+                Some(leadership) => Some(leadership),
+                // Shut down while standing by: nothing to hand back.
+                None => return Ok(()),
+            }
+        }
+    };
+    health.set(Phase::Leading);
+    metrics.set_leader(true);
+    let controllers = run_controllers(kube, config, metrics.clone(), shutdown);
+    let stop = match &leadership {
+        None => controllers.await.map(|()| Stop::Shutdown),
+        Some(leadership) => {
+            tokio::select! {
+                result = controllers => result.map(|()| Stop::Shutdown),
+                // Dropping `controllers` aborts every reconcile in flight.
+                () = leadership.lost() => Ok(Stop::LostLeadership),
+            }
+        }
+    };
+    metrics.set_leader(false);
+    metrics.clear_credential_sources();
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
+    match stop? {
+        Stop::Shutdown => Ok(()),
+        Stop::LostLeadership => Err("lost leadership; stopped reconciling and exiting so that a restart rejoins the election".into()),
+    }
+}
+
+/// The four controllers; dropping this future aborts them (their tasks live in a JoinSet).
+async fn run_controllers(
+    kube: Client,
+    config: ControllerConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) -> Result<(), String> {
+    let ctx = Arc::new(Context::new(kube.clone(), config));
+    let mut tasks = JoinSet::new();
+    tasks.spawn(credential_controller::<DfnsServiceAccount>(ctx.clone(), metrics.clone(), shutdown.clone()));
+    tasks.spawn(credential_controller::<DfnsPersonalAccessToken>(ctx.clone(), metrics.clone(), shutdown.clone()));
+    tasks.spawn(connection_controller::<DfnsConnection>(ctx.clone(), scoped(&ctx), metrics.clone(), shutdown.clone()));
+    tasks.spawn(connection_controller::<ClusterDfnsConnection>(ctx.clone(), Api::all(kube), metrics, shutdown));
+    while let Some(finished) = tasks.join_next().await {
+        finished.map_err(|e| format!("controller task failed: {e}"))?;
     }
     Ok(())
 }
@@ -47,20 +148,74 @@ where
     }
 }
 
-async fn check_crds_installed(kube: &Client) -> Result<(), String> {
+/// Fails fast, with what to do, when the CRDs are missing or RBAC does not allow listing them.
+async fn check_crds_installed(kube: &Client, watch_namespace: Option<&str>) -> Result<(), String> {
     let probe = ListParams::default().limit(1);
     let missing = |kind: &str, e: kube::Error| {
         format!("cannot list {kind} ({e}); are the CRDs installed (kubectl apply -f crds/) and is RBAC in place?")
     };
-    Api::<DfnsServiceAccount>::all(kube.clone()).list(&probe).await.map_err(|e| missing("DfnsServiceAccount", e))?;
-    Api::<DfnsPersonalAccessToken>::all(kube.clone()).list(&probe).await.map_err(|e| missing("DfnsPersonalAccessToken", e))?;
-    Api::<DfnsConnection>::all(kube.clone()).list(&probe).await.map_err(|e| missing("DfnsConnection", e))?;
+    fn api<K>(kube: &Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+    {
+        namespace.map_or_else(|| Api::all(kube.clone()), |ns| Api::namespaced(kube.clone(), ns))
+    }
+    api::<DfnsServiceAccount>(kube, watch_namespace).list(&probe).await.map_err(|e| missing("DfnsServiceAccount", e))?;
+    api::<DfnsPersonalAccessToken>(kube, watch_namespace).list(&probe).await.map_err(|e| missing("DfnsPersonalAccessToken", e))?;
+    api::<DfnsConnection>(kube, watch_namespace).list(&probe).await.map_err(|e| missing("DfnsConnection", e))?;
     Api::<ClusterDfnsConnection>::all(kube.clone()).list(&probe).await.map_err(|e| missing("ClusterDfnsConnection", e))?;
     Ok(())
 }
 
+/// A credential kind's watch cache, read by the credential gauges at scrape time.
+struct CachedCredentials<K: CredentialResource>(Store<K>);
+
+impl<K: CredentialResource> std::fmt::Debug for CachedCredentials<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CachedCredentials<{}>", K::kind(&()))
+    }
+}
+
+impl<K: CredentialResource> CredentialSource for CachedCredentials<K> {
+    fn kind(&self) -> &'static str {
+        match K::DFNS_KIND {
+            crate::dfns::CredentialKind::ServiceAccount => "DfnsServiceAccount",
+            crate::dfns::CredentialKind::PersonalAccessToken => "DfnsPersonalAccessToken",
+        }
+    }
+
+    fn samples(&self) -> Vec<CredentialSample> {
+        self.0
+            .state()
+            .iter()
+            .map(|obj| {
+                let status = obj.credential_status();
+                CredentialSample {
+                    namespace: obj.namespace().unwrap_or_default(),
+                    name: obj.name_any(),
+                    state: CredentialState::from_conditions(status.map(|s| s.conditions.as_slice()).unwrap_or_default()),
+                    expires_at: status.and_then(|s| s.expires_at.as_ref()).map(|t| t.0.as_second()),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Times a reconcile and counts its result.
+async fn measured(
+    metrics: &Metrics,
+    kind: &str,
+    reconcile: impl Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile.await;
+    metrics.reconciled(kind, result.as_ref().err().map(Error::category), started.elapsed());
+    result
+}
+
 async fn credential_controller<K: CredentialResource>(
     ctx: Arc<Context>,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
     let kube = ctx.kube.clone();
@@ -69,6 +224,7 @@ async fn credential_controller<K: CredentialResource>(
     let secrets = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     let controller = Controller::new(scoped::<K>(&ctx), watcher::Config::default().any_semantic());
     let store = controller.store();
+    metrics.add_credential_source(Box::new(CachedCredentials(store.clone())));
     let by_connection = move |kind: ConnectionKind, namespace: Option<String>, name: String| {
         store
             .state()
@@ -94,7 +250,14 @@ async fn credential_controller<K: CredentialResource>(
         })
         .with_config(ControllerRuntimeConfig::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(credential::reconcile::<K>, credential::error_policy::<K>, ctx)
+        .run(
+            move |obj, ctx| {
+                let metrics = metrics.clone();
+                async move { measured(&metrics, &K::kind(&()), credential::reconcile::<K>(obj, ctx)).await }
+            },
+            credential::error_policy::<K>,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -102,14 +265,20 @@ async fn credential_controller<K: CredentialResource>(
 async fn connection_controller<C: ConnectionResource>(
     ctx: Arc<Context>,
     api: Api<C>,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
-) where
-    C: kube::Resource<DynamicType = ()>,
-{
+) {
     Controller::new(api, watcher::Config::default().any_semantic())
         .with_config(ControllerRuntimeConfig::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(connection::reconcile::<C>, connection::error_policy::<C>, ctx)
+        .run(
+            move |obj, ctx| {
+                let metrics = metrics.clone();
+                async move { measured(&metrics, &C::kind(&()), connection::reconcile::<C>(obj, ctx)).await }
+            },
+            connection::error_policy::<C>,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -6,6 +6,7 @@ pub mod credential;
 pub mod error;
 pub mod jwt;
 pub mod keys;
+pub mod observe;
 pub mod rate_limit;
 pub mod retry;
 pub mod secret;

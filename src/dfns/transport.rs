@@ -1,7 +1,7 @@
 //! One HTTP exchange with Dfns: rate limiting, timeout, headers, and turning statuses into
 //! [`DfnsError`]s. No retries and no signing here; the client layers those on top.
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{
     AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT,
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::error::{DfnsError, scrub};
+use super::observe::{Outcome, observe};
 use super::rate_limit::RateLimiter;
 use super::secret::SecretString;
 
@@ -141,10 +142,11 @@ impl Transport {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_owned());
         }
+        let started = Instant::now();
         let response = builder
             .send()
             .await
-            .map_err(|error| self.transport_error(&method, request.path, &error))?;
+            .map_err(|error| self.failed(&method, request.path, &error, started))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -153,8 +155,14 @@ impl Transport {
         let body = response
             .bytes()
             .await
-            .map_err(|error| self.transport_error(&method, request.path, &error))?
+            .map_err(|error| self.failed(&method, request.path, &error, started))?
             .to_vec();
+        observe(
+            &method,
+            request.path,
+            Outcome::Status(status.as_u16()),
+            started.elapsed(),
+        );
         self.classify(method, request.path, status, retry_after, body)
     }
 
@@ -198,6 +206,23 @@ impl Transport {
             message: error_message(status, &body),
             retry_after,
         })
+    }
+
+    /// Reports an exchange that got no (complete) response to the observer, as an error.
+    fn failed(
+        &self,
+        method: &Method,
+        path: &str,
+        error: &reqwest::Error,
+        started: Instant,
+    ) -> DfnsError {
+        let outcome = if error.is_timeout() {
+            Outcome::Timeout
+        } else {
+            Outcome::TransportError
+        };
+        observe(method, path, outcome, started.elapsed());
+        self.transport_error(method, path, error)
     }
 
     fn transport_error(&self, method: &Method, path: &str, error: &reqwest::Error) -> DfnsError {
