@@ -112,7 +112,7 @@ fn default_active() -> bool {
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Active", type_ = "boolean", json_path = ".status.active"),
     printcolumn(name = "Dfns ID", type_ = "string", json_path = ".status.serviceAccountId"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 pub struct DfnsServiceAccountSpec {
@@ -133,7 +133,7 @@ pub struct DfnsServiceAccountSpec {
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Active", type_ = "boolean", json_path = ".status.active"),
     printcolumn(name = "Dfns ID", type_ = "string", json_path = ".status.tokenId"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -79,6 +79,7 @@ impl Error {
             },
             Self::Connection(_) => ConditionReason::ConnectionNotReady,
             Self::Invalid(_) => ConditionReason::InvalidSpec,
+            Self::Kube(kube::Error::Api(status)) if status.code == 403 => ConditionReason::Forbidden,
             Self::Kube(_) | Self::Finalizer(_) => ConditionReason::Progressing,
         };
         if self.needs_a_person() {

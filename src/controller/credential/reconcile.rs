@@ -39,8 +39,14 @@ pub async fn reconcile<K: CredentialResource>(obj: Arc<K>, ctx: Arc<Context>) ->
     let object_ref = ObjectRef::from_obj(&*obj);
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
-            FinalizerEvent::Apply(obj) => Run::start(obj, &ctx, false).await?.apply().await,
-            FinalizerEvent::Cleanup(obj) => Run::start(obj, &ctx, true).await?.cleanup().await,
+            FinalizerEvent::Apply(obj) => match Run::start(obj.clone(), &ctx, false).await {
+                Ok(run) => run.apply().await,
+                Err(error) => Err(report_unobserved(&*obj, &ctx, error).await),
+            },
+            FinalizerEvent::Cleanup(obj) => match Run::start(obj.clone(), &ctx, true).await {
+                Ok(run) => run.cleanup().await,
+                Err(error) => Err(report_unobserved(&*obj, &ctx, error).await),
+            },
         }
     })
     .await;
@@ -72,6 +78,24 @@ pub fn error_policy<K: CredentialResource>(obj: Arc<K>, error: &Error, ctx: Arc<
         "reconcile failed"
     );
     Action::requeue(delay)
+}
+
+/// A reconcile that could not even observe (e.g. RBAC refuses a read) still shows why in the
+/// resource's conditions. Only the conditions are patched (a merge patch), so recorded ids can
+/// never be lost to a decision made without seeing them.
+async fn report_unobserved<K: CredentialResource>(obj: &K, ctx: &Context, error: Error) -> Error {
+    let previous = obj.credential_status().map(|s| s.conditions.clone()).unwrap_or_default();
+    let generation = obj.meta().generation.unwrap_or_default();
+    let conditions = conditions_for(&error.health(), generation, &previous, jiff::Timestamp::now().into());
+    if conditions != previous {
+        let api: Api<K> = Api::namespaced(ctx.kube.clone(), &obj.namespace().unwrap_or_default());
+        let patch = json!({ "status": { "conditions": conditions } });
+        if let Err(patch_error) = api.patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+            tracing::warn!(error = %patch_error, "could not record the failure in status");
+        }
+    }
+    ctx.publish(&obj.object_ref(&()), EventType::Warning, "Failed", error.to_string()).await;
+    error
 }
 
 enum Flow {
