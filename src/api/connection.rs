@@ -106,6 +106,8 @@ impl Default for RateLimit {
 }
 
 /// A namespaced connection, usable by resources in its own namespace.
+// kube's printcolumn(...) attributes look alike to clippy.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "dfns.io",
@@ -127,6 +129,8 @@ pub struct DfnsConnectionSpec {
 }
 
 /// A cluster-wide connection; its Secret lives in the operator's namespace.
+// kube's printcolumn(...) attributes look alike to clippy.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "dfns.io",

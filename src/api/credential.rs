@@ -99,6 +99,8 @@ fn default_active() -> bool {
     true
 }
 
+// kube's printcolumn(...) attributes look alike to clippy.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "dfns.io",
@@ -120,6 +122,8 @@ pub struct DfnsServiceAccountSpec {
     pub credential: CredentialSpec,
 }
 
+// kube's printcolumn(...) attributes look alike to clippy.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "dfns.io",

@@ -65,7 +65,7 @@ pub fn conditions_for(health: &Health, generation: i64, previous: &[Condition], 
 }
 
 /// The condition of this type, if present.
-pub fn find<'a>(conditions: &'a [Condition], kind: ConditionType) -> Option<&'a Condition> {
+pub fn find(conditions: &[Condition], kind: ConditionType) -> Option<&Condition> {
     conditions.iter().find(|c| c.type_ == kind.as_str())
 }
 

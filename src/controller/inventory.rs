@@ -15,9 +15,12 @@ struct Listing {
     items: HashMap<String, DfnsCredential>,
 }
 
+/// One listing per connection and kind; its async lock makes concurrent readers share one call.
+type Listings = HashMap<(ConnectionKey, CredentialKind), Arc<tokio::sync::Mutex<Listing>>>;
+
 pub struct Inventory {
     max_age: Duration,
-    listings: Mutex<HashMap<(ConnectionKey, CredentialKind), Arc<tokio::sync::Mutex<Listing>>>>,
+    listings: Mutex<Listings>,
 }
 
 impl Inventory {

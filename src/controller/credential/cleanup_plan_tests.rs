@@ -5,9 +5,11 @@ use crate::api::{ConditionReason, CredentialStatus, PendingCreate, RetiringCrede
 use crate::controller::credential::observed::{Desired, DfnsObject, SecretMaterial};
 
 fn ready(policy: DeletionPolicy) -> Observed {
-    let mut status = CredentialStatus::default();
-    status.service_account_id = Some("us-1".into());
-    status.credential_id = Some("cr-1".into());
+    let status = CredentialStatus {
+        service_account_id: Some("us-1".into()),
+        credential_id: Some("cr-1".into()),
+        ..Default::default()
+    };
     Observed {
         generation: 1,
         uid: "uid-1".into(),
