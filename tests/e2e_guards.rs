@@ -5,7 +5,6 @@ mod harness;
 mod operator_support;
 
 use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
-use dfns_operator::dfns::keys::generate_p256;
 use dfns_operator::dfns::types::permission::CreatePermissionRequest;
 use operator_support::Setup;
 use serde_json::{Value, json};
@@ -108,18 +107,7 @@ async fn a_connection_whose_user_lacks_a_dfns_permission_stalls_naming_the_permi
         .await
         .unwrap()
         .id;
-    let key = generate_p256().unwrap();
-    let user: Value = reqwest::Client::new()
-        .post(format!("{}/_emulator/users", setup.emulator.api_url()))
-        .json(&json!({ "username": "reader@example.com", "publicKey": key.public_key_pem, "permissionIds": [role] }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (user, key) = operator_support::create_org_user(&setup, "reader@example.com", &[role.clone()]).await;
     setup
         .create_secret("reader-login", &[("DFNS_CRED_ID", user["credId"].as_str().unwrap()), ("DFNS_PRIVATE_KEY", key.private_key_pem.expose())])
         .await;

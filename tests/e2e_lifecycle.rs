@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
 use dfns_operator::dfns::CredentialKind;
-use dfns_operator::dfns::keys::generate_p256;
 use dfns_operator::dfns::types::permission::CreatePermissionRequest;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -181,18 +180,7 @@ async fn rotated_connection_credentials_are_used_without_a_restart() {
 
     // A second organization user with every permission takes over: the Secret is rotated in place.
     let admin_role = setup.emulator.state().permissions.into_iter().find(|p| p.name == "DfnsFullAdminAccess").unwrap().id;
-    let key = generate_p256().unwrap();
-    let user: Value = reqwest::Client::new()
-        .post(format!("{}/_emulator/users", setup.emulator.api_url()))
-        .json(&json!({ "username": "rotated@example.com", "publicKey": key.public_key_pem, "permissionIds": [admin_role] }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (user, key) = operator_support::create_org_user(&setup, "rotated@example.com", &[admin_role.clone()]).await;
     let secret = json!({ "stringData": { "DFNS_CRED_ID": user["credId"], "DFNS_PRIVATE_KEY": key.private_key_pem.expose() } });
     setup.secrets().patch("main-login", &PatchParams::default(), &Patch::Merge(&secret)).await.unwrap();
     setup

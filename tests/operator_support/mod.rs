@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use dfns_operator::api::{CredentialStatus, DfnsConnection};
 use dfns_operator::controller::ControllerConfig;
+use dfns_operator::dfns::keys::{GeneratedKeyPair, generate_p256};
 use dfns_operator::dfns::{AuthMode, ClientConfig, DfnsClient, KeySigner};
 use dfns_operator::emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use k8s_openapi::ByteString;
@@ -202,6 +203,24 @@ impl Setup {
         config.allow_insecure_http = true;
         DfnsClient::new(config).expect("admin client")
     }
+}
+
+/// A new organization user in the emulator with one Key credential and these roles; returns the
+/// emulator's answer (`userId`, `credId`, …) and the user's key.
+pub async fn create_org_user(setup: &Setup, username: &str, permission_ids: &[String]) -> (serde_json::Value, GeneratedKeyPair) {
+    let key = generate_p256().expect("generate key");
+    let user = reqwest::Client::new()
+        .post(format!("{}/_emulator/users", setup.emulator.api_url()))
+        .json(&json!({ "username": username, "publicKey": key.public_key_pem, "permissionIds": permission_ids }))
+        .send()
+        .await
+        .expect("emulator reachable")
+        .error_for_status()
+        .expect("user created")
+        .json()
+        .await
+        .expect("JSON answer");
+    (user, key)
 }
 
 pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {
