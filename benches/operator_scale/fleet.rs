@@ -57,10 +57,15 @@ impl Fleet {
         let kube = cp.client();
         let ns = TestNamespace::new(cp, options.prefix).await;
         let namespace = ns.name().to_owned();
-        let emulator = Emulator::start(EmulatorConfig { faults: options.faults, ..EmulatorConfig::default() })
+        let emulator = Emulator::start(EmulatorConfig {
+            faults: options.faults,
+            ..EmulatorConfig::default()
+        })
+        .await
+        .map_err(|e| format!("emulator: {e}"))?;
+        let writes = KubeWrites::start(&kube, &namespace)
             .await
-            .map_err(|e| format!("emulator: {e}"))?;
-        let writes = KubeWrites::start(&kube, &namespace).await.map_err(|e| format!("watching writes: {e}"))?;
+            .map_err(|e| format!("watching writes: {e}"))?;
         let ready = ReadyTracker::start(&kube, &namespace);
         let mut own_writes = OwnWrites::default();
 
@@ -72,13 +77,26 @@ impl Fleet {
         let operator = OperatorProcess::spawn(OperatorOptions {
             kubeconfig: cp.kubeconfig_path(),
             namespace: &namespace,
-            watch_namespace: options.operator_watches_only_bench_namespace.then_some(namespace.as_str()),
+            watch_namespace: options
+                .operator_watches_only_bench_namespace
+                .then_some(namespace.as_str()),
             resync_interval: options.resync_interval,
             concurrency: options.operator_concurrency,
             log: bench_dir().join(format!("operator-{}.log", options.prefix)),
         })?;
-        let fleet = Self { operator, writes, ready, emulator, kube, own_writes, applied_at: HashMap::new(), ns };
-        fleet.wait_connection_ready(Duration::from_secs(120)).await?;
+        let fleet = Self {
+            operator,
+            writes,
+            ready,
+            emulator,
+            kube,
+            own_writes,
+            applied_at: HashMap::new(),
+            ns,
+        };
+        fleet
+            .wait_connection_ready(Duration::from_secs(120))
+            .await?;
         Ok(fleet)
     }
 
@@ -90,20 +108,34 @@ impl Fleet {
         let api: Api<DfnsConnection> = Api::namespaced(self.kube.clone(), self.namespace());
         let deadline = Instant::now() + timeout;
         loop {
-            let conn = api.get(CONNECTION).await.map_err(|e| format!("get connection: {e}"))?;
-            let ready = conn.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            let conn = api
+                .get(CONNECTION)
+                .await
+                .map_err(|e| format!("get connection: {e}"))?;
+            let ready = conn.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            });
             if ready {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!("connection not Ready after {timeout:?}; status: {:?}", conn.status));
+                return Err(format!(
+                    "connection not Ready after {timeout:?}; status: {:?}",
+                    conn.status
+                ));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
     /// Server-side applies `sa-0..count` (as `kubectl apply` would), `concurrency` at a time.
-    pub async fn apply_service_accounts(&mut self, count: usize, concurrency: usize) -> Result<(), String> {
+    pub async fn apply_service_accounts(
+        &mut self,
+        count: usize,
+        concurrency: usize,
+    ) -> Result<(), String> {
         let api: Api<DfnsServiceAccount> = Api::namespaced(self.kube.clone(), self.namespace());
         let params = PatchParams::apply(FIELD_MANAGER);
         let results: Vec<Result<(String, Instant), String>> = futures::stream::iter(0..count)
@@ -134,7 +166,14 @@ impl Fleet {
 
     /// Stops the operator and the emulator; the namespace is removed when the fleet is dropped.
     pub async fn stop(self) {
-        let Fleet { operator, emulator, writes, ready, ns, .. } = self;
+        let Fleet {
+            operator,
+            emulator,
+            writes,
+            ready,
+            ns,
+            ..
+        } = self;
         operator.stop().await;
         drop((writes, ready));
         emulator.shutdown().await;
@@ -142,12 +181,26 @@ impl Fleet {
     }
 }
 
-async fn create_login_secret(kube: &kube::Client, namespace: &str, emulator: &RunningEmulator) -> Result<(), String> {
+async fn create_login_secret(
+    kube: &kube::Client,
+    namespace: &str,
+    emulator: &RunningEmulator,
+) -> Result<(), String> {
     let admin = &emulator.bootstrap().admin;
-    let data = [("DFNS_CRED_ID", admin.cred_id.as_str()), ("DFNS_PRIVATE_KEY", admin.private_key.as_str())];
+    let data = [
+        ("DFNS_CRED_ID", admin.cred_id.as_str()),
+        ("DFNS_PRIVATE_KEY", admin.private_key.as_str()),
+    ];
     let secret = Secret {
-        metadata: ObjectMeta { name: Some(format!("{CONNECTION}-login")), ..Default::default() },
-        data: Some(data.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()),
+        metadata: ObjectMeta {
+            name: Some(format!("{CONNECTION}-login")),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
         ..Default::default()
     };
     Api::<Secret>::namespaced(kube.clone(), namespace)
@@ -177,7 +230,11 @@ async fn apply_connection(
         },
     });
     Api::<DfnsConnection>::namespaced(kube.clone(), namespace)
-        .patch(CONNECTION, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&body))
+        .patch(
+            CONNECTION,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&body),
+        )
         .await
         .map_err(|e| format!("apply connection: {e}"))?;
     Ok(())
@@ -185,7 +242,9 @@ async fn apply_connection(
 
 /// `target/bench/`, where results and operator logs go.
 pub fn bench_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("bench");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("bench");
     std::fs::create_dir_all(&dir).expect("create target/bench");
     dir
 }

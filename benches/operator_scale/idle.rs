@@ -17,7 +17,11 @@ const INTERVAL_LIST_ROUTES: [&str; 2] = ["GET /auth/service-accounts", "GET /aut
 pub async fn run(fleet: &mut Fleet, params: &Params) -> Result<Value, String> {
     let duration = params.idle.duration;
     let resync = params.fleet.resync_interval;
-    eprintln!("bench: idle for {}s with {} Ready resources", duration.as_secs(), fleet.ready.ready_count());
+    eprintln!(
+        "bench: idle for {}s with {} Ready resources",
+        duration.as_secs(),
+        fleet.ready.ready_count()
+    );
     fleet.emulator.reset_request_counts();
     let writes_before = fleet.writes.snapshot();
     let before = fleet.operator.sample()?;
@@ -30,8 +34,10 @@ pub async fn run(fleet: &mut Fleet, params: &Params) -> Result<Value, String> {
 
     // Resync wake-ups are spread over [interval, 1.1 x interval]; one list serves a whole interval.
     let allowed_per_route = (elapsed / resync.as_secs_f64()).ceil() as u64 + 1;
-    let per_route: Vec<u64> =
-        INTERVAL_LIST_ROUTES.iter().map(|r| dfns.by_endpoint.get(*r).map_or(0, |e| e.requests)).collect();
+    let per_route: Vec<u64> = INTERVAL_LIST_ROUTES
+        .iter()
+        .map(|r| dfns.by_endpoint.get(*r).map_or(0, |e| e.requests))
+        .collect();
     let list_calls: u64 = per_route.iter().sum();
     let kube_writes = writes.resource_and_secret_writes();
     Ok(json!({

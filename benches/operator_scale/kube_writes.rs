@@ -4,14 +4,14 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, pin_mut};
+use kube::Resource;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::core::NamespaceResourceScope;
-use kube::Resource;
 use serde::de::DeserializeOwned;
 
 /// Write counts for one kind.
@@ -76,11 +76,50 @@ impl KubeWrites {
         let connections = Arc::new(KindCounter::default());
         let secrets = Arc::new(KindCounter::default());
         let events = Arc::new(KindCounter::default());
-        tasks.push(watch_kind::<dfns_operator::api::DfnsServiceAccount>(client, namespace, &service_accounts, &last_change).await?);
-        tasks.push(watch_kind::<dfns_operator::api::DfnsConnection>(client, namespace, &connections, &last_change).await?);
-        tasks.push(watch_kind::<k8s_openapi::api::core::v1::Secret>(client, namespace, &secrets, &last_change).await?);
-        tasks.push(watch_kind::<k8s_openapi::api::events::v1::Event>(client, namespace, &events, &last_change).await?);
-        Ok(Self { service_accounts, connections, secrets, events, last_change, tasks })
+        tasks.push(
+            watch_kind::<dfns_operator::api::DfnsServiceAccount>(
+                client,
+                namespace,
+                &service_accounts,
+                &last_change,
+            )
+            .await?,
+        );
+        tasks.push(
+            watch_kind::<dfns_operator::api::DfnsConnection>(
+                client,
+                namespace,
+                &connections,
+                &last_change,
+            )
+            .await?,
+        );
+        tasks.push(
+            watch_kind::<k8s_openapi::api::core::v1::Secret>(
+                client,
+                namespace,
+                &secrets,
+                &last_change,
+            )
+            .await?,
+        );
+        tasks.push(
+            watch_kind::<k8s_openapi::api::events::v1::Event>(
+                client,
+                namespace,
+                &events,
+                &last_change,
+            )
+            .await?,
+        );
+        Ok(Self {
+            service_accounts,
+            connections,
+            secrets,
+            events,
+            last_change,
+            tasks,
+        })
     }
 
     pub fn snapshot(&self) -> WriteSnapshot {
@@ -89,10 +128,15 @@ impl KubeWrites {
             connections: self.connections.writes(),
             secrets: self.secrets.writes(),
             events: self.events.writes(),
-            gaps: [&self.service_accounts, &self.connections, &self.secrets, &self.events]
-                .iter()
-                .map(|c| c.gaps.load(Ordering::Relaxed))
-                .sum(),
+            gaps: [
+                &self.service_accounts,
+                &self.connections,
+                &self.secrets,
+                &self.events,
+            ]
+            .iter()
+            .map(|c| c.gaps.load(Ordering::Relaxed))
+            .sum(),
         }
     }
 
@@ -122,7 +166,12 @@ async fn watch_kind<K>(
     last_change: &Arc<Mutex<Instant>>,
 ) -> Result<tokio::task::JoinHandle<()>, kube::Error>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + 'static,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let start = current_version(&api).await?;
@@ -134,7 +183,10 @@ where
                 Ok(()) => {}
                 Err(Restart::Expired) => {
                     counter.gaps.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("bench: {} watch expired; counts from here on are a lower bound", K::kind(&()));
+                    eprintln!(
+                        "bench: {} watch expired; counts from here on are a lower bound",
+                        K::kind(&())
+                    );
                     match current_version(&api).await {
                         Ok(v) => version = v,
                         Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
@@ -169,7 +221,10 @@ async fn count_until_closed<K>(
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
-    let stream = api.watch_metadata(&WatchParams::default().timeout(290), version).await.map_err(|_| Restart::Failed)?;
+    let stream = api
+        .watch_metadata(&WatchParams::default().timeout(290), version)
+        .await
+        .map_err(|_| Restart::Failed)?;
     pin_mut!(stream);
     while let Some(event) = stream.next().await {
         let event = event.map_err(|_| Restart::Failed)?;

@@ -52,7 +52,8 @@ async fn main() {
     let path = fleet::bench_dir().join("results.json");
     if !sections.is_empty() {
         let all = report::merge(&path, &sections, params.quick);
-        std::fs::write(&path, serde_json::to_string_pretty(&all).expect("JSON")).expect("write results.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&all).expect("JSON"))
+            .expect("write results.json");
         let table = report::markdown(&all);
         std::fs::write(fleet::bench_dir().join("results.md"), &table).expect("write results.md");
         println!("{table}");
@@ -64,7 +65,11 @@ async fn main() {
     }
 }
 
-async fn run(cp: &'static harness::ControlPlane, params: &Params, sections: &mut Vec<(&'static str, Value)>) -> Result<(), String> {
+async fn run(
+    cp: &'static harness::ControlPlane,
+    params: &Params,
+    sections: &mut Vec<(&'static str, Value)>,
+) -> Result<(), String> {
     let wants = |s: Scenario| params.scenarios.contains(&s);
     if wants(Scenario::Throughput) || wants(Scenario::Idle) {
         let mut fleet = if wants(Scenario::Throughput) {
@@ -75,7 +80,13 @@ async fn run(cp: &'static harness::ControlPlane, params: &Params, sections: &mut
         } else {
             eprintln!("bench: building the throughput fleet for the idle scenario");
             let (fleet, _) = throughput::create_fleet(cp, params).await?;
-            fleet.writes.settle(std::time::Duration::from_secs(15), std::time::Duration::from_secs(180)).await;
+            fleet
+                .writes
+                .settle(
+                    std::time::Duration::from_secs(15),
+                    std::time::Duration::from_secs(180),
+                )
+                .await;
             fleet
         };
         if wants(Scenario::Idle) {

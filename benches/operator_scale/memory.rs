@@ -33,20 +33,47 @@ pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<Value, St
     .await?;
     let baseline = fleet.operator.sample()?;
 
-    eprintln!("bench: creating {} DfnsServiceAccounts in {}", m.resources, fleet.namespace());
+    eprintln!(
+        "bench: creating {} DfnsServiceAccounts in {}",
+        m.resources,
+        fleet.namespace()
+    );
     let started = Instant::now();
-    fleet.apply_service_accounts(m.resources, m.create_concurrency).await?;
-    if let Err(ready) = fleet.ready.wait_for(m.resources, Duration::from_secs(3600)).await {
-        return Err(format!("only {ready}/{} Ready; operator log: {}", m.resources, fleet.operator.log.display()));
+    fleet
+        .apply_service_accounts(m.resources, m.create_concurrency)
+        .await?;
+    if let Err(ready) = fleet
+        .ready
+        .wait_for(m.resources, Duration::from_secs(3600))
+        .await
+    {
+        return Err(format!(
+            "only {ready}/{} Ready; operator log: {}",
+            m.resources,
+            fleet.operator.log.display()
+        ));
     }
     let all_ready_seconds = started.elapsed().as_secs_f64();
-    fleet.writes.settle(Duration::from_secs(10), Duration::from_secs(300)).await;
+    fleet
+        .writes
+        .settle(Duration::from_secs(10), Duration::from_secs(300))
+        .await;
     tokio::time::sleep(m.settle).await;
     let with_resources = fleet.operator.sample()?;
 
-    eprintln!("bench: creating {} unrelated {} KiB Secrets", m.unrelated_secrets, m.unrelated_secret_bytes / 1024);
+    eprintln!(
+        "bench: creating {} unrelated {} KiB Secrets",
+        m.unrelated_secrets,
+        m.unrelated_secret_bytes / 1024
+    );
     let started = Instant::now();
-    create_unrelated_secrets(&fleet, m.unrelated_secrets, m.unrelated_secret_bytes, m.create_concurrency).await?;
+    create_unrelated_secrets(
+        &fleet,
+        m.unrelated_secrets,
+        m.unrelated_secret_bytes,
+        m.create_concurrency,
+    )
+    .await?;
     let secrets_seconds = started.elapsed().as_secs_f64();
     tokio::time::sleep(m.settle).await;
     let with_secrets = fleet.operator.sample()?;
@@ -80,7 +107,12 @@ pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<Value, St
 
 /// Plain Opaque Secrets without the operator's label, filled with random bytes (incompressible,
 /// like keys and certificates), created `concurrency` at a time.
-async fn create_unrelated_secrets(fleet: &Fleet, count: usize, bytes: usize, concurrency: usize) -> Result<(), String> {
+async fn create_unrelated_secrets(
+    fleet: &Fleet,
+    count: usize,
+    bytes: usize,
+    concurrency: usize,
+) -> Result<(), String> {
     let api: Api<Secret> = Api::namespaced(fleet.kube.clone(), fleet.namespace());
     let results: Vec<Result<(), String>> = futures::stream::iter(0..count)
         .map(|i| {
@@ -89,11 +121,17 @@ async fn create_unrelated_secrets(fleet: &Fleet, count: usize, bytes: usize, con
                 let mut payload = vec![0u8; bytes];
                 rand::rng().fill(&mut payload[..]);
                 let secret = Secret {
-                    metadata: ObjectMeta { name: Some(format!("unrelated-{i}")), ..Default::default() },
+                    metadata: ObjectMeta {
+                        name: Some(format!("unrelated-{i}")),
+                        ..Default::default()
+                    },
                     data: Some([("payload".to_owned(), ByteString(payload))].into()),
                     ..Default::default()
                 };
-                api.create(&PostParams::default(), &secret).await.map(|_| ()).map_err(|e| format!("create unrelated-{i}: {e}"))
+                api.create(&PostParams::default(), &secret)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("create unrelated-{i}: {e}"))
             }
         })
         .buffer_unordered(concurrency)

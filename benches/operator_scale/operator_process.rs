@@ -36,19 +36,33 @@ pub struct ProcSample {
 
 impl OperatorProcess {
     pub fn spawn(options: OperatorOptions<'_>) -> Result<Self, String> {
-        let log = std::fs::File::create(&options.log).map_err(|e| format!("{}: {e}", options.log.display()))?;
+        let log = std::fs::File::create(&options.log)
+            .map_err(|e| format!("{}: {e}", options.log.display()))?;
         let mut command = Command::new(env!("CARGO_BIN_EXE_dfns-operator"));
         command
-            .args(["run", "--log-format", "json", "--namespace", options.namespace])
-            .args(["--resync-interval", &format!("{}s", options.resync_interval.as_secs())])
+            .args([
+                "run",
+                "--log-format",
+                "json",
+                "--namespace",
+                options.namespace,
+            ])
+            .args([
+                "--resync-interval",
+                &format!("{}s", options.resync_interval.as_secs()),
+            ])
             .args(["--concurrency", &options.concurrency.to_string()])
             .arg("--kubeconfig")
             .arg(options.kubeconfig);
         if let Some(ns) = options.watch_namespace {
             command.args(["--watch-namespace", ns]);
         }
+        // The operator's default log level, unless a profiling run asks for more.
+        match std::env::var("BENCH_OPERATOR_RUST_LOG") {
+            Ok(filter) => command.env("RUST_LOG", filter),
+            Err(_) => command.env_remove("RUST_LOG"),
+        };
         let child = command
-            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
@@ -56,16 +70,26 @@ impl OperatorProcess {
             .spawn()
             .map_err(|e| format!("starting dfns-operator: {e}"))?;
         let pid = child.id().ok_or("dfns-operator exited at once")?;
-        Ok(Self { child, pid, clock_ticks_per_second: clock_ticks_per_second(), log: options.log })
+        Ok(Self {
+            child,
+            pid,
+            clock_ticks_per_second: clock_ticks_per_second(),
+            log: options.log,
+        })
     }
 
     /// Fails when the operator has exited (a crash must not pass as a quiet operator).
     pub fn sample(&mut self) -> Result<ProcSample, String> {
         if let Ok(Some(status)) = self.child.try_wait() {
-            return Err(format!("dfns-operator exited ({status}); see {}", self.log.display()));
+            return Err(format!(
+                "dfns-operator exited ({status}); see {}",
+                self.log.display()
+            ));
         }
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).map_err(|e| e.to_string())?;
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).map_err(|e| e.to_string())?;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .map_err(|e| e.to_string())?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .map_err(|e| e.to_string())?;
         let ticks = cpu_ticks(&stat).ok_or("unreadable /proc/<pid>/stat")?;
         Ok(ProcSample {
             cpu_seconds: ticks as f64 / self.clock_ticks_per_second,
@@ -91,7 +115,12 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
 
 fn status_kib(status: &str, key: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(key))?;
-    line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+    line[key.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn clock_ticks_per_second() -> f64 {

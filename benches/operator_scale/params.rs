@@ -32,7 +32,11 @@ impl Scenario {
                 "throughput" => chosen.push(Scenario::Throughput),
                 "idle" => chosen.push(Scenario::Idle),
                 "memory" => chosen.push(Scenario::Memory),
-                other => return Err(format!("unknown scenario {other:?} (all, throughput, idle, memory)")),
+                other => {
+                    return Err(format!(
+                        "unknown scenario {other:?} (all, throughput, idle, memory)"
+                    ));
+                }
             }
         }
         chosen.dedup();
@@ -91,9 +95,23 @@ pub const CALLS_PER_CREATE: f64 = 3.0;
 
 impl Params {
     pub fn from_env() -> Result<Self, String> {
-        let scenarios = Scenario::parse(&std::env::var("BENCH_SCENARIO").unwrap_or_else(|_| "all".into()))?;
+        let scenarios =
+            Scenario::parse(&std::env::var("BENCH_SCENARIO").unwrap_or_else(|_| "all".into()))?;
         let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-        Ok(if quick { Self::quick(scenarios) } else { Self::full(scenarios) })
+        let mut params = if quick {
+            Self::quick(scenarios)
+        } else {
+            Self::full(scenarios)
+        };
+        // To see how throughput scales with the operator's `--concurrency` (default 16).
+        if let Ok(text) = std::env::var("BENCH_OPERATOR_CONCURRENCY") {
+            let concurrency = text
+                .parse()
+                .map_err(|_| format!("BENCH_OPERATOR_CONCURRENCY={text:?} is not a number"))?;
+            params.fleet.operator_concurrency = concurrency;
+            params.memory.operator_concurrency = concurrency;
+        }
+        Ok(params)
     }
 
     fn full(scenarios: Vec<Scenario>) -> Self {
@@ -110,7 +128,9 @@ impl Params {
                 resync_interval: Duration::from_secs(300),
                 apply_concurrency: 64,
             },
-            idle: IdleParams { duration: Duration::from_secs(600) },
+            idle: IdleParams {
+                duration: Duration::from_secs(600),
+            },
             memory: MemoryParams {
                 resources: 10_000,
                 unrelated_secrets: 10_000,
@@ -127,8 +147,14 @@ impl Params {
         let full = Self::full(scenarios);
         Self {
             quick: true,
-            fleet: FleetParams { resources: 100, resync_interval: Duration::from_secs(30), ..full.fleet },
-            idle: IdleParams { duration: Duration::from_secs(60) },
+            fleet: FleetParams {
+                resources: 100,
+                resync_interval: Duration::from_secs(30),
+                ..full.fleet
+            },
+            idle: IdleParams {
+                duration: Duration::from_secs(60),
+            },
             memory: MemoryParams {
                 resources: 300,
                 unrelated_secrets: 300,

@@ -34,7 +34,10 @@ impl ReadyTracker {
                     }
                 };
                 if is_ready(&sa) {
-                    seen.lock().expect("lock").entry(sa.name_any()).or_insert_with(Instant::now);
+                    seen.lock()
+                        .expect("lock")
+                        .entry(sa.name_any())
+                        .or_insert_with(Instant::now);
                 }
             }
         });
@@ -77,7 +80,9 @@ impl Drop for ReadyTracker {
 }
 
 fn is_ready(sa: &DfnsServiceAccount) -> bool {
-    sa.status
-        .as_ref()
-        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    sa.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
 }

@@ -73,9 +73,15 @@ pub fn markdown(all: &Value) -> String {
         m["control_plane"].as_str().unwrap_or(""),
         m["dfns"].as_str().unwrap_or(""),
     ));
-    out.push_str("| Scenario | Figure | Value | Unit | Target | Met |\n|---|---|---|---|---|---|\n");
+    out.push_str(
+        "| Scenario | Figure | Value | Unit | Target | Met |\n|---|---|---|---|---|---|\n",
+    );
     let mut params = String::new();
-    for (key, rows) in [("throughput", throughput_rows(&all["throughput"])), ("idle", idle_rows(&all["idle"])), ("memory", memory_rows(&all["memory"]))] {
+    for (key, rows) in [
+        ("throughput", throughput_rows(&all["throughput"])),
+        ("idle", idle_rows(&all["idle"])),
+        ("memory", memory_rows(&all["memory"])),
+    ] {
         let section = &all[key];
         if section.is_null() {
             continue;
@@ -86,9 +92,16 @@ pub fn markdown(all: &Value) -> String {
                 Some(false) => "**no**",
                 None => "",
             };
-            out.push_str(&format!("| {key} | {} | {} | {} | {} | {met} |\n", row.figure, row.value, row.unit, row.target));
+            out.push_str(&format!(
+                "| {key} | {} | {} | {} | {} | {met} |\n",
+                row.figure, row.value, row.unit, row.target
+            ));
         }
-        let quick = if section["quick_mode"] == json!(true) { " (QUICK MODE, not the full benchmark)" } else { "" };
+        let quick = if section["quick_mode"] == json!(true) {
+            " (QUICK MODE, not the full benchmark)"
+        } else {
+            ""
+        };
         params.push_str(&format!(
             "- **{key}**{quick}, measured {}: `{}`\n",
             section["measured_at"].as_str().unwrap_or("?"),
@@ -106,8 +119,20 @@ fn f(v: &Value) -> Option<f64> {
 
 fn throughput_rows(t: &Value) -> Vec<Row> {
     vec![
-        Row { figure: "wall time until all Ready", value: num(&t["wall_seconds"]), unit: "s", target: "", met: None },
-        Row { figure: "rate-limit floor (3 calls per create)", value: num(&t["floor_seconds"]), unit: "s", target: "", met: None },
+        Row {
+            figure: "wall time until all Ready",
+            value: num(&t["wall_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "rate-limit floor (3 calls per create)",
+            value: num(&t["floor_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
         Row {
             figure: "wall time / floor",
             value: num(&t["ratio_to_floor"]),
@@ -115,12 +140,48 @@ fn throughput_rows(t: &Value) -> Vec<Row> {
             target: "≤ 1.2",
             met: f(&t["ratio_to_floor"]).map(|r| r <= 1.2),
         },
-        Row { figure: "time to Ready, p50", value: num(&t["p50_seconds"]), unit: "s", target: "", met: None },
-        Row { figure: "time to Ready, p95", value: num(&t["p95_seconds"]), unit: "s", target: "", met: None },
-        Row { figure: "Dfns calls per resource (all, incl. auth)", value: num(&t["dfns_calls_per_resource"]), unit: "requests", target: "", met: None },
-        Row { figure: "Dfns writes per resource", value: num(&t["dfns_writes_per_resource"]), unit: "requests", target: "", met: None },
-        Row { figure: "Kubernetes writes per resource", value: num(&t["kube_writes_per_resource"]), unit: "writes", target: "", met: None },
-        Row { figure: "operator CPU", value: num(&t["operator_cpu_seconds"]), unit: "s", target: "", met: None },
+        Row {
+            figure: "time to Ready, p50",
+            value: num(&t["p50_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "time to Ready, p95",
+            value: num(&t["p95_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "Dfns calls per resource (all, incl. auth)",
+            value: num(&t["dfns_calls_per_resource"]),
+            unit: "requests",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "Dfns writes per resource",
+            value: num(&t["dfns_writes_per_resource"]),
+            unit: "requests",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "Kubernetes writes per resource",
+            value: num(&t["kube_writes_per_resource"]),
+            unit: "writes",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "operator CPU",
+            value: num(&t["operator_cpu_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
     ]
 }
 
@@ -128,7 +189,13 @@ fn idle_rows(i: &Value) -> Vec<Row> {
     let zero = i["met"]["zero_writes"].as_bool();
     let lists = i["met"]["only_interval_list_calls"].as_bool();
     vec![
-        Row { figure: "Dfns writes", value: num(&i["dfns_writes"]), unit: "requests", target: "0", met: zero.map(|_| i["dfns_writes"] == json!(0)) },
+        Row {
+            figure: "Dfns writes",
+            value: num(&i["dfns_writes"]),
+            unit: "requests",
+            target: "0",
+            met: zero.map(|_| i["dfns_writes"] == json!(0)),
+        },
         Row {
             figure: "Dfns reads",
             value: num(&i["dfns_reads"]),
@@ -136,10 +203,34 @@ fn idle_rows(i: &Value) -> Vec<Row> {
             target: "only list calls, ≤ interval count",
             met: lists,
         },
-        Row { figure: "Kubernetes writes (CRs + Secrets)", value: num(&i["kube_writes"]), unit: "writes", target: "0", met: zero.map(|_| i["kube_writes"] == json!(0)) },
-        Row { figure: "Kubernetes Event objects written", value: num(&i["kube_writes_detail"]["event_objects_written"]), unit: "writes", target: "0", met: Some(i["kube_writes_detail"]["event_objects_written"] == json!(0)) },
-        Row { figure: "operator CPU", value: num(&i["cpu_seconds"]), unit: "s", target: "", met: None },
-        Row { figure: "operator RSS", value: num(&i["rss_mib"]), unit: "MiB", target: "", met: None },
+        Row {
+            figure: "Kubernetes writes (CRs + Secrets)",
+            value: num(&i["kube_writes"]),
+            unit: "writes",
+            target: "0",
+            met: zero.map(|_| i["kube_writes"] == json!(0)),
+        },
+        Row {
+            figure: "Kubernetes Event objects written",
+            value: num(&i["kube_writes_detail"]["event_objects_written"]),
+            unit: "writes",
+            target: "0",
+            met: Some(i["kube_writes_detail"]["event_objects_written"] == json!(0)),
+        },
+        Row {
+            figure: "operator CPU",
+            value: num(&i["cpu_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "operator RSS",
+            value: num(&i["rss_mib"]),
+            unit: "MiB",
+            target: "",
+            met: None,
+        },
     ]
 }
 
