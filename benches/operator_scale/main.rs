@@ -46,36 +46,48 @@ async fn main() {
         std::process::exit(1);
     }
 
-    let mut sections: Vec<(&str, Value)> = Vec::new();
-    let result = run(cp, &params, &mut sections).await;
-    // Whatever finished is kept, even when a later scenario failed.
-    let path = fleet::bench_dir().join("results.json");
-    if !sections.is_empty() {
-        let all = report::merge(&path, &sections, params.quick);
-        std::fs::write(&path, serde_json::to_string_pretty(&all).expect("JSON"))
-            .expect("write results.json");
-        let table = report::markdown(&all);
-        std::fs::write(fleet::bench_dir().join("results.md"), &table).expect("write results.md");
-        println!("{table}");
-        println!("results: {}", path.display());
-    }
-    if let Err(e) = result {
+    let mut results = Results { quick: params.quick, saved: false };
+    if let Err(e) = run(cp, &params, &mut results).await {
         eprintln!("bench: {e}");
         std::process::exit(1);
+    }
+    if results.saved {
+        let table = std::fs::read_to_string(fleet::bench_dir().join("results.md")).unwrap_or_default();
+        println!("{table}\nresults: {}", fleet::bench_dir().join("results.json").display());
+    }
+}
+
+/// Saves each scenario as soon as it finishes, so a later failure (or a long memory run) does not
+/// lose it.
+struct Results {
+    quick: bool,
+    saved: bool,
+}
+
+impl Results {
+    fn save(&mut self, scenario: Scenario, section: Value) {
+        let path = fleet::bench_dir().join("results.json");
+        let all = report::merge(&path, &[(scenario.key(), section)], self.quick);
+        std::fs::write(&path, serde_json::to_string_pretty(&all).expect("JSON"))
+            .expect("write results.json");
+        std::fs::write(fleet::bench_dir().join("results.md"), report::markdown(&all))
+            .expect("write results.md");
+        eprintln!("bench: {} results saved to {}", scenario.key(), path.display());
+        self.saved = true;
     }
 }
 
 async fn run(
     cp: &'static harness::ControlPlane,
     params: &Params,
-    sections: &mut Vec<(&'static str, Value)>,
+    results: &mut Results,
 ) -> Result<(), String> {
     let wants = |s: Scenario| params.scenarios.contains(&s);
     if wants(Scenario::Throughput) || wants(Scenario::Idle) {
         let mut fleet = if wants(Scenario::Throughput) {
             eprintln!("bench: scenario throughput");
             let (result, fleet) = throughput::run(cp, params).await?;
-            sections.push((Scenario::Throughput.key(), result));
+            results.save(Scenario::Throughput, result);
             fleet
         } else {
             eprintln!("bench: building the throughput fleet for the idle scenario");
@@ -93,14 +105,14 @@ async fn run(
             eprintln!("bench: scenario idle");
             let result = idle::run(&mut fleet, params).await;
             fleet.stop().await;
-            sections.push((Scenario::Idle.key(), result?));
+            results.save(Scenario::Idle, result?);
         } else {
             fleet.stop().await;
         }
     }
     if wants(Scenario::Memory) {
         eprintln!("bench: scenario memory");
-        sections.push((Scenario::Memory.key(), memory::run(cp, params).await?));
+        results.save(Scenario::Memory, memory::run(cp, params).await?);
     }
     Ok(())
 }
