@@ -38,7 +38,18 @@ impl OperatorProcess {
     pub fn spawn(options: OperatorOptions<'_>) -> Result<Self, String> {
         let log = std::fs::File::create(&options.log)
             .map_err(|e| format!("{}: {e}", options.log.display()))?;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_dfns-operator"));
+        // BENCH_OPERATOR_WRAPPER (e.g. `heaptrack -o /tmp/op`) runs the operator under a profiler;
+        // the /proc figures then describe the wrapper, so use it for profiling runs only.
+        let binary = env!("CARGO_BIN_EXE_dfns-operator");
+        let mut command = match std::env::var("BENCH_OPERATOR_WRAPPER") {
+            Ok(wrapper) if !wrapper.trim().is_empty() => {
+                let mut words = wrapper.split_whitespace();
+                let mut c = Command::new(words.next().expect("non-empty"));
+                c.args(words).arg(binary);
+                c
+            }
+            _ => Command::new(binary),
+        };
         command
             .args([
                 "run",
