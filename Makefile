@@ -35,3 +35,12 @@ cluster-up: controlplane
 
 cluster-down:
 	tests/controlplane/cluster-down.sh
+
+# Benchmarks (docs/benchmarks.md): throughput, idle cost and memory of the operator on the local
+# control plane and the Dfns emulator. `make bench SCENARIO=throughput|idle|memory` runs one;
+# `make bench QUICK=1` a small version for development. Results: target/bench/results.{json,md}.
+SCENARIO ?= all
+QUICK ?=
+.PHONY: bench
+bench: cluster-up
+	BENCH_SCENARIO=$(SCENARIO) BENCH_QUICK=$(QUICK) $(CARGO) bench --bench operator_scale

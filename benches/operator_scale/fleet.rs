@@ -1,0 +1,250 @@
+//! A bench namespace with an emulator, a connection to it, the operator watching it, and the
+//! bench's own view (write counters, readiness); plus creating resources in bulk.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use dfns_operator::api::{DfnsConnection, DfnsServiceAccount};
+use dfns_operator::emulator::{Emulator, EmulatorConfig, Faults, RunningEmulator};
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::harness::{ControlPlane, TestNamespace};
+use crate::kube_writes::KubeWrites;
+use crate::operator_process::{OperatorOptions, OperatorProcess};
+use crate::ready::ReadyTracker;
+
+pub const CONNECTION: &str = "bench";
+const FIELD_MANAGER: &str = "dfns-bench";
+
+pub struct FleetOptions {
+    pub prefix: &'static str,
+    pub faults: Faults,
+    pub requests_per_minute: u32,
+    pub operator_concurrency: u16,
+    pub resync_interval: Duration,
+    /// Scope the operator to the bench namespace (exact write counts) or watch all namespaces.
+    pub operator_watches_only_bench_namespace: bool,
+}
+
+pub struct Fleet {
+    // Field order is drop order: the operator stops before the namespace goes.
+    pub operator: OperatorProcess,
+    pub writes: KubeWrites,
+    pub ready: ReadyTracker,
+    pub emulator: RunningEmulator,
+    pub kube: kube::Client,
+    /// Writes the bench itself made in the namespace (subtracted from the watch counts).
+    pub own_writes: OwnWrites,
+    /// When each resource's apply returned.
+    pub applied_at: HashMap<String, Instant>,
+    pub ns: TestNamespace,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OwnWrites {
+    pub service_accounts: u64,
+    pub connections: u64,
+    pub secrets: u64,
+}
+
+impl Fleet {
+    pub async fn start(cp: &'static ControlPlane, options: FleetOptions) -> Result<Self, String> {
+        let kube = cp.client();
+        let ns = TestNamespace::new(cp, options.prefix).await;
+        let namespace = ns.name().to_owned();
+        let emulator = Emulator::start(EmulatorConfig {
+            faults: options.faults,
+            ..EmulatorConfig::default()
+        })
+        .await
+        .map_err(|e| format!("emulator: {e}"))?;
+        let writes = KubeWrites::start(&kube, &namespace)
+            .await
+            .map_err(|e| format!("watching writes: {e}"))?;
+        let ready = ReadyTracker::start(&kube, &namespace);
+        let mut own_writes = OwnWrites::default();
+
+        create_login_secret(&kube, &namespace, &emulator).await?;
+        own_writes.secrets += 1;
+        apply_connection(&kube, &namespace, &emulator, options.requests_per_minute).await?;
+        own_writes.connections += 1;
+
+        let operator = OperatorProcess::spawn(OperatorOptions {
+            kubeconfig: cp.kubeconfig_path(),
+            namespace: &namespace,
+            watch_namespace: options
+                .operator_watches_only_bench_namespace
+                .then_some(namespace.as_str()),
+            resync_interval: options.resync_interval,
+            concurrency: options.operator_concurrency,
+            log: bench_dir().join(format!("operator-{}.log", options.prefix)),
+        })?;
+        let fleet = Self {
+            operator,
+            writes,
+            ready,
+            emulator,
+            kube,
+            own_writes,
+            applied_at: HashMap::new(),
+            ns,
+        };
+        fleet
+            .wait_connection_ready(Duration::from_secs(120))
+            .await?;
+        Ok(fleet)
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.ns.name()
+    }
+
+    async fn wait_connection_ready(&self, timeout: Duration) -> Result<(), String> {
+        let api: Api<DfnsConnection> = Api::namespaced(self.kube.clone(), self.namespace());
+        let deadline = Instant::now() + timeout;
+        loop {
+            let conn = api
+                .get(CONNECTION)
+                .await
+                .map_err(|e| format!("get connection: {e}"))?;
+            let ready = conn.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            });
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "connection not Ready after {timeout:?}; status: {:?}",
+                    conn.status
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Server-side applies `sa-0..count` (as `kubectl apply` would), `concurrency` at a time.
+    pub async fn apply_service_accounts(
+        &mut self,
+        count: usize,
+        concurrency: usize,
+    ) -> Result<(), String> {
+        let api: Api<DfnsServiceAccount> = Api::namespaced(self.kube.clone(), self.namespace());
+        let params = PatchParams::apply(FIELD_MANAGER);
+        let results: Vec<Result<(String, Instant), String>> = futures::stream::iter(0..count)
+            .map(|i| {
+                let (api, params) = (&api, &params);
+                async move {
+                    let name = format!("sa-{i}");
+                    let body = json!({
+                        "apiVersion": "dfns.io/v1alpha1",
+                        "kind": "DfnsServiceAccount",
+                        "metadata": { "name": name },
+                        "spec": { "connectionRef": { "kind": "DfnsConnection", "name": CONNECTION } },
+                    });
+                    api.patch(&name, params, &Patch::Apply(&body)).await.map_err(|e| format!("apply {name}: {e}"))?;
+                    Ok((name, Instant::now()))
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        for result in results {
+            let (name, at) = result?;
+            self.applied_at.insert(name, at);
+            self.own_writes.service_accounts += 1;
+        }
+        Ok(())
+    }
+
+    /// Stops the operator and the emulator; the namespace is removed when the fleet is dropped.
+    pub async fn stop(self) {
+        let Fleet {
+            operator,
+            emulator,
+            writes,
+            ready,
+            ns,
+            ..
+        } = self;
+        operator.stop().await;
+        drop((writes, ready));
+        emulator.shutdown().await;
+        drop(ns);
+    }
+}
+
+async fn create_login_secret(
+    kube: &kube::Client,
+    namespace: &str,
+    emulator: &RunningEmulator,
+) -> Result<(), String> {
+    let admin = &emulator.bootstrap().admin;
+    let data = [
+        ("DFNS_CRED_ID", admin.cred_id.as_str()),
+        ("DFNS_PRIVATE_KEY", admin.private_key.as_str()),
+    ];
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(format!("{CONNECTION}-login")),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(kube.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .map_err(|e| format!("create login Secret: {e}"))?;
+    Ok(())
+}
+
+async fn apply_connection(
+    kube: &kube::Client,
+    namespace: &str,
+    emulator: &RunningEmulator,
+    requests_per_minute: u32,
+) -> Result<(), String> {
+    let bootstrap = emulator.bootstrap();
+    let body = json!({
+        "apiVersion": "dfns.io/v1alpha1",
+        "kind": "DfnsConnection",
+        "metadata": { "name": CONNECTION },
+        "spec": {
+            "apiUrl": emulator.api_url(),
+            "allowInsecureHttp": true,
+            "orgId": bootstrap.org_id,
+            "auth": { "userLogin": { "username": bootstrap.admin.username, "secretRef": { "name": format!("{CONNECTION}-login") } } },
+            "rateLimit": { "requestsPerMinute": requests_per_minute },
+        },
+    });
+    Api::<DfnsConnection>::namespaced(kube.clone(), namespace)
+        .patch(
+            CONNECTION,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|e| format!("apply connection: {e}"))?;
+    Ok(())
+}
+
+/// `target/bench/`, where results and operator logs go.
+pub fn bench_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("bench");
+    std::fs::create_dir_all(&dir).expect("create target/bench");
+    dir
+}

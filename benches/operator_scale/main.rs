@@ -1,0 +1,118 @@
+//! `make bench`: the operator at scale on the local control plane and the Dfns emulator.
+//!
+//! 1. throughput — 1,000 DfnsServiceAccounts applied at once, Dfns with 50 ms latency and a
+//!    6,000 requests/minute limit: wall time against the rate-limit floor, time to Ready, Dfns calls
+//!    and Kubernetes writes per resource.
+//! 2. idle — the same fleet left alone: Dfns calls, Kubernetes writes, operator CPU.
+//! 3. memory — operator RSS with 10,000 resources, then with 10,000 unrelated 100 KiB Secrets.
+//!
+//! Writes target/bench/results.json and target/bench/results.md. `BENCH_SCENARIO` picks
+//! scenarios, `BENCH_QUICK=1` runs a small version (see params.rs). The operator runs as the
+//! release binary in a child process; the control plane is `make cluster-up`'s (or one started
+//! for this run).
+
+#[path = "../../tests/harness/mod.rs"]
+#[allow(unused_imports)] // shared with the e2e tests; the bench uses part of it
+mod harness;
+
+mod fleet;
+mod idle;
+mod kube_writes;
+mod memory;
+mod operator_process;
+mod params;
+mod ready;
+mod report;
+mod stats;
+mod throughput;
+
+use params::{Params, Scenario};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; there is nothing to filter here.
+    let params = match Params::from_env() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    dfns_operator::dfns::install_crypto_provider();
+    let cp = harness::ControlPlane::shared();
+    if let Err(e) = cp.apply_crds().await {
+        eprintln!("bench: installing CRDs: {e}");
+        std::process::exit(1);
+    }
+
+    let mut results = Results { quick: params.quick, saved: false };
+    if let Err(e) = run(cp, &params, &mut results).await {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+    if results.saved {
+        let table = std::fs::read_to_string(fleet::bench_dir().join("results.md")).unwrap_or_default();
+        println!("{table}\nresults: {}", fleet::bench_dir().join("results.json").display());
+    }
+}
+
+/// Saves each scenario as soon as it finishes, so a later failure (or a long memory run) does not
+/// lose it.
+struct Results {
+    quick: bool,
+    saved: bool,
+}
+
+impl Results {
+    fn save(&mut self, scenario: Scenario, section: Value) {
+        let path = fleet::bench_dir().join("results.json");
+        let all = report::merge(&path, &[(scenario.key(), section)], self.quick);
+        std::fs::write(&path, serde_json::to_string_pretty(&all).expect("JSON"))
+            .expect("write results.json");
+        std::fs::write(fleet::bench_dir().join("results.md"), report::markdown(&all))
+            .expect("write results.md");
+        eprintln!("bench: {} results saved to {}", scenario.key(), path.display());
+        self.saved = true;
+    }
+}
+
+async fn run(
+    cp: &'static harness::ControlPlane,
+    params: &Params,
+    results: &mut Results,
+) -> Result<(), String> {
+    let wants = |s: Scenario| params.scenarios.contains(&s);
+    if wants(Scenario::Throughput) || wants(Scenario::Idle) {
+        let mut fleet = if wants(Scenario::Throughput) {
+            eprintln!("bench: scenario throughput");
+            let (result, fleet) = throughput::run(cp, params).await?;
+            results.save(Scenario::Throughput, result);
+            fleet
+        } else {
+            eprintln!("bench: building the throughput fleet for the idle scenario");
+            let (fleet, _) = throughput::create_fleet(cp, params).await?;
+            fleet
+                .writes
+                .settle(
+                    std::time::Duration::from_secs(15),
+                    std::time::Duration::from_secs(180),
+                )
+                .await;
+            fleet
+        };
+        if wants(Scenario::Idle) {
+            eprintln!("bench: scenario idle");
+            let result = idle::run(&mut fleet, params).await;
+            fleet.stop().await;
+            results.save(Scenario::Idle, result?);
+        } else {
+            fleet.stop().await;
+        }
+    }
+    if wants(Scenario::Memory) {
+        eprintln!("bench: scenario memory");
+        results.save(Scenario::Memory, memory::run(cp, params).await?);
+    }
+    Ok(())
+}

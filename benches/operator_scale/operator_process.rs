@@ -1,0 +1,149 @@
+//! The operator as a child process (the release binary built with this bench), so its CPU time and
+//! memory come from the kernel: `/proc/<pid>/stat` (utime + stime) and `/proc/<pid>/status`
+//! (VmRSS now, VmHWM peak).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+pub struct OperatorOptions<'a> {
+    pub kubeconfig: &'a Path,
+    /// The operator's own namespace (where ClusterDfnsConnection Secrets would live).
+    pub namespace: &'a str,
+    /// `None`: watch all namespaces, as a production install does.
+    pub watch_namespace: Option<&'a str>,
+    pub resync_interval: Duration,
+    pub concurrency: u16,
+    pub log: PathBuf,
+}
+
+pub struct OperatorProcess {
+    child: Child,
+    pid: u32,
+    clock_ticks_per_second: f64,
+    pub log: PathBuf,
+}
+
+/// One reading of the operator's resource use.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcSample {
+    pub cpu_seconds: f64,
+    pub rss_kib: u64,
+    pub peak_rss_kib: u64,
+}
+
+impl OperatorProcess {
+    pub fn spawn(options: OperatorOptions<'_>) -> Result<Self, String> {
+        let log = std::fs::File::create(&options.log)
+            .map_err(|e| format!("{}: {e}", options.log.display()))?;
+        // BENCH_OPERATOR_WRAPPER (e.g. `heaptrack -o /tmp/op`) runs the operator under a profiler;
+        // the /proc figures then describe the wrapper, so use it for profiling runs only.
+        let binary = env!("CARGO_BIN_EXE_dfns-operator");
+        let mut command = match std::env::var("BENCH_OPERATOR_WRAPPER") {
+            Ok(wrapper) if !wrapper.trim().is_empty() => {
+                let mut words = wrapper.split_whitespace();
+                let mut c = Command::new(words.next().expect("non-empty"));
+                c.args(words).arg(binary);
+                c
+            }
+            _ => Command::new(binary),
+        };
+        command
+            .args([
+                "run",
+                "--log-format",
+                "json",
+                "--namespace",
+                options.namespace,
+            ])
+            .args([
+                "--resync-interval",
+                &format!("{}s", options.resync_interval.as_secs()),
+            ])
+            .args(["--concurrency", &options.concurrency.to_string()])
+            .arg("--kubeconfig")
+            .arg(options.kubeconfig);
+        if let Some(ns) = options.watch_namespace {
+            command.args(["--watch-namespace", ns]);
+        }
+        // The operator's default log level, unless a profiling run asks for more.
+        match std::env::var("BENCH_OPERATOR_RUST_LOG") {
+            Ok(filter) => command.env("RUST_LOG", filter),
+            Err(_) => command.env_remove("RUST_LOG"),
+        };
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting dfns-operator: {e}"))?;
+        let pid = child.id().ok_or("dfns-operator exited at once")?;
+        Ok(Self {
+            child,
+            pid,
+            clock_ticks_per_second: clock_ticks_per_second(),
+            log: options.log,
+        })
+    }
+
+    /// Fails when the operator has exited (a crash must not pass as a quiet operator).
+    pub fn sample(&mut self) -> Result<ProcSample, String> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Err(format!(
+                "dfns-operator exited ({status}); see {}",
+                self.log.display()
+            ));
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .map_err(|e| e.to_string())?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .map_err(|e| e.to_string())?;
+        let ticks = cpu_ticks(&stat).ok_or("unreadable /proc/<pid>/stat")?;
+        Ok(ProcSample {
+            cpu_seconds: ticks as f64 / self.clock_ticks_per_second,
+            rss_kib: status_kib(&status, "VmRSS:").ok_or("no VmRSS")?,
+            peak_rss_kib: status_kib(&status, "VmHWM:").ok_or("no VmHWM")?,
+        })
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+/// utime + stime: fields 14 and 15, counted after the parenthesised command name (which may
+/// itself contain spaces).
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state), so field n is at index n - 3.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn status_kib(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+pub fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}

@@ -1,0 +1,268 @@
+//! results.json (merged: running one scenario keeps the others' latest figures) and the Markdown
+//! table rendered from it.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+pub fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_default();
+    json!({
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpu_model": model,
+        "memory_gib": (mem_kib as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+        "control_plane": "local etcd + kube-apiserver + kube-controller-manager (tests/controlplane, Kubernetes v1.36), same machine",
+        "dfns": "in-process emulator (src/emulator), same machine",
+    })
+}
+
+/// Replaces the given scenario sections in `path` (creating it if needed) and returns the whole.
+pub fn merge(path: &Path, sections: &[(&str, Value)], quick: bool) -> Value {
+    let mut all = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    let now = jiff::Timestamp::now().to_string();
+    for (key, section) in sections {
+        let mut section = section.clone();
+        section["measured_at"] = json!(now);
+        section["quick_mode"] = json!(quick);
+        all[*key] = section;
+    }
+    all["machine"] = machine();
+    all
+}
+
+struct Row {
+    figure: &'static str,
+    value: String,
+    unit: &'static str,
+    target: &'static str,
+    met: Option<bool>,
+}
+
+fn num(v: &Value) -> String {
+    match v {
+        Value::Number(n) => n.to_string(),
+        Value::Null => "–".into(),
+        other => other.to_string(),
+    }
+}
+
+pub fn markdown(all: &Value) -> String {
+    let m = &all["machine"];
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Machine: {} cores ({}), {} GiB RAM; {}; Dfns: {}.\n\n",
+        num(&m["cores"]),
+        m["cpu_model"].as_str().unwrap_or("?"),
+        num(&m["memory_gib"]),
+        m["control_plane"].as_str().unwrap_or(""),
+        m["dfns"].as_str().unwrap_or(""),
+    ));
+    out.push_str(
+        "| Scenario | Figure | Value | Unit | Target | Met |\n|---|---|---|---|---|---|\n",
+    );
+    let mut params = String::new();
+    for (key, rows) in [
+        ("throughput", throughput_rows(&all["throughput"])),
+        ("idle", idle_rows(&all["idle"])),
+        ("memory", memory_rows(&all["memory"])),
+    ] {
+        let section = &all[key];
+        if section.is_null() {
+            continue;
+        }
+        for row in rows {
+            let met = match row.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            };
+            out.push_str(&format!(
+                "| {key} | {} | {} | {} | {} | {met} |\n",
+                row.figure, row.value, row.unit, row.target
+            ));
+        }
+        let quick = if section["quick_mode"] == json!(true) {
+            " (QUICK MODE, not the full benchmark)"
+        } else {
+            ""
+        };
+        params.push_str(&format!(
+            "- **{key}**{quick}, measured {}: `{}`\n",
+            section["measured_at"].as_str().unwrap_or("?"),
+            section["parameters"]
+        ));
+    }
+    out.push_str("\nParameters:\n\n");
+    out.push_str(&params);
+    out
+}
+
+fn f(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+fn throughput_rows(t: &Value) -> Vec<Row> {
+    vec![
+        Row {
+            figure: "wall time until all Ready",
+            value: num(&t["wall_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "rate-limit floor (3 calls per create)",
+            value: num(&t["floor_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "wall time / floor",
+            value: num(&t["ratio_to_floor"]),
+            unit: "×",
+            target: "≤ 1.2",
+            met: f(&t["ratio_to_floor"]).map(|r| r <= 1.2),
+        },
+        Row {
+            figure: "time to Ready, p50",
+            value: num(&t["p50_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "time to Ready, p95",
+            value: num(&t["p95_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "Dfns calls per resource (all, incl. auth)",
+            value: num(&t["dfns_calls_per_resource"]),
+            unit: "requests",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "Dfns writes per resource",
+            value: num(&t["dfns_writes_per_resource"]),
+            unit: "requests",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "Kubernetes writes per resource",
+            value: num(&t["kube_writes_per_resource"]),
+            unit: "writes",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "operator CPU",
+            value: num(&t["operator_cpu_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
+    ]
+}
+
+fn idle_rows(i: &Value) -> Vec<Row> {
+    let zero = i["met"]["zero_writes"].as_bool();
+    let lists = i["met"]["only_interval_list_calls"].as_bool();
+    vec![
+        Row {
+            figure: "Dfns writes",
+            value: num(&i["dfns_writes"]),
+            unit: "requests",
+            target: "0",
+            met: zero.map(|_| i["dfns_writes"] == json!(0)),
+        },
+        Row {
+            figure: "Dfns reads",
+            value: num(&i["dfns_reads"]),
+            unit: "requests",
+            target: "only list calls, ≤ interval count",
+            met: lists,
+        },
+        Row {
+            figure: "Kubernetes writes (CRs + Secrets)",
+            value: num(&i["kube_writes"]),
+            unit: "writes",
+            target: "0",
+            met: zero.map(|_| i["kube_writes"] == json!(0)),
+        },
+        Row {
+            figure: "Kubernetes Event objects written",
+            value: num(&i["kube_writes_detail"]["event_objects_written"]),
+            unit: "writes",
+            target: "0",
+            met: Some(i["kube_writes_detail"]["event_objects_written"] == json!(0)),
+        },
+        Row {
+            figure: "operator CPU",
+            value: num(&i["cpu_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "operator RSS",
+            value: num(&i["rss_mib"]),
+            unit: "MiB",
+            target: "",
+            met: None,
+        },
+    ]
+}
+
+fn memory_rows(m: &Value) -> Vec<Row> {
+    vec![
+        Row {
+            figure: "peak RSS with the resources",
+            value: num(&m["rss_mib"]),
+            unit: "MiB",
+            target: "≤ 64",
+            met: f(&m["rss_mib"]).map(|r| r <= 64.0),
+        },
+        Row {
+            figure: "peak RSS after the unrelated Secrets",
+            value: num(&m["rss_mib_with_unrelated_secrets"]),
+            unit: "MiB",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "added by the unrelated Secrets (peak)",
+            value: num(&m["unrelated_secrets_added_mib"]),
+            unit: "MiB",
+            target: "< 5",
+            met: f(&m["unrelated_secrets_added_mib"]).map(|r| r < 5.0),
+        },
+        Row {
+            figure: "added by the unrelated Secrets (steady RSS)",
+            value: num(&m["unrelated_secrets_added_steady_mib"]),
+            unit: "MiB",
+            target: "< 5",
+            met: f(&m["unrelated_secrets_added_steady_mib"]).map(|r| r < 5.0),
+        },
+    ]
+}
