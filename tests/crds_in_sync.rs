@@ -3,8 +3,9 @@
 
 #[test]
 fn committed_crds_match_the_generated_ones() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/dfns.io.yaml"))
-        .expect("crds/dfns.io.yaml exists");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/dfns.io.yaml"))
+            .expect("crds/dfns.io.yaml exists");
     let generated = dfns_operator::api::crds_yaml();
     assert!(
         committed == generated,

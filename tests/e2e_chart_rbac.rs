@@ -11,7 +11,9 @@ mod operator_support;
 use std::time::Duration;
 
 use chart_support::{documents, helm_template, kubectl, of_kind, to_yaml};
-use dfns_operator::api::{ClusterDfnsConnection, DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
+use dfns_operator::api::{
+    ClusterDfnsConnection, DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount,
+};
 use dfns_operator::controller::RunOptions;
 use dfns_operator::controller::leader::LeaseConfig;
 use dfns_operator::dfns::types::permission::CreatePermissionRequest;
@@ -31,7 +33,11 @@ struct ClusterScoped {
 impl Drop for ClusterScoped {
     fn drop(&mut self) {
         for (kind, name) in &self.objects {
-            let (ok, output) = kubectl(&self.kubeconfig, &["delete", kind, name, "--ignore-not-found", "--wait=false"], "");
+            let (ok, output) = kubectl(
+                &self.kubeconfig,
+                &["delete", kind, name, "--ignore-not-found", "--wait=false"],
+                "",
+            );
             if !ok {
                 eprintln!("clean-up of {kind} {name} failed: {output}");
             }
@@ -47,32 +53,69 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
 
     // The chart's RBAC, as `helm install` would create it in the release namespace.
     let docs = documents(&helm_template(&release, &ns, &[]));
-    let rbac: Vec<&serde_json::Value> = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
-        .iter()
-        .flat_map(|kind| of_kind(&docs, kind))
-        .collect();
+    let rbac: Vec<&serde_json::Value> = [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ]
+    .iter()
+    .flat_map(|kind| of_kind(&docs, kind))
+    .collect();
     assert_eq!(rbac.len(), 5, "the chart renders one of each RBAC object");
-    let mut cleanup = ClusterScoped { kubeconfig: setup.cp.kubeconfig_path().to_owned(), objects: Vec::new() };
-    for doc in of_kind(&docs, "ClusterRole").into_iter().chain(of_kind(&docs, "ClusterRoleBinding")) {
-        cleanup.objects.push((doc["kind"].as_str().unwrap().to_lowercase(), doc["metadata"]["name"].as_str().unwrap().to_owned()));
+    let mut cleanup = ClusterScoped {
+        kubeconfig: setup.cp.kubeconfig_path().to_owned(),
+        objects: Vec::new(),
+    };
+    for doc in of_kind(&docs, "ClusterRole")
+        .into_iter()
+        .chain(of_kind(&docs, "ClusterRoleBinding"))
+    {
+        cleanup.objects.push((
+            doc["kind"].as_str().unwrap().to_lowercase(),
+            doc["metadata"]["name"].as_str().unwrap().to_owned(),
+        ));
     }
-    let (ok, output) = kubectl(setup.cp.kubeconfig_path(), &["apply", "--server-side", "-f", "-"], &to_yaml(&rbac));
+    let (ok, output) = kubectl(
+        setup.cp.kubeconfig_path(),
+        &["apply", "--server-side", "-f", "-"],
+        &to_yaml(&rbac),
+    );
     assert!(ok, "applying the chart's RBAC failed:\n{output}");
-    let service_account = of_kind(&docs, "ServiceAccount")[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    let service_account = of_kind(&docs, "ServiceAccount")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let lease_name = "dfns-operator"; // the chart's operator.leaderElection.leaseName
 
     // Connections, created by an administrator as a platform team would.
     let b = setup.emulator.bootstrap();
     let role = setup
         .admin_client()
-        .create_permission(&CreatePermissionRequest { name: "rbac-role".into(), operations: vec!["Auth:ServiceAccounts:Read".into()] })
+        .create_permission(&CreatePermissionRequest {
+            name: "rbac-role".into(),
+            operations: vec!["Auth:ServiceAccounts:Read".into()],
+        })
         .await
         .expect("create role")
         .id;
-    setup.admin_connection("main", json!({ "allowedPermissionIds": [role] })).await;
+    setup
+        .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
+        .await;
     let cluster_connection = format!("rbac-{ns}");
-    cleanup.objects.push(("clusterdfnsconnection".into(), cluster_connection.clone()));
-    setup.create_secret("cluster-login", &[("DFNS_CRED_ID", &b.admin.cred_id), ("DFNS_PRIVATE_KEY", &b.admin.private_key)]).await;
+    cleanup
+        .objects
+        .push(("clusterdfnsconnection".into(), cluster_connection.clone()));
+    setup
+        .create_secret(
+            "cluster-login",
+            &[
+                ("DFNS_CRED_ID", &b.admin.cred_id),
+                ("DFNS_PRIVATE_KEY", &b.admin.private_key),
+            ],
+        )
+        .await;
     let cluster_spec = json!({
         "apiVersion": "dfns.io/v1alpha1",
         "kind": "ClusterDfnsConnection",
@@ -87,7 +130,11 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
         },
     });
     Api::<ClusterDfnsConnection>::all(setup.kube.clone())
-        .patch(&cluster_connection, &PatchParams::apply("e2e-test").force(), &Patch::Apply(&cluster_spec))
+        .patch(
+            &cluster_connection,
+            &PatchParams::apply("e2e-test").force(),
+            &Patch::Apply(&cluster_spec),
+        )
         .await
         .expect("apply ClusterDfnsConnection");
 
@@ -101,23 +148,44 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
         ..RunOptions::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(dfns_operator::controller::run_with(client, setup.config(), options, async move {
-        let _ = stopped.await;
-    }));
+    let operator = tokio::spawn(dfns_operator::controller::run_with(
+        client,
+        setup.config(),
+        options,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
 
     // Create.
     setup.wait_ready::<DfnsConnection>("main").await;
     let conn = json!({ "kind": "DfnsConnection", "name": "main" });
-    setup.apply::<DfnsServiceAccount>("svc", json!({ "connectionRef": conn, "permissionId": role })).await;
+    setup
+        .apply::<DfnsServiceAccount>(
+            "svc",
+            json!({ "connectionRef": conn, "permissionId": role }),
+        )
+        .await;
     let cluster_ref = json!({ "kind": "ClusterDfnsConnection", "name": cluster_connection });
-    setup.apply::<DfnsPersonalAccessToken>("pat", json!({ "connectionRef": cluster_ref, "daysValid": 7 })).await;
+    setup
+        .apply::<DfnsPersonalAccessToken>(
+            "pat",
+            json!({ "connectionRef": cluster_ref, "daysValid": 7 }),
+        )
+        .await;
     let svc = setup.wait_ready::<DfnsServiceAccount>("svc").await;
     setup.wait_ready::<DfnsPersonalAccessToken>("pat").await;
     assert!(setup.secrets().get_opt("svc").await.unwrap().is_some());
     assert!(setup.secrets().get_opt("pat").await.unwrap().is_some());
     let sa_id = svc.status.unwrap().service_account_id.unwrap();
-    let lease = Api::<Lease>::namespaced(setup.kube.clone(), &ns).get(lease_name).await.expect("the Lease exists");
-    assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("rbac-test_1"));
+    let lease = Api::<Lease>::namespaced(setup.kube.clone(), &ns)
+        .get(lease_name)
+        .await
+        .expect("the Lease exists");
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some("rbac-test_1")
+    );
 
     // Update: deactivate, and relabel the Secret.
     setup
@@ -126,36 +194,85 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
             json!({ "connectionRef": conn, "permissionId": role, "active": false, "secret": { "labels": { "team": "payments" } } }),
         )
         .await;
-    setup.wait_condition::<DfnsServiceAccount>("svc", "Ready", "True", Some("Inactive")).await;
+    setup
+        .wait_condition::<DfnsServiceAccount>("svc", "Ready", "True", Some("Inactive"))
+        .await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let secret = setup.secrets().get("svc").await.unwrap();
-        if secret.metadata.labels.as_ref().and_then(|l| l.get("team")).is_some_and(|v| v == "payments") {
+        if secret
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("team"))
+            .is_some_and(|v| v == "payments")
+        {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "Secret labels were not updated");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Secret labels were not updated"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(!setup.emulator.state().service_accounts.iter().find(|s| s.service_account_id == sa_id).unwrap().is_active);
+    assert!(
+        !setup
+            .emulator
+            .state()
+            .service_accounts
+            .iter()
+            .find(|s| s.service_account_id == sa_id)
+            .unwrap()
+            .is_active
+    );
 
     // Delete.
-    setup.api::<DfnsServiceAccount>().delete("svc", &DeleteParams::default()).await.unwrap();
-    setup.api::<DfnsPersonalAccessToken>().delete("pat", &DeleteParams::default()).await.unwrap();
+    setup
+        .api::<DfnsServiceAccount>()
+        .delete("svc", &DeleteParams::default())
+        .await
+        .unwrap();
+    setup
+        .api::<DfnsPersonalAccessToken>()
+        .delete("pat", &DeleteParams::default())
+        .await
+        .unwrap();
     setup.wait_gone::<DfnsServiceAccount>("svc").await;
     setup.wait_gone::<DfnsPersonalAccessToken>("pat").await;
-    setup.wait_gone::<k8s_openapi::api::core::v1::Secret>("svc").await;
+    setup
+        .wait_gone::<k8s_openapi::api::core::v1::Secret>("svc")
+        .await;
 
     // Events were published under the same identity.
-    let events = Api::<Event>::namespaced(setup.kube.clone(), &ns).list(&ListParams::default()).await.unwrap();
+    let events = Api::<Event>::namespaced(setup.kube.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
     assert!(
-        events.items.iter().any(|e| e.reporting_controller.as_deref() == Some("dfns-operator")),
+        events
+            .items
+            .iter()
+            .any(|e| e.reporting_controller.as_deref() == Some("dfns-operator")),
         "no Events from dfns-operator"
     );
-    assert!(metrics.reconcile_count("DfnsServiceAccount") > 0, "metrics counted the reconciles");
+    assert!(
+        metrics.reconcile_count("DfnsServiceAccount") > 0,
+        "metrics counted the reconciles"
+    );
 
     let _ = stop.send(());
-    let result = tokio::time::timeout(Duration::from_secs(30), operator).await.expect("operator stops").unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(30), operator)
+        .await
+        .expect("operator stops")
+        .unwrap();
     assert_eq!(result, Ok(()));
-    let lease = Api::<Lease>::namespaced(setup.kube.clone(), &ns).get(lease_name).await.unwrap();
-    assert_eq!(lease.spec.unwrap().holder_identity, None, "the Lease was handed back on shutdown");
+    let lease = Api::<Lease>::namespaced(setup.kube.clone(), &ns)
+        .get(lease_name)
+        .await
+        .unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity,
+        None,
+        "the Lease was handed back on shutdown"
+    );
 }

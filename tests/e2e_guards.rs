@@ -21,7 +21,11 @@ where
     let body = json!({ "apiVersion": K::api_version(&()), "kind": K::kind(&()), "metadata": { "name": name }, "spec": spec });
     let result = setup
         .api::<K>()
-        .patch(name, &kube::api::PatchParams::apply("e2e-test"), &kube::api::Patch::Apply(&body))
+        .patch(
+            name,
+            &kube::api::PatchParams::apply("e2e-test"),
+            &kube::api::Patch::Apply(&body),
+        )
         .await;
     match result {
         Err(kube::Error::Api(status)) => {
@@ -37,16 +41,39 @@ async fn invalid_specs_are_refused_by_the_api_server_with_a_clear_message() {
     let setup = Setup::new("e2e-admission").await;
     let conn = json!({ "kind": "DfnsConnection", "name": "main" });
 
-    let msg = refused::<DfnsServiceAccount>(&setup, "bad-role", json!({ "connectionRef": conn, "permissionId": "admin" })).await;
+    let msg = refused::<DfnsServiceAccount>(
+        &setup,
+        "bad-role",
+        json!({ "connectionRef": conn, "permissionId": "admin" }),
+    )
+    .await;
     assert!(msg.contains("permissionId"), "{msg}");
     for days in [0, 731] {
-        let msg = refused::<DfnsServiceAccount>(&setup, "bad-days", json!({ "connectionRef": conn, "daysValid": days })).await;
+        let msg = refused::<DfnsServiceAccount>(
+            &setup,
+            "bad-days",
+            json!({ "connectionRef": conn, "daysValid": days }),
+        )
+        .await;
         assert!(msg.contains("daysValid"), "{msg}");
     }
-    let msg = refused::<DfnsPersonalAccessToken>(&setup, "bad-kind", json!({ "connectionRef": { "kind": "Connection", "name": "x" } })).await;
+    let msg = refused::<DfnsPersonalAccessToken>(
+        &setup,
+        "bad-kind",
+        json!({ "connectionRef": { "kind": "Connection", "name": "x" } }),
+    )
+    .await;
     assert!(msg.contains("connectionRef.kind"), "{msg}");
-    let msg = refused::<DfnsPersonalAccessToken>(&setup, "both-validities", json!({ "daysValid": 1, "secondsValid": 60 })).await;
-    assert!(msg.contains("at most one of daysValid and secondsValid"), "{msg}");
+    let msg = refused::<DfnsPersonalAccessToken>(
+        &setup,
+        "both-validities",
+        json!({ "daysValid": 1, "secondsValid": 60 }),
+    )
+    .await;
+    assert!(
+        msg.contains("at most one of daysValid and secondsValid"),
+        "{msg}"
+    );
 
     let both_modes = json!({
         "apiUrl": "https://api.dfns.io",
@@ -54,14 +81,24 @@ async fn invalid_specs_are_refused_by_the_api_server_with_a_clear_message() {
         "auth": { "token": { "secretRef": { "name": "a" } }, "userLogin": { "username": "u", "secretRef": { "name": "b" } } },
     });
     let msg = refused::<DfnsConnection>(&setup, "both", both_modes).await;
-    assert!(msg.contains("exactly one of auth.token or auth.userLogin"), "{msg}");
+    assert!(
+        msg.contains("exactly one of auth.token or auth.userLogin"),
+        "{msg}"
+    );
     let plain_http = json!({ "apiUrl": "http://api.dfns.io", "auth": { "token": { "secretRef": { "name": "a" } } } });
     let msg = refused::<DfnsConnection>(&setup, "insecure", plain_http).await;
     assert!(msg.contains("allowInsecureHttp"), "{msg}");
 
     // Immutable once set.
-    setup.apply::<DfnsServiceAccount>("fixed", json!({ "connectionRef": conn, "daysValid": 30 })).await;
-    let msg = refused::<DfnsServiceAccount>(&setup, "fixed", json!({ "connectionRef": conn, "daysValid": 60 })).await;
+    setup
+        .apply::<DfnsServiceAccount>("fixed", json!({ "connectionRef": conn, "daysValid": 30 }))
+        .await;
+    let msg = refused::<DfnsServiceAccount>(
+        &setup,
+        "fixed",
+        json!({ "connectionRef": conn, "daysValid": 60 }),
+    )
+    .await;
     assert!(msg.contains("daysValid is immutable"), "{msg}");
 }
 
@@ -70,30 +107,81 @@ async fn requests_the_connection_does_not_allow_stall_and_create_nothing_in_dfns
     let mut setup = Setup::new("e2e-guards").await;
     let admin = setup.admin_client();
     let allowed = admin
-        .create_permission(&CreatePermissionRequest { name: "allowed".into(), operations: vec!["Auth:ServiceAccounts:Read".into()] })
+        .create_permission(&CreatePermissionRequest {
+            name: "allowed".into(),
+            operations: vec!["Auth:ServiceAccounts:Read".into()],
+        })
         .await
         .unwrap()
         .id;
     let other = admin
-        .create_permission(&CreatePermissionRequest { name: "other".into(), operations: vec!["Auth:ServiceAccounts:Read".into()] })
+        .create_permission(&CreatePermissionRequest {
+            name: "other".into(),
+            operations: vec!["Auth:ServiceAccounts:Read".into()],
+        })
         .await
         .unwrap()
         .id;
-    setup.admin_connection("main", json!({ "allowedPermissionIds": [allowed] })).await;
+    setup
+        .admin_connection("main", json!({ "allowedPermissionIds": [allowed] }))
+        .await;
     setup.start_operator();
     let conn = json!({ "kind": "DfnsConnection", "name": "main" });
 
-    setup.apply::<DfnsServiceAccount>("wants-other", json!({ "connectionRef": conn, "permissionId": other })).await;
-    let sa = setup.wait_condition::<DfnsServiceAccount>("wants-other", "Stalled", "True", Some("PermissionNotAllowed")).await;
-    let message = &sa.status.unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap().message.clone();
-    assert!(message.contains(&other) && message.contains("allowedPermissionIds"), "{message}");
+    setup
+        .apply::<DfnsServiceAccount>(
+            "wants-other",
+            json!({ "connectionRef": conn, "permissionId": other }),
+        )
+        .await;
+    let sa = setup
+        .wait_condition::<DfnsServiceAccount>(
+            "wants-other",
+            "Stalled",
+            "True",
+            Some("PermissionNotAllowed"),
+        )
+        .await;
+    let message = &sa
+        .status
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        message.contains(&other) && message.contains("allowedPermissionIds"),
+        "{message}"
+    );
 
-    setup.apply::<DfnsPersonalAccessToken>("unscoped", json!({ "connectionRef": conn })).await;
-    setup.wait_condition::<DfnsPersonalAccessToken>("unscoped", "Stalled", "True", Some("UnscopedTokenNotAllowed")).await;
+    setup
+        .apply::<DfnsPersonalAccessToken>("unscoped", json!({ "connectionRef": conn }))
+        .await;
+    setup
+        .wait_condition::<DfnsPersonalAccessToken>(
+            "unscoped",
+            "Stalled",
+            "True",
+            Some("UnscopedTokenNotAllowed"),
+        )
+        .await;
 
     let state = setup.emulator.state();
-    assert!(state.service_accounts.is_empty() && state.pats.is_empty(), "nothing created in Dfns");
-    assert!(setup.secrets().get_opt("wants-other").await.unwrap().is_none(), "no Secret either");
+    assert!(
+        state.service_accounts.is_empty() && state.pats.is_empty(),
+        "nothing created in Dfns"
+    );
+    assert!(
+        setup
+            .secrets()
+            .get_opt("wants-other")
+            .await
+            .unwrap()
+            .is_none(),
+        "no Secret either"
+    );
     setup.stop_operator().await;
 }
 
@@ -103,13 +191,23 @@ async fn a_connection_whose_user_lacks_a_dfns_permission_stalls_naming_the_permi
     // An organization user whose only role cannot create service accounts.
     let role = setup
         .admin_client()
-        .create_permission(&CreatePermissionRequest { name: "reader".into(), operations: vec!["Auth:ServiceAccounts:Read".into()] })
+        .create_permission(&CreatePermissionRequest {
+            name: "reader".into(),
+            operations: vec!["Auth:ServiceAccounts:Read".into()],
+        })
         .await
         .unwrap()
         .id;
-    let (user, key) = operator_support::create_org_user(&setup, "reader@example.com", &[role.clone()]).await;
+    let (user, key) =
+        operator_support::create_org_user(&setup, "reader@example.com", &[role.clone()]).await;
     setup
-        .create_secret("reader-login", &[("DFNS_CRED_ID", user["credId"].as_str().unwrap()), ("DFNS_PRIVATE_KEY", key.private_key_pem.expose())])
+        .create_secret(
+            "reader-login",
+            &[
+                ("DFNS_CRED_ID", user["credId"].as_str().unwrap()),
+                ("DFNS_PRIVATE_KEY", key.private_key_pem.expose()),
+            ],
+        )
         .await;
     setup
         .apply::<DfnsConnection>(
@@ -124,10 +222,28 @@ async fn a_connection_whose_user_lacks_a_dfns_permission_stalls_naming_the_permi
         .await;
     setup.start_operator();
     setup.wait_ready::<DfnsConnection>("reader").await;
-    setup.apply::<DfnsServiceAccount>("app", json!({ "connectionRef": { "kind": "DfnsConnection", "name": "reader" } })).await;
-    let sa = setup.wait_condition::<DfnsServiceAccount>("app", "Stalled", "True", Some("Forbidden")).await;
-    let message = sa.status.unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap().message.clone();
-    assert!(message.contains("Auth:ServiceAccounts:Create"), "the message names the missing permission: {message}");
+    setup
+        .apply::<DfnsServiceAccount>(
+            "app",
+            json!({ "connectionRef": { "kind": "DfnsConnection", "name": "reader" } }),
+        )
+        .await;
+    let sa = setup
+        .wait_condition::<DfnsServiceAccount>("app", "Stalled", "True", Some("Forbidden"))
+        .await;
+    let message = sa
+        .status
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        message.contains("Auth:ServiceAccounts:Create"),
+        "the message names the missing permission: {message}"
+    );
     assert!(setup.emulator.state().service_accounts.is_empty());
     setup.stop_operator().await;
 }

@@ -25,7 +25,11 @@ async fn a_leader_whose_lease_is_taken_stops_and_reports_lost_leadership() {
     lease.renew_deadline = Duration::from_secs(3);
     lease.retry_period = Duration::from_secs(1);
     let metrics = Arc::new(Metrics::new());
-    let options = RunOptions { leader_election: Some(lease), metrics: metrics.clone(), ..RunOptions::default() };
+    let options = RunOptions {
+        leader_election: Some(lease),
+        metrics: metrics.clone(),
+        ..RunOptions::default()
+    };
     let operator = tokio::spawn(dfns_operator::controller::run_with(
         setup.cp.client(),
         setup.config(),
@@ -36,11 +40,18 @@ async fn a_leader_whose_lease_is_taken_stops_and_reports_lost_leadership() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut current = loop {
         if let Some(lease) = leases.get_opt("dfns-operator").await.unwrap()
-            && lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some("replica-a_1")
+            && lease
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.as_deref())
+                == Some("replica-a_1")
         {
             break lease;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never became the leader");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never became the leader"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     while !metrics.encode().contains("dfns_operator_leader 1") {
@@ -52,12 +63,28 @@ async fn a_leader_whose_lease_is_taken_stops_and_reports_lost_leadership() {
     spec.holder_identity = Some("thief".into());
     spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
     spec.lease_duration_seconds = Some(60);
-    leases.replace("dfns-operator", &PostParams::default(), &current).await.expect("take the Lease");
+    leases
+        .replace("dfns-operator", &PostParams::default(), &current)
+        .await
+        .expect("take the Lease");
 
-    let result = tokio::time::timeout(Duration::from_secs(60), operator).await.expect("the operator stops").unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(60), operator)
+        .await
+        .expect("the operator stops")
+        .unwrap();
     let error = result.expect_err("losing leadership is an error, so the process restarts");
     assert!(error.contains("lost leadership"), "{error}");
     assert!(metrics.encode().contains("dfns_operator_leader 0"));
-    let holder = leases.get("dfns-operator").await.unwrap().spec.unwrap().holder_identity;
-    assert_eq!(holder.as_deref(), Some("thief"), "the old leader did not write the Lease back");
+    let holder = leases
+        .get("dfns-operator")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity;
+    assert_eq!(
+        holder.as_deref(),
+        Some("thief"),
+        "the old leader did not write the Lease back"
+    );
 }

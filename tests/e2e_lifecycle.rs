@@ -11,8 +11,8 @@ use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAcc
 use dfns_operator::dfns::CredentialKind;
 use dfns_operator::dfns::types::permission::CreatePermissionRequest;
 use k8s_openapi::api::core::v1::Event;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use operator_support::{Setup, secret_text};
 use serde_json::{Value, json};
 
@@ -26,8 +26,16 @@ fn fast_resync(setup: &mut Setup, secs: u64) {
 }
 
 async fn role(setup: &Setup, name: &str) -> String {
-    let request = CreatePermissionRequest { name: name.into(), operations: vec!["Auth:ServiceAccounts:Read".into()] };
-    setup.admin_client().create_permission(&request).await.unwrap().id
+    let request = CreatePermissionRequest {
+        name: name.into(),
+        operations: vec!["Auth:ServiceAccounts:Read".into()],
+    };
+    setup
+        .admin_client()
+        .create_permission(&request)
+        .await
+        .unwrap()
+        .id
 }
 
 async fn events_of(setup: &Setup, name: &str) -> Vec<(String, String)> {
@@ -44,38 +52,75 @@ async fn events_of(setup: &Setup, name: &str) -> Vec<(String, String)> {
 
 async fn wait_event(setup: &Setup, name: &str, reason: &str) -> String {
     for _ in 0..300 {
-        if let Some((_, note)) = events_of(setup, name).await.into_iter().find(|(r, _)| r == reason) {
+        if let Some((_, note)) = events_of(setup, name)
+            .await
+            .into_iter()
+            .find(|(r, _)| r == reason)
+        {
             return note;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("no {reason} event for {name}: {:?}", events_of(setup, name).await);
+    panic!(
+        "no {reason} event for {name}: {:?}",
+        events_of(setup, name).await
+    );
 }
 
 fn sa_in_dfns(setup: &Setup, id: &str) -> dfns_operator::emulator::ServiceAccountSnapshot {
-    setup.emulator.state().service_accounts.into_iter().find(|s| s.service_account_id == id).expect("in Dfns")
+    setup
+        .emulator
+        .state()
+        .service_accounts
+        .into_iter()
+        .find(|s| s.service_account_id == id)
+        .expect("in Dfns")
 }
 
 #[tokio::test]
 async fn spec_changes_deactivate_activate_rename_and_move_the_role_in_dfns() {
     let mut setup = Setup::new("e2e-spec").await;
     let (first, second) = (role(&setup, "first").await, role(&setup, "second").await);
-    setup.admin_connection("main", json!({ "allowedPermissionIds": [first, second] })).await;
+    setup
+        .admin_connection("main", json!({ "allowedPermissionIds": [first, second] }))
+        .await;
     setup.start_operator();
-    setup.apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN(), "permissionId": first })).await;
+    setup
+        .apply::<DfnsServiceAccount>(
+            "app",
+            json!({ "connectionRef": CONN(), "permissionId": first }),
+        )
+        .await;
     let sa = setup.wait_ready::<DfnsServiceAccount>("app").await;
     let id = sa.status.unwrap().service_account_id.unwrap();
 
-    setup.apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN(), "permissionId": first, "active": false })).await;
-    setup.wait_condition::<DfnsServiceAccount>("app", "Ready", "True", Some("Inactive")).await;
+    setup
+        .apply::<DfnsServiceAccount>(
+            "app",
+            json!({ "connectionRef": CONN(), "permissionId": first, "active": false }),
+        )
+        .await;
+    setup
+        .wait_condition::<DfnsServiceAccount>("app", "Ready", "True", Some("Inactive"))
+        .await;
     assert!(!sa_in_dfns(&setup, &id).is_active);
 
-    setup.apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN(), "permissionId": first, "active": true })).await;
-    setup.wait_condition::<DfnsServiceAccount>("app", "Ready", "True", Some("Ready")).await;
+    setup
+        .apply::<DfnsServiceAccount>(
+            "app",
+            json!({ "connectionRef": CONN(), "permissionId": first, "active": true }),
+        )
+        .await;
+    setup
+        .wait_condition::<DfnsServiceAccount>("app", "Ready", "True", Some("Ready"))
+        .await;
     assert!(sa_in_dfns(&setup, &id).is_active);
 
     setup
-        .apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN(), "permissionId": second, "displayName": "renamed" }))
+        .apply::<DfnsServiceAccount>(
+            "app",
+            json!({ "connectionRef": CONN(), "permissionId": second, "displayName": "renamed" }),
+        )
         .await;
     for _ in 0..300 {
         let dfns = sa_in_dfns(&setup, &id);
@@ -85,12 +130,33 @@ async fn spec_changes_deactivate_activate_rename_and_move_the_role_in_dfns() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let dfns = sa_in_dfns(&setup, &id);
-    assert_eq!((dfns.name.as_str(), dfns.permission_ids.clone()), ("renamed", vec![second.clone()]), "renamed, role moved");
+    assert_eq!(
+        (dfns.name.as_str(), dfns.permission_ids.clone()),
+        ("renamed", vec![second.clone()]),
+        "renamed, role moved"
+    );
     let sa = setup.wait_ready::<DfnsServiceAccount>("app").await;
-    assert_eq!(sa.status.unwrap().assigned_permission_id.as_deref(), Some(second.as_str()));
-    let reasons: Vec<String> = events_of(&setup, "app").await.into_iter().map(|(r, _)| r).collect();
-    for reason in ["Created", "Deactivated", "Activated", "Updated", "PermissionAssigned", "PermissionRevoked"] {
-        assert!(reasons.iter().any(|r| r == reason), "event {reason} in {reasons:?}");
+    assert_eq!(
+        sa.status.unwrap().assigned_permission_id.as_deref(),
+        Some(second.as_str())
+    );
+    let reasons: Vec<String> = events_of(&setup, "app")
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    for reason in [
+        "Created",
+        "Deactivated",
+        "Activated",
+        "Updated",
+        "PermissionAssigned",
+        "PermissionRevoked",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "event {reason} in {reasons:?}"
+        );
     }
     setup.stop_operator().await;
 }
@@ -100,24 +166,62 @@ async fn a_deactivation_made_in_dfns_is_reported_and_only_undone_when_the_user_t
     let mut setup = Setup::new("e2e-oob").await;
     setup.admin_connection("main", json!({})).await;
     fast_resync(&mut setup, 2);
-    setup.apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN() })).await;
-    let id = setup.wait_ready::<DfnsServiceAccount>("app").await.status.unwrap().service_account_id.unwrap();
+    setup
+        .apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN() }))
+        .await;
+    let id = setup
+        .wait_ready::<DfnsServiceAccount>("app")
+        .await
+        .status
+        .unwrap()
+        .service_account_id
+        .unwrap();
 
     // Security staff deactivate it in the dashboard.
-    setup.admin_client().deactivate(CredentialKind::ServiceAccount, &id).await.unwrap();
-    setup.wait_condition::<DfnsServiceAccount>("app", "Ready", "False", Some("DeactivatedInDfns")).await;
+    setup
+        .admin_client()
+        .deactivate(CredentialKind::ServiceAccount, &id)
+        .await
+        .unwrap();
+    setup
+        .wait_condition::<DfnsServiceAccount>("app", "Ready", "False", Some("DeactivatedInDfns"))
+        .await;
     wait_event(&setup, "app", "DeactivatedInDfns").await;
     // Several resyncs later, and after an unrelated spec change, it is still deactivated.
-    setup.apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN(), "displayName": "still-off" })).await;
+    setup
+        .apply::<DfnsServiceAccount>(
+            "app",
+            json!({ "connectionRef": CONN(), "displayName": "still-off" }),
+        )
+        .await;
     tokio::time::sleep(Duration::from_secs(7)).await;
-    assert!(!sa_in_dfns(&setup, &id).is_active, "never silently re-activated");
-    setup.wait_condition::<DfnsServiceAccount>("app", "Ready", "False", Some("DeactivatedInDfns")).await;
+    assert!(
+        !sa_in_dfns(&setup, &id).is_active,
+        "never silently re-activated"
+    );
+    setup
+        .wait_condition::<DfnsServiceAccount>("app", "Ready", "False", Some("DeactivatedInDfns"))
+        .await;
 
     // The user acknowledges (active: false), then asks for it back (active: true).
-    setup.apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN(), "displayName": "still-off", "active": false })).await;
-    setup.wait_condition::<DfnsServiceAccount>("app", "Ready", "True", Some("Inactive")).await;
-    setup.apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN(), "displayName": "still-off", "active": true })).await;
-    setup.wait_condition::<DfnsServiceAccount>("app", "Ready", "True", Some("Ready")).await;
+    setup
+        .apply::<DfnsServiceAccount>(
+            "app",
+            json!({ "connectionRef": CONN(), "displayName": "still-off", "active": false }),
+        )
+        .await;
+    setup
+        .wait_condition::<DfnsServiceAccount>("app", "Ready", "True", Some("Inactive"))
+        .await;
+    setup
+        .apply::<DfnsServiceAccount>(
+            "app",
+            json!({ "connectionRef": CONN(), "displayName": "still-off", "active": true }),
+        )
+        .await;
+    setup
+        .wait_condition::<DfnsServiceAccount>("app", "Ready", "True", Some("Ready"))
+        .await;
     assert!(sa_in_dfns(&setup, &id).is_active);
     setup.stop_operator().await;
 }
@@ -128,22 +232,45 @@ async fn a_lost_credential_is_replaced_and_the_old_one_deactivated() {
     setup.admin_connection("main", json!({})).await;
     fast_resync(&mut setup, 2);
     for name in ["deleted-secret", "stripped-secret", "archived"] {
-        setup.apply::<DfnsServiceAccount>(name, json!({ "connectionRef": CONN() })).await;
+        setup
+            .apply::<DfnsServiceAccount>(name, json!({ "connectionRef": CONN() }))
+            .await;
     }
     let mut old = std::collections::HashMap::new();
     for name in ["deleted-secret", "stripped-secret", "archived"] {
-        old.insert(name, setup.wait_ready::<DfnsServiceAccount>(name).await.status.unwrap().service_account_id.unwrap());
+        old.insert(
+            name,
+            setup
+                .wait_ready::<DfnsServiceAccount>(name)
+                .await
+                .status
+                .unwrap()
+                .service_account_id
+                .unwrap(),
+        );
     }
 
     // The Secret is deleted; its key material is stripped; the account is archived in Dfns.
-    setup.secrets().delete("deleted-secret", &DeleteParams::default()).await.unwrap();
+    setup
+        .secrets()
+        .delete("deleted-secret", &DeleteParams::default())
+        .await
+        .unwrap();
     let strip = json!([{ "op": "remove", "path": "/data/DFNS_PRIVATE_KEY" }]);
     setup
         .secrets()
-        .patch("stripped-secret", &PatchParams::default(), &Patch::<Value>::Json(serde_json::from_value(strip).unwrap()))
+        .patch(
+            "stripped-secret",
+            &PatchParams::default(),
+            &Patch::<Value>::Json(serde_json::from_value(strip).unwrap()),
+        )
         .await
         .unwrap();
-    setup.admin_client().delete(CredentialKind::ServiceAccount, &old["archived"]).await.unwrap();
+    setup
+        .admin_client()
+        .delete(CredentialKind::ServiceAccount, &old["archived"])
+        .await
+        .unwrap();
 
     for name in ["deleted-secret", "stripped-secret", "archived"] {
         wait_event(&setup, name, "CredentialLost").await;
@@ -151,19 +278,43 @@ async fn a_lost_credential_is_replaced_and_the_old_one_deactivated() {
         for _ in 0..300 {
             let sa = setup.api::<DfnsServiceAccount>().get(name).await.unwrap();
             let status = sa.status.clone().unwrap_or_default();
-            let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
-            if ready && status.service_account_id.as_deref().is_some_and(|id| id != old[name]) && status.retiring.is_none() {
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            if ready
+                && status
+                    .service_account_id
+                    .as_deref()
+                    .is_some_and(|id| id != old[name])
+                && status.retiring.is_none()
+            {
                 replaced = status.service_account_id;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let new_id = replaced.unwrap_or_else(|| panic!("{name}: no replacement credential"));
-        assert!(sa_in_dfns(&setup, &new_id).is_active, "{name}: the replacement is active");
-        let previous = setup.emulator.state().service_accounts.into_iter().find(|s| s.service_account_id == old[name]).unwrap();
-        assert!(!previous.is_active, "{name}: the lost credential is deactivated");
+        assert!(
+            sa_in_dfns(&setup, &new_id).is_active,
+            "{name}: the replacement is active"
+        );
+        let previous = setup
+            .emulator
+            .state()
+            .service_accounts
+            .into_iter()
+            .find(|s| s.service_account_id == old[name])
+            .unwrap();
+        assert!(
+            !previous.is_active,
+            "{name}: the lost credential is deactivated"
+        );
         let secret = setup.secrets().get(name).await.unwrap();
-        assert!(secret_text(&secret, "DFNS_PRIVATE_KEY").is_some() && secret_text(&secret, "DFNS_AUTH_TOKEN").is_some());
+        assert!(
+            secret_text(&secret, "DFNS_PRIVATE_KEY").is_some()
+                && secret_text(&secret, "DFNS_AUTH_TOKEN").is_some()
+        );
         assert_eq!(secret.annotations().get("dfns.io/id"), Some(&new_id));
     }
     setup.stop_operator().await;
@@ -173,16 +324,44 @@ async fn a_lost_credential_is_replaced_and_the_old_one_deactivated() {
 async fn rotated_connection_credentials_are_used_without_a_restart() {
     let mut setup = Setup::new("e2e-rotate").await;
     let role = role(&setup, "pat-role").await;
-    setup.admin_connection("main", json!({ "allowedPermissionIds": [role] })).await;
+    setup
+        .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
+        .await;
     setup.start_operator();
-    setup.apply::<DfnsPersonalAccessToken>("before", json!({ "connectionRef": CONN(), "permissionId": role })).await;
-    let before = setup.wait_ready::<DfnsPersonalAccessToken>("before").await.status.unwrap();
+    setup
+        .apply::<DfnsPersonalAccessToken>(
+            "before",
+            json!({ "connectionRef": CONN(), "permissionId": role }),
+        )
+        .await;
+    let before = setup
+        .wait_ready::<DfnsPersonalAccessToken>("before")
+        .await
+        .status
+        .unwrap();
 
     // A second organization user with every permission takes over: the Secret is rotated in place.
-    let admin_role = setup.emulator.state().permissions.into_iter().find(|p| p.name == "DfnsFullAdminAccess").unwrap().id;
-    let (user, key) = operator_support::create_org_user(&setup, "rotated@example.com", &[admin_role.clone()]).await;
+    let admin_role = setup
+        .emulator
+        .state()
+        .permissions
+        .into_iter()
+        .find(|p| p.name == "DfnsFullAdminAccess")
+        .unwrap()
+        .id;
+    let (user, key) =
+        operator_support::create_org_user(&setup, "rotated@example.com", &[admin_role.clone()])
+            .await;
     let secret = json!({ "stringData": { "DFNS_CRED_ID": user["credId"], "DFNS_PRIVATE_KEY": key.private_key_pem.expose() } });
-    setup.secrets().patch("main-login", &PatchParams::default(), &Patch::Merge(&secret)).await.unwrap();
+    setup
+        .secrets()
+        .patch(
+            "main-login",
+            &PatchParams::default(),
+            &Patch::Merge(&secret),
+        )
+        .await
+        .unwrap();
     setup
         .api::<DfnsConnection>()
         .patch(
@@ -200,9 +379,22 @@ async fn rotated_connection_credentials_are_used_without_a_restart() {
         .await
         .unwrap();
 
-    setup.apply::<DfnsPersonalAccessToken>("after", json!({ "connectionRef": CONN(), "permissionId": role })).await;
-    let after = setup.wait_ready::<DfnsPersonalAccessToken>("after").await.status.unwrap();
-    assert_eq!(after.linked_user_id.as_deref(), user["userId"].as_str(), "the new PAT belongs to the rotated-in user");
+    setup
+        .apply::<DfnsPersonalAccessToken>(
+            "after",
+            json!({ "connectionRef": CONN(), "permissionId": role }),
+        )
+        .await;
+    let after = setup
+        .wait_ready::<DfnsPersonalAccessToken>("after")
+        .await
+        .status
+        .unwrap();
+    assert_eq!(
+        after.linked_user_id.as_deref(),
+        user["userId"].as_str(),
+        "the new PAT belongs to the rotated-in user"
+    );
     assert_ne!(after.linked_user_id, before.linked_user_id);
     setup.stop_operator().await;
 }
@@ -212,19 +404,57 @@ async fn deletion_with_a_broken_connection_waits_and_skip_cleanup_releases_it() 
     let mut setup = Setup::new("e2e-blocked").await;
     setup.admin_connection("main", json!({})).await;
     setup.start_operator();
-    setup.apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN() })).await;
-    let id = setup.wait_ready::<DfnsServiceAccount>("app").await.status.unwrap().service_account_id.unwrap();
+    setup
+        .apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN() }))
+        .await;
+    let id = setup
+        .wait_ready::<DfnsServiceAccount>("app")
+        .await
+        .status
+        .unwrap()
+        .service_account_id
+        .unwrap();
 
-    setup.api::<DfnsConnection>().delete("main", &DeleteParams::default()).await.unwrap();
-    setup.api::<DfnsServiceAccount>().delete("app", &DeleteParams::default()).await.unwrap();
-    let sa = setup.wait_condition::<DfnsServiceAccount>("app", "Ready", "False", Some("CleanupBlocked")).await;
-    let message = sa.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Ready").unwrap().message;
-    assert!(message.contains("dfns.io/skip-cleanup"), "says how to proceed: {message}");
-    assert!(sa_in_dfns(&setup, &id).is_active, "nothing happened in Dfns");
+    setup
+        .api::<DfnsConnection>()
+        .delete("main", &DeleteParams::default())
+        .await
+        .unwrap();
+    setup
+        .api::<DfnsServiceAccount>()
+        .delete("app", &DeleteParams::default())
+        .await
+        .unwrap();
+    let sa = setup
+        .wait_condition::<DfnsServiceAccount>("app", "Ready", "False", Some("CleanupBlocked"))
+        .await;
+    let message = sa
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains("dfns.io/skip-cleanup"),
+        "says how to proceed: {message}"
+    );
+    assert!(
+        sa_in_dfns(&setup, &id).is_active,
+        "nothing happened in Dfns"
+    );
 
     let annotate = json!({ "metadata": { "annotations": { "dfns.io/skip-cleanup": "true" } } });
-    setup.api::<DfnsServiceAccount>().patch("app", &PatchParams::default(), &Patch::Merge(&annotate)).await.unwrap();
+    setup
+        .api::<DfnsServiceAccount>()
+        .patch("app", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await
+        .unwrap();
     setup.wait_gone::<DfnsServiceAccount>("app").await;
-    assert!(sa_in_dfns(&setup, &id).is_active, "released without touching Dfns");
+    assert!(
+        sa_in_dfns(&setup, &id).is_active,
+        "released without touching Dfns"
+    );
     setup.stop_operator().await;
 }

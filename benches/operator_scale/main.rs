@@ -46,14 +46,21 @@ async fn main() {
         std::process::exit(1);
     }
 
-    let mut results = Results { quick: params.quick, saved: false };
+    let mut results = Results {
+        quick: params.quick,
+        saved: false,
+    };
     if let Err(e) = run(cp, &params, &mut results).await {
         eprintln!("bench: {e}");
         std::process::exit(1);
     }
     if results.saved {
-        let table = std::fs::read_to_string(fleet::bench_dir().join("results.md")).unwrap_or_default();
-        println!("{table}\nresults: {}", fleet::bench_dir().join("results.json").display());
+        let table =
+            std::fs::read_to_string(fleet::bench_dir().join("results.md")).unwrap_or_default();
+        println!(
+            "{table}\nresults: {}",
+            fleet::bench_dir().join("results.json").display()
+        );
     }
 }
 
@@ -70,9 +77,16 @@ impl Results {
         let all = report::merge(&path, &[(scenario.key(), section)], self.quick);
         std::fs::write(&path, serde_json::to_string_pretty(&all).expect("JSON"))
             .expect("write results.json");
-        std::fs::write(fleet::bench_dir().join("results.md"), report::markdown(&all))
-            .expect("write results.md");
-        eprintln!("bench: {} results saved to {}", scenario.key(), path.display());
+        std::fs::write(
+            fleet::bench_dir().join("results.md"),
+            report::markdown(&all),
+        )
+        .expect("write results.md");
+        eprintln!(
+            "bench: {} results saved to {}",
+            scenario.key(),
+            path.display()
+        );
         self.saved = true;
     }
 }

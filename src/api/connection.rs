@@ -101,7 +101,9 @@ fn default_requests_per_minute() -> u32 {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        Self { requests_per_minute: default_requests_per_minute() }
+        Self {
+            requests_per_minute: default_requests_per_minute(),
+        }
     }
 }
 
@@ -118,10 +120,22 @@ impl Default for RateLimit {
     shortname = "dfnsconn",
     category = "dfns",
     doc = "Where and as whom to call the Dfns API, for resources in this namespace.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "API", type_ = "string", json_path = ".spec.apiUrl"),
-    printcolumn(name = "Identity", type_ = "string", json_path = ".status.identity.userId"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Identity",
+        type_ = "string",
+        json_path = ".status.identity.userId"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 pub struct DfnsConnectionSpec {
     #[serde(flatten)]
@@ -140,10 +154,22 @@ pub struct DfnsConnectionSpec {
     shortname = "cdfnsconn",
     category = "dfns",
     doc = "Where and as whom to call the Dfns API, shared by the namespaces it selects.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "API", type_ = "string", json_path = ".spec.apiUrl"),
-    printcolumn(name = "Identity", type_ = "string", json_path = ".status.identity.userId"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Identity",
+        type_ = "string",
+        json_path = ".status.identity.userId"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterDfnsConnectionSpec {

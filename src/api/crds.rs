@@ -6,13 +6,23 @@ use kube::CustomResourceExt;
 use super::{ClusterDfnsConnection, DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
 
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![DfnsConnection::crd(), ClusterDfnsConnection::crd(), DfnsServiceAccount::crd(), DfnsPersonalAccessToken::crd()]
+    vec![
+        DfnsConnection::crd(),
+        ClusterDfnsConnection::crd(),
+        DfnsServiceAccount::crd(),
+        DfnsPersonalAccessToken::crd(),
+    ]
 }
 
 /// All CRDs as one multi-document YAML stream.
 pub fn crds_yaml() -> String {
     all_crds()
         .iter()
-        .map(|crd| format!("---\n{}", serde_yaml_ng::to_string(crd).expect("CRD serialises to YAML")))
+        .map(|crd| {
+            format!(
+                "---\n{}",
+                serde_yaml_ng::to_string(crd).expect("CRD serialises to YAML")
+            )
+        })
         .collect()
 }

@@ -29,7 +29,10 @@ pub struct ConnectionRef {
 
 impl Default for ConnectionRef {
     fn default() -> Self {
-        Self { kind: ConnectionKind::ClusterDfnsConnection, name: super::DEFAULT_CLUSTER_CONNECTION.into() }
+        Self {
+            kind: ConnectionKind::ClusterDfnsConnection,
+            name: super::DEFAULT_CLUSTER_CONNECTION.into(),
+        }
     }
 }
 
@@ -80,7 +83,10 @@ pub struct CredentialSpec {
     pub display_name: Option<String>,
     /// Role (`pm-…`) assigned to the credential; changing it assigns the new role and revokes the old.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^pm-[a-z0-9]+(-[a-z0-9]+)*$"), length(min = 4, max = 64))]
+    #[schemars(
+        regex(pattern = r"^pm-[a-z0-9]+(-[a-z0-9]+)*$"),
+        length(min = 4, max = 64)
+    )]
     pub permission_id: Option<String>,
     /// Validity of the token in days, 1 to 730. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,11 +117,23 @@ fn default_active() -> bool {
     shortname = "dfnssa",
     category = "dfns",
     doc = "A Dfns service account whose token and key are kept in a Secret.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Active", type_ = "boolean", json_path = ".status.active"),
-    printcolumn(name = "Dfns ID", type_ = "string", json_path = ".status.serviceAccountId"),
+    printcolumn(
+        name = "Dfns ID",
+        type_ = "string",
+        json_path = ".status.serviceAccountId"
+    ),
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 pub struct DfnsServiceAccountSpec {
     #[serde(flatten)]
@@ -134,11 +152,19 @@ pub struct DfnsServiceAccountSpec {
     shortname = "dfnspat",
     category = "dfns",
     doc = "A Dfns personal access token of the connection's user, kept in a Secret.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Active", type_ = "boolean", json_path = ".status.active"),
     printcolumn(name = "Dfns ID", type_ = "string", json_path = ".status.tokenId"),
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(

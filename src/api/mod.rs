@@ -5,20 +5,21 @@
 
 mod conditions;
 mod connection;
-mod credential;
 mod crds;
+mod credential;
 
 pub use conditions::{ConditionReason, ConditionType};
 pub use connection::{
-    ClusterDfnsConnection, ClusterDfnsConnectionSpec, ConnectionAuth, ConnectionIdentity, ConnectionSpec,
-    ConnectionStatus, DfnsConnection, DfnsConnectionSpec, RateLimit, SecretRef, TokenAuth, UserLoginAuth,
-};
-pub use credential::{
-    ConnectionKind, ConnectionRef, CredentialSpec, CredentialStatus, DeletionPolicy, DfnsPersonalAccessToken,
-    DfnsPersonalAccessTokenSpec, DfnsServiceAccount, DfnsServiceAccountSpec, PendingCreate, RetiringCredential,
-    SecretTemplate,
+    ClusterDfnsConnection, ClusterDfnsConnectionSpec, ConnectionAuth, ConnectionIdentity,
+    ConnectionSpec, ConnectionStatus, DfnsConnection, DfnsConnectionSpec, RateLimit, SecretRef,
+    TokenAuth, UserLoginAuth,
 };
 pub use crds::{all_crds, crds_yaml};
+pub use credential::{
+    ConnectionKind, ConnectionRef, CredentialSpec, CredentialStatus, DeletionPolicy,
+    DfnsPersonalAccessToken, DfnsPersonalAccessTokenSpec, DfnsServiceAccount,
+    DfnsServiceAccountSpec, PendingCreate, RetiringCredential, SecretTemplate,
+};
 
 /// API group of every resource of this operator.
 pub const GROUP: &str = "dfns.io";

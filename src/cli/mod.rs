@@ -5,7 +5,11 @@ pub mod run;
 pub mod verify;
 
 #[derive(Debug, Parser)]
-#[command(name = "dfns-operator", version, about = "Dfns API credentials as Kubernetes objects")]
+#[command(
+    name = "dfns-operator",
+    version,
+    about = "Dfns API credentials as Kubernetes objects"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -46,10 +46,17 @@ pub struct LeaderElectionArgs {
     #[arg(long = "leader-election", env = "DFNS_OPERATOR_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub enabled: bool,
     /// Name of the Lease.
-    #[arg(long = "leader-election-lease-name", env = "DFNS_OPERATOR_LEASE_NAME", default_value = "dfns-operator")]
+    #[arg(
+        long = "leader-election-lease-name",
+        env = "DFNS_OPERATOR_LEASE_NAME",
+        default_value = "dfns-operator"
+    )]
     pub lease_name: String,
     /// Namespace of the Lease (default: --namespace).
-    #[arg(long = "leader-election-namespace", env = "DFNS_OPERATOR_LEASE_NAMESPACE")]
+    #[arg(
+        long = "leader-election-namespace",
+        env = "DFNS_OPERATOR_LEASE_NAMESPACE"
+    )]
     pub lease_namespace: Option<String>,
     /// How long a standby waits after the leader's last renewal before taking over.
     #[arg(long = "leader-election-lease-duration", env = "DFNS_OPERATOR_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
@@ -65,7 +72,10 @@ pub struct LeaderElectionArgs {
 impl LeaderElectionArgs {
     fn lease(&self, operator_namespace: &str) -> Option<LeaseConfig> {
         self.enabled.then(|| LeaseConfig {
-            namespace: self.lease_namespace.clone().unwrap_or_else(|| operator_namespace.to_owned()),
+            namespace: self
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| operator_namespace.to_owned()),
             name: self.lease_name.clone(),
             identity: default_identity(),
             lease_duration: self.lease_duration,
@@ -84,8 +94,13 @@ pub enum LogFormat {
 /// Parses `90s`, `10m`, `1h` or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 1h"))?;
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 1h"))?;
     let seconds = match unit {
         "" | "s" => value,
         "m" => value * 60,
@@ -99,9 +114,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn,reqwest=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn,reqwest=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -149,7 +167,11 @@ pub async fn run(args: RunArgs) -> i32 {
         leader_election = ?leader_election.as_ref().map(|l| format!("{}/{} as {}", l.namespace, l.name, l.identity)),
         "starting dfns-operator"
     );
-    let options = RunOptions { leader_election, metrics, health };
+    let options = RunOptions {
+        leader_election,
+        metrics,
+        health,
+    };
     let result = crate::controller::run_with(kube, config, options, shutdown_signal()).await;
     // The probes answer until the controllers have stopped and the Lease is released.
     if let Some((stop_server, server)) = server {
@@ -177,12 +199,21 @@ type ServerHandle = (
     tokio::task::JoinHandle<Result<(), crate::telemetry::ServerError>>,
 );
 
-async fn start_server(address: SocketAddr, metrics: &Arc<Metrics>, health: &Arc<Health>) -> Result<ServerHandle, crate::telemetry::ServerError> {
+async fn start_server(
+    address: SocketAddr,
+    metrics: &Arc<Metrics>,
+    health: &Arc<Health>,
+) -> Result<ServerHandle, crate::telemetry::ServerError> {
     let listener = crate::telemetry::server::bind(address).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::telemetry::serve(listener, metrics.clone(), health.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(crate::telemetry::serve(
+        listener,
+        metrics.clone(),
+        health.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Ok((stop, server))
 }
 
@@ -192,19 +223,28 @@ pub async fn kube_client(path: Option<&std::path::Path>) -> Result<kube::Client,
 }
 
 /// Like [`kube_client`], counting writes in `metrics` when given.
-pub async fn kube_client_with(path: Option<&std::path::Path>, metrics: Option<&Arc<Metrics>>) -> Result<kube::Client, String> {
+pub async fn kube_client_with(
+    path: Option<&std::path::Path>,
+    metrics: Option<&Arc<Metrics>>,
+) -> Result<kube::Client, String> {
     let config = match path {
         Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("{}: {e}", path.display()))?
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?
         }
         None => kube::Config::infer().await.map_err(|e| e.to_string())?,
     };
     let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| e.to_string())?;
     Ok(match metrics {
-        Some(metrics) => builder.with_layer(&KubeWriteCounterLayer::new(metrics.clone())).build(),
+        Some(metrics) => builder
+            .with_layer(&KubeWriteCounterLayer::new(metrics.clone()))
+            .build(),
         None => builder.build(),
     })
 }
@@ -214,7 +254,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

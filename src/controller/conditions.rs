@@ -10,14 +10,26 @@ use crate::api::{ConditionReason, ConditionType};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Health {
     /// Desired state reached.
-    Ready { reason: ConditionReason, message: String },
+    Ready {
+        reason: ConditionReason,
+        message: String,
+    },
     /// Work under way (creating, waiting for the connection, retrying after an error).
-    Progressing { reason: ConditionReason, message: String },
+    Progressing {
+        reason: ConditionReason,
+        message: String,
+    },
     /// Not ready, and no progress is possible without a person (kstatus: Failed).
-    Stalled { reason: ConditionReason, message: String },
+    Stalled {
+        reason: ConditionReason,
+        message: String,
+    },
     /// Not ready and not expected to change on its own, but not an error of the spec either,
     /// e.g. deactivated in Dfns by someone else.
-    NotReady { reason: ConditionReason, message: String },
+    NotReady {
+        reason: ConditionReason,
+        message: String,
+    },
 }
 
 impl Health {
@@ -32,7 +44,12 @@ impl Health {
 }
 
 /// The conditions that `health` implies, keeping transition times of unchanged statuses.
-pub fn conditions_for(health: &Health, generation: i64, previous: &[Condition], now: Time) -> Vec<Condition> {
+pub fn conditions_for(
+    health: &Health,
+    generation: i64,
+    previous: &[Condition],
+    now: Time,
+) -> Vec<Condition> {
     let (ready, reconciling, stalled, reason, message) = match health {
         Health::Ready { reason, message } => ("True", "False", "False", reason, message),
         Health::Progressing { reason, message } => ("False", "True", "False", reason, message),
@@ -41,7 +58,11 @@ pub fn conditions_for(health: &Health, generation: i64, previous: &[Condition], 
     };
     let make = |kind: ConditionType, status: &str| {
         // A False abnormal condition carries the overall reason and no message.
-        let message = if status == "True" || kind == ConditionType::Ready { message.clone() } else { String::new() };
+        let message = if status == "True" || kind == ConditionType::Ready {
+            message.clone()
+        } else {
+            String::new()
+        };
         let reason = reason.as_str().to_string();
         let last_transition_time = previous
             .iter()
@@ -79,28 +100,68 @@ mod tests {
 
     #[test]
     fn ready_sets_ready_true_and_clears_the_abnormal_conditions() {
-        let c = conditions_for(&Health::Ready { reason: ConditionReason::Ready, message: "ok".into() }, 3, &[], t(10));
+        let c = conditions_for(
+            &Health::Ready {
+                reason: ConditionReason::Ready,
+                message: "ok".into(),
+            },
+            3,
+            &[],
+            t(10),
+        );
         let ready = find(&c, ConditionType::Ready).unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str(), ready.observed_generation), ("True", "Ready", Some(3)));
+        assert_eq!(
+            (
+                ready.status.as_str(),
+                ready.reason.as_str(),
+                ready.observed_generation
+            ),
+            ("True", "Ready", Some(3))
+        );
         assert_eq!(find(&c, ConditionType::Stalled).unwrap().status, "False");
-        assert_eq!(find(&c, ConditionType::Reconciling).unwrap().status, "False");
+        assert_eq!(
+            find(&c, ConditionType::Reconciling).unwrap().status,
+            "False"
+        );
     }
 
     #[test]
     fn transition_time_changes_only_when_the_status_changes() {
-        let ready = Health::Ready { reason: ConditionReason::Ready, message: "ok".into() };
+        let ready = Health::Ready {
+            reason: ConditionReason::Ready,
+            message: "ok".into(),
+        };
         let first = conditions_for(&ready, 1, &[], t(10));
         let again = conditions_for(&ready, 2, &first, t(20));
-        assert_eq!(find(&again, ConditionType::Ready).unwrap().last_transition_time, t(10));
-        let stalled = Health::Stalled { reason: ConditionReason::SecretConflict, message: "x".into() };
+        assert_eq!(
+            find(&again, ConditionType::Ready)
+                .unwrap()
+                .last_transition_time,
+            t(10)
+        );
+        let stalled = Health::Stalled {
+            reason: ConditionReason::SecretConflict,
+            message: "x".into(),
+        };
         let after = conditions_for(&stalled, 2, &again, t(30));
-        assert_eq!(find(&after, ConditionType::Ready).unwrap().last_transition_time, t(30));
-        assert_eq!(find(&after, ConditionType::Stalled).unwrap().reason, "SecretConflict");
+        assert_eq!(
+            find(&after, ConditionType::Ready)
+                .unwrap()
+                .last_transition_time,
+            t(30)
+        );
+        assert_eq!(
+            find(&after, ConditionType::Stalled).unwrap().reason,
+            "SecretConflict"
+        );
     }
 
     #[test]
     fn an_unchanged_health_yields_identical_conditions() {
-        let h = Health::Progressing { reason: ConditionReason::Creating, message: "m".into() };
+        let h = Health::Progressing {
+            reason: ConditionReason::Creating,
+            message: "m".into(),
+        };
         let first = conditions_for(&h, 1, &[], t(10));
         assert_eq!(conditions_for(&h, 1, &first, t(99)), first);
     }

@@ -16,11 +16,20 @@ use super::conditions::{Health, conditions_for};
 use super::connections::ConnectionObject;
 use super::context::Context;
 use super::error::Error;
-use crate::api::{ClusterDfnsConnection, ConditionReason, ConnectionIdentity, ConnectionStatus, DfnsConnection};
+use crate::api::{
+    ClusterDfnsConnection, ConditionReason, ConnectionIdentity, ConnectionStatus, DfnsConnection,
+};
 use crate::dfns::TokenClaims;
 
 pub trait ConnectionResource:
-    Resource<DynamicType = ()> + Clone + std::fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+    Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
 {
     fn object(&self) -> ConnectionObject;
     fn api(client: kube::Client, obj: &Self) -> Api<Self>;
@@ -50,7 +59,10 @@ const _: fn() = || {
     cluster_scoped::<ClusterDfnsConnection>();
 };
 
-pub async fn reconcile<C: ConnectionResource>(obj: Arc<C>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile<C: ConnectionResource>(
+    obj: Arc<C>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let connection = obj.object();
     let checked: Result<TokenClaims, Error> = async {
         let handle = ctx.connections.client_for(&connection).await?;
@@ -74,13 +86,23 @@ pub async fn reconcile<C: ConnectionResource>(obj: Arc<C>, ctx: Arc<Context>) ->
     let generation = obj.meta().generation.unwrap_or_default();
     let status = ConnectionStatus {
         observed_generation: Some(generation),
-        conditions: conditions_for(&health, generation, &previous.conditions, jiff::Timestamp::now().into()),
+        conditions: conditions_for(
+            &health,
+            generation,
+            &previous.conditions,
+            jiff::Timestamp::now().into(),
+        ),
         identity,
     };
     if status != previous {
-        let patch = json!({ "apiVersion": C::api_version(&()), "kind": C::kind(&()), "status": status });
+        let patch =
+            json!({ "apiVersion": C::api_version(&()), "kind": C::kind(&()), "status": status });
         C::api(ctx.kube.clone(), &obj)
-            .patch_status(&obj.name_any(), &PatchParams::apply("dfns-operator").force(), &Patch::Apply(&patch))
+            .patch_status(
+                &obj.name_any(),
+                &PatchParams::apply("dfns-operator").force(),
+                &Patch::Apply(&patch),
+            )
             .await?;
     }
     match checked {
@@ -92,7 +114,11 @@ pub async fn reconcile<C: ConnectionResource>(obj: Arc<C>, ctx: Arc<Context>) ->
     }
 }
 
-pub fn error_policy<C: ConnectionResource>(obj: Arc<C>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy<C: ConnectionResource>(
+    obj: Arc<C>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     let delay = ctx.failure_delay(&ObjectRef::from_obj(&*obj));
     tracing::warn!(kind = C::kind(&()).as_ref(), name = obj.name_any(), category = error.category(), %error, "connection check failed");
     Action::requeue(error.retry_after().map_or(delay, |after| after.max(delay)))

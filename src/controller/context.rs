@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use k8s_openapi::api::core::v1::ObjectReference;
 use rand::RngExt;
 
 use super::connections::ConnectionRegistry;
@@ -37,7 +37,10 @@ pub struct Context {
 
 impl Context {
     pub fn new(kube: Client, config: ControllerConfig) -> Self {
-        let reporter = Reporter { controller: "dfns-operator".into(), instance: std::env::var("POD_NAME").ok() };
+        let reporter = Reporter {
+            controller: "dfns-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
         Self {
             connections: ConnectionRegistry::new(kube.clone(), config.operator_namespace.clone()),
             inventory: Inventory::new(config.resync_interval),
@@ -50,8 +53,20 @@ impl Context {
 
     /// Publishes an Event; the recorder folds repeats into a series. Failing to publish is
     /// logged, never fatal. Notes carry ids and reasons only, never secrets.
-    pub async fn publish(&self, reference: &ObjectReference, type_: EventType, reason: &str, note: String) {
-        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+    pub async fn publish(
+        &self,
+        reference: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
         if let Err(error) = self.recorder.publish(&event, reference).await {
             tracing::warn!(%error, reason, "could not publish event");
         }
@@ -78,11 +93,18 @@ impl Context {
     where
         K::DynamicType: Eq + std::hash::Hash + Clone,
     {
-        self.failures.lock().expect("failures lock").remove(&object.to_string());
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .remove(&object.to_string());
     }
 }
 
 fn jitter(base: Duration) -> Duration {
     let spread = base.as_millis() as u64 / 10;
-    base + Duration::from_millis(if spread == 0 { 0 } else { rand::rng().random_range(0..=spread) })
+    base + Duration::from_millis(if spread == 0 {
+        0
+    } else {
+        rand::rng().random_range(0..=spread)
+    })
 }

@@ -73,13 +73,17 @@ impl Error {
                 ErrorCategory::Forbidden => ConditionReason::Forbidden,
                 ErrorCategory::RateLimited { .. } => ConditionReason::RateLimited,
                 ErrorCategory::PendingApproval => ConditionReason::PendingApproval,
-                ErrorCategory::InvalidRequest | ErrorCategory::Conflict => ConditionReason::InvalidSpec,
+                ErrorCategory::InvalidRequest | ErrorCategory::Conflict => {
+                    ConditionReason::InvalidSpec
+                }
                 ErrorCategory::Misconfigured => ConditionReason::ConnectionNotReady,
                 _ => ConditionReason::DfnsUnavailable,
             },
             Self::Connection(_) => ConditionReason::ConnectionNotReady,
             Self::Invalid(_) => ConditionReason::InvalidSpec,
-            Self::Kube(kube::Error::Api(status)) if status.code == 403 => ConditionReason::Forbidden,
+            Self::Kube(kube::Error::Api(status)) if status.code == 403 => {
+                ConditionReason::Forbidden
+            }
             Self::Kube(_) | Self::Finalizer(_) => ConditionReason::Progressing,
         };
         if self.needs_a_person() {

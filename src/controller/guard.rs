@@ -28,7 +28,11 @@ pub struct Request<'a> {
     pub needs_create: bool,
 }
 
-pub fn judge(connection: Option<&ConnectionFacts<'_>>, missing_display: &str, request: &Request<'_>) -> Guard {
+pub fn judge(
+    connection: Option<&ConnectionFacts<'_>>,
+    missing_display: &str,
+    request: &Request<'_>,
+) -> Guard {
     let Some(connection) = connection else {
         return Guard::ConnectionUnavailable {
             reason: ConditionReason::ConnectionNotFound,
@@ -40,11 +44,18 @@ pub fn judge(connection: Option<&ConnectionFacts<'_>>, missing_display: &str, re
     {
         return Guard::Refused {
             reason: ConditionReason::ConnectionNotAllowed,
-            message: format!("{} does not allow this namespace (spec.namespaceSelector)", connection.display),
+            message: format!(
+                "{} does not allow this namespace (spec.namespaceSelector)",
+                connection.display
+            ),
         };
     }
     if let Some(permission) = request.permission_id
-        && !connection.spec.allowed_permission_ids.iter().any(|p| p == permission)
+        && !connection
+            .spec
+            .allowed_permission_ids
+            .iter()
+            .any(|p| p == permission)
     {
         return Guard::Refused {
             reason: ConditionReason::PermissionNotAllowed,
@@ -54,7 +65,10 @@ pub fn judge(connection: Option<&ConnectionFacts<'_>>, missing_display: &str, re
             ),
         };
     }
-    if request.is_pat && request.permission_id.is_none() && connection.spec.allow_unscoped_tokens != Some(true) {
+    if request.is_pat
+        && request.permission_id.is_none()
+        && connection.spec.allow_unscoped_tokens != Some(true)
+    {
         return Guard::Refused {
             reason: ConditionReason::UnscopedTokenNotAllowed,
             message: format!(
@@ -64,13 +78,18 @@ pub fn judge(connection: Option<&ConnectionFacts<'_>>, missing_display: &str, re
             ),
         };
     }
-    let ready = connection
-        .status
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == ConditionType::Ready.as_str()));
+    let ready = connection.status.and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::Ready.as_str())
+    });
     match ready {
         Some(c) if c.status == "True" => {}
         other => {
-            let why = other.map(|c| c.message.as_str()).filter(|m| !m.is_empty()).unwrap_or("not checked yet");
+            let why = other
+                .map(|c| c.message.as_str())
+                .filter(|m| !m.is_empty())
+                .unwrap_or("not checked yet");
             return Guard::ConnectionUnavailable {
                 reason: ConditionReason::ConnectionNotReady,
                 message: format!("{} is not ready: {why}", connection.display),
@@ -78,7 +97,10 @@ pub fn judge(connection: Option<&ConnectionFacts<'_>>, missing_display: &str, re
         }
     }
     if request.needs_create {
-        let kind = connection.status.and_then(|s| s.identity.as_ref()).map(|i| i.kind.as_str());
+        let kind = connection
+            .status
+            .and_then(|s| s.identity.as_ref())
+            .map(|i| i.kind.as_str());
         if let Some(kind) = kind.filter(|k| *k != "User") {
             return Guard::Refused {
                 reason: ConditionReason::Forbidden,
@@ -95,7 +117,11 @@ pub fn judge(connection: Option<&ConnectionFacts<'_>>, missing_display: &str, re
 
 /// Kubernetes label selector semantics; an empty selector matches everything.
 pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_ok = selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
+    let labels_ok = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
     let expressions_ok = selector.match_expressions.iter().flatten().all(|e| {
         let value = labels.get(&e.key);
         let values = e.values.as_deref().unwrap_or_default();

@@ -25,11 +25,23 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn new(max_age: Duration) -> Self {
-        Self { max_age, listings: Mutex::default() }
+        Self {
+            max_age,
+            listings: Mutex::default(),
+        }
     }
 
-    fn listing(&self, key: &ConnectionKey, kind: CredentialKind) -> Arc<tokio::sync::Mutex<Listing>> {
-        self.listings.lock().expect("inventory lock").entry((key.clone(), kind)).or_default().clone()
+    fn listing(
+        &self,
+        key: &ConnectionKey,
+        kind: CredentialKind,
+    ) -> Arc<tokio::sync::Mutex<Listing>> {
+        self.listings
+            .lock()
+            .expect("inventory lock")
+            .entry((key.clone(), kind))
+            .or_default()
+            .clone()
     }
 
     /// The recorded credential as Dfns shows it, or `None` when it is archived or gone. Served from
@@ -45,7 +57,10 @@ impl Inventory {
         {
             // Held across the list call, so concurrent reconciles wait for one list, not many.
             let mut listing = listing.lock().await;
-            if listing.fetched_at.is_none_or(|at| at.elapsed() >= self.max_age) {
+            if listing
+                .fetched_at
+                .is_none_or(|at| at.elapsed() >= self.max_age)
+            {
                 let items = connection.client.list(kind).await?;
                 listing.items = items.into_iter().map(|c| (c.id.clone(), c)).collect();
                 listing.fetched_at = Some(Instant::now());
@@ -86,7 +101,11 @@ impl Inventory {
     /// Record what a write returned, so the next reads need no list call.
     pub async fn remember(&self, key: &ConnectionKey, credential: DfnsCredential) {
         let listing = self.listing(key, credential.kind);
-        listing.lock().await.items.insert(credential.id.clone(), credential);
+        listing
+            .lock()
+            .await
+            .items
+            .insert(credential.id.clone(), credential);
     }
 
     /// Record that a credential was archived.

@@ -34,7 +34,11 @@ pub struct LeaseConfig {
 
 impl LeaseConfig {
     /// client-go's defaults: 15 s lease, 10 s renew deadline, 2 s retry period.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>, identity: impl Into<String>) -> Self {
+    pub fn new(
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+        identity: impl Into<String>,
+    ) -> Self {
         Self {
             namespace: namespace.into(),
             name: name.into(),
@@ -72,7 +76,11 @@ pub fn default_identity() -> String {
     let host = std::env::var("POD_NAME")
         .ok()
         .filter(|name| !name.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|name| !name.is_empty()))
+        .or_else(|| {
+            std::env::var("HOSTNAME")
+                .ok()
+                .filter(|name| !name.is_empty())
+        })
         .unwrap_or_else(|| "dfns-operator".into());
     format!("{host}_{}", uuid::Uuid::new_v4().simple())
 }
@@ -80,7 +88,11 @@ pub fn default_identity() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
     #[error("leader election: Lease {namespace}/{name}: {source}")]
-    Kube { namespace: String, name: String, source: kube::Error },
+    Kube {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
 }
 
 /// What one attempt found.
@@ -109,7 +121,14 @@ pub struct LeaderElector {
 impl LeaderElector {
     pub fn new(client: kube::Client, config: LeaseConfig) -> Self {
         let api = Api::namespaced(client, &config.namespace);
-        Self { api, config, observed: Mutex::new(Observed { record: None, changed_at: Instant::now() }) }
+        Self {
+            api,
+            config,
+            observed: Mutex::new(Observed {
+                record: None,
+                changed_at: Instant::now(),
+            }),
+        }
     }
 
     pub fn identity(&self) -> &str {
@@ -146,7 +165,12 @@ impl LeaderElector {
 
     async fn try_acquire_or_renew(&self) -> Result<Attempt, LeaderError> {
         let now = MicroTime(jiff::Timestamp::now());
-        let Some(current) = self.api.get_opt(&self.config.name).await.map_err(|e| self.error(e))? else {
+        let Some(current) = self
+            .api
+            .get_opt(&self.config.name)
+            .await
+            .map_err(|e| self.error(e))?
+        else {
             return self.create(now).await;
         };
         let spec = current.spec.clone().unwrap_or_default();
@@ -166,13 +190,21 @@ impl LeaderElector {
         if !ours {
             next.holder_identity = Some(self.config.identity.clone());
             next.acquire_time = Some(now.clone());
-            next.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + if holder.is_some() { 1 } else { 0 });
+            next.lease_transitions =
+                Some(spec.lease_transitions.unwrap_or(0) + if holder.is_some() { 1 } else { 0 });
         }
         next.lease_duration_seconds = Some(self.config.lease_duration.as_secs() as i32);
         next.renew_time = Some(now);
         // `replace` sends the resourceVersion we read: a concurrent writer makes this a 409.
-        let lease = Lease { metadata: current.metadata.clone(), spec: Some(next.clone()) };
-        match self.api.replace(&self.config.name, &PostParams::default(), &lease).await {
+        let lease = Lease {
+            metadata: current.metadata.clone(),
+            spec: Some(next.clone()),
+        };
+        match self
+            .api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => {
                 self.observe(&next).await;
                 Ok(Attempt::Held)
@@ -195,7 +227,13 @@ impl LeaderElector {
             metadata: ObjectMeta {
                 name: Some(self.config.name.clone()),
                 namespace: Some(self.config.namespace.clone()),
-                labels: Some([("app.kubernetes.io/managed-by".to_owned(), "dfns-operator".to_owned())].into()),
+                labels: Some(
+                    [(
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        "dfns-operator".to_owned(),
+                    )]
+                    .into(),
+                ),
                 ..ObjectMeta::default()
             },
             spec: Some(spec.clone()),
@@ -224,7 +262,12 @@ impl LeaderElector {
     /// Hands the Lease back (holder cleared, duration 1 s) if we still hold it, so a standby
     /// takes over at its next attempt instead of after a full lease duration.
     async fn release(&self) -> Result<(), LeaderError> {
-        let Some(current) = self.api.get_opt(&self.config.name).await.map_err(|e| self.error(e))? else {
+        let Some(current) = self
+            .api
+            .get_opt(&self.config.name)
+            .await
+            .map_err(|e| self.error(e))?
+        else {
             return Ok(());
         };
         let mut spec = current.spec.clone().unwrap_or_default();
@@ -236,8 +279,15 @@ impl LeaderElector {
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(now.clone());
         spec.acquire_time = Some(now);
-        let lease = Lease { metadata: current.metadata, spec: Some(spec) };
-        match self.api.replace(&self.config.name, &PostParams::default(), &lease).await {
+        let lease = Lease {
+            metadata: current.metadata,
+            spec: Some(spec),
+        };
+        match self
+            .api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(()),
             // Someone else wrote it meanwhile: it is no longer ours to release.
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
@@ -246,7 +296,11 @@ impl LeaderElector {
     }
 
     fn error(&self, source: kube::Error) -> LeaderError {
-        LeaderError::Kube { namespace: self.config.namespace.clone(), name: self.config.name.clone(), source }
+        LeaderError::Kube {
+            namespace: self.config.namespace.clone(),
+            name: self.config.name.clone(),
+            source,
+        }
     }
 }
 
@@ -263,7 +317,12 @@ impl Leadership {
         let (lost_tx, lost) = watch::channel(false);
         let (stop_renewing, stop) = tokio::sync::oneshot::channel();
         let renewer = tokio::spawn(renew_until_lost(elector.clone(), lost_tx, stop));
-        Self { elector, lost, stop_renewing: Some(stop_renewing), renewer }
+        Self {
+            elector,
+            lost,
+            stop_renewing: Some(stop_renewing),
+            renewer,
+        }
     }
 
     pub fn identity(&self) -> &str {
@@ -294,8 +353,12 @@ impl Leadership {
             return;
         }
         match self.elector.release().await {
-            Ok(()) => tracing::info!(lease = %self.elector.config.name, "released the leader Lease"),
-            Err(error) => tracing::warn!(%error, "could not release the leader Lease; a standby takes over when it expires"),
+            Ok(()) => {
+                tracing::info!(lease = %self.elector.config.name, "released the leader Lease")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not release the leader Lease; a standby takes over when it expires")
+            }
         }
     }
 }

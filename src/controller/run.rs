@@ -21,7 +21,8 @@ use super::error::Error;
 use super::leader::{LeaderElector, LeaseConfig};
 use super::secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::api::{
-    ClusterDfnsConnection, ConnectionKind, DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount,
+    ClusterDfnsConnection, ConnectionKind, DfnsConnection, DfnsPersonalAccessToken,
+    DfnsServiceAccount,
 };
 use crate::telemetry::health::Phase;
 use crate::telemetry::{CredentialSample, CredentialSource, CredentialState, Health, Metrics};
@@ -43,7 +44,11 @@ enum Stop {
 }
 
 /// Runs every controller until `shutdown` resolves.
-pub async fn run(kube: Client, config: ControllerConfig, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<(), String> {
+pub async fn run(
+    kube: Client,
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), String> {
     run_with(kube, config, RunOptions::default(), shutdown).await
 }
 
@@ -57,7 +62,11 @@ pub async fn run_with(
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), String> {
-    let RunOptions { leader_election, metrics, health } = options;
+    let RunOptions {
+        leader_election,
+        metrics,
+        health,
+    } = options;
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     // Not ready from the moment shutdown starts, so no new traffic (scrapes) is routed here.
     let mark_shutdown = tokio::spawn({
@@ -87,7 +96,10 @@ async fn lead_and_run(
         Some(lease) => {
             lease.validate()?;
             health.set(Phase::Standby);
-            match LeaderElector::new(kube.clone(), lease).acquire(shutdown.clone()).await {
+            match LeaderElector::new(kube.clone(), lease)
+                .acquire(shutdown.clone())
+                .await
+            {
                 Some(leadership) => Some(leadership),
                 // Shut down while standing by: nothing to hand back.
                 None => return Ok(()),
@@ -127,10 +139,28 @@ async fn run_controllers(
 ) -> Result<(), String> {
     let ctx = Arc::new(Context::new(kube.clone(), config));
     let mut tasks = JoinSet::new();
-    tasks.spawn(credential_controller::<DfnsServiceAccount>(ctx.clone(), metrics.clone(), shutdown.clone()));
-    tasks.spawn(credential_controller::<DfnsPersonalAccessToken>(ctx.clone(), metrics.clone(), shutdown.clone()));
-    tasks.spawn(connection_controller::<DfnsConnection>(ctx.clone(), scoped(&ctx), metrics.clone(), shutdown.clone()));
-    tasks.spawn(connection_controller::<ClusterDfnsConnection>(ctx.clone(), Api::all(kube), metrics, shutdown));
+    tasks.spawn(credential_controller::<DfnsServiceAccount>(
+        ctx.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(credential_controller::<DfnsPersonalAccessToken>(
+        ctx.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(connection_controller::<DfnsConnection>(
+        ctx.clone(),
+        scoped(&ctx),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(connection_controller::<ClusterDfnsConnection>(
+        ctx.clone(),
+        Api::all(kube),
+        metrics,
+        shutdown,
+    ));
     while let Some(finished) = tasks.join_next().await {
         finished.map_err(|e| format!("controller task failed: {e}"))?;
     }
@@ -152,18 +182,35 @@ where
 async fn check_crds_installed(kube: &Client, watch_namespace: Option<&str>) -> Result<(), String> {
     let probe = ListParams::default().limit(1);
     let missing = |kind: &str, e: kube::Error| {
-        format!("cannot list {kind} ({e}); are the CRDs installed (kubectl apply -f crds/) and is RBAC in place?")
+        format!(
+            "cannot list {kind} ({e}); are the CRDs installed (kubectl apply -f crds/) and is RBAC in place?"
+        )
     };
     fn api<K>(kube: &Client, namespace: Option<&str>) -> Api<K>
     where
         K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
     {
-        namespace.map_or_else(|| Api::all(kube.clone()), |ns| Api::namespaced(kube.clone(), ns))
+        namespace.map_or_else(
+            || Api::all(kube.clone()),
+            |ns| Api::namespaced(kube.clone(), ns),
+        )
     }
-    api::<DfnsServiceAccount>(kube, watch_namespace).list(&probe).await.map_err(|e| missing("DfnsServiceAccount", e))?;
-    api::<DfnsPersonalAccessToken>(kube, watch_namespace).list(&probe).await.map_err(|e| missing("DfnsPersonalAccessToken", e))?;
-    api::<DfnsConnection>(kube, watch_namespace).list(&probe).await.map_err(|e| missing("DfnsConnection", e))?;
-    Api::<ClusterDfnsConnection>::all(kube.clone()).list(&probe).await.map_err(|e| missing("ClusterDfnsConnection", e))?;
+    api::<DfnsServiceAccount>(kube, watch_namespace)
+        .list(&probe)
+        .await
+        .map_err(|e| missing("DfnsServiceAccount", e))?;
+    api::<DfnsPersonalAccessToken>(kube, watch_namespace)
+        .list(&probe)
+        .await
+        .map_err(|e| missing("DfnsPersonalAccessToken", e))?;
+    api::<DfnsConnection>(kube, watch_namespace)
+        .list(&probe)
+        .await
+        .map_err(|e| missing("DfnsConnection", e))?;
+    Api::<ClusterDfnsConnection>::all(kube.clone())
+        .list(&probe)
+        .await
+        .map_err(|e| missing("ClusterDfnsConnection", e))?;
     Ok(())
 }
 
@@ -193,8 +240,12 @@ impl<K: CredentialResource> CredentialSource for CachedCredentials<K> {
                 CredentialSample {
                     namespace: obj.namespace().unwrap_or_default(),
                     name: obj.name_any(),
-                    state: CredentialState::from_conditions(status.map(|s| s.conditions.as_slice()).unwrap_or_default()),
-                    expires_at: status.and_then(|s| s.expires_at.as_ref()).map(|t| t.0.as_second()),
+                    state: CredentialState::from_conditions(
+                        status.map(|s| s.conditions.as_slice()).unwrap_or_default(),
+                    ),
+                    expires_at: status
+                        .and_then(|s| s.expires_at.as_ref())
+                        .map(|t| t.0.as_second()),
                 }
             })
             .collect()
@@ -209,7 +260,11 @@ async fn measured(
 ) -> Result<Action, Error> {
     let started = Instant::now();
     let result = reconcile.await;
-    metrics.reconciled(kind, result.as_ref().err().map(Error::category), started.elapsed());
+    metrics.reconciled(
+        kind,
+        result.as_ref().err().map(Error::category),
+        started.elapsed(),
+    );
     result
 }
 
@@ -221,7 +276,8 @@ async fn credential_controller<K: CredentialResource>(
     let kube = ctx.kube.clone();
     // Owned Secrets are watched by label and as metadata only: never the cluster's other Secrets,
     // never secret values in the cache.
-    let secrets = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+    let secrets =
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     let controller = Controller::new(scoped::<K>(&ctx), watcher::Config::default().any_semantic());
     let store = controller.store();
     metrics.add_credential_source(Box::new(CachedCredentials(store.clone())));
@@ -230,7 +286,11 @@ async fn credential_controller<K: CredentialResource>(
             .state()
             .into_iter()
             .filter(|r| {
-                let reference = r.credential_spec().connection_ref.clone().unwrap_or_default();
+                let reference = r
+                    .credential_spec()
+                    .connection_ref
+                    .clone()
+                    .unwrap_or_default();
                 reference.kind == kind
                     && reference.name == name
                     && (kind == ConnectionKind::ClusterDfnsConnection || r.namespace() == namespace)
@@ -242,18 +302,29 @@ async fn credential_controller<K: CredentialResource>(
     controller
         .owns(scoped::<Secret>(&ctx), secrets)
         // A connection turning Ready (or changing) wakes the resources that use it.
-        .watches(scoped::<DfnsConnection>(&ctx), watcher::Config::default(), move |c| {
-            for_namespaced(ConnectionKind::DfnsConnection, c.namespace(), c.name_any())
-        })
-        .watches(Api::<ClusterDfnsConnection>::all(kube.clone()), watcher::Config::default(), move |c| {
-            by_connection(ConnectionKind::ClusterDfnsConnection, None, c.name_any())
-        })
+        .watches(
+            scoped::<DfnsConnection>(&ctx),
+            watcher::Config::default(),
+            move |c| for_namespaced(ConnectionKind::DfnsConnection, c.namespace(), c.name_any()),
+        )
+        .watches(
+            Api::<ClusterDfnsConnection>::all(kube.clone()),
+            watcher::Config::default(),
+            move |c| by_connection(ConnectionKind::ClusterDfnsConnection, None, c.name_any()),
+        )
         .with_config(ControllerRuntimeConfig::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(
             move |obj, ctx| {
                 let metrics = metrics.clone();
-                async move { measured(&metrics, &K::kind(&()), credential::reconcile::<K>(obj, ctx)).await }
+                async move {
+                    measured(
+                        &metrics,
+                        &K::kind(&()),
+                        credential::reconcile::<K>(obj, ctx),
+                    )
+                    .await
+                }
             },
             credential::error_policy::<K>,
             ctx,
@@ -274,7 +345,14 @@ async fn connection_controller<C: ConnectionResource>(
         .run(
             move |obj, ctx| {
                 let metrics = metrics.clone();
-                async move { measured(&metrics, &C::kind(&()), connection::reconcile::<C>(obj, ctx)).await }
+                async move {
+                    measured(
+                        &metrics,
+                        &C::kind(&()),
+                        connection::reconcile::<C>(obj, ctx),
+                    )
+                    .await
+                }
             },
             connection::error_policy::<C>,
             ctx,

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::credential::observed::{SecretMaterial, SecretState};
-use crate::dfns::keys::{GeneratedKeyPair, PrivateKey};
 use crate::dfns::SecretString;
+use crate::dfns::keys::{GeneratedKeyPair, PrivateKey};
 
 /// Keys named so that `envFrom: secretRef` feeds the official Dfns SDKs directly.
 pub const API_URL: &str = "DFNS_API_URL";
@@ -40,7 +40,12 @@ pub struct SecretLayout {
 
 /// Whether `secret` is controlled by the resource with this uid.
 pub fn is_owned_by(secret: &Secret, uid: &str) -> bool {
-    secret.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid)
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid == uid)
 }
 
 /// What the plan needs to know about the Secret.
@@ -69,15 +74,28 @@ fn text(secret: &Secret, key: &str) -> Option<String> {
 }
 
 /// A new Secret holding a fresh key, before any Dfns call (design §3 step 1).
-pub fn with_new_key(existing: Option<&Secret>, layout: &SecretLayout, key: &GeneratedKeyPair) -> Secret {
+pub fn with_new_key(
+    existing: Option<&Secret>,
+    layout: &SecretLayout,
+    key: &GeneratedKeyPair,
+) -> Secret {
     let mut secret = base(existing, layout);
     let data = secret.data.get_or_insert_with(BTreeMap::new);
     // A new key invalidates any token of the old one.
     data.remove(AUTH_TOKEN);
     data.remove(CRED_ID);
-    data.insert(PRIVATE_KEY.into(), ByteString(key.private_key_pem.expose().as_bytes().to_vec()));
-    data.insert(PUBLIC_KEY.into(), ByteString(key.public_key_pem.as_bytes().to_vec()));
-    let annotations = secret.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    data.insert(
+        PRIVATE_KEY.into(),
+        ByteString(key.private_key_pem.expose().as_bytes().to_vec()),
+    );
+    data.insert(
+        PUBLIC_KEY.into(),
+        ByteString(key.public_key_pem.as_bytes().to_vec()),
+    );
+    let annotations = secret
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new);
     annotations.remove(ID_ANNOTATION);
     annotations.remove(CREDENTIAL_ID_ANNOTATION);
     annotations.insert(FINGERPRINT_ANNOTATION.into(), key.public_key_sha256.clone());
@@ -85,12 +103,27 @@ pub fn with_new_key(existing: Option<&Secret>, layout: &SecretLayout, key: &Gene
 }
 
 /// The Secret with the token and credential id of a credential just created (design §3 step 4).
-pub fn with_token(existing: &Secret, layout: &SecretLayout, token: &SecretString, dfns_id: &str, credential_id: &str) -> Secret {
+pub fn with_token(
+    existing: &Secret,
+    layout: &SecretLayout,
+    token: &SecretString,
+    dfns_id: &str,
+    credential_id: &str,
+) -> Secret {
     let mut secret = base(Some(existing), layout);
     let data = secret.data.get_or_insert_with(BTreeMap::new);
-    data.insert(AUTH_TOKEN.into(), ByteString(token.expose().as_bytes().to_vec()));
-    data.insert(CRED_ID.into(), ByteString(credential_id.as_bytes().to_vec()));
-    let annotations = secret.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    data.insert(
+        AUTH_TOKEN.into(),
+        ByteString(token.expose().as_bytes().to_vec()),
+    );
+    data.insert(
+        CRED_ID.into(),
+        ByteString(credential_id.as_bytes().to_vec()),
+    );
+    let annotations = secret
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new);
     annotations.insert(ID_ANNOTATION.into(), dfns_id.into());
     annotations.insert(CREDENTIAL_ID_ANNOTATION.into(), credential_id.into());
     secret
@@ -136,7 +169,10 @@ fn base(existing: Option<&Secret>, layout: &SecretLayout) -> Secret {
         }
     }
     let data = secret.data.get_or_insert_with(BTreeMap::new);
-    data.insert(API_URL.into(), ByteString(layout.api_url.as_bytes().to_vec()));
+    data.insert(
+        API_URL.into(),
+        ByteString(layout.api_url.as_bytes().to_vec()),
+    );
     match &layout.org_id {
         Some(org) => data.insert(ORG_ID.into(), ByteString(org.as_bytes().to_vec())),
         None => data.remove(ORG_ID),
@@ -173,10 +209,18 @@ mod tests {
         let key = generate_p256().unwrap();
         let s = with_new_key(None, &layout(), &key);
         assert!(is_owned_by(&s, "uid-1"));
-        assert_eq!(s.metadata.labels.as_ref().unwrap()[MANAGED_BY_LABEL], MANAGED_BY_VALUE);
+        assert_eq!(
+            s.metadata.labels.as_ref().unwrap()[MANAGED_BY_LABEL],
+            MANAGED_BY_VALUE
+        );
         assert_eq!(s.metadata.labels.as_ref().unwrap()["team"], "pay");
-        let SecretState::Owned(m) = classify(Some(&s), "uid-1") else { panic!("owned") };
-        assert_eq!(m.key_fingerprint.as_deref(), Some(key.public_key_sha256.as_str()));
+        let SecretState::Owned(m) = classify(Some(&s), "uid-1") else {
+            panic!("owned")
+        };
+        assert_eq!(
+            m.key_fingerprint.as_deref(),
+            Some(key.public_key_sha256.as_str())
+        );
         assert!(!m.has_token);
         assert_eq!(s.data.as_ref().unwrap()[ORG_ID].0, b"or-1");
     }
@@ -186,10 +230,18 @@ mod tests {
         let key = generate_p256().unwrap();
         let s = with_new_key(None, &layout(), &key);
         let s = with_token(&s, &layout(), &SecretString::new("tok"), "us-1", "cred-1");
-        let SecretState::Owned(m) = classify(Some(&s), "uid-1") else { panic!("owned") };
+        let SecretState::Owned(m) = classify(Some(&s), "uid-1") else {
+            panic!("owned")
+        };
         assert!(m.holds_token_of("cred-1"));
-        assert_eq!(m.key_fingerprint.as_deref(), Some(key.public_key_sha256.as_str()));
-        assert_eq!(s.metadata.annotations.as_ref().unwrap()[ID_ANNOTATION], "us-1");
+        assert_eq!(
+            m.key_fingerprint.as_deref(),
+            Some(key.public_key_sha256.as_str())
+        );
+        assert_eq!(
+            s.metadata.annotations.as_ref().unwrap()[ID_ANNOTATION],
+            "us-1"
+        );
     }
 
     #[test]
@@ -197,7 +249,13 @@ mod tests {
         let key = generate_p256().unwrap();
         let s = with_new_key(None, &layout(), &key);
         assert_eq!(classify(Some(&s), "other-uid"), SecretState::Foreign);
-        let unowned = Secret { metadata: ObjectMeta { name: Some("app".into()), ..Default::default() }, ..Default::default() };
+        let unowned = Secret {
+            metadata: ObjectMeta {
+                name: Some("app".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         assert_eq!(classify(Some(&unowned), "uid-1"), SecretState::Foreign);
     }
 

@@ -86,13 +86,21 @@ impl RateLimiter {
             }
             state.paused_until = None;
         }
-        if state.rate < self.rate && now.saturating_duration_since(state.rate_changed_at) >= RECOVERY_STEP {
+        if state.rate < self.rate
+            && now.saturating_duration_since(state.rate_changed_at) >= RECOVERY_STEP
+        {
             state.rate = (state.rate * RECOVERY_FACTOR).min(self.rate);
             state.rate_changed_at = now;
         }
         // A slowed-down bucket also holds fewer tokens, so it cannot burst past the learned rate.
-        let burst = if state.rate < self.rate { self.burst.min(state.rate.ceil()).max(1.0) } else { self.burst };
-        let elapsed = now.saturating_duration_since(state.refilled_at).as_secs_f64();
+        let burst = if state.rate < self.rate {
+            self.burst.min(state.rate.ceil()).max(1.0)
+        } else {
+            self.burst
+        };
+        let elapsed = now
+            .saturating_duration_since(state.refilled_at)
+            .as_secs_f64();
         state.tokens = (state.tokens + elapsed * state.rate).min(burst);
         state.refilled_at = state.refilled_at.max(now);
         if state.tokens >= 1.0 {
@@ -100,7 +108,8 @@ impl RateLimiter {
             Ok(())
         } else {
             // At least a millisecond: float rounding must never yield a zero wait (a busy loop).
-            Err(Duration::from_secs_f64((1.0 - state.tokens) / state.rate).max(Duration::from_millis(1)))
+            Err(Duration::from_secs_f64((1.0 - state.tokens) / state.rate)
+                .max(Duration::from_millis(1)))
         }
     }
 
@@ -113,11 +122,14 @@ impl RateLimiter {
     fn pause_at(&self, now: Instant, duration: Duration) {
         let mut state = self.state.lock().expect("rate limiter lock");
         let until = now + duration;
-        let until = state.paused_until.map_or(until, |current| current.max(until));
+        let until = state
+            .paused_until
+            .map_or(until, |current| current.max(until));
         state.paused_until = Some(until);
         state.tokens = 0.0;
         state.refilled_at = until;
-        let new_episode = state.rate == self.rate || now.saturating_duration_since(state.rate_changed_at) >= EPISODE;
+        let new_episode = state.rate == self.rate
+            || now.saturating_duration_since(state.rate_changed_at) >= EPISODE;
         if new_episode {
             state.rate = (state.rate * DECREASE_FACTOR).max(MIN_RATE);
             state.rate_changed_at = now;

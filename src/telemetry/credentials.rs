@@ -26,7 +26,13 @@ pub enum CredentialState {
 }
 
 impl CredentialState {
-    pub const ALL: [Self; 5] = [Self::Ready, Self::Reconciling, Self::Stalled, Self::NotReady, Self::Unknown];
+    pub const ALL: [Self; 5] = [
+        Self::Ready,
+        Self::Reconciling,
+        Self::Stalled,
+        Self::NotReady,
+        Self::Unknown,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,7 +46,11 @@ impl CredentialState {
 
     /// kstatus order: Stalled, then Reconciling, then Ready decide.
     pub fn from_conditions(conditions: &[Condition]) -> Self {
-        let is_true = |type_: &str| conditions.iter().any(|c| c.type_ == type_ && c.status == "True");
+        let is_true = |type_: &str| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == type_ && c.status == "True")
+        };
         let ready = conditions.iter().find(|c| c.type_ == "Ready");
         if is_true("Stalled") {
             Self::Stalled
@@ -92,11 +102,17 @@ pub struct CredentialCollector {
 
 impl CredentialCollector {
     pub fn add(&self, source: Box<dyn CredentialSource>) {
-        self.sources.lock().expect("credential sources lock").push(source);
+        self.sources
+            .lock()
+            .expect("credential sources lock")
+            .push(source);
     }
 
     pub fn clear(&self) {
-        self.sources.lock().expect("credential sources lock").clear();
+        self.sources
+            .lock()
+            .expect("credential sources lock")
+            .clear();
     }
 }
 
@@ -113,12 +129,24 @@ impl Collector for CredentialCollector {
             let kind = source.kind();
             // Every state appears, at zero if empty, so alerts on a state need no `absent()`.
             for state in CredentialState::ALL {
-                drop(states.get_or_create(&StateLabels { kind, state: state.as_str() }));
+                drop(states.get_or_create(&StateLabels {
+                    kind,
+                    state: state.as_str(),
+                }));
             }
             for sample in source.samples() {
-                states.get_or_create(&StateLabels { kind, state: sample.state.as_str() }).inc();
+                states
+                    .get_or_create(&StateLabels {
+                        kind,
+                        state: sample.state.as_str(),
+                    })
+                    .inc();
                 if let Some(expires_at) = sample.expires_at {
-                    let labels = ResourceLabels { kind, namespace: sample.namespace, name: sample.name };
+                    let labels = ResourceLabels {
+                        kind,
+                        namespace: sample.namespace,
+                        name: sample.name,
+                    };
                     expiry.get_or_create(&labels).set(expires_at);
                 }
             }
@@ -151,20 +179,44 @@ mod tests {
             status: status.into(),
             reason: "Test".into(),
             message: String::new(),
-            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH,
+            ),
             observed_generation: None,
         }
     }
 
     #[test]
     fn state_follows_kstatus_precedence() {
-        assert_eq!(CredentialState::from_conditions(&[]), CredentialState::Unknown);
-        assert_eq!(CredentialState::from_conditions(&[condition("Ready", "True")]), CredentialState::Ready);
-        assert_eq!(CredentialState::from_conditions(&[condition("Ready", "False")]), CredentialState::NotReady);
-        let reconciling = [condition("Ready", "False"), condition("Reconciling", "True")];
-        assert_eq!(CredentialState::from_conditions(&reconciling), CredentialState::Reconciling);
-        let stalled = [condition("Ready", "False"), condition("Reconciling", "True"), condition("Stalled", "True")];
-        assert_eq!(CredentialState::from_conditions(&stalled), CredentialState::Stalled);
+        assert_eq!(
+            CredentialState::from_conditions(&[]),
+            CredentialState::Unknown
+        );
+        assert_eq!(
+            CredentialState::from_conditions(&[condition("Ready", "True")]),
+            CredentialState::Ready
+        );
+        assert_eq!(
+            CredentialState::from_conditions(&[condition("Ready", "False")]),
+            CredentialState::NotReady
+        );
+        let reconciling = [
+            condition("Ready", "False"),
+            condition("Reconciling", "True"),
+        ];
+        assert_eq!(
+            CredentialState::from_conditions(&reconciling),
+            CredentialState::Reconciling
+        );
+        let stalled = [
+            condition("Ready", "False"),
+            condition("Reconciling", "True"),
+            condition("Stalled", "True"),
+        ];
+        assert_eq!(
+            CredentialState::from_conditions(&stalled),
+            CredentialState::Stalled
+        );
     }
 
     #[derive(Debug)]
@@ -182,21 +234,47 @@ mod tests {
     #[test]
     fn gauges_count_states_and_export_expiry_per_resource() {
         let metrics = Metrics::new();
-        assert!(!metrics.encode().contains("dfns_operator_credentials"), "no source, no gauges");
-        let sample = |name: &str, state, expires_at| CredentialSample { namespace: "pay".into(), name: name.into(), state, expires_at };
+        assert!(
+            !metrics.encode().contains("dfns_operator_credentials"),
+            "no source, no gauges"
+        );
+        let sample = |name: &str, state, expires_at| CredentialSample {
+            namespace: "pay".into(),
+            name: name.into(),
+            state,
+            expires_at,
+        };
         metrics.add_credential_source(Box::new(Fixed(vec![
             sample("a", CredentialState::Ready, Some(1_900_000_000)),
             sample("b", CredentialState::Ready, None),
             sample("c", CredentialState::Stalled, None),
         ])));
         let text = metrics.encode();
-        assert!(text.contains(r#"dfns_operator_credentials{kind="DfnsServiceAccount",state="ready"} 2"#), "{text}");
-        assert!(text.contains(r#"dfns_operator_credentials{kind="DfnsServiceAccount",state="stalled"} 1"#), "{text}");
-        assert!(text.contains(r#"dfns_operator_credentials{kind="DfnsServiceAccount",state="reconciling"} 0"#), "{text}");
+        assert!(
+            text.contains(
+                r#"dfns_operator_credentials{kind="DfnsServiceAccount",state="ready"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"dfns_operator_credentials{kind="DfnsServiceAccount",state="stalled"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"dfns_operator_credentials{kind="DfnsServiceAccount",state="reconciling"} 0"#
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(r#"dfns_operator_credential_expiry_timestamp_seconds{kind="DfnsServiceAccount",namespace="pay",name="a"} 1900000000"#),
             "{text}"
         );
-        assert!(!text.contains(r#"name="b""#), "no expiry series without a known expiry");
+        assert!(
+            !text.contains(r#"name="b""#),
+            "no expiry series without a known expiry"
+        );
     }
 }

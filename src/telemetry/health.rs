@@ -36,7 +36,10 @@ impl Health {
     /// `(ready, text for /readyz)`.
     pub fn readiness(&self) -> (bool, &'static str) {
         match self.phase() {
-            Phase::Starting => (false, "starting: waiting for the Kubernetes API and the dfns.io CRDs\n"),
+            Phase::Starting => (
+                false,
+                "starting: waiting for the Kubernetes API and the dfns.io CRDs\n",
+            ),
             Phase::Standby => (true, "ok: standby, another replica leads\n"),
             Phase::Leading => (true, "ok: leading\n"),
             Phase::ShuttingDown => (false, "shutting down\n"),

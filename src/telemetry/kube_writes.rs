@@ -23,7 +23,10 @@ impl KubeWriteCounterLayer {
 impl<S> Layer<S> for KubeWriteCounterLayer {
     type Service = KubeWriteCounter<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        KubeWriteCounter { inner, metrics: self.metrics.clone() }
+        KubeWriteCounter {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -47,7 +50,8 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         if let Some(verb) = write_verb(request.method()) {
-            self.metrics.kube_write(verb, resource_of(request.uri().path()));
+            self.metrics
+                .kube_write(verb, resource_of(request.uri().path()));
         }
         self.inner.call(request)
     }
@@ -95,10 +99,22 @@ mod tests {
     fn paths_map_to_resource_and_subresource() {
         assert_eq!(resource_of("/api/v1/namespaces/pay/secrets/x"), "secrets");
         assert_eq!(resource_of("/api/v1/namespaces/pay/secrets"), "secrets");
-        assert_eq!(resource_of("/apis/dfns.io/v1alpha1/namespaces/pay/dfnsserviceaccounts/sa/status"), "dfnsserviceaccounts/status");
-        assert_eq!(resource_of("/apis/dfns.io/v1alpha1/clusterdfnsconnections/default/status"), "clusterdfnsconnections/status");
-        assert_eq!(resource_of("/apis/events.k8s.io/v1/namespaces/pay/events"), "events");
-        assert_eq!(resource_of("/apis/coordination.k8s.io/v1/namespaces/dfns-system/leases/dfns-operator"), "leases");
+        assert_eq!(
+            resource_of("/apis/dfns.io/v1alpha1/namespaces/pay/dfnsserviceaccounts/sa/status"),
+            "dfnsserviceaccounts/status"
+        );
+        assert_eq!(
+            resource_of("/apis/dfns.io/v1alpha1/clusterdfnsconnections/default/status"),
+            "clusterdfnsconnections/status"
+        );
+        assert_eq!(
+            resource_of("/apis/events.k8s.io/v1/namespaces/pay/events"),
+            "events"
+        );
+        assert_eq!(
+            resource_of("/apis/coordination.k8s.io/v1/namespaces/dfns-system/leases/dfns-operator"),
+            "leases"
+        );
         assert_eq!(resource_of("/api/v1/namespaces/pay"), "namespaces");
         assert_eq!(resource_of("/version"), "unknown");
     }

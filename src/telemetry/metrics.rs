@@ -91,10 +91,19 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("dfns_operator");
         let reconciles = Family::default();
-        registry.register("reconciles", "Reconciles finished, by kind and result", reconciles.clone());
+        registry.register(
+            "reconciles",
+            "Reconciles finished, by kind and result",
+            reconciles.clone(),
+        );
         let reconcile_errors = Family::default();
-        registry.register("reconcile_errors", "Failed reconciles, by kind and error category", reconcile_errors.clone());
-        let reconcile_duration = HistogramFamily::new_with_constructor(reconcile_histogram as fn() -> Histogram);
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles, by kind and error category",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration =
+            HistogramFamily::new_with_constructor(reconcile_histogram as fn() -> Histogram);
         registry.register_with_unit(
             "reconcile_duration",
             "Time spent in one reconcile, by kind",
@@ -102,8 +111,13 @@ impl Metrics {
             reconcile_duration.clone(),
         );
         let dfns_requests = Family::default();
-        registry.register("dfns_requests", "HTTP requests to the Dfns API, by method, endpoint and status", dfns_requests.clone());
-        let dfns_request_duration = HistogramFamily::new_with_constructor(request_histogram as fn() -> Histogram);
+        registry.register(
+            "dfns_requests",
+            "HTTP requests to the Dfns API, by method, endpoint and status",
+            dfns_requests.clone(),
+        );
+        let dfns_request_duration =
+            HistogramFamily::new_with_constructor(request_histogram as fn() -> Histogram);
         registry.register_with_unit(
             "dfns_request_duration",
             "Latency of Dfns API requests, by method and endpoint",
@@ -111,13 +125,23 @@ impl Metrics {
             dfns_request_duration.clone(),
         );
         let kube_writes = Family::default();
-        registry.register("kubernetes_writes", "Writes to the Kubernetes API, by verb and resource", kube_writes.clone());
+        registry.register(
+            "kubernetes_writes",
+            "Writes to the Kubernetes API, by verb and resource",
+            kube_writes.clone(),
+        );
         let leader = Gauge::default();
-        registry.register("leader", "1 while this replica holds the leader Lease and reconciles", leader.clone());
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease and reconciles",
+            leader.clone(),
+        );
         registry.register(
             "build",
             "Version of the running operator",
-            Info::new(BuildLabels { version: env!("CARGO_PKG_VERSION") }),
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            }),
         );
         let credentials = Arc::new(CredentialCollector::default());
         registry.register_collector(Box::new(credentials.clone()));
@@ -138,25 +162,46 @@ impl Metrics {
     pub fn reconciled(&self, kind: &str, error: Option<&'static str>, took: Duration) {
         let kind = kind.to_owned();
         let result = if error.is_some() { "error" } else { "success" };
-        self.reconciles.get_or_create(&ReconcileLabels { kind: kind.clone(), result }).inc();
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                kind: kind.clone(),
+                result,
+            })
+            .inc();
         if let Some(category) = error {
-            self.reconcile_errors.get_or_create(&ReconcileErrorLabels { kind: kind.clone(), category }).inc();
+            self.reconcile_errors
+                .get_or_create(&ReconcileErrorLabels {
+                    kind: kind.clone(),
+                    category,
+                })
+                .inc();
         }
-        self.reconcile_duration.get_or_create(&KindLabels { kind }).observe(took.as_secs_f64());
+        self.reconcile_duration
+            .get_or_create(&KindLabels { kind })
+            .observe(took.as_secs_f64());
     }
 
     /// One Dfns HTTP exchange. `path` is normalized here (ids and queries removed).
     pub fn dfns_request(&self, method: &str, path: &str, status: &str, took: Duration) {
         let endpoint = super::endpoint::endpoint_label(path);
-        let labels = DfnsRequestLabels { method: method.to_owned(), endpoint: endpoint.clone(), status: status.to_owned() };
+        let labels = DfnsRequestLabels {
+            method: method.to_owned(),
+            endpoint: endpoint.clone(),
+            status: status.to_owned(),
+        };
         self.dfns_requests.get_or_create(&labels).inc();
         self.dfns_request_duration
-            .get_or_create(&DfnsLatencyLabels { method: method.to_owned(), endpoint })
+            .get_or_create(&DfnsLatencyLabels {
+                method: method.to_owned(),
+                endpoint,
+            })
             .observe(took.as_secs_f64());
     }
 
     pub fn kube_write(&self, verb: &'static str, resource: String) {
-        self.kube_writes.get_or_create(&KubeWriteLabels { verb, resource }).inc();
+        self.kube_writes
+            .get_or_create(&KubeWriteLabels { verb, resource })
+            .inc();
     }
 
     pub fn set_leader(&self, leading: bool) {
@@ -177,7 +222,8 @@ impl Metrics {
     pub fn encode(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
-        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("metrics encode into a String");
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("metrics encode into a String");
         text
     }
 
@@ -185,7 +231,14 @@ impl Metrics {
     pub fn reconcile_count(&self, kind: &str) -> u64 {
         ["success", "error"]
             .into_iter()
-            .filter_map(|result| self.reconciles.get(&ReconcileLabels { kind: kind.to_owned(), result }).map(|c| c.get()))
+            .filter_map(|result| {
+                self.reconciles
+                    .get(&ReconcileLabels {
+                        kind: kind.to_owned(),
+                        result,
+                    })
+                    .map(|c| c.get())
+            })
             .sum()
     }
 }
@@ -204,12 +257,31 @@ mod tests {
     fn reconciles_are_counted_by_kind_and_result_with_their_duration() {
         let metrics = Metrics::new();
         metrics.reconciled("DfnsServiceAccount", None, Duration::from_millis(20));
-        metrics.reconciled("DfnsServiceAccount", Some("dfns_forbidden"), Duration::from_millis(3));
+        metrics.reconciled(
+            "DfnsServiceAccount",
+            Some("dfns_forbidden"),
+            Duration::from_millis(3),
+        );
         let text = metrics.encode();
-        assert!(text.contains(r#"dfns_operator_reconciles_total{kind="DfnsServiceAccount",result="success"} 1"#), "{text}");
-        assert!(text.contains(r#"dfns_operator_reconciles_total{kind="DfnsServiceAccount",result="error"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"dfns_operator_reconciles_total{kind="DfnsServiceAccount",result="success"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"dfns_operator_reconciles_total{kind="DfnsServiceAccount",result="error"} 1"#
+            ),
+            "{text}"
+        );
         assert!(text.contains(r#"dfns_operator_reconcile_errors_total{kind="DfnsServiceAccount",category="dfns_forbidden"} 1"#), "{text}");
-        assert!(text.contains(r#"dfns_operator_reconcile_duration_seconds_count{kind="DfnsServiceAccount"} 2"#), "{text}");
+        assert!(
+            text.contains(
+                r#"dfns_operator_reconcile_duration_seconds_count{kind="DfnsServiceAccount"} 2"#
+            ),
+            "{text}"
+        );
         assert_eq!(metrics.reconcile_count("DfnsServiceAccount"), 2);
         assert_eq!(metrics.reconcile_count("DfnsConnection"), 0);
     }
@@ -217,13 +289,21 @@ mod tests {
     #[test]
     fn dfns_requests_are_labelled_by_endpoint_without_ids() {
         let metrics = Metrics::new();
-        metrics.dfns_request("PUT", "/auth/service-accounts/us-2ba4q-gftpk-8s7qp0i2b6qgd28b/deactivate", "200", Duration::from_millis(7));
+        metrics.dfns_request(
+            "PUT",
+            "/auth/service-accounts/us-2ba4q-gftpk-8s7qp0i2b6qgd28b/deactivate",
+            "200",
+            Duration::from_millis(7),
+        );
         let text = metrics.encode();
         assert!(
             text.contains(r#"dfns_operator_dfns_requests_total{method="PUT",endpoint="/auth/service-accounts/{id}/deactivate",status="200"} 1"#),
             "{text}"
         );
-        assert!(text.contains("dfns_operator_dfns_request_duration_seconds_bucket{"), "{text}");
+        assert!(
+            text.contains("dfns_operator_dfns_request_duration_seconds_bucket{"),
+            "{text}"
+        );
         assert!(!text.contains("us-2ba4q"), "no object ids in labels");
     }
 
@@ -234,7 +314,18 @@ mod tests {
         metrics.kube_write("create", "secrets".into());
         let text = metrics.encode();
         assert!(text.contains("dfns_operator_leader 1"), "{text}");
-        assert!(text.contains(r#"dfns_operator_kubernetes_writes_total{verb="create",resource="secrets"} 1"#), "{text}");
-        assert!(text.contains(concat!(r#"dfns_operator_build_info{version=""#, env!("CARGO_PKG_VERSION"))), "{text}");
+        assert!(
+            text.contains(
+                r#"dfns_operator_kubernetes_writes_total{verb="create",resource="secrets"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(concat!(
+                r#"dfns_operator_build_info{version=""#,
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
     }
 }

@@ -17,20 +17,35 @@ pub fn chart_dir() -> PathBuf {
 
 /// A binary from target/controlplane/bin; `ControlPlane::shared()` builds them when missing.
 pub fn tool(name: &str) -> PathBuf {
-    let path = repo_root().join("target").join("controlplane").join("bin").join(name);
-    assert!(path.exists(), "{} missing: run `make controlplane`", path.display());
+    let path = repo_root()
+        .join("target")
+        .join("controlplane")
+        .join("bin")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} missing: run `make controlplane`",
+        path.display()
+    );
     path
 }
 
 /// `helm template <release> charts/dfns-operator --namespace <ns> [--set k=v ...]`.
 pub fn helm_template(release: &str, namespace: &str, sets: &[&str]) -> String {
     let mut command = Command::new(tool("helm"));
-    command.args(["template", release]).arg(chart_dir()).args(["--namespace", namespace]);
+    command
+        .args(["template", release])
+        .arg(chart_dir())
+        .args(["--namespace", namespace]);
     for set in sets {
         command.args(["--set", set]);
     }
     let output = command.output().expect("run helm template");
-    assert!(output.status.success(), "helm template failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).expect("helm output is UTF-8")
 }
 
@@ -64,13 +79,25 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: &str) -> (bool, String) 
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run kubectl");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().expect("kubectl output");
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     (output.status.success(), text)
 }
 
 /// YAML stream of the given documents.
 pub fn to_yaml(documents: &[&serde_json::Value]) -> String {
-    documents.iter().map(|d| format!("---\n{}", serde_yaml_ng::to_string(d).unwrap())).collect()
+    documents
+        .iter()
+        .map(|d| format!("---\n{}", serde_yaml_ng::to_string(d).unwrap()))
+        .collect()
 }

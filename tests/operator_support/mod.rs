@@ -61,8 +61,16 @@ impl Setup {
         let cp = ControlPlane::shared();
         cp.apply_crds().await.expect("CRDs installed");
         let ns = TestNamespace::new(cp, prefix).await;
-        let emulator = Emulator::start(EmulatorConfig::default()).await.expect("emulator starts");
-        Self { cp, kube: cp.client(), ns, emulator, operator: None }
+        let emulator = Emulator::start(EmulatorConfig::default())
+            .await
+            .expect("emulator starts");
+        Self {
+            cp,
+            kube: cp.client(),
+            ns,
+            emulator,
+            operator: None,
+        }
     }
 
     pub fn namespace(&self) -> &str {
@@ -89,7 +97,10 @@ impl Setup {
         let task = tokio::spawn(dfns_operator::controller::run(kube, config, async move {
             let _ = rx.await;
         }));
-        self.operator = Some(Operator { shutdown: Some(tx), task });
+        self.operator = Some(Operator {
+            shutdown: Some(tx),
+            task,
+        });
     }
 
     pub async fn stop_operator(&mut self) {
@@ -99,11 +110,21 @@ impl Setup {
     }
 
     /// A Secret with the bootstrap admin's login key and a `DfnsConnection` using it.
-    pub async fn admin_connection(&self, name: &str, spec_extra: serde_json::Value) -> DfnsConnection {
+    pub async fn admin_connection(
+        &self,
+        name: &str,
+        spec_extra: serde_json::Value,
+    ) -> DfnsConnection {
         let admin = &self.emulator.bootstrap().admin;
         let secret_name = format!("{name}-login");
-        self.create_secret(&secret_name, &[("DFNS_CRED_ID", &admin.cred_id), ("DFNS_PRIVATE_KEY", &admin.private_key)])
-            .await;
+        self.create_secret(
+            &secret_name,
+            &[
+                ("DFNS_CRED_ID", &admin.cred_id),
+                ("DFNS_PRIVATE_KEY", &admin.private_key),
+            ],
+        )
+        .await;
         let mut spec = json!({
             "apiUrl": self.emulator.api_url(),
             "allowInsecureHttp": true,
@@ -116,11 +137,21 @@ impl Setup {
 
     pub async fn create_secret(&self, name: &str, data: &[(&str, &str)]) -> Secret {
         let secret = Secret {
-            metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
-            data: Some(data.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()),
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
             ..Default::default()
         };
-        self.secrets().create(&PostParams::default(), &secret).await.expect("create secret")
+        self.secrets()
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create secret")
     }
 
     pub fn secrets(&self) -> Api<Secret> {
@@ -129,7 +160,10 @@ impl Setup {
 
     pub fn api<K>(&self) -> Api<K>
     where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
     {
         Api::namespaced(self.kube.clone(), self.namespace())
     }
@@ -137,7 +171,11 @@ impl Setup {
     /// Server-side applies `{apiVersion, kind, metadata.name, spec}` as a user would.
     pub async fn apply<K>(&self, name: &str, spec: serde_json::Value) -> K
     where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
     {
         let body = json!({
             "apiVersion": K::api_version(&()),
@@ -146,29 +184,51 @@ impl Setup {
             "spec": spec,
         });
         self.api::<K>()
-            .patch(name, &PatchParams::apply("e2e-test").force(), &Patch::Apply(&body))
+            .patch(
+                name,
+                &PatchParams::apply("e2e-test").force(),
+                &Patch::Apply(&body),
+            )
             .await
             .unwrap_or_else(|e| panic!("apply {} {name}: {e}", K::kind(&())))
     }
 
     /// Waits until the resource's condition `type_` has `status` (and `reason`, if given).
-    pub async fn wait_condition<K>(&self, name: &str, type_: &str, status: &str, reason: Option<&str>) -> K
+    pub async fn wait_condition<K>(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> K
     where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
     {
         let api = self.api::<K>();
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let obj = api.get(name).await.expect("get resource");
             let value = serde_json::to_value(&obj).unwrap();
-            let conditions = value["status"]["conditions"].as_array().cloned().unwrap_or_default();
+            let conditions = value["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let found = conditions.iter().find(|c| c["type"] == type_);
-            let ok = found.is_some_and(|c| c["status"] == status && reason.is_none_or(|r| c["reason"] == r));
+            let ok = found
+                .is_some_and(|c| c["status"] == status && reason.is_none_or(|r| c["reason"] == r));
             if ok {
                 return obj;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("{} {name}: condition {type_}={status} ({reason:?}) not reached; status: {}", K::kind(&()), value["status"]);
+                panic!(
+                    "{} {name}: condition {type_}={status} ({reason:?}) not reached; status: {}",
+                    K::kind(&()),
+                    value["status"]
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -176,7 +236,11 @@ impl Setup {
 
     pub async fn wait_ready<K>(&self, name: &str) -> K
     where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
     {
         self.wait_condition::<K>(name, "Ready", "True", None).await
     }
@@ -184,12 +248,19 @@ impl Setup {
     /// Waits until the resource no longer exists.
     pub async fn wait_gone<K>(&self, name: &str)
     where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
     {
         let api = self.api::<K>();
         let deadline = tokio::time::Instant::now() + WAIT;
         while api.get_opt(name).await.expect("get").is_some() {
-            assert!(tokio::time::Instant::now() < deadline, "{} {name} was not deleted", K::kind(&()));
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} {name} was not deleted",
+                K::kind(&())
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -197,8 +268,12 @@ impl Setup {
     /// A Dfns client acting as the bootstrap admin (to prepare roles, users, and check results).
     pub fn admin_client(&self) -> DfnsClient {
         let b = self.emulator.bootstrap();
-        let signer = KeySigner::from_pem(b.admin.cred_id.clone(), &b.admin.private_key).expect("admin key");
-        let auth = AuthMode::UserLogin { org_id: b.org_id.clone(), username: b.admin.username.clone() };
+        let signer =
+            KeySigner::from_pem(b.admin.cred_id.clone(), &b.admin.private_key).expect("admin key");
+        let auth = AuthMode::UserLogin {
+            org_id: b.org_id.clone(),
+            username: b.admin.username.clone(),
+        };
         let mut config = ClientConfig::new(b.api_url.clone(), auth, signer);
         config.allow_insecure_http = true;
         DfnsClient::new(config).expect("admin client")
@@ -207,7 +282,11 @@ impl Setup {
 
 /// A new organization user in the emulator with one Key credential and these roles; returns the
 /// emulator's answer (`userId`, `credId`, …) and the user's key.
-pub async fn create_org_user(setup: &Setup, username: &str, permission_ids: &[String]) -> (serde_json::Value, GeneratedKeyPair) {
+pub async fn create_org_user(
+    setup: &Setup,
+    username: &str,
+    permission_ids: &[String],
+) -> (serde_json::Value, GeneratedKeyPair) {
     let key = generate_p256().expect("generate key");
     let user = reqwest::Client::new()
         .post(format!("{}/_emulator/users", setup.emulator.api_url()))
@@ -224,7 +303,11 @@ pub async fn create_org_user(setup: &Setup, username: &str, permission_ids: &[St
 }
 
 pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {
-    secret.data.as_ref()?.get(key).map(|b| String::from_utf8(b.0.clone()).expect("utf-8"))
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .map(|b| String::from_utf8(b.0.clone()).expect("utf-8"))
 }
 
 pub fn secret_map(secret: &Secret) -> BTreeMap<String, String> {

@@ -8,13 +8,23 @@ use crate::api::DeletionPolicy;
 #[derive(Clone, Debug, PartialEq)]
 pub enum CleanupStep {
     /// The connection cannot be used, so Dfns cannot be cleaned up; say how to proceed.
-    Blocked { message: String },
+    Blocked {
+        message: String,
+    },
     /// A lost credential still waiting for retirement: deactivate it.
-    RetirePrevious { id: String },
+    RetirePrevious {
+        id: String,
+    },
     /// An interrupted create left a credential nobody holds the token of: retire it.
-    RetireOrphan { id: String },
-    Deactivate { id: String },
-    Archive { id: String },
+    RetireOrphan {
+        id: String,
+    },
+    Deactivate {
+        id: String,
+    },
+    Archive {
+        id: String,
+    },
     /// Keep the Secret but drop its ownerReference, so garbage collection leaves it alone.
     ReleaseSecret,
     DeleteSecret,
@@ -30,14 +40,18 @@ pub fn next_cleanup_step(o: &Observed, skip_cleanup: bool) -> CleanupStep {
     }
     match (&o.secret, policy) {
         (SecretState::Owned(_), DeletionPolicy::Retain) => CleanupStep::ReleaseSecret,
-        (SecretState::Owned(_), DeletionPolicy::Deactivate | DeletionPolicy::Archive) => CleanupStep::DeleteSecret,
+        (SecretState::Owned(_), DeletionPolicy::Deactivate | DeletionPolicy::Archive) => {
+            CleanupStep::DeleteSecret
+        }
         // Missing, or not ours (a released Secret no longer names us as owner).
         _ => CleanupStep::RemoveFinalizer,
     }
 }
 
 fn dfns_cleanup(o: &Observed, policy: DeletionPolicy) -> Option<CleanupStep> {
-    let touches_dfns = o.recorded_id().is_some() || o.status.pending_create.is_some() || o.status.retiring.is_some();
+    let touches_dfns = o.recorded_id().is_some()
+        || o.status.pending_create.is_some()
+        || o.status.retiring.is_some();
     if !touches_dfns {
         return None;
     }
@@ -50,22 +64,32 @@ fn dfns_cleanup(o: &Observed, policy: DeletionPolicy) -> Option<CleanupStep> {
         });
     }
     if let Some(retiring) = &o.status.retiring {
-        return Some(CleanupStep::RetirePrevious { id: retiring.id.clone() });
+        return Some(CleanupStep::RetirePrevious {
+            id: retiring.id.clone(),
+        });
     }
     if let Some(orphan) = find_orphan(o) {
-        return Some(CleanupStep::RetireOrphan { id: orphan.id.clone() });
+        return Some(CleanupStep::RetireOrphan {
+            id: orphan.id.clone(),
+        });
     }
     let ours = match &o.dfns {
         DfnsView::Recorded(Some(object)) => Some(object),
         // An unfinished create whose token the Secret already holds is ours all the same.
-        DfnsView::Candidates(candidates) => {
-            candidates.iter().find(|c| !c.archived && o.secret_holds_token_of(&c.credential_id))
-        }
+        DfnsView::Candidates(candidates) => candidates
+            .iter()
+            .find(|c| !c.archived && o.secret_holds_token_of(&c.credential_id)),
         DfnsView::Recorded(None) | DfnsView::NotAsked => None,
     }?;
     match policy {
-        DeletionPolicy::Deactivate if ours.active && !ours.archived => Some(CleanupStep::Deactivate { id: ours.id.clone() }),
-        DeletionPolicy::Archive if !ours.archived => Some(CleanupStep::Archive { id: ours.id.clone() }),
+        DeletionPolicy::Deactivate if ours.active && !ours.archived => {
+            Some(CleanupStep::Deactivate {
+                id: ours.id.clone(),
+            })
+        }
+        DeletionPolicy::Archive if !ours.archived => Some(CleanupStep::Archive {
+            id: ours.id.clone(),
+        }),
         _ => None,
     }
 }

@@ -32,14 +32,25 @@ fn ready(policy: DeletionPolicy) -> Observed {
 }
 
 fn active_object() -> DfnsObject {
-    DfnsObject { id: "us-1".into(), credential_id: "cr-1".into(), active: true, ..Default::default() }
+    DfnsObject {
+        id: "us-1".into(),
+        credential_id: "cr-1".into(),
+        active: true,
+        ..Default::default()
+    }
 }
 
 #[test]
 fn deactivate_policy_deactivates_then_deletes_the_secret_then_releases() {
     let mut o = ready(DeletionPolicy::Deactivate);
-    assert_eq!(next_cleanup_step(&o, false), CleanupStep::Deactivate { id: "us-1".into() });
-    o.dfns = DfnsView::Recorded(Some(DfnsObject { active: false, ..active_object() }));
+    assert_eq!(
+        next_cleanup_step(&o, false),
+        CleanupStep::Deactivate { id: "us-1".into() }
+    );
+    o.dfns = DfnsView::Recorded(Some(DfnsObject {
+        active: false,
+        ..active_object()
+    }));
     assert_eq!(next_cleanup_step(&o, false), CleanupStep::DeleteSecret);
     o.secret = SecretState::Missing;
     assert_eq!(next_cleanup_step(&o, false), CleanupStep::RemoveFinalizer);
@@ -48,8 +59,15 @@ fn deactivate_policy_deactivates_then_deletes_the_secret_then_releases() {
 #[test]
 fn archive_policy_archives() {
     let mut o = ready(DeletionPolicy::Archive);
-    assert_eq!(next_cleanup_step(&o, false), CleanupStep::Archive { id: "us-1".into() });
-    o.dfns = DfnsView::Recorded(Some(DfnsObject { archived: true, active: false, ..active_object() }));
+    assert_eq!(
+        next_cleanup_step(&o, false),
+        CleanupStep::Archive { id: "us-1".into() }
+    );
+    o.dfns = DfnsView::Recorded(Some(DfnsObject {
+        archived: true,
+        active: false,
+        ..active_object()
+    }));
     assert_eq!(next_cleanup_step(&o, false), CleanupStep::DeleteSecret);
 }
 
@@ -65,31 +83,58 @@ fn retain_policy_keeps_dfns_and_the_secret_without_its_owner_reference() {
 fn an_unfinished_create_is_retired_on_delete_even_with_retain() {
     let mut o = ready(DeletionPolicy::Retain);
     o.status.service_account_id = None;
-    o.status.pending_create =
-        Some(PendingCreate { started_at: jiff::Timestamp::UNIX_EPOCH.into(), public_key_sha256: "k2".into() });
-    o.secret = SecretState::Owned(SecretMaterial { key_fingerprint: Some("k2".into()), ..Default::default() });
-    o.dfns = DfnsView::Candidates(vec![DfnsObject { id: "us-9".into(), credential_id: "cr-9".into(), active: true, ..Default::default() }]);
-    assert_eq!(next_cleanup_step(&o, false), CleanupStep::RetireOrphan { id: "us-9".into() });
+    o.status.pending_create = Some(PendingCreate {
+        started_at: jiff::Timestamp::UNIX_EPOCH.into(),
+        public_key_sha256: "k2".into(),
+    });
+    o.secret = SecretState::Owned(SecretMaterial {
+        key_fingerprint: Some("k2".into()),
+        ..Default::default()
+    });
+    o.dfns = DfnsView::Candidates(vec![DfnsObject {
+        id: "us-9".into(),
+        credential_id: "cr-9".into(),
+        active: true,
+        ..Default::default()
+    }]);
+    assert_eq!(
+        next_cleanup_step(&o, false),
+        CleanupStep::RetireOrphan { id: "us-9".into() }
+    );
 }
 
 #[test]
 fn a_lost_credential_waiting_for_retirement_is_deactivated_on_delete() {
     let mut o = ready(DeletionPolicy::Deactivate);
-    o.status.retiring = Some(RetiringCredential { id: "us-0".into(), public_key_sha256: None });
-    assert_eq!(next_cleanup_step(&o, false), CleanupStep::RetirePrevious { id: "us-0".into() });
+    o.status.retiring = Some(RetiringCredential {
+        id: "us-0".into(),
+        public_key_sha256: None,
+    });
+    assert_eq!(
+        next_cleanup_step(&o, false),
+        CleanupStep::RetirePrevious { id: "us-0".into() }
+    );
 }
 
 #[test]
 fn a_broken_connection_blocks_cleanup_and_says_how_to_proceed() {
     let mut o = ready(DeletionPolicy::Deactivate);
-    o.guard = Guard::ConnectionUnavailable { reason: ConditionReason::ConnectionNotFound, message: "gone".into() };
-    let CleanupStep::Blocked { message } = next_cleanup_step(&o, false) else { panic!("expected Blocked") };
+    o.guard = Guard::ConnectionUnavailable {
+        reason: ConditionReason::ConnectionNotFound,
+        message: "gone".into(),
+    };
+    let CleanupStep::Blocked { message } = next_cleanup_step(&o, false) else {
+        panic!("expected Blocked")
+    };
     assert!(message.contains("dfns.io/skip-cleanup"), "{message}");
 }
 
 #[test]
 fn skip_cleanup_leaves_dfns_untouched() {
     let mut o = ready(DeletionPolicy::Deactivate);
-    o.guard = Guard::ConnectionUnavailable { reason: ConditionReason::ConnectionNotFound, message: "gone".into() };
+    o.guard = Guard::ConnectionUnavailable {
+        reason: ConditionReason::ConnectionNotFound,
+        message: "gone".into(),
+    };
     assert_eq!(next_cleanup_step(&o, true), CleanupStep::DeleteSecret);
 }

@@ -29,18 +29,29 @@ pub struct Observation {
     pub dfns_objects: HashMap<String, DfnsCredential>,
 }
 
-pub async fn observe<K: CredentialResource>(obj: &K, ctx: &Context, deleting: bool) -> Result<Observation, Error> {
+pub async fn observe<K: CredentialResource>(
+    obj: &K,
+    ctx: &Context,
+    deleting: bool,
+) -> Result<Observation, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let uid = obj.uid().unwrap_or_default();
     let spec = obj.credential_spec();
     let status = obj.credential_status().cloned().unwrap_or_default();
     let desired = Desired {
-        display_name: spec.display_name.clone().unwrap_or_else(|| format!("{namespace}-{name}")),
+        display_name: spec
+            .display_name
+            .clone()
+            .unwrap_or_else(|| format!("{namespace}-{name}")),
         permission_id: spec.permission_id.clone(),
         active: spec.active,
         deletion_policy: spec.deletion_policy,
-        secret_name: spec.secret.as_ref().and_then(|s| s.name.clone()).unwrap_or_else(|| name.clone()),
+        secret_name: spec
+            .secret
+            .as_ref()
+            .and_then(|s| s.name.clone())
+            .unwrap_or_else(|| name.clone()),
     };
 
     let reference = spec.connection_ref.clone().unwrap_or_default();
@@ -50,8 +61,15 @@ pub async fn observe<K: CredentialResource>(obj: &K, ctx: &Context, deleting: bo
         name: reference.name,
     };
     let connection = ctx.connections.fetch(&key).await?;
-    let namespace_labels = match connection.as_ref().and_then(|c| c.namespace_selector.as_ref()) {
-        Some(_) => Api::<Namespace>::all(ctx.kube.clone()).get(&namespace).await?.labels().clone(),
+    let namespace_labels = match connection
+        .as_ref()
+        .and_then(|c| c.namespace_selector.as_ref())
+    {
+        Some(_) => Api::<Namespace>::all(ctx.kube.clone())
+            .get(&namespace)
+            .await?
+            .labels()
+            .clone(),
         None => BTreeMap::new(),
     };
     let recorded = status.service_account_id.is_some() || status.token_id.is_some();
@@ -70,24 +88,34 @@ pub async fn observe<K: CredentialResource>(obj: &K, ctx: &Context, deleting: bo
     let mut guard = judge(facts.as_ref(), &key.to_string(), &request);
 
     // Cleanup may use the connection even where the rules now refuse new requests.
-    let may_call_dfns = matches!(guard, Guard::Allowed) || (deleting && matches!(guard, Guard::Refused { .. }));
+    let may_call_dfns =
+        matches!(guard, Guard::Allowed) || (deleting && matches!(guard, Guard::Refused { .. }));
     let mut handle = None;
     if may_call_dfns && let Some(c) = &connection {
         match ctx.connections.client_for(c).await {
             Ok(h) => handle = Some(h),
             Err(e) => {
-                guard = Guard::ConnectionUnavailable { reason: ConditionReason::ConnectionNotReady, message: e.to_string() }
+                guard = Guard::ConnectionUnavailable {
+                    reason: ConditionReason::ConnectionNotReady,
+                    message: e.to_string(),
+                }
             }
         }
     }
 
-    let secret = Api::<Secret>::namespaced(ctx.kube.clone(), &namespace).get_opt(&desired.secret_name).await?;
+    let secret = Api::<Secret>::namespaced(ctx.kube.clone(), &namespace)
+        .get_opt(&desired.secret_name)
+        .await?;
     let secret_state = classify(secret.as_ref(), &uid);
 
     let mut dfns_objects = HashMap::new();
     let dfns = match (&handle, recorded, &status.pending_create) {
         (Some(h), true, _) => {
-            let id = status.service_account_id.as_deref().or(status.token_id.as_deref()).unwrap_or_default();
+            let id = status
+                .service_account_id
+                .as_deref()
+                .or(status.token_id.as_deref())
+                .unwrap_or_default();
             let found = ctx.inventory.recorded(h, K::DFNS_KIND, id).await?;
             DfnsView::Recorded(found.map(|c| keep(&mut dfns_objects, c)))
         }
@@ -95,9 +123,16 @@ pub async fn observe<K: CredentialResource>(obj: &K, ctx: &Context, deleting: bo
             let fingerprint = pending.public_key_sha256.clone();
             let found = ctx
                 .inventory
-                .candidates(h, K::DFNS_KIND, &uid, |c| key_fingerprint(c).as_deref() == Some(fingerprint.as_str()))
+                .candidates(h, K::DFNS_KIND, &uid, |c| {
+                    key_fingerprint(c).as_deref() == Some(fingerprint.as_str())
+                })
                 .await?;
-            DfnsView::Candidates(found.into_iter().map(|c| keep(&mut dfns_objects, c)).collect())
+            DfnsView::Candidates(
+                found
+                    .into_iter()
+                    .map(|c| keep(&mut dfns_objects, c))
+                    .collect(),
+            )
         }
         _ => DfnsView::NotAsked,
     };
@@ -147,7 +182,9 @@ pub fn view_of(c: &DfnsCredential) -> DfnsObject {
 fn key_fingerprint(c: &DfnsCredential) -> Option<String> {
     let key = c.public_key.as_deref()?;
     if let Some(b64) = key.strip_prefix("SHA256:") {
-        let digest = base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64.trim_end_matches('=')).ok()?;
+        let digest = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(b64.trim_end_matches('='))
+            .ok()?;
         return Some(hex::encode(digest));
     }
     public_key_sha256_from_pem(key).ok()

@@ -58,7 +58,10 @@ pub struct DfnsObject {
 
 impl DfnsObject {
     pub fn assignment_for(&self, permission_id: &str) -> Option<&str> {
-        self.assignments.iter().find(|(p, _)| p == permission_id).map(|(_, a)| a.as_str())
+        self.assignments
+            .iter()
+            .find(|(p, _)| p == permission_id)
+            .map(|(_, a)| a.as_str())
     }
 }
 
@@ -78,9 +81,15 @@ pub enum DfnsView {
 pub enum Guard {
     Allowed,
     /// The connection is missing or not ready: wait, do nothing.
-    ConnectionUnavailable { reason: crate::api::ConditionReason, message: String },
+    ConnectionUnavailable {
+        reason: crate::api::ConditionReason,
+        message: String,
+    },
     /// The request is refused by the connection's rules: stall, do nothing.
-    Refused { reason: crate::api::ConditionReason, message: String },
+    Refused {
+        reason: crate::api::ConditionReason,
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -97,7 +106,10 @@ pub struct Observed {
 impl Observed {
     /// Dfns id of the recorded credential (service account id or token id).
     pub fn recorded_id(&self) -> Option<&str> {
-        self.status.service_account_id.as_deref().or(self.status.token_id.as_deref())
+        self.status
+            .service_account_id
+            .as_deref()
+            .or(self.status.token_id.as_deref())
     }
 
     pub fn secret_holds_token_of(&self, credential_id: &str) -> bool {

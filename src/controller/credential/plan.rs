@@ -8,13 +8,21 @@ use crate::api::ConditionReason;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
     /// The connection is missing or not ready; report it and try again later.
-    Wait { reason: ConditionReason, message: String },
+    Wait {
+        reason: ConditionReason,
+        message: String,
+    },
     /// Something only a person can fix; report it, change nothing.
-    Stall { reason: ConditionReason, message: String },
+    Stall {
+        reason: ConditionReason,
+        message: String,
+    },
     /// §3.1: write a fresh private key into the Secret (creating the Secret if needed).
     GenerateKey,
     /// §3.2: record `pendingCreate` with this key fingerprint before calling Dfns.
-    MarkPendingCreate { key_fingerprint: String },
+    MarkPendingCreate {
+        key_fingerprint: String,
+    },
     /// §3.3–5: create in Dfns, write token and credential id into the Secret, record the ids.
     Create,
     /// An interrupted create did happen and the Secret holds its token: record its ids.
@@ -23,20 +31,34 @@ pub enum Step {
     /// archive it (then a fresh key is generated and the create is repeated).
     RetireOrphan(DfnsObject),
     /// The recorded credential is gone or unusable: remember it for retirement and mint anew.
-    LoseCredential { message: String },
+    LoseCredential {
+        message: String,
+    },
     /// The replacement of a lost credential is in place: deactivate the old one.
-    RetirePrevious { id: String },
+    RetirePrevious {
+        id: String,
+    },
     Activate,
     Deactivate,
     /// Someone deactivated the credential in Dfns: report it, never undo it.
     ReportDeactivatedInDfns,
     /// The user set spec.active to false after a deactivation in Dfns: forget the report.
     AcknowledgeDeactivation,
-    Rename { name: String },
-    AssignPermission { permission_id: String },
-    RevokeAssignment { permission_id: String, assignment_id: String },
+    Rename {
+        name: String,
+    },
+    AssignPermission {
+        permission_id: String,
+    },
+    RevokeAssignment {
+        permission_id: String,
+        assignment_id: String,
+    },
     /// `status.assigned*` should name the assignment Dfns already has for the desired role.
-    RecordAssignment { permission_id: Option<String>, assignment_id: Option<String> },
+    RecordAssignment {
+        permission_id: Option<String>,
+        assignment_id: Option<String>,
+    },
     /// Nothing to do in Dfns or the Secret.
     UpToDate,
 }
@@ -45,9 +67,17 @@ pub enum Step {
 pub fn next_step(o: &Observed) -> Step {
     match &o.guard {
         Guard::ConnectionUnavailable { reason, message } => {
-            return Step::Wait { reason: *reason, message: message.clone() };
+            return Step::Wait {
+                reason: *reason,
+                message: message.clone(),
+            };
         }
-        Guard::Refused { reason, message } => return Step::Stall { reason: *reason, message: message.clone() },
+        Guard::Refused { reason, message } => {
+            return Step::Stall {
+                reason: *reason,
+                message: message.clone(),
+            };
+        }
         Guard::Allowed => {}
     }
     let material = match &o.secret {
@@ -72,29 +102,42 @@ pub fn next_step(o: &Observed) -> Step {
     let object = match &o.dfns {
         DfnsView::Recorded(Some(object)) if !object.archived => object,
         DfnsView::Recorded(_) => {
-            return Step::LoseCredential { message: format!("{recorded_id} is archived or missing in Dfns") };
+            return Step::LoseCredential {
+                message: format!("{recorded_id} is archived or missing in Dfns"),
+            };
         }
         // Not looked up (the reconciler always looks for a recorded id); nothing to judge.
         DfnsView::NotAsked | DfnsView::Candidates(_) => return Step::UpToDate,
     };
     match material {
-        None => return Step::LoseCredential { message: format!("Secret {} was deleted", o.desired.secret_name) },
+        None => {
+            return Step::LoseCredential {
+                message: format!("Secret {} was deleted", o.desired.secret_name),
+            };
+        }
         Some(m) if m.key_fingerprint.is_none() || !m.holds_token_of(&object.credential_id) => {
             return Step::LoseCredential {
-                message: format!("Secret {} no longer holds the key material of {recorded_id}", o.desired.secret_name),
+                message: format!(
+                    "Secret {} no longer holds the key material of {recorded_id}",
+                    o.desired.secret_name
+                ),
             };
         }
         Some(_) => {}
     }
     if let Some(retiring) = &o.status.retiring {
-        return Step::RetirePrevious { id: retiring.id.clone() };
+        return Step::RetirePrevious {
+            id: retiring.id.clone(),
+        };
     }
 
     if let Some(step) = activation_step(o, object) {
         return step;
     }
     if object.name != o.desired.display_name {
-        return Step::Rename { name: o.desired.display_name.clone() };
+        return Step::Rename {
+            name: o.desired.display_name.clone(),
+        };
     }
     permission_step(o, object).unwrap_or(Step::UpToDate)
 }
@@ -105,7 +148,11 @@ fn create_path(o: &Observed) -> Step {
         SecretState::Owned(m) => m.key_fingerprint.as_deref(),
         _ => None,
     };
-    let retired_key = o.status.retiring.as_ref().and_then(|r| r.public_key_sha256.as_deref());
+    let retired_key = o
+        .status
+        .retiring
+        .as_ref()
+        .and_then(|r| r.public_key_sha256.as_deref());
 
     if let Some(pending) = &o.status.pending_create {
         // A create may have happened whose outcome we did not see.
@@ -116,21 +163,30 @@ fn create_path(o: &Observed) -> Step {
         if let Some(orphan) = find_orphan(o) {
             return Step::RetireOrphan(orphan.clone());
         }
-        if let Some(created) = candidates.iter().find(|c| !c.archived && o.secret_holds_token_of(&c.credential_id)) {
+        if let Some(created) = candidates
+            .iter()
+            .find(|c| !c.archived && o.secret_holds_token_of(&c.credential_id))
+        {
             return Step::Adopt(created.clone());
         }
         // A key that an earlier attempt registered is never used again.
-        let burnt = candidates.iter().any(|c| c.key_fingerprint.as_deref() == Some(pending.public_key_sha256.as_str()));
+        let burnt = candidates
+            .iter()
+            .any(|c| c.key_fingerprint.as_deref() == Some(pending.public_key_sha256.as_str()));
         return match key {
             Some(fp) if fp == pending.public_key_sha256 && !burnt => Step::Create,
             Some(fp) if fp != pending.public_key_sha256 && Some(fp) != retired_key => {
-                Step::MarkPendingCreate { key_fingerprint: fp.to_string() }
+                Step::MarkPendingCreate {
+                    key_fingerprint: fp.to_string(),
+                }
             }
             _ => Step::GenerateKey,
         };
     }
     match key {
-        Some(fp) if Some(fp) != retired_key => Step::MarkPendingCreate { key_fingerprint: fp.to_string() },
+        Some(fp) if Some(fp) != retired_key => Step::MarkPendingCreate {
+            key_fingerprint: fp.to_string(),
+        },
         _ => Step::GenerateKey,
     }
 }
@@ -139,8 +195,14 @@ fn create_path(o: &Observed) -> Step {
 /// used: active, or registered with the pending key. Older, deactivated leftovers of lost
 /// credentials are left alone.
 pub(super) fn find_orphan(o: &Observed) -> Option<&DfnsObject> {
-    let DfnsView::Candidates(candidates) = &o.dfns else { return None };
-    let pending_key = o.status.pending_create.as_ref().map(|p| p.public_key_sha256.as_str());
+    let DfnsView::Candidates(candidates) = &o.dfns else {
+        return None;
+    };
+    let pending_key = o
+        .status
+        .pending_create
+        .as_ref()
+        .map(|p| p.public_key_sha256.as_str());
     let retiring_id = o.status.retiring.as_ref().map(|r| r.id.as_str());
     candidates.iter().find(|c| {
         Some(c.id.as_str()) != retiring_id
@@ -173,23 +235,32 @@ fn permission_step(o: &Observed, object: &DfnsObject) -> Option<Step> {
     let desired = o.desired.permission_id.as_deref();
     let recorded = o.status.assigned_permission_id.as_deref();
     let recorded_assignment = o.status.permission_assignment_id.as_deref();
-    if desired == recorded && recorded.is_none_or(|p| object.assignment_for(p) == recorded_assignment) {
+    if desired == recorded
+        && recorded.is_none_or(|p| object.assignment_for(p) == recorded_assignment)
+    {
         return None;
     }
     if let Some(p) = desired
         && object.assignment_for(p).is_none()
     {
-        return Some(Step::AssignPermission { permission_id: p.to_string() });
+        return Some(Step::AssignPermission {
+            permission_id: p.to_string(),
+        });
     }
     if let (Some(old), Some(assignment)) = (recorded, recorded_assignment)
         && Some(old) != desired
         && object.assignments.iter().any(|(_, a)| a == assignment)
     {
-        return Some(Step::RevokeAssignment { permission_id: old.to_string(), assignment_id: assignment.to_string() });
+        return Some(Step::RevokeAssignment {
+            permission_id: old.to_string(),
+            assignment_id: assignment.to_string(),
+        });
     }
     Some(Step::RecordAssignment {
         permission_id: desired.map(str::to_string),
-        assignment_id: desired.and_then(|p| object.assignment_for(p)).map(str::to_string),
+        assignment_id: desired
+            .and_then(|p| object.assignment_for(p))
+            .map(str::to_string),
     })
 }
 

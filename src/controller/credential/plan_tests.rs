@@ -27,15 +27,26 @@ fn observed() -> Observed {
 }
 
 fn key_only(fp: &str) -> SecretState {
-    SecretState::Owned(SecretMaterial { key_fingerprint: Some(fp.into()), has_token: false, credential_id: None })
+    SecretState::Owned(SecretMaterial {
+        key_fingerprint: Some(fp.into()),
+        has_token: false,
+        credential_id: None,
+    })
 }
 
 fn full_secret(fp: &str, cred: &str) -> SecretState {
-    SecretState::Owned(SecretMaterial { key_fingerprint: Some(fp.into()), has_token: true, credential_id: Some(cred.into()) })
+    SecretState::Owned(SecretMaterial {
+        key_fingerprint: Some(fp.into()),
+        has_token: true,
+        credential_id: Some(cred.into()),
+    })
 }
 
 fn pending(fp: &str) -> Option<PendingCreate> {
-    Some(PendingCreate { started_at: jiff::Timestamp::UNIX_EPOCH.into(), public_key_sha256: fp.into() })
+    Some(PendingCreate {
+        started_at: jiff::Timestamp::UNIX_EPOCH.into(),
+        public_key_sha256: fp.into(),
+    })
 }
 
 fn object(id: &str, cred: &str, fp: &str) -> DfnsObject {
@@ -72,7 +83,12 @@ fn a_new_resource_first_gets_a_key() {
 fn a_secret_with_a_key_is_marked_pending_before_any_dfns_call() {
     let mut o = observed();
     o.secret = key_only(KEY_A);
-    assert_eq!(next_step(&o), Step::MarkPendingCreate { key_fingerprint: KEY_A.into() });
+    assert_eq!(
+        next_step(&o),
+        Step::MarkPendingCreate {
+            key_fingerprint: KEY_A.into()
+        }
+    );
 }
 
 #[test]
@@ -106,7 +122,12 @@ fn after_retiring_an_orphan_its_key_is_never_reused() {
     assert_eq!(next_step(&o), Step::GenerateKey);
     // With the fresh key in the Secret, the new attempt is recorded before the call.
     o.secret = key_only(KEY_B);
-    assert_eq!(next_step(&o), Step::MarkPendingCreate { key_fingerprint: KEY_B.into() });
+    assert_eq!(
+        next_step(&o),
+        Step::MarkPendingCreate {
+            key_fingerprint: KEY_B.into()
+        }
+    );
 }
 
 #[test]
@@ -135,7 +156,12 @@ fn a_pending_create_whose_secret_vanished_starts_over_with_a_new_key() {
     o.dfns = DfnsView::Candidates(vec![]);
     assert_eq!(next_step(&o), Step::GenerateKey);
     o.secret = key_only(KEY_B);
-    assert_eq!(next_step(&o), Step::MarkPendingCreate { key_fingerprint: KEY_B.into() });
+    assert_eq!(
+        next_step(&o),
+        Step::MarkPendingCreate {
+            key_fingerprint: KEY_B.into()
+        }
+    );
 }
 
 #[test]
@@ -162,20 +188,38 @@ fn old_deactivated_leftovers_with_other_keys_are_not_orphans() {
 fn a_foreign_secret_stalls_with_secret_conflict() {
     let mut o = observed();
     o.secret = SecretState::Foreign;
-    assert!(matches!(next_step(&o), Step::Stall { reason: ConditionReason::SecretConflict, .. }));
+    assert!(matches!(
+        next_step(&o),
+        Step::Stall {
+            reason: ConditionReason::SecretConflict,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn a_refused_request_stalls_before_anything_is_created() {
     let mut o = observed();
-    o.guard = Guard::Refused { reason: ConditionReason::PermissionNotAllowed, message: "no".into() };
-    assert_eq!(next_step(&o), Step::Stall { reason: ConditionReason::PermissionNotAllowed, message: "no".into() });
+    o.guard = Guard::Refused {
+        reason: ConditionReason::PermissionNotAllowed,
+        message: "no".into(),
+    };
+    assert_eq!(
+        next_step(&o),
+        Step::Stall {
+            reason: ConditionReason::PermissionNotAllowed,
+            message: "no".into()
+        }
+    );
 }
 
 #[test]
 fn an_unavailable_connection_waits() {
     let mut o = ready();
-    o.guard = Guard::ConnectionUnavailable { reason: ConditionReason::ConnectionNotReady, message: "x".into() };
+    o.guard = Guard::ConnectionUnavailable {
+        reason: ConditionReason::ConnectionNotReady,
+        message: "x".into(),
+    };
     assert!(matches!(next_step(&o), Step::Wait { .. }));
 }
 
@@ -193,14 +237,20 @@ fn spec_active_false_deactivates_and_true_activates_again() {
     let mut o = ready();
     o.status.active = Some(false);
     o.generation = 3;
-    o.dfns = DfnsView::Recorded(Some(DfnsObject { active: false, ..object("us-1", "cr-1", KEY_A) }));
+    o.dfns = DfnsView::Recorded(Some(DfnsObject {
+        active: false,
+        ..object("us-1", "cr-1", KEY_A)
+    }));
     assert_eq!(next_step(&o), Step::Activate);
 }
 
 #[test]
 fn a_deactivation_made_in_dfns_is_reported_and_never_undone() {
     let mut o = ready();
-    o.dfns = DfnsView::Recorded(Some(DfnsObject { active: false, ..object("us-1", "cr-1", KEY_A) }));
+    o.dfns = DfnsView::Recorded(Some(DfnsObject {
+        active: false,
+        ..object("us-1", "cr-1", KEY_A)
+    }));
     assert_eq!(next_step(&o), Step::ReportDeactivatedInDfns);
     // Reported: nothing more, whatever else changes in the spec.
     o.status.active = Some(false);
@@ -222,7 +272,10 @@ fn an_archived_or_missing_credential_is_lost() {
     o.dfns = DfnsView::Recorded(None);
     assert!(matches!(next_step(&o), Step::LoseCredential { .. }));
     let mut o = ready();
-    o.dfns = DfnsView::Recorded(Some(DfnsObject { archived: true, ..object("us-1", "cr-1", KEY_A) }));
+    o.dfns = DfnsView::Recorded(Some(DfnsObject {
+        archived: true,
+        ..object("us-1", "cr-1", KEY_A)
+    }));
     assert!(matches!(next_step(&o), Step::LoseCredential { .. }));
 }
 
@@ -235,7 +288,11 @@ fn a_deleted_or_stripped_secret_loses_the_credential() {
     o.secret = key_only(KEY_A);
     assert!(matches!(next_step(&o), Step::LoseCredential { .. }));
     let mut o = ready();
-    o.secret = SecretState::Owned(SecretMaterial { key_fingerprint: None, has_token: true, credential_id: Some("cr-1".into()) });
+    o.secret = SecretState::Owned(SecretMaterial {
+        key_fingerprint: None,
+        has_token: true,
+        credential_id: Some("cr-1".into()),
+    });
     assert!(matches!(next_step(&o), Step::LoseCredential { .. }));
 }
 
@@ -243,11 +300,23 @@ fn a_deleted_or_stripped_secret_loses_the_credential() {
 fn a_lost_credential_is_replaced_with_a_new_key_then_retired() {
     // Status after LoseCredential: ids cleared, old one remembered.
     let mut o = observed();
-    o.status.retiring = Some(RetiringCredential { id: "us-1".into(), public_key_sha256: Some(KEY_A.into()) });
+    o.status.retiring = Some(RetiringCredential {
+        id: "us-1".into(),
+        public_key_sha256: Some(KEY_A.into()),
+    });
     o.secret = key_only(KEY_A);
-    assert_eq!(next_step(&o), Step::GenerateKey, "the lost credential's key is not reused");
+    assert_eq!(
+        next_step(&o),
+        Step::GenerateKey,
+        "the lost credential's key is not reused"
+    );
     o.secret = key_only(KEY_B);
-    assert_eq!(next_step(&o), Step::MarkPendingCreate { key_fingerprint: KEY_B.into() });
+    assert_eq!(
+        next_step(&o),
+        Step::MarkPendingCreate {
+            key_fingerprint: KEY_B.into()
+        }
+    );
     // The pending lookup also finds the old credential (same externalId): it is not an orphan.
     o.status.pending_create = pending(KEY_B);
     o.dfns = DfnsView::Candidates(vec![object("us-1", "cr-1", KEY_A)]);
@@ -255,7 +324,10 @@ fn a_lost_credential_is_replaced_with_a_new_key_then_retired() {
     // Once the replacement is recorded, the old one is retired.
     let mut o = ready();
     o.secret = full_secret(KEY_B, "cr-1");
-    o.status.retiring = Some(RetiringCredential { id: "us-0".into(), public_key_sha256: Some(KEY_A.into()) });
+    o.status.retiring = Some(RetiringCredential {
+        id: "us-0".into(),
+        public_key_sha256: Some(KEY_A.into()),
+    });
     assert_eq!(next_step(&o), Step::RetirePrevious { id: "us-0".into() });
 }
 
@@ -263,7 +335,12 @@ fn a_lost_credential_is_replaced_with_a_new_key_then_retired() {
 fn a_new_display_name_renames() {
     let mut o = ready();
     o.desired.display_name = "renamed".into();
-    assert_eq!(next_step(&o), Step::Rename { name: "renamed".into() });
+    assert_eq!(
+        next_step(&o),
+        Step::Rename {
+            name: "renamed".into()
+        }
+    );
 }
 
 #[test]
@@ -275,17 +352,31 @@ fn a_permission_change_assigns_the_new_role_then_revokes_the_old_then_records() 
     obj.assignments = vec![("pm-old".into(), "as-old".into())];
     o.dfns = DfnsView::Recorded(Some(obj.clone()));
     o.desired.permission_id = Some("pm-new".into());
-    assert_eq!(next_step(&o), Step::AssignPermission { permission_id: "pm-new".into() });
+    assert_eq!(
+        next_step(&o),
+        Step::AssignPermission {
+            permission_id: "pm-new".into()
+        }
+    );
 
     obj.assignments.push(("pm-new".into(), "as-new".into()));
     o.dfns = DfnsView::Recorded(Some(obj.clone()));
-    assert_eq!(next_step(&o), Step::RevokeAssignment { permission_id: "pm-old".into(), assignment_id: "as-old".into() });
+    assert_eq!(
+        next_step(&o),
+        Step::RevokeAssignment {
+            permission_id: "pm-old".into(),
+            assignment_id: "as-old".into()
+        }
+    );
 
     obj.assignments.remove(0);
     o.dfns = DfnsView::Recorded(Some(obj));
     assert_eq!(
         next_step(&o),
-        Step::RecordAssignment { permission_id: Some("pm-new".into()), assignment_id: Some("as-new".into()) }
+        Step::RecordAssignment {
+            permission_id: Some("pm-new".into()),
+            assignment_id: Some("as-new".into())
+        }
     );
     o.status.assigned_permission_id = Some("pm-new".into());
     o.status.permission_assignment_id = Some("as-new".into());
@@ -298,10 +389,25 @@ fn removing_the_permission_revokes_the_managed_assignment_only() {
     o.status.assigned_permission_id = Some("pm-old".into());
     o.status.permission_assignment_id = Some("as-old".into());
     let mut obj = object("us-1", "cr-1", KEY_A);
-    obj.assignments = vec![("pm-old".into(), "as-old".into()), ("pm-other".into(), "as-other".into())];
+    obj.assignments = vec![
+        ("pm-old".into(), "as-old".into()),
+        ("pm-other".into(), "as-other".into()),
+    ];
     o.dfns = DfnsView::Recorded(Some(obj.clone()));
-    assert_eq!(next_step(&o), Step::RevokeAssignment { permission_id: "pm-old".into(), assignment_id: "as-old".into() });
+    assert_eq!(
+        next_step(&o),
+        Step::RevokeAssignment {
+            permission_id: "pm-old".into(),
+            assignment_id: "as-old".into()
+        }
+    );
     obj.assignments.remove(0);
     o.dfns = DfnsView::Recorded(Some(obj));
-    assert_eq!(next_step(&o), Step::RecordAssignment { permission_id: None, assignment_id: None });
+    assert_eq!(
+        next_step(&o),
+        Step::RecordAssignment {
+            permission_id: None,
+            assignment_id: None
+        }
+    );
 }

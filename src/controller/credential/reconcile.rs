@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::ResourceExt;
 use serde_json::json;
 
 use super::cleanup_plan::{CleanupStep, next_cleanup_step};
@@ -33,8 +33,13 @@ const FIELD_MANAGER: &str = "dfns-operator";
 /// Bound on steps per reconcile; a create takes about five.
 const MAX_STEPS: usize = 24;
 
-pub async fn reconcile<K: CredentialResource>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = obj.namespace().ok_or_else(|| Error::Invalid("resource has no namespace".into()))?;
+pub async fn reconcile<K: CredentialResource>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let namespace = obj
+        .namespace()
+        .ok_or_else(|| Error::Invalid("resource has no namespace".into()))?;
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
     let object_ref = ObjectRef::from_obj(&*obj);
     let result = finalizer(&api, FINALIZER, obj, |event| async {
@@ -61,7 +66,11 @@ pub async fn reconcile<K: CredentialResource>(obj: Arc<K>, ctx: Arc<Context>) ->
 }
 
 /// After a failed reconcile: back off per object; wait for a person on errors only they can fix.
-pub fn error_policy<K: CredentialResource>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy<K: CredentialResource>(
+    obj: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     let delay = if error.needs_a_person() {
         ctx.resync_delay().min(Duration::from_secs(300))
     } else {
@@ -84,17 +93,38 @@ pub fn error_policy<K: CredentialResource>(obj: Arc<K>, error: &Error, ctx: Arc<
 /// resource's conditions. Only the conditions are patched (a merge patch), so recorded ids can
 /// never be lost to a decision made without seeing them.
 async fn report_unobserved<K: CredentialResource>(obj: &K, ctx: &Context, error: Error) -> Error {
-    let previous = obj.credential_status().map(|s| s.conditions.clone()).unwrap_or_default();
+    let previous = obj
+        .credential_status()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
     let generation = obj.meta().generation.unwrap_or_default();
-    let conditions = conditions_for(&error.health(), generation, &previous, jiff::Timestamp::now().into());
+    let conditions = conditions_for(
+        &error.health(),
+        generation,
+        &previous,
+        jiff::Timestamp::now().into(),
+    );
     if conditions != previous {
         let api: Api<K> = Api::namespaced(ctx.kube.clone(), &obj.namespace().unwrap_or_default());
         let patch = json!({ "status": { "conditions": conditions } });
-        if let Err(patch_error) = api.patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        if let Err(patch_error) = api
+            .patch_status(
+                &obj.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
             tracing::warn!(error = %patch_error, "could not record the failure in status");
         }
     }
-    ctx.publish(&obj.object_ref(&()), EventType::Warning, "Failed", error.to_string()).await;
+    ctx.publish(
+        &obj.object_ref(&()),
+        EventType::Warning,
+        "Failed",
+        error.to_string(),
+    )
+    .await;
     error
 }
 
@@ -118,15 +148,28 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     async fn start(obj: Arc<K>, ctx: &'c Context, deleting: bool) -> Result<Self, Error> {
         let seen = observe(&*obj, ctx, deleting).await?;
         let saved = seen.observed.status.clone();
-        Ok(Self { ctx, obj, deleting, fresh: false, seen, saved })
+        Ok(Self {
+            ctx,
+            obj,
+            deleting,
+            fresh: false,
+            seen,
+            saved,
+        })
     }
 
     fn api(&self) -> Api<K> {
-        Api::namespaced(self.ctx.kube.clone(), &self.obj.namespace().unwrap_or_default())
+        Api::namespaced(
+            self.ctx.kube.clone(),
+            &self.obj.namespace().unwrap_or_default(),
+        )
     }
 
     fn secrets(&self) -> Api<Secret> {
-        Api::namespaced(self.ctx.kube.clone(), &self.obj.namespace().unwrap_or_default())
+        Api::namespaced(
+            self.ctx.kube.clone(),
+            &self.obj.namespace().unwrap_or_default(),
+        )
     }
 
     /// The watch cache may lag behind our own last write; anything that writes decides on a
@@ -164,7 +207,12 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     async fn converge(&mut self) -> Result<Health, Error> {
         for _ in 0..MAX_STEPS {
             let step = next_step(&self.seen.observed);
-            if !self.fresh && !matches!(step, Step::UpToDate | Step::Wait { .. } | Step::Stall { .. }) {
+            if !self.fresh
+                && !matches!(
+                    step,
+                    Step::UpToDate | Step::Wait { .. } | Step::Stall { .. }
+                )
+            {
                 self.refresh().await?;
                 continue;
             }
@@ -172,13 +220,21 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                 return Ok(health);
             }
         }
-        Ok(Health::Progressing { reason: ConditionReason::Progressing, message: "still converging; continuing shortly".into() })
+        Ok(Health::Progressing {
+            reason: ConditionReason::Progressing,
+            message: "still converging; continuing shortly".into(),
+        })
     }
 
     fn requeue_after(&self, health: &Health) -> Duration {
         match health {
-            Health::Ready { .. } | Health::Stalled { .. } | Health::NotReady { .. } => self.ctx.resync_delay(),
-            Health::Progressing { reason: ConditionReason::PendingApproval, .. } => Duration::from_secs(60),
+            Health::Ready { .. } | Health::Stalled { .. } | Health::NotReady { .. } => {
+                self.ctx.resync_delay()
+            }
+            Health::Progressing {
+                reason: ConditionReason::PendingApproval,
+                ..
+            } => Duration::from_secs(60),
             Health::Progressing { .. } => Duration::from_secs(15),
         }
     }
@@ -191,26 +247,32 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         {
             tracing::warn!(error = %save_error, "could not record the failure in status");
         }
-        self.event(EventType::Warning, "Failed", error.to_string()).await;
+        self.event(EventType::Warning, "Failed", error.to_string())
+            .await;
         error
     }
 
     async fn execute(&mut self, step: Step) -> Result<Flow, Error> {
         let kind = K::DFNS_KIND;
         match step {
-            Step::Wait { reason, message } => Ok(Flow::Done(Health::Progressing { reason, message })),
+            Step::Wait { reason, message } => {
+                Ok(Flow::Done(Health::Progressing { reason, message }))
+            }
             Step::Stall { reason, message } => Ok(Flow::Done(Health::Stalled { reason, message })),
             Step::UpToDate => Ok(Flow::Done(self.steady_health())),
             Step::GenerateKey => {
-                let key = generate_p256().map_err(|e| Error::Invalid(format!("generating a key: {e}")))?;
+                let key = generate_p256()
+                    .map_err(|e| Error::Invalid(format!("generating a key: {e}")))?;
                 let next = secret::with_new_key(self.seen.secret.as_ref(), &self.layout()?, &key);
                 self.write_secret(next).await?;
                 Ok(Flow::Continue)
             }
             Step::MarkPendingCreate { key_fingerprint } => {
                 let status = &mut self.seen.observed.status;
-                status.pending_create =
-                    Some(PendingCreate { started_at: jiff::Timestamp::now().into(), public_key_sha256: key_fingerprint });
+                status.pending_create = Some(PendingCreate {
+                    started_at: jiff::Timestamp::now().into(),
+                    public_key_sha256: key_fingerprint,
+                });
                 self.save(creating()).await?;
                 Ok(Flow::Continue)
             }
@@ -218,8 +280,15 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             Step::Adopt(object) => {
                 let credential = self.full(&object.id)?;
                 self.record_created(&credential, None).await?;
-                self.event(EventType::Normal, "Created", format!("recorded {kind} {} created before an interruption", credential.id))
-                    .await;
+                self.event(
+                    EventType::Normal,
+                    "Created",
+                    format!(
+                        "recorded {kind} {} created before an interruption",
+                        credential.id
+                    ),
+                )
+                .await;
                 Ok(Flow::Continue)
             }
             Step::RetireOrphan(object) => {
@@ -231,30 +300,53 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                 )
                 .await;
                 if let DfnsView::Candidates(candidates) = &mut self.seen.observed.dfns {
-                    candidates.iter_mut().filter(|c| c.id == object.id).for_each(|c| {
-                        c.active = false;
-                        c.archived = true;
-                    });
+                    candidates
+                        .iter_mut()
+                        .filter(|c| c.id == object.id)
+                        .for_each(|c| {
+                            c.active = false;
+                            c.archived = true;
+                        });
                 }
                 Ok(Flow::Continue)
             }
             Step::LoseCredential { message } => {
                 let status = &mut self.seen.observed.status;
-                let id = status.service_account_id.clone().or(status.token_id.clone()).unwrap_or_default();
-                status.retiring = Some(RetiringCredential { id, public_key_sha256: status.public_key_sha256.clone() });
+                let id = status
+                    .service_account_id
+                    .clone()
+                    .or(status.token_id.clone())
+                    .unwrap_or_default();
+                status.retiring = Some(RetiringCredential {
+                    id,
+                    public_key_sha256: status.public_key_sha256.clone(),
+                });
                 clear_ids(status);
                 status.pending_create = None;
                 self.seen.observed.dfns = DfnsView::NotAsked;
-                self.save(Health::Progressing { reason: ConditionReason::CredentialLost, message: message.clone() })
-                    .await?;
-                self.event(EventType::Warning, "CredentialLost", format!("{message}; minting a new credential")).await;
+                self.save(Health::Progressing {
+                    reason: ConditionReason::CredentialLost,
+                    message: message.clone(),
+                })
+                .await?;
+                self.event(
+                    EventType::Warning,
+                    "CredentialLost",
+                    format!("{message}; minting a new credential"),
+                )
+                .await;
                 Ok(Flow::Continue)
             }
             Step::RetirePrevious { id } => {
                 ignore_not_found(self.handle()?.client.deactivate(kind, &id).await)?;
                 self.seen.observed.status.retiring = None;
                 self.save(creating()).await?;
-                self.event(EventType::Normal, "Deactivated", format!("deactivated {kind} {id}, which was replaced")).await;
+                self.event(
+                    EventType::Normal,
+                    "Deactivated",
+                    format!("deactivated {kind} {id}, which was replaced"),
+                )
+                .await;
                 Ok(Flow::Continue)
             }
             Step::Activate => {
@@ -263,7 +355,12 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                 self.seen.observed.status.active = Some(true);
                 self.seen.observed.status.deactivated_in_dfns_at = None;
                 self.update_recorded(updated).await;
-                self.event(EventType::Normal, "Activated", format!("activated {kind} {id}")).await;
+                self.event(
+                    EventType::Normal,
+                    "Activated",
+                    format!("activated {kind} {id}"),
+                )
+                .await;
                 Ok(Flow::Continue)
             }
             Step::Deactivate => {
@@ -272,19 +369,29 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                 self.seen.observed.status.active = Some(false);
                 self.seen.observed.status.deactivated_in_dfns_at = None;
                 self.update_recorded(updated).await;
-                self.event(EventType::Normal, "Deactivated", format!("deactivated {kind} {id} (spec.active is false)")).await;
+                self.event(
+                    EventType::Normal,
+                    "Deactivated",
+                    format!("deactivated {kind} {id} (spec.active is false)"),
+                )
+                .await;
                 Ok(Flow::Continue)
             }
             Step::ReportDeactivatedInDfns => {
                 let id = self.recorded_id();
                 self.seen.observed.status.active = Some(false);
-                self.seen.observed.status.deactivated_in_dfns_at = Some(jiff::Timestamp::now().into());
+                self.seen.observed.status.deactivated_in_dfns_at =
+                    Some(jiff::Timestamp::now().into());
                 let message = format!(
                     "{kind} {id} was deactivated in Dfns by someone else; it stays deactivated until the spec \
                      changes (set spec.active to false, then back to true, to activate it again)"
                 );
-                self.event(EventType::Warning, "DeactivatedInDfns", message.clone()).await;
-                Ok(Flow::Done(Health::NotReady { reason: ConditionReason::DeactivatedInDfns, message }))
+                self.event(EventType::Warning, "DeactivatedInDfns", message.clone())
+                    .await;
+                Ok(Flow::Done(Health::NotReady {
+                    reason: ConditionReason::DeactivatedInDfns,
+                    message,
+                }))
             }
             Step::AcknowledgeDeactivation => {
                 self.seen.observed.status.deactivated_in_dfns_at = None;
@@ -292,39 +399,75 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             }
             Step::Rename { name } => {
                 let id = self.recorded_id();
-                let updated = self.handle()?.client.update(kind, &id, Some(name.clone()), None).await?;
+                let updated = self
+                    .handle()?
+                    .client
+                    .update(kind, &id, Some(name.clone()), None)
+                    .await?;
                 self.update_recorded(updated).await;
-                self.event(EventType::Normal, "Updated", format!("renamed {kind} {id} to {name}")).await;
+                self.event(
+                    EventType::Normal,
+                    "Updated",
+                    format!("renamed {kind} {id} to {name}"),
+                )
+                .await;
                 Ok(Flow::Continue)
             }
             Step::AssignPermission { permission_id } => {
                 let id = self.recorded_id();
-                let assignment = self.handle()?.client.assign_permission(&permission_id, &id).await?;
+                let assignment = self
+                    .handle()?
+                    .client
+                    .assign_permission(&permission_id, &id)
+                    .await?;
                 if let Some(mut credential) = self.seen.dfns_objects.get(&id).cloned() {
-                    credential.permission_assignments.push(crate::dfns::types::PermissionAssignmentRef {
-                        permission_id: permission_id.clone(),
-                        permission_name: None,
-                        assignment_id: assignment.id.clone(),
-                        operations: vec![],
-                    });
+                    credential.permission_assignments.push(
+                        crate::dfns::types::PermissionAssignmentRef {
+                            permission_id: permission_id.clone(),
+                            permission_name: None,
+                            assignment_id: assignment.id.clone(),
+                            operations: vec![],
+                        },
+                    );
                     self.update_recorded(credential).await;
                 }
-                self.event(EventType::Normal, "PermissionAssigned", format!("assigned {permission_id} to {kind} {id}"))
-                    .await;
+                self.event(
+                    EventType::Normal,
+                    "PermissionAssigned",
+                    format!("assigned {permission_id} to {kind} {id}"),
+                )
+                .await;
                 Ok(Flow::Continue)
             }
-            Step::RevokeAssignment { permission_id, assignment_id } => {
+            Step::RevokeAssignment {
+                permission_id,
+                assignment_id,
+            } => {
                 let id = self.recorded_id();
-                ignore_not_found(self.handle()?.client.revoke_permission(&permission_id, &assignment_id).await)?;
+                ignore_not_found(
+                    self.handle()?
+                        .client
+                        .revoke_permission(&permission_id, &assignment_id)
+                        .await,
+                )?;
                 if let Some(mut credential) = self.seen.dfns_objects.get(&id).cloned() {
-                    credential.permission_assignments.retain(|a| a.assignment_id != assignment_id);
+                    credential
+                        .permission_assignments
+                        .retain(|a| a.assignment_id != assignment_id);
                     self.update_recorded(credential).await;
                 }
-                self.event(EventType::Normal, "PermissionRevoked", format!("revoked {permission_id} from {kind} {id}"))
-                    .await;
+                self.event(
+                    EventType::Normal,
+                    "PermissionRevoked",
+                    format!("revoked {permission_id} from {kind} {id}"),
+                )
+                .await;
                 Ok(Flow::Continue)
             }
-            Step::RecordAssignment { permission_id, assignment_id } => {
+            Step::RecordAssignment {
+                permission_id,
+                assignment_id,
+            } => {
                 let status = &mut self.seen.observed.status;
                 status.assigned_permission_id = permission_id;
                 status.permission_assignment_id = assignment_id;
@@ -348,24 +491,44 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         };
         let created = handle.client.create(K::DFNS_KIND, &new).await?;
         let credential = created.credential;
-        let credential_id = credential
-            .cred_id
-            .clone()
-            .ok_or_else(|| Error::Invalid(format!("Dfns created {} without a credential id", credential.id)))?;
-        self.write_token(&created.access_token, &credential.id, &credential_id).await?;
-        self.record_created(&credential, Some(&created.access_token)).await?;
+        let credential_id = credential.cred_id.clone().ok_or_else(|| {
+            Error::Invalid(format!(
+                "Dfns created {} without a credential id",
+                credential.id
+            ))
+        })?;
+        self.write_token(&created.access_token, &credential.id, &credential_id)
+            .await?;
+        self.record_created(&credential, Some(&created.access_token))
+            .await?;
         let kind = K::DFNS_KIND;
         let secret_name = self.seen.observed.desired.secret_name.clone();
-        self.event(EventType::Normal, "Created", format!("created {kind} {} and wrote Secret {secret_name}", credential.id))
-            .await;
+        self.event(
+            EventType::Normal,
+            "Created",
+            format!(
+                "created {kind} {} and wrote Secret {secret_name}",
+                credential.id
+            ),
+        )
+        .await;
         Ok(Flow::Continue)
     }
 
     /// Step 5 (or recovery): ids into status, `pendingCreate` cleared, saved at once.
-    async fn record_created(&mut self, credential: &DfnsCredential, token: Option<&SecretString>) -> Result<(), Error> {
+    async fn record_created(
+        &mut self,
+        credential: &DfnsCredential,
+        token: Option<&SecretString>,
+    ) -> Result<(), Error> {
         let expires_at = match token {
-            Some(token) => decode_claims(token.expose()).ok().and_then(|c| c.expires_at),
-            None => self.secret_token().and_then(|t| decode_claims(t.expose()).ok()).and_then(|c| c.expires_at),
+            Some(token) => decode_claims(token.expose())
+                .ok()
+                .and_then(|c| c.expires_at),
+            None => self
+                .secret_token()
+                .and_then(|t| decode_claims(t.expose()).ok())
+                .and_then(|c| c.expires_at),
         };
         let key_fingerprint = match &self.seen.observed.secret {
             SecretState::Owned(m) => m.key_fingerprint.clone(),
@@ -391,7 +554,12 @@ impl<'c, K: CredentialResource> Run<'c, K> {
 
     /// Step 4: the token exists only in this process now, so retry the write in-process; if it
     /// cannot be written, the pending-create recovery retires the credential later.
-    async fn write_token(&mut self, token: &SecretString, dfns_id: &str, credential_id: &str) -> Result<(), Error> {
+    async fn write_token(
+        &mut self,
+        token: &SecretString,
+        dfns_id: &str,
+        credential_id: &str,
+    ) -> Result<(), Error> {
         let layout = self.layout()?;
         let name = self.seen.observed.desired.secret_name.clone();
         let mut last_error = None;
@@ -401,14 +569,22 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             }
             let current = match self.secrets().get_opt(&name).await {
                 Ok(Some(s)) if secret::is_owned_by(&s, &self.seen.observed.uid) => s,
-                Ok(_) => return Err(Error::Invalid(format!("Secret {name} vanished or changed owner during create"))),
+                Ok(_) => {
+                    return Err(Error::Invalid(format!(
+                        "Secret {name} vanished or changed owner during create"
+                    )));
+                }
                 Err(e) => {
                     last_error = Some(e);
                     continue;
                 }
             };
             let next = secret::with_token(&current, &layout, token, dfns_id, credential_id);
-            match self.secrets().replace(&name, &PostParams::default(), &next).await {
+            match self
+                .secrets()
+                .replace(&name, &PostParams::default(), &next)
+                .await
+            {
                 Ok(written) => {
                     self.set_secret(Some(written));
                     return Ok(());
@@ -416,11 +592,17 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(last_error.map(Error::Kube).unwrap_or_else(|| Error::Invalid("could not write the token".into())))
+        Err(last_error
+            .map(Error::Kube)
+            .unwrap_or_else(|| Error::Invalid("could not write the token".into())))
     }
 
     async fn cleanup(mut self) -> Result<Action, Error> {
-        let skip = self.obj.annotations().get(SKIP_CLEANUP_ANNOTATION).is_some_and(|v| v == "true");
+        let skip = self
+            .obj
+            .annotations()
+            .get(SKIP_CLEANUP_ANNOTATION)
+            .is_some_and(|v| v == "true");
         let kind = K::DFNS_KIND;
         for _ in 0..MAX_STEPS {
             let step = next_cleanup_step(&self.seen.observed, skip);
@@ -444,8 +626,14 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                         Ok(())
                     }
                     CleanupStep::Deactivate { id } => {
-                        let updated = ignore_not_found(self.handle()?.client.deactivate(kind, id).await)?;
-                        self.event(EventType::Normal, "Deactivated", format!("deactivated {kind} {id} (deletionPolicy)")).await;
+                        let updated =
+                            ignore_not_found(self.handle()?.client.deactivate(kind, id).await)?;
+                        self.event(
+                            EventType::Normal,
+                            "Deactivated",
+                            format!("deactivated {kind} {id} (deletionPolicy)"),
+                        )
+                        .await;
                         match updated {
                             Some(c) => self.update_recorded(c).await,
                             None => self.seen.observed.dfns = DfnsView::Recorded(None),
@@ -454,7 +642,12 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                     }
                     CleanupStep::Archive { id } => {
                         self.archive(id).await?;
-                        self.event(EventType::Normal, "Archived", format!("archived {kind} {id} (deletionPolicy)")).await;
+                        self.event(
+                            EventType::Normal,
+                            "Archived",
+                            format!("archived {kind} {id} (deletionPolicy)"),
+                        )
+                        .await;
                         self.seen.observed.dfns = DfnsView::Recorded(None);
                         Ok(())
                     }
@@ -466,7 +659,10 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                     CleanupStep::DeleteSecret => {
                         let current = self.seen.secret.clone().expect("owned Secret present");
                         let params = DeleteParams {
-                            preconditions: Some(Preconditions { uid: current.uid(), resource_version: None }),
+                            preconditions: Some(Preconditions {
+                                uid: current.uid(),
+                                resource_version: None,
+                            }),
                             ..Default::default()
                         };
                         match self.secrets().delete(&current.name_any(), &params).await {
@@ -486,9 +682,10 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                 Ok(()) => {}
                 Err(error) => {
                     let health = match &step {
-                        CleanupStep::Blocked { message } => {
-                            Health::NotReady { reason: ConditionReason::CleanupBlocked, message: message.clone() }
-                        }
+                        CleanupStep::Blocked { message } => Health::NotReady {
+                            reason: ConditionReason::CleanupBlocked,
+                            message: message.clone(),
+                        },
                         _ => error.health(),
                     };
                     if let Err(save_error) = self.save(health).await {
@@ -504,15 +701,26 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     // ---- helpers ----
 
     fn handle(&self) -> Result<Arc<crate::controller::connections::ConnectionHandle>, Error> {
-        self.seen.handle.clone().ok_or_else(|| Error::Connection("the connection is not usable".into()))
+        self.seen
+            .handle
+            .clone()
+            .ok_or_else(|| Error::Connection("the connection is not usable".into()))
     }
 
     fn recorded_id(&self) -> String {
-        self.seen.observed.recorded_id().unwrap_or_default().to_string()
+        self.seen
+            .observed
+            .recorded_id()
+            .unwrap_or_default()
+            .to_string()
     }
 
     fn full(&self, id: &str) -> Result<DfnsCredential, Error> {
-        self.seen.dfns_objects.get(id).cloned().ok_or_else(|| Error::Invalid(format!("no Dfns object {id} in view")))
+        self.seen
+            .dfns_objects
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::Invalid(format!("no Dfns object {id} in view")))
     }
 
     /// Deactivate, then archive; both tolerate an object that is already gone.
@@ -524,16 +732,24 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     async fn archive(&mut self, id: &str) -> Result<(), Error> {
         let handle = self.handle()?;
         ignore_not_found(handle.client.delete(K::DFNS_KIND, id).await)?;
-        self.ctx.inventory.forget(&handle.key, K::DFNS_KIND, id).await;
+        self.ctx
+            .inventory
+            .forget(&handle.key, K::DFNS_KIND, id)
+            .await;
         Ok(())
     }
 
     async fn update_recorded(&mut self, credential: DfnsCredential) {
         if let Some(handle) = &self.seen.handle {
-            self.ctx.inventory.remember(&handle.key, credential.clone()).await;
+            self.ctx
+                .inventory
+                .remember(&handle.key, credential.clone())
+                .await;
         }
         self.seen.observed.dfns = DfnsView::Recorded(Some(view_of(&credential)));
-        self.seen.dfns_objects.insert(credential.id.clone(), credential);
+        self.seen
+            .dfns_objects
+            .insert(credential.id.clone(), credential);
     }
 
     fn steady_health(&self) -> Health {
@@ -543,11 +759,18 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         match (o.desired.active, active) {
             (true, true) => Health::Ready {
                 reason: ConditionReason::Ready,
-                message: format!("{} {id} is active; Secret {} holds its token and key", K::DFNS_KIND, o.desired.secret_name),
+                message: format!(
+                    "{} {id} is active; Secret {} holds its token and key",
+                    K::DFNS_KIND,
+                    o.desired.secret_name
+                ),
             },
             (false, false) => Health::Ready {
                 reason: ConditionReason::Inactive,
-                message: format!("{} {id} is deactivated, as spec.active is false", K::DFNS_KIND),
+                message: format!(
+                    "{} {id} is deactivated, as spec.active is false",
+                    K::DFNS_KIND
+                ),
             },
             _ => Health::NotReady {
                 reason: ConditionReason::DeactivatedInDfns,
@@ -566,16 +789,28 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             .connection
             .as_ref()
             .ok_or_else(|| Error::Connection("the connection is not available".into()))?;
-        let template = self.obj.credential_spec().secret.clone().unwrap_or_default();
-        let org_id = connection
-            .spec
-            .org_id
+        let template = self
+            .obj
+            .credential_spec()
+            .secret
             .clone()
-            .or_else(|| connection.status.as_ref()?.identity.as_ref()?.org_id.clone());
+            .unwrap_or_default();
+        let org_id = connection.spec.org_id.clone().or_else(|| {
+            connection
+                .status
+                .as_ref()?
+                .identity
+                .as_ref()?
+                .org_id
+                .clone()
+        });
         Ok(SecretLayout {
             name: self.seen.observed.desired.secret_name.clone(),
             namespace: self.obj.namespace().unwrap_or_default(),
-            owner: self.obj.controller_owner_ref(&()).ok_or_else(|| Error::Invalid("resource has no uid".into()))?,
+            owner: self
+                .obj
+                .controller_owner_ref(&())
+                .ok_or_else(|| Error::Invalid("resource has no uid".into()))?,
             labels: template.labels,
             annotations: template.annotations,
             api_url: connection.spec.api_url.clone(),
@@ -590,7 +825,11 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         }
         let written = match next.resource_version() {
             None => self.secrets().create(&PostParams::default(), &next).await?,
-            Some(_) => self.secrets().replace(&next.name_any(), &PostParams::default(), &next).await?,
+            Some(_) => {
+                self.secrets()
+                    .replace(&next.name_any(), &PostParams::default(), &next)
+                    .await?
+            }
         };
         self.set_secret(Some(written));
         Ok(())
@@ -602,7 +841,9 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     }
 
     async fn sync_secret_layout(&mut self) -> Result<(), Error> {
-        let Some(current) = self.seen.secret.clone() else { return Ok(()) };
+        let Some(current) = self.seen.secret.clone() else {
+            return Ok(());
+        };
         if !secret::is_owned_by(&current, &self.seen.observed.uid) {
             return Ok(());
         }
@@ -621,15 +862,19 @@ impl<'c, K: CredentialResource> Run<'c, K> {
 
     /// The SPKI PEM of the Secret's key, derived from the private key so the two always match.
     fn secret_public_key(&self) -> Result<String, Error> {
-        let pem = self
-            .secret_text(secret::PRIVATE_KEY)
-            .ok_or_else(|| Error::Invalid("the Secret lost its private key during create".into()))?;
-        let key = PrivateKey::from_pem(&pem).map_err(|e| Error::Invalid(format!("Secret private key: {e}")))?;
-        key.public_key_pem().map_err(|e| Error::Invalid(format!("Secret private key: {e}")))
+        let pem = self.secret_text(secret::PRIVATE_KEY).ok_or_else(|| {
+            Error::Invalid("the Secret lost its private key during create".into())
+        })?;
+        let key = PrivateKey::from_pem(&pem)
+            .map_err(|e| Error::Invalid(format!("Secret private key: {e}")))?;
+        key.public_key_pem()
+            .map_err(|e| Error::Invalid(format!("Secret private key: {e}")))
     }
 
     async fn event(&self, type_: EventType, reason: &str, note: String) {
-        self.ctx.publish(&self.obj.object_ref(&()), type_, reason, note).await;
+        self.ctx
+            .publish(&self.obj.object_ref(&()), type_, reason, note)
+            .await;
     }
 
     /// The status this health implies; transition times of unchanged conditions are kept.
@@ -637,7 +882,12 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         let generation = self.seen.observed.generation;
         let mut status = self.seen.observed.status.clone();
         status.observed_generation = Some(generation);
-        status.conditions = conditions_for(health, generation, &self.saved.conditions, jiff::Timestamp::now().into());
+        status.conditions = conditions_for(
+            health,
+            generation,
+            &self.saved.conditions,
+            jiff::Timestamp::now().into(),
+        );
         status
     }
 
@@ -653,7 +903,9 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             "status": status,
         });
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        self.api().patch_status(&self.obj.name_any(), &params, &Patch::Apply(&patch)).await?;
+        self.api()
+            .patch_status(&self.obj.name_any(), &params, &Patch::Apply(&patch))
+            .await?;
         self.seen.observed.status = status.clone();
         self.saved = status;
         Ok(())
@@ -661,5 +913,8 @@ impl<'c, K: CredentialResource> Run<'c, K> {
 }
 
 fn creating() -> Health {
-    Health::Progressing { reason: ConditionReason::Creating, message: "creating the credential in Dfns".into() }
+    Health::Progressing {
+        reason: ConditionReason::Creating,
+        message: "creating the credential in Dfns".into(),
+    }
 }
