@@ -247,3 +247,111 @@ async fn a_connection_whose_user_lacks_a_dfns_permission_stalls_naming_the_permi
     assert!(setup.emulator.state().service_accounts.is_empty());
     setup.stop_operator().await;
 }
+
+#[tokio::test]
+async fn a_reconcile_that_kubernetes_refuses_still_shows_why_in_the_resource_status() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    use kube::api::{Api, DeleteParams, PostParams};
+
+    let setup = Setup::new("e2e-rbac-gap").await;
+    let ns = setup.namespace().to_owned();
+    // Everything the operator needs, except reading Namespaces (needed for namespaceSelector).
+    let name = format!("limited-{ns}");
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "rules": [
+            { "apiGroups": ["dfns.io"], "resources": ["*"], "verbs": ["*"] },
+            { "apiGroups": [""], "resources": ["secrets"], "verbs": ["*"] },
+            { "apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"] },
+        ],
+    }))
+    .unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name }],
+    }))
+    .unwrap();
+    Api::<ClusterRole>::all(setup.kube.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(setup.kube.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    let b = setup.emulator.bootstrap();
+    setup
+        .create_secret(
+            "cluster-login",
+            &[
+                ("DFNS_CRED_ID", &b.admin.cred_id),
+                ("DFNS_PRIVATE_KEY", &b.admin.private_key),
+            ],
+        )
+        .await;
+    let connection = json!({
+        "apiVersion": "dfns.io/v1alpha1", "kind": "ClusterDfnsConnection", "metadata": { "name": name },
+        "spec": {
+            "apiUrl": setup.emulator.api_url(), "allowInsecureHttp": true, "orgId": b.org_id,
+            "auth": { "userLogin": { "username": b.admin.username, "secretRef": { "name": "cluster-login" } } },
+            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } },
+        },
+    });
+    let cluster = Api::<dfns_operator::api::ClusterDfnsConnection>::all(setup.kube.clone());
+    cluster
+        .patch(
+            &name,
+            &kube::api::PatchParams::apply("e2e-test").force(),
+            &kube::api::Patch::Apply(&connection),
+        )
+        .await
+        .unwrap();
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(dfns_operator::controller::run(
+        setup.cp.impersonating(&name, &[]),
+        setup.config(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    setup
+        .apply::<DfnsServiceAccount>(
+            "app",
+            json!({ "connectionRef": { "kind": "ClusterDfnsConnection", "name": name } }),
+        )
+        .await;
+    let sa = setup
+        .wait_condition::<DfnsServiceAccount>("app", "Stalled", "True", Some("Forbidden"))
+        .await;
+    let message = sa
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains("namespaces"),
+        "the message names what was refused: {message}"
+    );
+    assert!(setup.emulator.state().service_accounts.is_empty());
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), operator).await;
+    cluster
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(setup.kube.clone())
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    Api::<ClusterRole>::all(setup.kube.clone())
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+}
