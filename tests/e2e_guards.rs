@@ -198,8 +198,12 @@ async fn a_connection_whose_user_lacks_a_dfns_permission_stalls_naming_the_permi
         .await
         .unwrap()
         .id;
-    let (user, key) =
-        operator_support::create_org_user(&setup, "reader@example.com", &[role.clone()]).await;
+    let (user, key) = operator_support::create_org_user(
+        &setup,
+        "reader@example.com",
+        std::slice::from_ref(&role),
+    )
+    .await;
     setup
         .create_secret(
             "reader-login",

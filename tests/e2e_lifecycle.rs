@@ -349,9 +349,12 @@ async fn rotated_connection_credentials_are_used_without_a_restart() {
         .find(|p| p.name == "DfnsFullAdminAccess")
         .unwrap()
         .id;
-    let (user, key) =
-        operator_support::create_org_user(&setup, "rotated@example.com", &[admin_role.clone()])
-            .await;
+    let (user, key) = operator_support::create_org_user(
+        &setup,
+        "rotated@example.com",
+        std::slice::from_ref(&admin_role),
+    )
+    .await;
     let secret = json!({ "stringData": { "DFNS_CRED_ID": user["credId"], "DFNS_PRIVATE_KEY": key.private_key_pem.expose() } });
     setup
         .secrets()

@@ -11,8 +11,7 @@
 //! release binary in a child process; the control plane is `make cluster-up`'s (or one started
 //! for this run).
 
-#[path = "../../tests/harness/mod.rs"]
-#[allow(unused_imports)] // shared with the e2e tests; the bench uses part of it
+#[path = "../../tests/harness/mod.rs"] // shared with the e2e tests
 mod harness;
 
 mod fleet;
