@@ -461,3 +461,42 @@ async fn deletion_with_a_broken_connection_waits_and_skip_cleanup_releases_it() 
     );
     setup.stop_operator().await;
 }
+
+#[tokio::test]
+async fn a_ready_credential_stays_ready_while_its_connection_is_unavailable() {
+    let mut setup = Setup::new("e2e-outage").await;
+    setup.admin_connection("main", json!({})).await;
+    fast_resync(&mut setup, 2);
+    setup
+        .apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN() }))
+        .await;
+    let before = setup.wait_ready::<DfnsServiceAccount>("app").await;
+
+    // The connection breaks (its Secret is gone); the credential in the app's Secret still works.
+    setup
+        .secrets()
+        .delete("main-login", &DeleteParams::default())
+        .await
+        .unwrap();
+    setup
+        .wait_condition::<DfnsConnection>("main", "Ready", "False", None)
+        .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let after = setup.api::<DfnsServiceAccount>().get("app").await.unwrap();
+    let ready = |sa: &DfnsServiceAccount| {
+        sa.status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        ready(&after),
+        ready(&before),
+        "Ready is kept, not flapped, through a connection outage"
+    );
+    setup.stop_operator().await;
+}

@@ -30,17 +30,10 @@ pub enum Health {
         reason: ConditionReason,
         message: String,
     },
-}
-
-impl Health {
-    pub fn reason(&self) -> ConditionReason {
-        match self {
-            Self::Ready { reason, .. }
-            | Self::Progressing { reason, .. }
-            | Self::Stalled { reason, .. }
-            | Self::NotReady { reason, .. } => *reason,
-        }
-    }
+    /// Nothing new could be learned (the connection is unavailable, while the credential in the
+    /// Secret keeps working): keep the conditions as they are, so health does not flap with a
+    /// Dfns outage.
+    Unchanged,
 }
 
 /// The conditions that `health` implies, keeping transition times of unchanged statuses.
@@ -55,6 +48,7 @@ pub fn conditions_for(
         Health::Progressing { reason, message } => ("False", "True", "False", reason, message),
         Health::Stalled { reason, message } => ("False", "False", "True", reason, message),
         Health::NotReady { reason, message } => ("False", "False", "False", reason, message),
+        Health::Unchanged => return previous.to_vec(),
     };
     let make = |kind: ConditionType, status: &str| {
         // A False abnormal condition carries the overall reason and no message.

@@ -236,6 +236,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                 ..
             } => Duration::from_secs(60),
             Health::Progressing { .. } => Duration::from_secs(15),
+            Health::Unchanged => Duration::from_secs(30),
         }
     }
 
@@ -256,6 +257,15 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         let kind = K::DFNS_KIND;
         match step {
             Step::Wait { reason, message } => {
+                let was_ready = self
+                    .saved
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                if self.seen.observed.recorded_id().is_some() && was_ready {
+                    tracing::info!(%message, "connection unavailable; keeping the last known state");
+                    return Ok(Flow::Done(Health::Unchanged));
+                }
                 Ok(Flow::Done(Health::Progressing { reason, message }))
             }
             Step::Stall { reason, message } => Ok(Flow::Done(Health::Stalled { reason, message })),
@@ -881,7 +891,11 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     fn status_for(&self, health: &Health) -> CredentialStatus {
         let generation = self.seen.observed.generation;
         let mut status = self.seen.observed.status.clone();
-        status.observed_generation = Some(generation);
+        // Unchanged health has not acted on this generation: leave observedGeneration as it was.
+        status.observed_generation = match health {
+            Health::Unchanged => self.saved.observed_generation,
+            _ => Some(generation),
+        };
         status.conditions = conditions_for(
             health,
             generation,
