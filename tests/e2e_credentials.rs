@@ -275,13 +275,7 @@ async fn a_foreign_secret_with_the_target_name_stalls_with_secret_conflict_and_s
     let sa = setup
         .wait_condition::<DfnsServiceAccount>("app", "Stalled", "True", Some("SecretConflict"))
         .await;
-    let ready = sa
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = operator_support::ready_condition(sa.status.as_ref());
     assert_eq!(ready.status, "False");
     assert!(ready.message.contains("taken"), "{}", ready.message);
     let after = setup.secrets().get("taken").await.unwrap();

@@ -142,15 +142,7 @@ async fn requests_the_connection_does_not_allow_stall_and_create_nothing_in_dfns
             Some("PermissionNotAllowed"),
         )
         .await;
-    let message = &sa
-        .status
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap()
-        .message
-        .clone();
+    let message = operator_support::ready_condition(sa.status.as_ref()).message;
     assert!(
         message.contains(&other) && message.contains("allowedPermissionIds"),
         "{message}"
@@ -235,15 +227,7 @@ async fn a_connection_whose_user_lacks_a_dfns_permission_stalls_naming_the_permi
     let sa = setup
         .wait_condition::<DfnsServiceAccount>("app", "Stalled", "True", Some("Forbidden"))
         .await;
-    let message = sa
-        .status
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap()
-        .message
-        .clone();
+    let message = operator_support::ready_condition(sa.status.as_ref()).message;
     assert!(
         message.contains("Auth:ServiceAccounts:Create"),
         "the message names the missing permission: {message}"
@@ -330,14 +314,7 @@ async fn a_reconcile_that_kubernetes_refuses_still_shows_why_in_the_resource_sta
     let sa = setup
         .wait_condition::<DfnsServiceAccount>("app", "Stalled", "True", Some("Forbidden"))
         .await;
-    let message = sa
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap()
-        .message;
+    let message = operator_support::ready_condition(sa.status.as_ref()).message;
     assert!(
         message.contains("namespaces"),
         "the message names what was refused: {message}"

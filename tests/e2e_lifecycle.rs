@@ -431,14 +431,7 @@ async fn deletion_with_a_broken_connection_waits_and_skip_cleanup_releases_it() 
     let sa = setup
         .wait_condition::<DfnsServiceAccount>("app", "Ready", "False", Some("CleanupBlocked"))
         .await;
-    let message = sa
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap()
-        .message;
+    let message = operator_support::ready_condition(sa.status.as_ref()).message;
     assert!(
         message.contains("dfns.io/skip-cleanup"),
         "says how to proceed: {message}"
@@ -483,16 +476,7 @@ async fn a_ready_credential_stays_ready_while_its_connection_is_unavailable() {
         .await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let after = setup.api::<DfnsServiceAccount>().get("app").await.unwrap();
-    let ready = |sa: &DfnsServiceAccount| {
-        sa.status
-            .as_ref()
-            .unwrap()
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")
-            .cloned()
-            .unwrap()
-    };
+    let ready = |sa: &DfnsServiceAccount| operator_support::ready_condition(sa.status.as_ref());
     assert_eq!(
         ready(&after),
         ready(&before),

@@ -319,6 +319,16 @@ pub fn secret_map(secret: &Secret) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The `Ready` condition of a credential resource's status.
+pub fn ready_condition(
+    status: Option<&CredentialStatus>,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    status
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .cloned()
+        .expect("a Ready condition")
+}
+
 pub fn status_of(status: Option<&CredentialStatus>) -> CredentialStatus {
     status.cloned().unwrap_or_default()
 }
