@@ -72,7 +72,11 @@ pub async fn observe<K: CredentialResource>(
             .clone(),
         None => BTreeMap::new(),
     };
-    let recorded = status.service_account_id.is_some() || status.token_id.is_some();
+    // The Dfns id of the recorded credential: a service account's id, or a PAT's token id.
+    let recorded_id = status
+        .service_account_id
+        .clone()
+        .or_else(|| status.token_id.clone());
     let facts = connection.as_ref().map(|c| ConnectionFacts {
         display: c.key.to_string(),
         spec: &c.spec,
@@ -83,7 +87,7 @@ pub async fn observe<K: CredentialResource>(
         namespace_labels: &namespace_labels,
         permission_id: desired.permission_id.as_deref(),
         is_pat: K::DFNS_KIND == crate::dfns::CredentialKind::PersonalAccessToken,
-        needs_create: !recorded,
+        needs_create: recorded_id.is_none(),
     };
     let mut guard = judge(facts.as_ref(), &key.to_string(), &request);
 
@@ -109,17 +113,12 @@ pub async fn observe<K: CredentialResource>(
     let secret_state = classify(secret.as_ref(), &uid);
 
     let mut dfns_objects = HashMap::new();
-    let dfns = match (&handle, recorded, &status.pending_create) {
-        (Some(h), true, _) => {
-            let id = status
-                .service_account_id
-                .as_deref()
-                .or(status.token_id.as_deref())
-                .unwrap_or_default();
+    let dfns = match (&handle, &recorded_id, &status.pending_create) {
+        (Some(h), Some(id), _) => {
             let found = ctx.inventory.recorded(h, K::DFNS_KIND, id).await?;
             DfnsView::Recorded(found.map(|c| keep(&mut dfns_objects, c)))
         }
-        (Some(h), false, Some(pending)) => {
+        (Some(h), None, Some(pending)) => {
             let fingerprint = pending.public_key_sha256.clone();
             let found = ctx
                 .inventory

@@ -174,9 +174,15 @@ impl<'c, K: CredentialResource> Run<'c, K> {
 
     /// The watch cache may lag behind our own last write; anything that writes decides on a
     /// fresh read of the resource, so a stale status can never cause a second create.
+    /// The Secret and Dfns were read fresh already; only the resource itself came from the cache,
+    /// so the whole observation is repeated only when the resource really changed.
     async fn refresh(&mut self) -> Result<(), Error> {
         let fresh = self.api().get(&self.obj.name_any()).await?;
-        *self = Self::start(Arc::new(fresh), self.ctx, self.deleting).await?;
+        if fresh.resource_version().is_none()
+            || fresh.resource_version() != self.obj.resource_version()
+        {
+            *self = Self::start(Arc::new(fresh), self.ctx, self.deleting).await?;
+        }
         self.fresh = true;
         Ok(())
     }
