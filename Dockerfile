@@ -11,12 +11,13 @@ RUN apk add --no-cache musl-dev perl make
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY benches ./benches
 # --locked: exactly the dependency versions in Cargo.lock. Alpine's Rust target is musl, so the
 # result is statically linked.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin dfns-operator \
+    cargo build --release --locked -p dfns-operator --bin dfns-operator \
     && install -D -m 0755 target/release/dfns-operator /out/dfns-operator
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -11,9 +11,6 @@
 //! release binary in a child process; the control plane is `make cluster-up`'s (or one started
 //! for this run).
 
-#[path = "../../tests/harness/mod.rs"] // shared with the e2e tests
-mod harness;
-
 mod fleet;
 mod idle;
 mod kube_writes;
@@ -38,8 +35,8 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    dfns_operator::dfns::install_crypto_provider();
-    let cp = harness::ControlPlane::shared();
+    dfns_client::install_crypto_provider();
+    let cp = dfns_test_support::ControlPlane::shared();
     if let Err(e) = cp.apply_crds().await {
         eprintln!("bench: installing CRDs: {e}");
         std::process::exit(1);
@@ -91,7 +88,7 @@ impl Results {
 }
 
 async fn run(
-    cp: &'static harness::ControlPlane,
+    cp: &'static dfns_test_support::ControlPlane,
     params: &Params,
     results: &mut Results,
 ) -> Result<(), String> {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use dfns_operator::emulator::Faults;
+use dfns_emulator::Faults;
 use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -12,7 +12,7 @@ use rand::RngExt;
 use serde_json::{Value, json};
 
 use crate::fleet::{Fleet, FleetOptions};
-use crate::harness::ControlPlane;
+use dfns_test_support::ControlPlane;
 use crate::operator_process::{ProcSample, mib};
 use crate::params::Params;
 use crate::throughput::round;

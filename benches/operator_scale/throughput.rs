@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use dfns_operator::emulator::Faults;
+use dfns_emulator::Faults;
 use serde_json::{Value, json};
 
 use crate::fleet::{Fleet, FleetOptions};
-use crate::harness::ControlPlane;
+use dfns_test_support::ControlPlane;
 use crate::params::Params;
 use crate::stats::percentile;
 

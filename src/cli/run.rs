@@ -130,11 +130,11 @@ pub fn init_logging(format: LogFormat) {
 
 pub async fn run(args: RunArgs) -> i32 {
     init_logging(args.log_format);
-    crate::dfns::install_crypto_provider();
+    dfns_client::install_crypto_provider();
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let dfns_metrics = metrics.clone();
-    crate::dfns::observe::set_request_observer(Box::new(move |method, path, outcome, took| {
+    dfns_client::observe::set_request_observer(Box::new(move |method, path, outcome, took| {
         dfns_metrics.dfns_request(method, path, &outcome.label(), took);
     }));
     let kube = match kube_client_with(args.kubeconfig.as_deref(), Some(&metrics)).await {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::dfns::error::ErrorCategory;
-use crate::dfns::{
+use dfns_client::error::ErrorCategory;
+use dfns_client::{
     AuthMode, ClientConfig, DEFAULT_API_URL, DfnsClient, DfnsError, KeySigner, PrivateKey,
     RetryPolicy, SecretString, TokenClaims, decode_claims,
 };
@@ -240,7 +240,7 @@ async fn inputs_from_secret(
         .split_once('/')
         .filter(|(namespace, name)| !namespace.is_empty() && !name.is_empty())
         .ok_or_else(|| usage(format!("--from-secret `{reference}` is not NAMESPACE/NAME")))?;
-    crate::dfns::install_crypto_provider();
+    dfns_client::install_crypto_provider();
     let config = match kubeconfig {
         Some(path) => {
             let file = Kubeconfig::read_from(path)

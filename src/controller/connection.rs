@@ -13,13 +13,13 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::conditions::{Health, conditions_for};
-use super::connections::ConnectionObject;
+use super::dfns_clients::ConnectionObject;
 use super::context::Context;
 use super::error::Error;
 use crate::api::{
     ClusterDfnsConnection, ConditionReason, ConnectionIdentity, ConnectionStatus, DfnsConnection,
 };
-use crate::dfns::TokenClaims;
+use dfns_client::TokenClaims;
 
 pub trait ConnectionResource:
     Resource<DynamicType = ()>
@@ -65,7 +65,7 @@ pub async fn reconcile<C: ConnectionResource>(
 ) -> Result<Action, Error> {
     let connection = obj.object();
     let checked: Result<TokenClaims, Error> = async {
-        let handle = ctx.connections.client_for(&connection).await?;
+        let handle = ctx.dfns_clients.client_for(&connection).await?;
         let claims = handle.client.identity().await?;
         handle.client.list_credentials().await?;
         Ok(claims)

@@ -11,7 +11,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use rand::RngExt;
 
-use super::connections::ConnectionRegistry;
+use super::dfns_clients::DfnsClients;
 use super::inventory::Inventory;
 
 #[derive(Clone, Debug)]
@@ -29,7 +29,7 @@ pub struct ControllerConfig {
 pub struct Context {
     pub kube: Client,
     pub config: ControllerConfig,
-    pub connections: ConnectionRegistry,
+    pub dfns_clients: DfnsClients,
     pub inventory: Inventory,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
@@ -42,7 +42,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Self {
-            connections: ConnectionRegistry::new(kube.clone(), config.operator_namespace.clone()),
+            dfns_clients: DfnsClients::new(kube.clone(), config.operator_namespace.clone()),
             inventory: Inventory::new(config.resync_interval),
             recorder: Recorder::new(kube.clone(), reporter),
             failures: Mutex::default(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::conditions::Health;
 use crate::api::ConditionReason;
-use crate::dfns::{DfnsError, ErrorCategory};
+use dfns_client::{DfnsError, ErrorCategory};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

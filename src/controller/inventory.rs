@@ -5,18 +5,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::connections::{ConnectionHandle, ConnectionKey};
+use super::dfns_clients::{ConnectionHandle, ConnectionKey};
 use super::error::ignore_not_found;
-use crate::dfns::{CredentialKind, DfnsCredential, DfnsError};
+use dfns_client::{IdentityKind, Identity, DfnsError};
 
 #[derive(Default)]
 struct Listing {
     fetched_at: Option<Instant>,
-    items: HashMap<String, DfnsCredential>,
+    items: HashMap<String, Identity>,
 }
 
 /// One listing per connection and kind; its async lock makes concurrent readers share one call.
-type Listings = HashMap<(ConnectionKey, CredentialKind), Arc<tokio::sync::Mutex<Listing>>>;
+type Listings = HashMap<(ConnectionKey, IdentityKind), Arc<tokio::sync::Mutex<Listing>>>;
 
 pub struct Inventory {
     max_age: Duration,
@@ -34,7 +34,7 @@ impl Inventory {
     fn listing(
         &self,
         key: &ConnectionKey,
-        kind: CredentialKind,
+        kind: IdentityKind,
     ) -> Arc<tokio::sync::Mutex<Listing>> {
         self.listings
             .lock()
@@ -50,9 +50,9 @@ impl Inventory {
     pub async fn recorded(
         &self,
         connection: &ConnectionHandle,
-        kind: CredentialKind,
+        kind: IdentityKind,
         id: &str,
-    ) -> Result<Option<DfnsCredential>, DfnsError> {
+    ) -> Result<Option<Identity>, DfnsError> {
         let listing = self.listing(&connection.key, kind);
         {
             // Held across the list call, so concurrent reconciles wait for one list, not many.
@@ -81,10 +81,10 @@ impl Inventory {
     pub async fn candidates(
         &self,
         connection: &ConnectionHandle,
-        kind: CredentialKind,
+        kind: IdentityKind,
         external_id: &str,
-        public_key_matches: impl Fn(&DfnsCredential) -> bool,
-    ) -> Result<Vec<DfnsCredential>, DfnsError> {
+        public_key_matches: impl Fn(&Identity) -> bool,
+    ) -> Result<Vec<Identity>, DfnsError> {
         let items = connection.client.list(kind).await?;
         let candidates = items
             .iter()
@@ -99,7 +99,7 @@ impl Inventory {
     }
 
     /// Record what a write returned, so the next reads need no list call.
-    pub async fn remember(&self, key: &ConnectionKey, credential: DfnsCredential) {
+    pub async fn remember(&self, key: &ConnectionKey, credential: Identity) {
         let listing = self.listing(key, credential.kind);
         listing
             .lock()
@@ -109,7 +109,7 @@ impl Inventory {
     }
 
     /// Record that a credential was archived.
-    pub async fn forget(&self, key: &ConnectionKey, kind: CredentialKind, id: &str) {
+    pub async fn forget(&self, key: &ConnectionKey, kind: IdentityKind, id: &str) {
         self.listing(key, kind).lock().await.items.remove(id);
     }
 }

@@ -2,7 +2,7 @@
 
 pub mod conditions;
 pub mod connection;
-pub mod connections;
+pub mod dfns_clients;
 pub mod context;
 pub mod credential;
 pub mod error;
@@ -10,7 +10,7 @@ pub mod guard;
 pub mod inventory;
 pub mod leader;
 pub mod run;
-pub mod secret;
+pub mod secret_layout;
 
 pub use context::{Context, ControllerConfig};
 pub use error::Error;

@@ -19,7 +19,7 @@ use super::context::{Context, ControllerConfig};
 use super::credential::{self, CredentialResource};
 use super::error::Error;
 use super::leader::{LeaderElector, LeaseConfig};
-use super::secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use super::secret_layout::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::api::{
     ClusterDfnsConnection, ConnectionKind, DfnsConnection, DfnsPersonalAccessToken,
     DfnsServiceAccount,
@@ -226,8 +226,8 @@ impl<K: CredentialResource> std::fmt::Debug for CachedCredentials<K> {
 impl<K: CredentialResource> CredentialSource for CachedCredentials<K> {
     fn kind(&self) -> &'static str {
         match K::DFNS_KIND {
-            crate::dfns::CredentialKind::ServiceAccount => "DfnsServiceAccount",
-            crate::dfns::CredentialKind::PersonalAccessToken => "DfnsPersonalAccessToken",
+            dfns_client::IdentityKind::ServiceAccount => "DfnsServiceAccount",
+            dfns_client::IdentityKind::PersonalAccessToken => "DfnsPersonalAccessToken",
         }
     }
 

@@ -36,7 +36,7 @@ if [[ -n ${DFNS_EMULATOR_BIN:-} ]]; then
   emulator_bin="$DFNS_EMULATOR_BIN"
 else
   log "building dfns-emulator"
-  (cd "$repo" && "${CARGO:-cargo}" build --quiet --bin dfns-emulator)
+  (cd "$repo" && "${CARGO:-cargo}" build --quiet -p dfns-emulator --bin dfns-emulator)
   emulator_bin="${CARGO_TARGET_DIR:-$repo/target}/debug/dfns-emulator"
 fi
 [[ -x $emulator_bin ]] || { log "emulator binary not found or not executable: $emulator_bin"; exit 1; }

@@ -4,20 +4,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{Api, ResourceExt};
 
 use super::observed::{Desired, DfnsObject, DfnsView, Guard, Observed};
 use super::resource::CredentialResource;
 use crate::api::{ConditionReason, ConnectionKind};
-use crate::controller::connections::{ConnectionHandle, ConnectionKey, ConnectionObject};
+use crate::controller::dfns_clients::{ConnectionHandle, ConnectionKey, ConnectionObject};
 use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::controller::guard::{ConnectionFacts, Request, judge};
-use crate::controller::secret::classify;
-use crate::dfns::DfnsCredential;
-use crate::dfns::keys::public_key_sha256_from_pem;
+use crate::controller::secret_layout::classify;
+use dfns_client::Identity;
 
 /// Everything one reconcile observed, with the objects behind it.
 pub struct Observation {
@@ -26,7 +24,7 @@ pub struct Observation {
     pub handle: Option<Arc<ConnectionHandle>>,
     pub secret: Option<Secret>,
     /// Full Dfns objects behind `observed.dfns`, by id.
-    pub dfns_objects: HashMap<String, DfnsCredential>,
+    pub dfns_objects: HashMap<String, Identity>,
 }
 
 pub async fn observe<K: CredentialResource>(
@@ -60,7 +58,7 @@ pub async fn observe<K: CredentialResource>(
         namespace: (reference.kind == ConnectionKind::DfnsConnection).then(|| namespace.clone()),
         name: reference.name,
     };
-    let connection = ctx.connections.fetch(&key).await?;
+    let connection = ctx.dfns_clients.fetch(&key).await?;
     let namespace_labels = match connection
         .as_ref()
         .and_then(|c| c.namespace_selector.as_ref())
@@ -86,7 +84,7 @@ pub async fn observe<K: CredentialResource>(
     let request = Request {
         namespace_labels: &namespace_labels,
         permission_id: desired.permission_id.as_deref(),
-        is_pat: K::DFNS_KIND == crate::dfns::CredentialKind::PersonalAccessToken,
+        is_pat: K::DFNS_KIND == dfns_client::IdentityKind::PersonalAccessToken,
         needs_create: recorded_id.is_none(),
     };
     let mut guard = judge(facts.as_ref(), &key.to_string(), &request);
@@ -96,7 +94,7 @@ pub async fn observe<K: CredentialResource>(
         matches!(guard, Guard::Allowed) || (deleting && matches!(guard, Guard::Refused { .. }));
     let mut handle = None;
     if may_call_dfns && let Some(c) = &connection {
-        match ctx.connections.client_for(c).await {
+        match ctx.dfns_clients.client_for(c).await {
             Ok(h) => handle = Some(h),
             Err(e) => {
                 guard = Guard::ConnectionUnavailable {
@@ -123,7 +121,7 @@ pub async fn observe<K: CredentialResource>(
             let found = ctx
                 .inventory
                 .candidates(h, K::DFNS_KIND, &uid, |c| {
-                    key_fingerprint(c).as_deref() == Some(fingerprint.as_str())
+                    c.public_key_sha256().as_deref() == Some(fingerprint.as_str())
                 })
                 .await?;
             DfnsView::Candidates(
@@ -153,21 +151,21 @@ pub async fn observe<K: CredentialResource>(
     })
 }
 
-fn keep(objects: &mut HashMap<String, DfnsCredential>, credential: DfnsCredential) -> DfnsObject {
+fn keep(objects: &mut HashMap<String, Identity>, credential: Identity) -> DfnsObject {
     let view = view_of(&credential);
     objects.insert(credential.id.clone(), credential);
     view
 }
 
 /// The plan's view of a Dfns object.
-pub fn view_of(c: &DfnsCredential) -> DfnsObject {
+pub fn view_of(c: &Identity) -> DfnsObject {
     DfnsObject {
         id: c.id.clone(),
         credential_id: c.cred_id.clone().unwrap_or_default(),
         name: c.name.clone().unwrap_or_default(),
         active: c.is_active,
         archived: false, // Dfns lists and GETs do not return archived objects
-        key_fingerprint: key_fingerprint(c),
+        key_fingerprint: c.public_key_sha256(),
         external_id: c.external_id.clone(),
         assignments: c
             .permission_assignments
@@ -175,16 +173,4 @@ pub fn view_of(c: &DfnsCredential) -> DfnsObject {
             .map(|a| (a.permission_id.clone(), a.assignment_id.clone()))
             .collect(),
     }
-}
-
-/// Hex SHA-256 of the registered key's SPKI DER, from a PEM or an SSH-style `SHA256:` fingerprint.
-fn key_fingerprint(c: &DfnsCredential) -> Option<String> {
-    let key = c.public_key.as_deref()?;
-    if let Some(b64) = key.strip_prefix("SHA256:") {
-        let digest = base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(b64.trim_end_matches('='))
-            .ok()?;
-        return Some(hex::encode(digest));
-    }
-    public_key_sha256_from_pem(key).ok()
 }

@@ -22,9 +22,9 @@ use crate::api::{ConditionReason, CredentialStatus, PendingCreate, RetiringCrede
 use crate::controller::conditions::{Health, conditions_for};
 use crate::controller::context::Context;
 use crate::controller::error::{Error, ignore_not_found};
-use crate::controller::secret::{self, SecretLayout};
-use crate::dfns::keys::{PrivateKey, generate_p256};
-use crate::dfns::{DfnsCredential, NewCredential, SecretString, decode_claims};
+use crate::controller::secret_layout::{self as secret, SecretLayout};
+use dfns_client::keys::{PrivateKey, generate_p256};
+use dfns_client::{Identity, NewIdentity, SecretString, decode_claims};
 
 pub const FINALIZER: &str = "dfns.io/cleanup";
 /// `"true"` releases a resource being deleted without touching Dfns.
@@ -438,7 +438,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                     .await?;
                 if let Some(mut credential) = self.seen.dfns_objects.get(&id).cloned() {
                     credential.permission_assignments.push(
-                        crate::dfns::types::PermissionAssignmentRef {
+                        dfns_client::types::PermissionAssignmentRef {
                             permission_id: permission_id.clone(),
                             permission_name: None,
                             assignment_id: assignment.id.clone(),
@@ -497,7 +497,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         let handle = self.handle()?;
         let public_key_pem = self.secret_public_key()?;
         let o = &self.seen.observed;
-        let new = NewCredential {
+        let new = NewIdentity {
             name: o.desired.display_name.clone(),
             public_key_pem,
             permission_id: o.desired.permission_id.clone(),
@@ -506,7 +506,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             seconds_valid: self.obj.seconds_valid(),
         };
         let created = handle.client.create(K::DFNS_KIND, &new).await?;
-        let credential = created.credential;
+        let credential = created.identity;
         let credential_id = credential.cred_id.clone().ok_or_else(|| {
             Error::Invalid(format!(
                 "Dfns created {} without a credential id",
@@ -534,7 +534,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     /// Step 5 (or recovery): ids into status, `pendingCreate` cleared, saved at once.
     async fn record_created(
         &mut self,
-        credential: &DfnsCredential,
+        credential: &Identity,
         token: Option<&SecretString>,
     ) -> Result<(), Error> {
         let expires_at = match token {
@@ -716,7 +716,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
 
     // ---- helpers ----
 
-    fn handle(&self) -> Result<Arc<crate::controller::connections::ConnectionHandle>, Error> {
+    fn handle(&self) -> Result<Arc<crate::controller::dfns_clients::ConnectionHandle>, Error> {
         self.seen
             .handle
             .clone()
@@ -731,7 +731,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             .to_string()
     }
 
-    fn full(&self, id: &str) -> Result<DfnsCredential, Error> {
+    fn full(&self, id: &str) -> Result<Identity, Error> {
         self.seen
             .dfns_objects
             .get(id)
@@ -755,7 +755,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         Ok(())
     }
 
-    async fn update_recorded(&mut self, credential: DfnsCredential) {
+    async fn update_recorded(&mut self, credential: Identity) {
         if let Some(handle) = &self.seen.handle {
             self.ctx
                 .inventory

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{CredentialSpec, CredentialStatus, DfnsPersonalAccessToken, DfnsServiceAccount};
-use crate::dfns::{CredentialKind, DfnsCredential};
+use dfns_client::{IdentityKind, Identity};
 
 pub trait CredentialResource:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -19,7 +19,7 @@ pub trait CredentialResource:
     + Sync
     + 'static
 {
-    const DFNS_KIND: CredentialKind;
+    const DFNS_KIND: IdentityKind;
     fn credential_spec(&self) -> &CredentialSpec;
     fn credential_status(&self) -> Option<&CredentialStatus>;
     fn seconds_valid(&self) -> Option<u64> {
@@ -28,7 +28,7 @@ pub trait CredentialResource:
 }
 
 impl CredentialResource for DfnsServiceAccount {
-    const DFNS_KIND: CredentialKind = CredentialKind::ServiceAccount;
+    const DFNS_KIND: IdentityKind = IdentityKind::ServiceAccount;
     fn credential_spec(&self) -> &CredentialSpec {
         &self.spec.credential
     }
@@ -38,7 +38,7 @@ impl CredentialResource for DfnsServiceAccount {
 }
 
 impl CredentialResource for DfnsPersonalAccessToken {
-    const DFNS_KIND: CredentialKind = CredentialKind::PersonalAccessToken;
+    const DFNS_KIND: IdentityKind = IdentityKind::PersonalAccessToken;
     fn credential_spec(&self) -> &CredentialSpec {
         &self.spec.credential
     }
@@ -51,14 +51,14 @@ impl CredentialResource for DfnsPersonalAccessToken {
 }
 
 /// Writes the ids of `credential` into `status`, in the fields of its kind.
-pub fn record_ids(status: &mut CredentialStatus, credential: &DfnsCredential) {
+pub fn record_ids(status: &mut CredentialStatus, credential: &Identity) {
     match credential.kind {
-        CredentialKind::ServiceAccount => {
+        IdentityKind::ServiceAccount => {
             status.service_account_id = Some(credential.id.clone());
             status.token_id = credential.token_id.clone();
             status.linked_user_id = None;
         }
-        CredentialKind::PersonalAccessToken => {
+        IdentityKind::PersonalAccessToken => {
             status.service_account_id = None;
             status.token_id = Some(credential.id.clone());
             status.linked_user_id = credential.linked_user_id.clone();

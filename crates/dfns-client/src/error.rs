@@ -1,0 +1,304 @@
+//! The one error type of the Dfns client, and the categories callers branch on.
+//!
+//! Messages keep what Dfns said (it is what a user needs to fix the problem) but pass it through
+//! [`scrub`] first, and never include request or response bodies, headers or key material.
+use std::time::Duration;
+
+use reqwest::Method;
+
+use super::keys::KeyError;
+
+/// What kind of failure this is, for deciding what to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorCategory {
+    /// 401: the token is missing, invalid, expired, or for another region.
+    Unauthorized,
+    /// 403: authenticated, but not allowed (missing permission, identity kind, or bad signature).
+    Forbidden,
+    /// 404.
+    NotFound,
+    /// 409: a duplicate or conflicting request.
+    Conflict,
+    /// 400 and other 4xx: the request itself is wrong; retrying it unchanged will not help.
+    InvalidRequest,
+    /// 429, with the server's Retry-After when it sent one.
+    RateLimited { retry_after: Option<Duration> },
+    /// 5xx, or a response the client could not understand.
+    ServerError,
+    /// The request did not get an HTTP response (connection refused, TLS, reset, DNS).
+    Transport,
+    /// No response within the request timeout.
+    Timeout,
+    /// 202: a Dfns policy requires approval; the change is queued, not applied.
+    PendingApproval,
+    /// The local configuration is wrong (bad key, credential not allowed, bad URL); no request helps.
+    Misconfigured,
+}
+
+impl ErrorCategory {
+    /// Whether trying the same read again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. } | Self::ServerError | Self::Transport | Self::Timeout
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DfnsError {
+    #[error("Dfns {method} {path} failed with HTTP {status}: {message}")]
+    Api {
+        method: Method,
+        path: String,
+        status: u16,
+        /// Dfns' own error message, scrubbed of anything token- or key-shaped.
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("Dfns {method} {path} is waiting for policy approval{}", change_request_suffix(.change_request_id))]
+    PendingApproval {
+        method: Method,
+        path: String,
+        change_request_id: Option<String>,
+    },
+    #[error("cannot reach Dfns for {method} {path}: {reason}")]
+    Transport {
+        method: Method,
+        path: String,
+        reason: String,
+    },
+    #[error("Dfns {method} {path} did not answer within {}s", .timeout.as_secs_f32())]
+    Timeout {
+        method: Method,
+        path: String,
+        timeout: Duration,
+    },
+    #[error("Dfns {method} {path} returned an unexpected response (HTTP {status}): {reason}")]
+    UnexpectedResponse {
+        method: Method,
+        path: String,
+        status: u16,
+        reason: String,
+    },
+    #[error(
+        "refusing to sign: credential id {cred_id} is not among the credentials Dfns allows for this user \
+         (allowed: {}); check DFNS_CRED_ID",
+        allowed_list(.allowed)
+    )]
+    CredentialNotAllowed {
+        cred_id: String,
+        allowed: Vec<String>,
+    },
+    #[error("signing key: {0}")]
+    Key(#[from] KeyError),
+    #[error("invalid Dfns client configuration: {0}")]
+    Config(String),
+}
+
+fn change_request_suffix(id: &Option<String>) -> String {
+    id.as_ref()
+        .map(|id| format!(" (change request {id})"))
+        .unwrap_or_default()
+}
+
+fn allowed_list(allowed: &[String]) -> String {
+    if allowed.is_empty() {
+        "none".to_owned()
+    } else {
+        allowed.join(", ")
+    }
+}
+
+impl DfnsError {
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Self::Api {
+                status,
+                retry_after,
+                ..
+            } => match status {
+                401 => ErrorCategory::Unauthorized,
+                403 => ErrorCategory::Forbidden,
+                404 => ErrorCategory::NotFound,
+                409 => ErrorCategory::Conflict,
+                429 => ErrorCategory::RateLimited {
+                    retry_after: *retry_after,
+                },
+                500.. => ErrorCategory::ServerError,
+                _ => ErrorCategory::InvalidRequest,
+            },
+            Self::PendingApproval { .. } => ErrorCategory::PendingApproval,
+            Self::Transport { .. } => ErrorCategory::Transport,
+            Self::Timeout { .. } => ErrorCategory::Timeout,
+            Self::UnexpectedResponse { .. } => ErrorCategory::ServerError,
+            Self::CredentialNotAllowed { .. } | Self::Key(_) | Self::Config(_) => {
+                ErrorCategory::Misconfigured
+            }
+        }
+    }
+
+    /// HTTP status when Dfns answered with an error status.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } | Self::UnexpectedResponse { status, .. } => Some(*status),
+            Self::PendingApproval { .. } => Some(202),
+            _ => None,
+        }
+    }
+
+    /// Dfns' error message, when it sent one.
+    pub fn dfns_message(&self) -> Option<&str> {
+        match self {
+            Self::Api { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+}
+
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// Removes anything that looks like a credential from text that came from outside: JWTs
+/// (`eyJ...` three-part tokens), PEM blocks, and `Bearer` values. Also bounds the length.
+pub fn scrub(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_CHARS));
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        out.push_str(&scrub_words(&rest[..start]));
+        out.push_str(super::sensitive::REDACTED);
+        rest = match rest[start..].find("-----END ") {
+            Some(end) => {
+                let after_end = start + end + "-----END ".len();
+                match rest[after_end..].find("-----") {
+                    Some(close) => &rest[after_end + close + 5..],
+                    None => "",
+                }
+            }
+            None => "",
+        };
+    }
+    out.push_str(&scrub_words(rest));
+    if out.chars().count() > MAX_MESSAGE_CHARS {
+        out = out.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "…";
+    }
+    out
+}
+
+fn scrub_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut after_bearer = false;
+    for (index, piece) in text.split(' ').enumerate() {
+        if index > 0 {
+            out.push(' ');
+        }
+        let secret = after_bearer || looks_like_jwt(piece);
+        after_bearer = piece.eq_ignore_ascii_case("bearer");
+        if secret && !piece.is_empty() {
+            out.push_str(super::sensitive::REDACTED);
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out
+}
+
+fn looks_like_jwt(word: &str) -> bool {
+    let word = word
+        .trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'));
+    let parts: Vec<&str> = word.split('.').collect();
+    parts.len() == 3
+        && parts[0].starts_with("eyJ")
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16) -> DfnsError {
+        DfnsError::Api {
+            method: Method::GET,
+            path: "/auth/pats".into(),
+            status,
+            message: "m".into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn http_statuses_map_to_categories() {
+        assert_eq!(api(401).category(), ErrorCategory::Unauthorized);
+        assert_eq!(api(403).category(), ErrorCategory::Forbidden);
+        assert_eq!(api(404).category(), ErrorCategory::NotFound);
+        assert_eq!(api(409).category(), ErrorCategory::Conflict);
+        assert_eq!(api(400).category(), ErrorCategory::InvalidRequest);
+        assert_eq!(api(402).category(), ErrorCategory::InvalidRequest);
+        assert_eq!(
+            api(429).category(),
+            ErrorCategory::RateLimited { retry_after: None }
+        );
+        assert_eq!(api(500).category(), ErrorCategory::ServerError);
+        assert_eq!(api(503).category(), ErrorCategory::ServerError);
+    }
+
+    #[test]
+    fn only_transient_categories_are_retryable() {
+        assert!(api(429).category().is_transient());
+        assert!(api(502).category().is_transient());
+        for status in [400, 401, 403, 404, 409] {
+            assert!(!api(status).category().is_transient(), "{status}");
+        }
+        let pending = DfnsError::PendingApproval {
+            method: Method::POST,
+            path: "/p".into(),
+            change_request_id: None,
+        };
+        assert!(!pending.category().is_transient());
+    }
+
+    #[test]
+    fn scrub_removes_jwts_pem_blocks_and_bearer_values() {
+        let jwt = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        let text = format!(
+            "token {jwt}, key -----BEGIN PRIVATE KEY-----\nMIGHAgEA\n-----END PRIVATE KEY----- and Bearer opaque123 done"
+        );
+        let scrubbed = scrub(&text);
+        assert!(!scrubbed.contains("eyJzdWIi"), "{scrubbed}");
+        assert!(!scrubbed.contains("MIGHAgEA"), "{scrubbed}");
+        assert!(!scrubbed.contains("opaque123"), "{scrubbed}");
+        assert_eq!(
+            scrubbed,
+            "token [redacted] key [redacted] and Bearer [redacted] done"
+        );
+    }
+
+    #[test]
+    fn scrub_keeps_ordinary_messages_and_bounds_length() {
+        let message =
+            "CustomerEmployee us-abc is not authorized to perform operation (Auth:Pats:Create)";
+        assert_eq!(scrub(message), message);
+        assert_eq!(
+            scrub(&"x".repeat(2000)).chars().count(),
+            MAX_MESSAGE_CHARS + 1
+        );
+    }
+
+    #[test]
+    fn credential_not_allowed_names_the_credential_and_the_fix() {
+        let error = DfnsError::CredentialNotAllowed {
+            cred_id: "Y2kt-mine".into(),
+            allowed: vec!["Y2kt-other".into()],
+        };
+        let text = error.to_string();
+        assert!(
+            text.contains("Y2kt-mine")
+                && text.contains("Y2kt-other")
+                && text.contains("DFNS_CRED_ID")
+        );
+        assert_eq!(error.category(), ErrorCategory::Misconfigured);
+    }
+}

@@ -1,0 +1,284 @@
+//! Service accounts and personal access tokens as one view (Dfns calls both "identities", next to
+//! users), so one reconciler drives both.
+//!
+//! The two kinds differ only in endpoints, id fields and response shape; [`IdentityKind`] holds
+//! those differences and [`Identity`] is what callers see either way.
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use super::keys::public_key_der_from_pem;
+use super::sensitive::SecretString;
+use super::types::PermissionAssignmentRef;
+use super::types::pat::PersonalAccessToken;
+use super::types::service_account::ServiceAccount;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentityKind {
+    ServiceAccount,
+    PersonalAccessToken,
+}
+
+impl IdentityKind {
+    /// The collection path: list with GET, create with POST.
+    pub fn collection_path(self) -> &'static str {
+        match self {
+            Self::ServiceAccount => "/auth/service-accounts",
+            Self::PersonalAccessToken => "/auth/pats",
+        }
+    }
+
+    /// The path of one object, by its [`Identity::id`].
+    pub fn item_path(self, id: &str) -> String {
+        format!("{}/{}", self.collection_path(), path_segment(id))
+    }
+
+    /// What Dfns calls it, for messages.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::ServiceAccount => "service account",
+            Self::PersonalAccessToken => "personal access token",
+        }
+    }
+
+    /// Whether creation accepts `secondsValid` (only PATs do).
+    pub fn supports_seconds_valid(self) -> bool {
+        matches!(self, Self::PersonalAccessToken)
+    }
+}
+
+impl fmt::Display for IdentityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.display_name())
+    }
+}
+
+/// Percent-encodes anything outside the characters Dfns ids use, so an id cannot change the path.
+pub(crate) fn path_segment(id: &str) -> String {
+    id.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// A service account or PAT as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub kind: IdentityKind,
+    /// The id used in paths and as `identityId` for permission assignments: the service
+    /// account's user id (`us-...`) or the PAT's token id (`to-...`).
+    pub id: String,
+    /// The token id (`to-...`); for a PAT the same as `id`.
+    pub token_id: Option<String>,
+    /// The Key credential's `credId` (what `DFNS_CRED_ID` holds).
+    pub cred_id: Option<String>,
+    pub is_active: bool,
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+    /// As Dfns returns it: PEM, `SHA256:` fingerprint, or empty.
+    pub public_key: Option<String>,
+    /// For a PAT, the user it belongs to.
+    pub linked_user_id: Option<String>,
+    pub org_id: Option<String>,
+    pub date_created: Option<Timestamp>,
+    pub permission_assignments: Vec<PermissionAssignmentRef>,
+}
+
+impl Identity {
+    /// Hex SHA-256 of the registered key's SPKI DER: the fingerprint the operator records. Dfns
+    /// returns the key as PEM, or in some revisions as an SSH-style `SHA256:<base64>` fingerprint;
+    /// both give the same answer, so PEM wrapping never matters.
+    pub fn public_key_sha256(&self) -> Option<String> {
+        let key = self.public_key.as_deref()?;
+        if let Some(fingerprint) = key.strip_prefix("SHA256:") {
+            let digest = STANDARD_NO_PAD.decode(fingerprint.trim_end_matches('=')).ok()?;
+            return Some(hex::encode(digest));
+        }
+        public_key_der_from_pem(key)
+            .ok()
+            .map(|der| hex::encode(Sha256::digest(der)))
+    }
+
+    /// The assignment of `permission_id`, when this identity has it.
+    pub fn assignment_of(&self, permission_id: &str) -> Option<&PermissionAssignmentRef> {
+        self.permission_assignments
+            .iter()
+            .find(|assignment| assignment.permission_id == permission_id)
+    }
+}
+
+impl From<ServiceAccount> for Identity {
+    fn from(account: ServiceAccount) -> Self {
+        let user = account.user_info;
+        // A service account has one token; take the active one if several ever appear.
+        let token = account
+            .access_tokens
+            .iter()
+            .find(|token| token.is_active)
+            .or_else(|| account.access_tokens.first());
+        let mut assignments = user.permission_assignments;
+        if assignments.is_empty()
+            && let Some(token) = token
+        {
+            assignments = token.permission_assignments.clone();
+        }
+        Self {
+            kind: IdentityKind::ServiceAccount,
+            token_id: token.map(|token| token.token_id.clone()),
+            cred_id: token.and_then(|token| non_empty(token.cred_id.clone())),
+            is_active: user.is_active,
+            name: user
+                .name
+                .or(user.username)
+                .or_else(|| token.and_then(|token| token.name.clone())),
+            external_id: user
+                .external_id
+                .or_else(|| token.and_then(|token| token.external_id.clone())),
+            public_key: token.and_then(|token| non_empty(token.public_key.clone())),
+            linked_user_id: Some(user.user_id.clone()),
+            org_id: user
+                .org_id
+                .or_else(|| token.and_then(|token| token.org_id.clone())),
+            date_created: token.and_then(|token| parse_date(token.date_created.as_deref())),
+            permission_assignments: assignments,
+            id: user.user_id,
+        }
+    }
+}
+
+impl From<PersonalAccessToken> for Identity {
+    fn from(token: PersonalAccessToken) -> Self {
+        Self {
+            kind: IdentityKind::PersonalAccessToken,
+            id: token.token_id.clone(),
+            token_id: Some(token.token_id),
+            cred_id: non_empty(token.cred_id),
+            is_active: token.is_active,
+            name: token.name,
+            external_id: token.external_id,
+            public_key: non_empty(token.public_key),
+            linked_user_id: token.linked_user_id,
+            org_id: token.org_id,
+            date_created: parse_date(token.date_created.as_deref()),
+            permission_assignments: token.permission_assignments,
+        }
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|text| !text.trim().is_empty())
+}
+
+fn parse_date(text: Option<&str>) -> Option<Timestamp> {
+    text.and_then(|text| text.parse::<Timestamp>().ok())
+}
+
+/// What to create; [`super::DfnsClient::create`] maps it onto the kind's request body.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewIdentity {
+    pub name: String,
+    /// SPKI PEM of the key the operator generated.
+    pub public_key_pem: String,
+    pub permission_id: Option<String>,
+    /// The operator puts the resource's UID here, to find the object again after a crash.
+    pub external_id: Option<String>,
+    pub days_valid: Option<u32>,
+    /// PATs only.
+    pub seconds_valid: Option<u64>,
+}
+
+/// The result of a create: the object, and its access token, shown this once only.
+#[derive(Debug)]
+pub struct CreatedIdentity {
+    pub identity: Identity,
+    pub access_token: SecretString,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{generate_p256, public_key_der_from_pem};
+    use serde_json::json;
+
+    fn service_account(public_key: &str) -> Identity {
+        let account: ServiceAccount = serde_json::from_value(json!({
+            "userInfo": {"userId": "us-1", "username": "u", "name": "robot", "orgId": "or-1", "isActive": true,
+                         "externalId": "uid-1",
+                         "permissionAssignments": [{"permissionId": "pm-1", "assignmentId": "as-1", "permissionName": "p"}]},
+            "accessTokens": [{"tokenId": "to-1", "credId": "Y2k", "isActive": true, "publicKey": public_key,
+                              "dateCreated": "2026-01-02T03:04:05.678Z"}]
+        }))
+        .unwrap();
+        account.into()
+    }
+
+    #[test]
+    fn service_account_maps_to_the_common_view() {
+        let credential = service_account("PEM");
+        assert_eq!(credential.kind, IdentityKind::ServiceAccount);
+        assert_eq!(credential.id, "us-1");
+        assert_eq!(credential.token_id.as_deref(), Some("to-1"));
+        assert_eq!(credential.cred_id.as_deref(), Some("Y2k"));
+        assert_eq!(credential.name.as_deref(), Some("robot"));
+        assert_eq!(credential.external_id.as_deref(), Some("uid-1"));
+        assert_eq!(credential.date_created.unwrap().as_second(), 1_767_323_045);
+        assert_eq!(
+            credential.assignment_of("pm-1").unwrap().assignment_id,
+            "as-1"
+        );
+        assert!(credential.assignment_of("pm-2").is_none());
+    }
+
+    #[test]
+    fn pat_maps_to_the_common_view_with_token_id_as_id() {
+        let pat: PersonalAccessToken = serde_json::from_value(json!({
+            "tokenId": "to-9", "credId": "", "isActive": false, "linkedUserId": "us-2", "name": "n", "externalId": "e"
+        }))
+        .unwrap();
+        let credential = Identity::from(pat);
+        assert_eq!(credential.id, "to-9");
+        assert_eq!(credential.cred_id, None, "empty credId means unknown");
+        assert_eq!(credential.linked_user_id.as_deref(), Some("us-2"));
+        assert!(!credential.is_active);
+    }
+
+    #[test]
+    fn kinds_know_their_paths() {
+        assert_eq!(
+            IdentityKind::ServiceAccount.item_path("us-1"),
+            "/auth/service-accounts/us-1"
+        );
+        assert_eq!(
+            IdentityKind::PersonalAccessToken.item_path("to-1"),
+            "/auth/pats/to-1"
+        );
+        assert_eq!(
+            IdentityKind::PersonalAccessToken.item_path("../x y"),
+            "/auth/pats/..%2Fx%20y"
+        );
+    }
+
+    #[test]
+    fn the_key_fingerprint_is_the_same_from_pem_in_any_wrapping_or_from_an_ssh_fingerprint() {
+        let pair = generate_p256().unwrap();
+        let rewrapped = pair.public_key_pem.replace('\n', "\r\n");
+        let ssh_style = format!(
+            "SHA256:{}",
+            STANDARD_NO_PAD.encode(Sha256::digest(
+                public_key_der_from_pem(&pair.public_key_pem).unwrap()
+            ))
+        );
+        let expected = Some(pair.public_key_sha256.clone());
+        assert_eq!(service_account(&pair.public_key_pem).public_key_sha256(), expected);
+        assert_eq!(service_account(&rewrapped).public_key_sha256(), expected);
+        assert_eq!(service_account(&ssh_style).public_key_sha256(), expected);
+        assert_eq!(service_account("").public_key_sha256(), None);
+    }
+}

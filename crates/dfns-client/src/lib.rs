@@ -1,0 +1,28 @@
+//! Dfns API client: keys, user-action signing, login, typed endpoints, and errors that callers
+//! branch on.
+pub mod auth;
+pub mod client;
+pub mod identity;
+pub mod error;
+pub mod jwt;
+pub mod keys;
+pub mod observe;
+pub mod rate_limit;
+pub mod retry;
+pub mod sensitive;
+pub mod signer;
+mod transport;
+pub mod types;
+
+pub use auth::AuthMode;
+pub use client::{ClientConfig, DEFAULT_API_URL, DfnsClient};
+pub use identity::{
+    CreatedIdentity, IdentityKind, Identity, NewIdentity,
+};
+pub use error::{DfnsError, ErrorCategory};
+pub use jwt::{TokenClaims, decode_claims};
+pub use keys::{GeneratedKeyPair, KeyError, PrivateKey, generate_p256};
+pub use retry::RetryPolicy;
+pub use sensitive::SecretString;
+pub use signer::KeySigner;
+pub use transport::install_crypto_provider;

@@ -1,0 +1,353 @@
+//! Every typed call of the Dfns client against the in-process emulator.
+
+use dfns_test_support::dfns::*;
+use dfns_client::types::pat::{CreatePatRequest, UpdatePatRequest};
+use dfns_client::types::permission::CreatePermissionRequest;
+use dfns_client::types::service_account::{
+    CreateServiceAccountRequest, UpdateServiceAccountRequest,
+};
+use dfns_client::{
+    IdentityKind, ErrorCategory, NewIdentity,
+    generate_p256,
+};
+
+#[tokio::test]
+async fn service_account_lifecycle_through_typed_calls() {
+    let emulator = start_emulator().await;
+    let admin = admin_client(&emulator);
+    let pair = generate_p256().unwrap();
+
+    let created = admin
+        .create_service_account(&CreateServiceAccountRequest {
+            name: "typed-sa".into(),
+            public_key: pair.public_key_pem.clone(),
+            permission_id: None,
+            external_id: Some("uid-typed".into()),
+            days_valid: Some(30),
+        })
+        .await
+        .unwrap();
+    let id = created.user_info.user_id.clone();
+    assert!(id.starts_with("us-"), "{id}");
+    assert!(
+        created.access_tokens[0].access_token.is_some(),
+        "token shown at creation"
+    );
+
+    let listed = admin.list_service_accounts().await.unwrap();
+    assert!(listed.iter().any(|account| account.user_info.user_id == id));
+    let fetched = admin.get_service_account(&id).await.unwrap();
+    assert!(
+        fetched
+            .access_tokens
+            .iter()
+            .all(|token| token.access_token.is_none()),
+        "token never shown again"
+    );
+
+    let renamed = admin
+        .update_service_account(
+            &id,
+            &UpdateServiceAccountRequest {
+                name: Some("typed-sa-2".into()),
+                external_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.user_info.name.as_deref(), Some("typed-sa-2"));
+
+    assert!(
+        !admin
+            .deactivate_service_account(&id)
+            .await
+            .unwrap()
+            .user_info
+            .is_active
+    );
+    assert!(
+        admin
+            .activate_service_account(&id)
+            .await
+            .unwrap()
+            .user_info
+            .is_active
+    );
+    admin.delete_service_account(&id).await.unwrap();
+    let snapshot = emulator.state();
+    assert!(
+        snapshot
+            .service_accounts
+            .iter()
+            .any(|account| account.service_account_id == id && account.archived)
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn pat_lifecycle_through_typed_calls() {
+    let emulator = start_emulator().await;
+    let admin = admin_client(&emulator);
+    let pair = generate_p256().unwrap();
+
+    let created = admin
+        .create_pat(&CreatePatRequest {
+            name: "typed-pat".into(),
+            public_key: pair.public_key_pem.clone(),
+            permission_id: None,
+            external_id: Some("uid-pat".into()),
+            days_valid: None,
+            seconds_valid: Some(3600),
+        })
+        .await
+        .unwrap();
+    let id = created.token_id.clone();
+    assert!(id.starts_with("to-"), "{id}");
+    assert!(created.access_token.is_some());
+    assert_eq!(
+        created.linked_user_id.as_deref(),
+        Some(emulator.bootstrap().admin.user_id.as_str())
+    );
+
+    assert!(
+        admin
+            .list_pats()
+            .await
+            .unwrap()
+            .iter()
+            .any(|pat| pat.token_id == id)
+    );
+    assert!(admin.get_pat(&id).await.unwrap().access_token.is_none());
+    let renamed = admin
+        .update_pat(
+            &id,
+            &UpdatePatRequest {
+                name: Some("typed-pat-2".into()),
+                external_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.name.as_deref(), Some("typed-pat-2"));
+    assert!(!admin.deactivate_pat(&id).await.unwrap().is_active);
+    assert!(admin.activate_pat(&id).await.unwrap().is_active);
+    admin.delete_pat(&id).await.unwrap();
+    assert!(
+        emulator
+            .state()
+            .pats
+            .iter()
+            .any(|pat| pat.token_id == id && pat.archived)
+    );
+    emulator.shutdown().await;
+}
+
+/// The operator's reconciler uses only the generic calls; run the same script for both kinds.
+#[tokio::test]
+async fn generic_calls_drive_both_kinds_the_same_way() {
+    let emulator = start_emulator().await;
+    let admin = admin_client(&emulator);
+    for kind in [
+        IdentityKind::ServiceAccount,
+        IdentityKind::PersonalAccessToken,
+    ] {
+        let pair = generate_p256().unwrap();
+        let external_id = format!("uid-generic-{kind:?}");
+        let created = admin
+            .create(
+                kind,
+                &NewIdentity {
+                    name: format!("generic-{kind:?}"),
+                    public_key_pem: pair.public_key_pem.clone(),
+                    external_id: Some(external_id.clone()),
+                    days_valid: Some(10),
+                    ..NewIdentity::default()
+                },
+            )
+            .await
+            .unwrap();
+        let credential = &created.identity;
+        assert_eq!(credential.kind, kind);
+        assert!(credential.is_active);
+        assert!(credential.cred_id.is_some(), "{kind}: credId");
+        assert!(!created.access_token.expose().is_empty());
+        assert_eq!(
+            credential.public_key_sha256(),
+            Some(pair.public_key_sha256.clone()),
+            "{kind}: public key matches"
+        );
+
+        let listed = admin.list(kind).await.unwrap();
+        let by_external_id = listed
+            .iter()
+            .find(|c| c.external_id.as_deref() == Some(external_id.as_str()));
+        assert_eq!(by_external_id.map(|c| &c.id), Some(&credential.id));
+        let by_key = listed
+            .iter()
+            .find(|c| c.public_key_sha256() == credential.public_key_sha256());
+        assert_eq!(by_key.map(|c| &c.id), Some(&credential.id));
+        assert_eq!(
+            admin.get(kind, &credential.id).await.unwrap().id,
+            credential.id
+        );
+
+        let updated = admin
+            .update(
+                kind,
+                &credential.id,
+                Some(format!("renamed-{kind:?}")),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(updated.name, Some(format!("renamed-{kind:?}")));
+        assert!(
+            !admin
+                .deactivate(kind, &credential.id)
+                .await
+                .unwrap()
+                .is_active
+        );
+        assert!(
+            admin
+                .activate(kind, &credential.id)
+                .await
+                .unwrap()
+                .is_active
+        );
+        admin.delete(kind, &credential.id).await.unwrap();
+    }
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn seconds_valid_is_refused_locally_for_service_accounts() {
+    let emulator = start_emulator().await;
+    let admin = admin_client(&emulator);
+    let pair = generate_p256().unwrap();
+    let error = admin
+        .create(
+            IdentityKind::ServiceAccount,
+            &NewIdentity {
+                name: "x".into(),
+                public_key_pem: pair.public_key_pem,
+                seconds_valid: Some(60),
+                ..NewIdentity::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.category(), ErrorCategory::Misconfigured);
+    assert_eq!(
+        requests_to(&emulator, "POST /auth/service-accounts"),
+        0,
+        "nothing sent"
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn minted_token_credentials_can_read_and_sign() {
+    let emulator = start_emulator().await;
+    let admin = admin_client(&emulator);
+    for kind in [
+        IdentityKind::ServiceAccount,
+        IdentityKind::PersonalAccessToken,
+    ] {
+        let minted = mint(&admin, kind, &format!("workload-{kind:?}")).await;
+        let workload = token_client(&emulator, &minted);
+        let identity = workload.check_authentication().await.unwrap();
+        assert!(identity.expires_at.is_some(), "{kind}: token carries exp");
+        assert!(identity.user_id.is_some(), "{kind}: token names its user");
+        workload.verify_signing().await.unwrap();
+        workload
+            .list(IdentityKind::PersonalAccessToken)
+            .await
+            .unwrap();
+    }
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn permissions_are_assigned_listed_and_revoked() {
+    let emulator = start_emulator().await;
+    let admin = admin_client(&emulator);
+    let permission = admin
+        .create_permission(&CreatePermissionRequest {
+            name: "readers".into(),
+            operations: vec!["Auth:ServiceAccounts:Read".into()],
+        })
+        .await
+        .unwrap();
+    assert!(permission.id.starts_with("pm-"));
+    assert!(
+        admin
+            .list_permissions()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.id == permission.id)
+    );
+    assert_eq!(
+        admin.get_permission(&permission.id).await.unwrap().name,
+        "readers"
+    );
+
+    let sa = mint(&admin, IdentityKind::ServiceAccount, "assignee-sa").await;
+    let pat = mint(&admin, IdentityKind::PersonalAccessToken, "assignee-pat").await;
+    let for_sa = admin
+        .assign_permission(&permission.id, &sa.id)
+        .await
+        .unwrap();
+    let for_pat = admin
+        .assign_permission(&permission.id, &pat.id)
+        .await
+        .unwrap();
+    assert_eq!(for_sa.identity_id, sa.id);
+    assert_eq!(for_pat.identity_id, pat.id);
+
+    let assignments = admin
+        .list_permission_assignments(&permission.id)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = assignments.iter().map(|a| a.id.as_str()).collect();
+    assert!(
+        ids.contains(&for_sa.id.as_str()) && ids.contains(&for_pat.id.as_str()),
+        "{ids:?}"
+    );
+    let seen = admin
+        .get(IdentityKind::ServiceAccount, &sa.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.assignment_of(&permission.id)
+            .map(|a| a.assignment_id.as_str()),
+        Some(for_sa.id.as_str())
+    );
+
+    admin
+        .revoke_permission(&permission.id, &for_sa.id)
+        .await
+        .unwrap();
+    let remaining = admin
+        .list_permission_assignments(&permission.id)
+        .await
+        .unwrap();
+    assert!(remaining.iter().all(|a| a.id != for_sa.id));
+    assert!(remaining.iter().any(|a| a.id == for_pat.id));
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn credentials_list_includes_the_signing_credential() {
+    let emulator = start_emulator().await;
+    let admin = admin_client(&emulator);
+    let credentials = admin.list_credentials().await.unwrap();
+    let ours = credentials
+        .iter()
+        .find(|c| c.credential_id == emulator.bootstrap().admin.cred_id)
+        .expect("admin credential listed");
+    assert_eq!(ours.kind, "Key");
+    assert!(ours.is_active);
+    emulator.shutdown().await;
+}

@@ -1,0 +1,10 @@
+//! The Dfns client against the in-process emulator (and, for what the emulator cannot provoke on
+//! purpose, a scripted stub): every typed call, every error category, login, rate limiting and
+//! redaction. One test binary; a module per concern.
+
+mod calls;
+mod errors;
+mod login;
+mod rate_limit;
+mod redaction;
+mod stub;

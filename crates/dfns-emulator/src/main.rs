@@ -1,0 +1,166 @@
+//! `dfns-emulator`: a local Dfns API for demos, tests and development without a Dfns account.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use dfns_emulator::{Emulator, EmulatorConfig, Faults};
+use tracing_subscriber::EnvFilter;
+
+/// A local Dfns API emulator. It serves the authentication, service-account, personal access
+/// token, permission and credential endpoints with Dfns' signature and permission rules, and
+/// test controls under /_emulator/. Once listening it writes the bootstrap file: the API URL,
+/// the organization id and an admin user's credential id and private key (PKCS#8 PEM).
+#[derive(Debug, Parser)]
+#[command(name = "dfns-emulator", version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port (the bootstrap file has the real URL).
+    #[arg(long, env = "DFNS_EMULATOR_LISTEN", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+
+    /// Where to write the bootstrap JSON (apiUrl, orgId, admin {userId, username, credId,
+    /// privateKey}, caCert with --tls). Written atomically, mode 0600, once listening.
+    #[arg(long, env = "DFNS_EMULATOR_BOOTSTRAP_FILE")]
+    bootstrap_file: PathBuf,
+
+    /// Serve HTTPS with a generated CA and certificate; the CA's PEM goes to "caCert".
+    #[arg(long, env = "DFNS_EMULATOR_TLS")]
+    tls: bool,
+
+    /// Extra DNS name or IP for the TLS certificate (repeatable), e.g. the host name a
+    /// cluster uses to reach the emulator.
+    #[arg(
+        long = "tls-host",
+        env = "DFNS_EMULATOR_TLS_HOSTS",
+        value_delimiter = ','
+    )]
+    tls_hosts: Vec<String>,
+
+    /// Username of the bootstrap admin.
+    #[arg(
+        long,
+        env = "DFNS_EMULATOR_ADMIN_USERNAME",
+        default_value = "admin@emulator.local"
+    )]
+    admin_username: String,
+
+    /// Fixed delay added to every Dfns API response, in milliseconds.
+    #[arg(long, env = "DFNS_EMULATOR_LATENCY_MS", default_value_t = 0)]
+    latency_ms: u64,
+
+    /// Extra random delay, uniform between 0 and this many milliseconds.
+    #[arg(long, env = "DFNS_EMULATOR_JITTER_MS", default_value_t = 0)]
+    jitter_ms: u64,
+
+    /// Requests per minute allowed for the organization; more are answered 429 with Retry-After.
+    /// Unset: no limit.
+    #[arg(long, env = "DFNS_EMULATOR_RATE_LIMIT_PER_MINUTE")]
+    rate_limit_per_minute: Option<u32>,
+
+    /// Share of Dfns API requests (0 to 1) answered 500 before anything is changed.
+    #[arg(long, env = "DFNS_EMULATOR_ERROR_RATIO", default_value_t = 0.0)]
+    error_ratio: f64,
+
+    /// Share of state-changing requests (0 to 1) that are applied but whose reply is replaced by
+    /// a 502 ("lost response"), to test clients' crash safety. Reads and signing steps are
+    /// never lost.
+    #[arg(long, env = "DFNS_EMULATOR_LOST_RESPONSE_RATIO", default_value_t = 0.0)]
+    lost_response_ratio: f64,
+
+    /// Log format on stderr.
+    #[arg(
+        long,
+        env = "DFNS_EMULATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "plain"
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Plain,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+
+    let faults = Faults {
+        latency: Duration::from_millis(args.latency_ms),
+        jitter: Duration::from_millis(args.jitter_ms),
+        rate_limit_per_minute: args.rate_limit_per_minute,
+        error_ratio: args.error_ratio,
+        lost_response_ratio: args.lost_response_ratio,
+    };
+    let config = EmulatorConfig {
+        listen: args.listen,
+        tls: args.tls,
+        tls_hosts: args.tls_hosts,
+        faults,
+        admin_username: args.admin_username,
+        ..EmulatorConfig::default()
+    };
+    // A file left by an earlier run would point readers at a dead port: remove it before
+    // listening, so the file that appears is always this run's.
+    remove_bootstrap(&args.bootstrap_file);
+    let emulator = match Emulator::start(config).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the emulator");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = emulator.bootstrap().write_atomically(&args.bootstrap_file) {
+        tracing::error!(error = %e, path = %args.bootstrap_file.display(), "cannot write the bootstrap file");
+        emulator.shutdown().await;
+        return ExitCode::FAILURE;
+    }
+    tracing::info!(path = %args.bootstrap_file.display(), api_url = %emulator.api_url(), "bootstrap file written");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    emulator.shutdown().await;
+    remove_bootstrap(&args.bootstrap_file);
+    ExitCode::SUCCESS
+}
+
+fn remove_bootstrap(path: &std::path::Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::debug!(path = %path.display(), "removed bootstrap file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove bootstrap file")
+        }
+    }
+}

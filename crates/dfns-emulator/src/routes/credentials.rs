@@ -1,0 +1,255 @@
+//! `/auth/credentials`: the caller's Key credentials — list, init (challenge), create with Key
+//! attestation, activate, deactivate. Service accounts and PATs may manage their own
+//! credentials (Dfns' key-rotation guide), so a token keeps working with a new key.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::app::Shared;
+use crate::auth::{Authenticated, Signed};
+use crate::crypto::{PublicKey, decode_b64url};
+use crate::error::{ApiError, ApiResult};
+use crate::json::parse_body;
+use crate::state::model::{Challenge, ChallengePurpose, Credential};
+use crate::state::not_found;
+use crate::tokens::AUD_CHALLENGE;
+use crate::{clock, ids};
+
+use super::views;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct InitBody {
+    kind: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateBody {
+    credential_kind: String,
+    credential_info: CredentialInfo,
+    credential_name: String,
+    challenge_identifier: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CredentialInfo {
+    cred_id: String,
+    client_data: String,
+    attestation_data: String,
+}
+
+/// Decoded `attestationData`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Attestation {
+    public_key: String,
+    signature: String,
+    #[serde(default)]
+    algorithm: Option<String>,
+}
+
+/// What the new key signs: exactly these two keys in this order, compact JSON.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Fingerprint<'a> {
+    client_data_hash: &'a str,
+    public_key: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UuidBody {
+    credential_uuid: String,
+}
+
+pub(crate) async fn list(
+    State(app): State<Shared>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<Value>> {
+    let state = app.store.lock();
+    let mut creds: Vec<&Credential> = state
+        .credentials
+        .values()
+        .filter(|c| c.owner == caller.identity)
+        .collect();
+    creds.sort_by_key(|c| c.seq);
+    let items: Vec<Value> = creds.into_iter().map(views::credential).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+pub(crate) async fn init(
+    State(app): State<Shared>,
+    Authenticated(caller): Authenticated,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let body: InitBody = parse_body(&body)?;
+    if body.kind != "Key" {
+        return Err(ApiError::bad_request(format!(
+            "credential kind {:?} is not supported by the emulator; use Key",
+            body.kind
+        )));
+    }
+    let now = clock::unix_now();
+    let challenge = ids::new_challenge();
+    let jti = ids::new_id("ch");
+    let identifier = app
+        .keys
+        .handle(AUD_CHALLENGE, &jti, now, app.challenge_ttl_secs());
+    let mut state = app.store.lock();
+    let display = state
+        .users
+        .get(&caller.user_id)
+        .map(|u| u.username.clone())
+        .unwrap_or_else(|| caller.user_id.clone());
+    state.insert_challenge(
+        jti,
+        Challenge {
+            purpose: ChallengePurpose::CredentialCreate {
+                identity: caller.identity.clone(),
+            },
+            challenge: challenge.clone(),
+            expires_at: now + app.challenge_ttl_secs(),
+        },
+        now,
+    );
+    Ok(Json(json!({
+        "kind": "Key",
+        "user": { "id": caller.identity.id(), "displayName": display, "name": display },
+        "challengeIdentifier": identifier,
+        "challenge": challenge,
+        "rp": { "id": "localhost", "name": "Dfns Emulator" },
+        "attestation": "direct",
+        "pubKeyCredParams": [
+            { "type": "public-key", "alg": -7 },
+            { "type": "public-key", "alg": -8 },
+            { "type": "public-key", "alg": -257 }
+        ],
+    })))
+}
+
+pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResult<Json<Value>> {
+    let caller = signed.caller;
+    let body: CreateBody = parse_body(&signed.body)?;
+    if body.credential_kind != "Key" {
+        return Err(ApiError::bad_request(
+            "only credentialKind \"Key\" is supported by the emulator",
+        ));
+    }
+    if body.credential_info.cred_id.is_empty()
+        || decode_b64url(&body.credential_info.cred_id).is_err()
+    {
+        return Err(ApiError::bad_request(
+            "credentialInfo.credId must be a base64url string",
+        ));
+    }
+    let now = clock::unix_now();
+    let handle = app
+        .keys
+        .verify_handle(&body.challenge_identifier, AUD_CHALLENGE, now)
+        .map_err(|_| ApiError::unauthorized("challengeIdentifier is invalid or expired"))?;
+    let challenge = {
+        let mut state = app.store.lock();
+        let challenge = state.challenges.remove(&handle.jti).ok_or_else(|| {
+            ApiError::unauthorized("challenge is unknown or has already been used")
+        })?;
+        match &challenge.purpose {
+            ChallengePurpose::CredentialCreate { identity } if *identity == caller.identity => {}
+            _ => {
+                return Err(ApiError::unauthorized(
+                    "challenge was not issued for this credential creation",
+                ));
+            }
+        }
+        if challenge.expires_at <= now {
+            return Err(ApiError::unauthorized("challenge has expired"));
+        }
+        challenge.challenge
+    };
+
+    // Attestation: the new key signs {"clientDataHash","publicKey"} (hex signature).
+    let attestation_bytes = decode_b64url(&body.credential_info.attestation_data)
+        .map_err(|e| ApiError::bad_request(format!("attestationData: {e}")))?;
+    let attestation: Attestation = serde_json::from_slice(&attestation_bytes).map_err(|e| {
+        ApiError::bad_request(format!("attestationData is not the expected JSON: {e}"))
+    })?;
+    let key = PublicKey::from_pem(&attestation.public_key)
+        .map_err(|e| ApiError::bad_request(format!("attestationData.publicKey: {e}")))?;
+    let client_data = decode_b64url(&body.credential_info.client_data)
+        .map_err(|e| ApiError::bad_request(format!("clientData: {e}")))?;
+    let client_data_hash = hex::encode(Sha256::digest(&client_data));
+    let fingerprint = serde_json::to_vec(&Fingerprint {
+        client_data_hash: &client_data_hash,
+        public_key: &attestation.public_key,
+    })
+    .expect("fingerprint serializes");
+    let signature = hex::decode(attestation.signature.trim())
+        .map_err(|_| ApiError::bad_request("attestationData.signature must be hex"))?;
+    key.verify(&fingerprint, &signature, attestation.algorithm.as_deref())
+        .map_err(|e| ApiError::unauthorized(format!("invalid key attestation: {e}")))?;
+    // clientData must be a key.create for the issued challenge. The "signature" over it is the
+    // attestation above, so check its content only.
+    let parsed: Value = serde_json::from_slice(&client_data)
+        .map_err(|e| ApiError::bad_request(format!("clientData is not JSON: {e}")))?;
+    if parsed["type"] != "key.create" || parsed["challenge"] != challenge.as_str() {
+        return Err(ApiError::unauthorized(
+            "clientData must have type \"key.create\" and the issued challenge",
+        ));
+    }
+
+    let mut state = app.store.lock();
+    if state.cred_ids.contains_key(&body.credential_info.cred_id) {
+        return Err(ApiError::conflict(
+            "a credential with this credId already exists",
+        ));
+    }
+    let uuid = ids::new_id("cr");
+    state.insert_credential(Credential {
+        seq: 0,
+        uuid: uuid.clone(),
+        cred_id: body.credential_info.cred_id.clone(),
+        owner: caller.identity.clone(),
+        name: body.credential_name,
+        public_key_pem: attestation.public_key,
+        key: Arc::new(key),
+        is_active: true,
+        date_created: clock::iso_now(),
+    });
+    let cred = state
+        .credentials
+        .get(&uuid)
+        .ok_or_else(|| not_found("credential", &uuid))?;
+    tracing::info!(credential = %uuid, owner = %caller.identity.id(), "credential created");
+    Ok(Json(views::credential(cred)))
+}
+
+pub(crate) async fn activate(State(app): State<Shared>, signed: Signed) -> ApiResult<Json<Value>> {
+    set_active(&app, signed, true)
+}
+
+pub(crate) async fn deactivate(
+    State(app): State<Shared>,
+    signed: Signed,
+) -> ApiResult<Json<Value>> {
+    set_active(&app, signed, false)
+}
+
+fn set_active(app: &Shared, signed: Signed, active: bool) -> ApiResult<Json<Value>> {
+    let body: UuidBody = parse_body(&signed.body)?;
+    let mut state = app.store.lock();
+    let cred = state
+        .credentials
+        .get_mut(&body.credential_uuid)
+        .filter(|c| c.owner == signed.caller.identity)
+        .ok_or_else(|| not_found("credential", &body.credential_uuid))?;
+    cred.is_active = active;
+    tracing::info!(credential = %body.credential_uuid, active, "credential activation changed");
+    Ok(Json(json!({ "message": "success" })))
+}

@@ -1,0 +1,27 @@
+//! What the test suites and benchmarks share: a real control plane (etcd, kube-apiserver and
+//! kube-controller-manager built by `tests/controlplane/build.sh`), a namespace per test, the
+//! operator run in-process against the Dfns emulator, Dfns client helpers, and chart helpers.
+//!
+//! ```ignore
+//! use dfns_test_support::{ControlPlane, TestNamespace};
+//! let cp = ControlPlane::shared();
+//! let ns = TestNamespace::new(cp, "my-test").await;
+//! ```
+
+pub mod chart;
+mod control_plane;
+mod crds;
+pub mod dfns;
+mod error;
+mod namespace;
+pub mod operator;
+
+pub use control_plane::ControlPlane;
+pub use crds::{apply_crd_files, crd_files};
+pub use error::HarnessError;
+pub use namespace::TestNamespace;
+
+/// The repository's top folder (this crate lives in `crates/test-support`).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}

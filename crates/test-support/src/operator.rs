@@ -1,0 +1,340 @@
+//! What the operator's e2e tests share: a real control plane namespace, an in-process Dfns
+//! emulator, a connection as its bootstrap admin, and the operator itself (in-process, watching
+//! only the test's namespace, or as the real binary when a test must kill it).
+
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use dfns_operator::api::{CredentialStatus, DfnsConnection};
+use dfns_operator::controller::ControllerConfig;
+use dfns_client::keys::{GeneratedKeyPair, generate_p256};
+use dfns_client::{AuthMode, ClientConfig, DfnsClient, KeySigner};
+use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::core::NamespaceResourceScope;
+use kube::{Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::{ControlPlane, TestNamespace};
+
+pub const WAIT: Duration = Duration::from_secs(90);
+
+pub struct Setup {
+    pub cp: &'static ControlPlane,
+    pub ns: TestNamespace,
+    pub kube: Client,
+    pub emulator: RunningEmulator,
+    operator: Option<Operator>,
+}
+
+/// The operator running in this process until dropped.
+pub struct Operator {
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Operator {
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Setup {
+    pub async fn new(prefix: &str) -> Self {
+        dfns_client::install_crypto_provider();
+        let cp = ControlPlane::shared();
+        cp.apply_crds().await.expect("CRDs installed");
+        let ns = TestNamespace::new(cp, prefix).await;
+        let emulator = Emulator::start(EmulatorConfig::default())
+            .await
+            .expect("emulator starts");
+        Self {
+            cp,
+            kube: cp.client(),
+            ns,
+            emulator,
+            operator: None,
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.ns.name()
+    }
+
+    pub fn config(&self) -> ControllerConfig {
+        ControllerConfig {
+            operator_namespace: self.namespace().into(),
+            resync_interval: Duration::from_secs(600),
+            concurrency: 8,
+            watch_namespace: Some(self.namespace().into()),
+        }
+    }
+
+    /// Starts the operator in-process, scoped to the test namespace.
+    pub fn start_operator(&mut self) {
+        self.start_operator_with(self.config());
+    }
+
+    pub fn start_operator_with(&mut self, config: ControllerConfig) {
+        let (tx, rx) = oneshot::channel::<()>();
+        let kube = self.cp.client();
+        let task = tokio::spawn(dfns_operator::controller::run(kube, config, async move {
+            let _ = rx.await;
+        }));
+        self.operator = Some(Operator {
+            shutdown: Some(tx),
+            task,
+        });
+    }
+
+    pub async fn stop_operator(&mut self) {
+        if let Some(op) = self.operator.take() {
+            op.stop().await;
+        }
+    }
+
+    /// A Secret with the bootstrap admin's login key and a `DfnsConnection` using it.
+    pub async fn admin_connection(
+        &self,
+        name: &str,
+        spec_extra: serde_json::Value,
+    ) -> DfnsConnection {
+        let admin = &self.emulator.bootstrap().admin;
+        let secret_name = format!("{name}-login");
+        self.create_secret(
+            &secret_name,
+            &[
+                ("DFNS_CRED_ID", &admin.cred_id),
+                ("DFNS_PRIVATE_KEY", &admin.private_key),
+            ],
+        )
+        .await;
+        let mut spec = json!({
+            "apiUrl": self.emulator.api_url(),
+            "allowInsecureHttp": true,
+            "orgId": self.emulator.bootstrap().org_id,
+            "auth": { "userLogin": { "username": admin.username, "secretRef": { "name": secret_name } } },
+        });
+        merge(&mut spec, spec_extra);
+        self.apply::<DfnsConnection>(name, spec).await
+    }
+
+    pub async fn create_secret(&self, name: &str, data: &[(&str, &str)]) -> Secret {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        self.secrets()
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create secret")
+    }
+
+    pub fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.kube.clone(), self.namespace())
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        Api::namespaced(self.kube.clone(), self.namespace())
+    }
+
+    /// Server-side applies `{apiVersion, kind, metadata.name, spec}` as a user would.
+    pub async fn apply<K>(&self, name: &str, spec: serde_json::Value) -> K
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
+    {
+        let body = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "metadata": { "name": name },
+            "spec": spec,
+        });
+        self.api::<K>()
+            .patch(
+                name,
+                &PatchParams::apply("e2e-test").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("apply {} {name}: {e}", K::kind(&())))
+    }
+
+    /// Waits until the resource's condition `type_` has `status` (and `reason`, if given).
+    pub async fn wait_condition<K>(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> K
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
+    {
+        let api = self.api::<K>();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let obj = api.get(name).await.expect("get resource");
+            let value = serde_json::to_value(&obj).unwrap();
+            let conditions = value["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let found = conditions.iter().find(|c| c["type"] == type_);
+            let ok = found
+                .is_some_and(|c| c["status"] == status && reason.is_none_or(|r| c["reason"] == r));
+            if ok {
+                return obj;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "{} {name}: condition {type_}={status} ({reason:?}) not reached; status: {}",
+                    K::kind(&()),
+                    value["status"]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn wait_ready<K>(&self, name: &str) -> K
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
+    {
+        self.wait_condition::<K>(name, "Ready", "True", None).await
+    }
+
+    /// Waits until the resource no longer exists.
+    pub async fn wait_gone<K>(&self, name: &str)
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let api = self.api::<K>();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while api.get_opt(name).await.expect("get").is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} {name} was not deleted",
+                K::kind(&())
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A Dfns client acting as the bootstrap admin (to prepare roles, users, and check results).
+    pub fn admin_client(&self) -> DfnsClient {
+        let b = self.emulator.bootstrap();
+        let signer =
+            KeySigner::from_pem(b.admin.cred_id.clone(), &b.admin.private_key).expect("admin key");
+        let auth = AuthMode::UserLogin {
+            org_id: b.org_id.clone(),
+            username: b.admin.username.clone(),
+        };
+        let mut config = ClientConfig::new(b.api_url.clone(), auth, signer);
+        config.allow_insecure_http = true;
+        DfnsClient::new(config).expect("admin client")
+    }
+}
+
+/// A new organization user in the emulator with one Key credential and these roles; returns the
+/// emulator's answer (`userId`, `credId`, …) and the user's key.
+pub async fn create_org_user(
+    setup: &Setup,
+    username: &str,
+    permission_ids: &[String],
+) -> (serde_json::Value, GeneratedKeyPair) {
+    let key = generate_p256().expect("generate key");
+    let user = reqwest::Client::new()
+        .post(format!("{}/_emulator/users", setup.emulator.api_url()))
+        .json(&json!({ "username": username, "publicKey": key.public_key_pem, "permissionIds": permission_ids }))
+        .send()
+        .await
+        .expect("emulator reachable")
+        .error_for_status()
+        .expect("user created")
+        .json()
+        .await
+        .expect("JSON answer");
+    (user, key)
+}
+
+pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .map(|b| String::from_utf8(b.0.clone()).expect("utf-8"))
+}
+
+pub fn secret_map(secret: &Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8(v.0.clone()).expect("utf-8")))
+        .collect()
+}
+
+/// The `Ready` condition of a credential resource's status.
+pub fn ready_condition(
+    status: Option<&CredentialStatus>,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    status
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .cloned()
+        .expect("a Ready condition")
+}
+
+pub fn status_of(status: Option<&CredentialStatus>) -> CredentialStatus {
+    status.cloned().unwrap_or_default()
+}
+
+fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(base), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+}

@@ -1,0 +1,256 @@
+//! Resolving a resource's `connectionRef` to a ready Dfns client. Clients are cached per
+//! connection and rebuilt when the connection's spec or Secret changes, so rotated bootstrap
+//! credentials are picked up without a restart.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{Api, Client, ResourceExt};
+
+use super::error::Error;
+use super::secret_layout::{AUTH_TOKEN, CRED_ID, PRIVATE_KEY};
+use crate::api::{
+    ClusterDfnsConnection, ConnectionKind, ConnectionSpec, ConnectionStatus, DfnsConnection,
+};
+use dfns_client::{AuthMode, ClientConfig, DfnsClient, KeySigner, SecretString};
+
+/// Which connection: kind, namespace (for `DfnsConnection`) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionKey {
+    pub kind: ConnectionKind,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for ConnectionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.kind, &self.namespace) {
+            (ConnectionKind::DfnsConnection, Some(ns)) => {
+                write!(f, "DfnsConnection {ns}/{}", self.name)
+            }
+            (ConnectionKind::DfnsConnection, None) => write!(f, "DfnsConnection {}", self.name),
+            (ConnectionKind::ClusterDfnsConnection, _) => {
+                write!(f, "ClusterDfnsConnection {}", self.name)
+            }
+        }
+    }
+}
+
+/// A connection object as read from the cluster.
+#[derive(Clone, Debug)]
+pub struct ConnectionObject {
+    pub key: ConnectionKey,
+    pub generation: i64,
+    pub spec: ConnectionSpec,
+    pub status: Option<ConnectionStatus>,
+    pub namespace_selector: Option<LabelSelector>,
+}
+
+impl From<&DfnsConnection> for ConnectionObject {
+    fn from(c: &DfnsConnection) -> Self {
+        Self {
+            key: ConnectionKey {
+                kind: ConnectionKind::DfnsConnection,
+                namespace: c.namespace(),
+                name: c.name_any(),
+            },
+            generation: c.metadata.generation.unwrap_or_default(),
+            spec: c.spec.connection.clone(),
+            status: c.status.clone(),
+            namespace_selector: None,
+        }
+    }
+}
+
+impl From<&ClusterDfnsConnection> for ConnectionObject {
+    fn from(c: &ClusterDfnsConnection) -> Self {
+        Self {
+            key: ConnectionKey {
+                kind: ConnectionKind::ClusterDfnsConnection,
+                namespace: None,
+                name: c.name_any(),
+            },
+            generation: c.metadata.generation.unwrap_or_default(),
+            spec: c.spec.connection.clone(),
+            status: c.status.clone(),
+            namespace_selector: c.spec.namespace_selector.clone(),
+        }
+    }
+}
+
+/// A usable client for one connection.
+pub struct ConnectionHandle {
+    pub key: ConnectionKey,
+    pub client: DfnsClient,
+    pub api_url: String,
+    pub org_id: Option<String>,
+}
+
+/// The spec generation and Secret version a cached client was built from.
+type Version = (i64, String);
+
+pub struct DfnsClients {
+    kube: Client,
+    /// Where the Secrets of `ClusterDfnsConnection`s live.
+    operator_namespace: String,
+    cache: Mutex<HashMap<ConnectionKey, (Version, Arc<ConnectionHandle>)>>,
+}
+
+impl DfnsClients {
+    pub fn new(kube: Client, operator_namespace: String) -> Self {
+        Self {
+            kube,
+            operator_namespace,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// Reads the connection object; `None` when it does not exist.
+    pub async fn fetch(&self, key: &ConnectionKey) -> Result<Option<ConnectionObject>, Error> {
+        Ok(match (&key.kind, &key.namespace) {
+            (ConnectionKind::DfnsConnection, Some(ns)) => {
+                Api::<DfnsConnection>::namespaced(self.kube.clone(), ns)
+                    .get_opt(&key.name)
+                    .await?
+                    .as_ref()
+                    .map(Into::into)
+            }
+            (ConnectionKind::DfnsConnection, None) => None,
+            (ConnectionKind::ClusterDfnsConnection, _) => {
+                Api::<ClusterDfnsConnection>::all(self.kube.clone())
+                    .get_opt(&key.name)
+                    .await?
+                    .as_ref()
+                    .map(Into::into)
+            }
+        })
+    }
+
+    /// A client for the connection, built from its Secret (cached while neither changes).
+    pub async fn client_for(
+        &self,
+        connection: &ConnectionObject,
+    ) -> Result<Arc<ConnectionHandle>, Error> {
+        let secret_namespace = connection
+            .key
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.operator_namespace.clone());
+        let secret_name = secret_name(&connection.spec);
+        let secret = Api::<Secret>::namespaced(self.kube.clone(), &secret_namespace)
+            .get_opt(secret_name)
+            .await?
+            .ok_or_else(|| {
+                Error::Connection(format!(
+                    "{}: Secret {secret_namespace}/{secret_name} not found",
+                    connection.key
+                ))
+            })?;
+        let version = (
+            connection.generation,
+            secret.resource_version().unwrap_or_default(),
+        );
+        if let Some((cached_version, handle)) = self
+            .cache
+            .lock()
+            .expect("registry lock")
+            .get(&connection.key)
+            && *cached_version == version
+        {
+            return Ok(handle.clone());
+        }
+        let handle = Arc::new(build(
+            connection,
+            &secret,
+            &format!("{secret_namespace}/{secret_name}"),
+        )?);
+        self.cache
+            .lock()
+            .expect("registry lock")
+            .insert(connection.key.clone(), (version, handle.clone()));
+        Ok(handle)
+    }
+
+    /// Forget a deleted connection's client.
+    pub fn forget(&self, key: &ConnectionKey) {
+        self.cache.lock().expect("registry lock").remove(key);
+    }
+}
+
+fn secret_name(spec: &ConnectionSpec) -> &str {
+    match (&spec.auth.token, &spec.auth.user_login) {
+        (Some(token), _) => &token.secret_ref.name,
+        (None, Some(login)) => &login.secret_ref.name,
+        (None, None) => "",
+    }
+}
+
+fn build(
+    connection: &ConnectionObject,
+    secret: &Secret,
+    secret_path: &str,
+) -> Result<ConnectionHandle, Error> {
+    let spec = &connection.spec;
+    let read = |key: &str| -> Result<String, Error> {
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .ok_or_else(|| {
+                Error::Connection(format!(
+                    "{}: Secret {secret_path} has no key {key}",
+                    connection.key
+                ))
+            })?;
+        String::from_utf8(bytes.0.clone()).map_err(|_| {
+            Error::Connection(format!(
+                "{}: key {key} of Secret {secret_path} is not text",
+                connection.key
+            ))
+        })
+    };
+    let signer = KeySigner::from_pem(read(CRED_ID)?.trim(), &read(PRIVATE_KEY)?).map_err(|e| {
+        Error::Connection(format!(
+            "{}: {PRIVATE_KEY} of Secret {secret_path}: {e}",
+            connection.key
+        ))
+    })?;
+    let auth = match (&spec.auth.token, &spec.auth.user_login) {
+        (Some(_), _) => AuthMode::Token(SecretString::new(read(AUTH_TOKEN)?.trim())),
+        (None, Some(login)) => AuthMode::UserLogin {
+            org_id: spec.org_id.clone().unwrap_or_default(),
+            username: login.username.clone(),
+        },
+        (None, None) => {
+            return Err(Error::Connection(format!(
+                "{}: spec.auth names no mode",
+                connection.key
+            )));
+        }
+    };
+    let mut config = ClientConfig::new(spec.api_url.clone(), auth, signer);
+    config.ca_bundle_pem = spec.ca_bundle.clone();
+    config.allow_insecure_http = spec.allow_insecure_http == Some(true);
+    config.requests_per_minute = spec
+        .rate_limit
+        .as_ref()
+        .map_or(1000, |r| r.requests_per_minute);
+    let client = DfnsClient::new(config)
+        .map_err(|e| Error::Connection(format!("{}: {e}", connection.key)))?;
+    let org_id = spec.org_id.clone().or_else(|| {
+        connection
+            .status
+            .as_ref()
+            .and_then(|s| s.identity.as_ref())
+            .and_then(|i| i.org_id.clone())
+    });
+    Ok(ConnectionHandle {
+        key: connection.key.clone(),
+        client,
+        api_url: spec.api_url.clone(),
+        org_id,
+    })
+}

@@ -1,0 +1,275 @@
+//! The Secret a credential lives in (design §2.3): its keys, labels and annotations, how to tell
+//! whether this resource owns it, and what it holds — never logging the values.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use super::credential::observed::{SecretMaterial, SecretState};
+use dfns_client::SecretString;
+use dfns_client::keys::{GeneratedKeyPair, PrivateKey};
+
+/// Keys named so that `envFrom: secretRef` feeds the official Dfns SDKs directly.
+pub const API_URL: &str = "DFNS_API_URL";
+pub const AUTH_TOKEN: &str = "DFNS_AUTH_TOKEN";
+pub const CRED_ID: &str = "DFNS_CRED_ID";
+pub const PRIVATE_KEY: &str = "DFNS_PRIVATE_KEY";
+pub const PUBLIC_KEY: &str = "DFNS_PUBLIC_KEY";
+pub const ORG_ID: &str = "DFNS_ORG_ID";
+
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "dfns-operator";
+/// Dfns id of the credential (`us-…` or `to-…`).
+pub const ID_ANNOTATION: &str = "dfns.io/id";
+pub const CREDENTIAL_ID_ANNOTATION: &str = "dfns.io/credential-id";
+pub const FINGERPRINT_ANNOTATION: &str = "dfns.io/public-key-sha256";
+
+/// What the operator wants the Secret's metadata and connection data to be.
+#[derive(Clone, Debug)]
+pub struct SecretLayout {
+    pub name: String,
+    pub namespace: String,
+    pub owner: OwnerReference,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub api_url: String,
+    pub org_id: Option<String>,
+}
+
+/// Whether `secret` is controlled by the resource with this uid.
+pub fn is_owned_by(secret: &Secret, uid: &str) -> bool {
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid == uid)
+}
+
+/// What the plan needs to know about the Secret.
+pub fn classify(secret: Option<&Secret>, owner_uid: &str) -> SecretState {
+    match secret {
+        None => SecretState::Missing,
+        Some(s) if !is_owned_by(s, owner_uid) => SecretState::Foreign,
+        Some(s) => SecretState::Owned(material(s)),
+    }
+}
+
+fn material(secret: &Secret) -> SecretMaterial {
+    let key_fingerprint = text(secret, PRIVATE_KEY)
+        .and_then(|pem| PrivateKey::from_pem(&pem).ok())
+        .and_then(|key| key.public_key_sha256().ok());
+    SecretMaterial {
+        key_fingerprint,
+        has_token: text(secret, AUTH_TOKEN).is_some_and(|t| !t.trim().is_empty()),
+        credential_id: text(secret, CRED_ID).filter(|c| !c.is_empty()),
+    }
+}
+
+fn text(secret: &Secret, key: &str) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(key)?;
+    String::from_utf8(bytes.0.clone()).ok()
+}
+
+/// A new Secret holding a fresh key, before any Dfns call (design §3 step 1).
+pub fn with_new_key(
+    existing: Option<&Secret>,
+    layout: &SecretLayout,
+    key: &GeneratedKeyPair,
+) -> Secret {
+    let mut secret = base(existing, layout);
+    let data = secret.data.get_or_insert_with(BTreeMap::new);
+    // A new key invalidates any token of the old one.
+    data.remove(AUTH_TOKEN);
+    data.remove(CRED_ID);
+    data.insert(
+        PRIVATE_KEY.into(),
+        ByteString(key.private_key_pem.expose().as_bytes().to_vec()),
+    );
+    data.insert(
+        PUBLIC_KEY.into(),
+        ByteString(key.public_key_pem.as_bytes().to_vec()),
+    );
+    let annotations = secret
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new);
+    annotations.remove(ID_ANNOTATION);
+    annotations.remove(CREDENTIAL_ID_ANNOTATION);
+    annotations.insert(FINGERPRINT_ANNOTATION.into(), key.public_key_sha256.clone());
+    secret
+}
+
+/// The Secret with the token and credential id of a credential just created (design §3 step 4).
+pub fn with_token(
+    existing: &Secret,
+    layout: &SecretLayout,
+    token: &SecretString,
+    dfns_id: &str,
+    credential_id: &str,
+) -> Secret {
+    let mut secret = base(Some(existing), layout);
+    let data = secret.data.get_or_insert_with(BTreeMap::new);
+    data.insert(
+        AUTH_TOKEN.into(),
+        ByteString(token.expose().as_bytes().to_vec()),
+    );
+    data.insert(
+        CRED_ID.into(),
+        ByteString(credential_id.as_bytes().to_vec()),
+    );
+    let annotations = secret
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new);
+    annotations.insert(ID_ANNOTATION.into(), dfns_id.into());
+    annotations.insert(CREDENTIAL_ID_ANNOTATION.into(), credential_id.into());
+    secret
+}
+
+/// The Secret with its metadata and connection data brought in line with the layout; equal to
+/// `existing` when nothing changed (then no write is needed).
+pub fn with_layout(existing: &Secret, layout: &SecretLayout) -> Secret {
+    base(Some(existing), layout)
+}
+
+/// The same Secret without its ownerReference to the resource, so that garbage collection keeps it
+/// (deletionPolicy Retain).
+pub fn released(existing: &Secret, owner_uid: &str) -> Secret {
+    let mut secret = existing.clone();
+    if let Some(refs) = secret.metadata.owner_references.as_mut() {
+        refs.retain(|r| r.uid != owner_uid);
+    }
+    secret
+}
+
+/// Metadata and connection data: the operator's labels and annotations win over the template's,
+/// and keys the operator does not manage are left as they are.
+fn base(existing: Option<&Secret>, layout: &SecretLayout) -> Secret {
+    let mut secret = existing.cloned().unwrap_or_else(|| Secret {
+        metadata: ObjectMeta {
+            name: Some(layout.name.clone()),
+            namespace: Some(layout.namespace.clone()),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    });
+    let meta = &mut secret.metadata;
+    meta.owner_references = Some(vec![layout.owner.clone()]);
+    let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+    labels.extend(layout.labels.clone());
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
+    let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
+    for (k, v) in &layout.annotations {
+        if !k.starts_with("dfns.io/") {
+            annotations.insert(k.clone(), v.clone());
+        }
+    }
+    let data = secret.data.get_or_insert_with(BTreeMap::new);
+    data.insert(
+        API_URL.into(),
+        ByteString(layout.api_url.as_bytes().to_vec()),
+    );
+    match &layout.org_id {
+        Some(org) => data.insert(ORG_ID.into(), ByteString(org.as_bytes().to_vec())),
+        None => data.remove(ORG_ID),
+    };
+    secret
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dfns_client::keys::generate_p256;
+
+    fn layout() -> SecretLayout {
+        SecretLayout {
+            name: "app".into(),
+            namespace: "ns".into(),
+            owner: OwnerReference {
+                api_version: "dfns.io/v1alpha1".into(),
+                kind: "DfnsServiceAccount".into(),
+                name: "app".into(),
+                uid: "uid-1".into(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            },
+            labels: [("team".to_string(), "pay".to_string())].into(),
+            annotations: [("note".to_string(), "x".to_string())].into(),
+            api_url: "https://api.dfns.io".into(),
+            org_id: Some("or-1".into()),
+        }
+    }
+
+    #[test]
+    fn a_new_key_secret_is_owned_labelled_and_holds_no_token() {
+        let key = generate_p256().unwrap();
+        let s = with_new_key(None, &layout(), &key);
+        assert!(is_owned_by(&s, "uid-1"));
+        assert_eq!(
+            s.metadata.labels.as_ref().unwrap()[MANAGED_BY_LABEL],
+            MANAGED_BY_VALUE
+        );
+        assert_eq!(s.metadata.labels.as_ref().unwrap()["team"], "pay");
+        let SecretState::Owned(m) = classify(Some(&s), "uid-1") else {
+            panic!("owned")
+        };
+        assert_eq!(
+            m.key_fingerprint.as_deref(),
+            Some(key.public_key_sha256.as_str())
+        );
+        assert!(!m.has_token);
+        assert_eq!(s.data.as_ref().unwrap()[ORG_ID].0, b"or-1");
+    }
+
+    #[test]
+    fn a_token_write_keeps_the_key_and_records_the_credential() {
+        let key = generate_p256().unwrap();
+        let s = with_new_key(None, &layout(), &key);
+        let s = with_token(&s, &layout(), &SecretString::new("tok"), "us-1", "cred-1");
+        let SecretState::Owned(m) = classify(Some(&s), "uid-1") else {
+            panic!("owned")
+        };
+        assert!(m.holds_token_of("cred-1"));
+        assert_eq!(
+            m.key_fingerprint.as_deref(),
+            Some(key.public_key_sha256.as_str())
+        );
+        assert_eq!(
+            s.metadata.annotations.as_ref().unwrap()[ID_ANNOTATION],
+            "us-1"
+        );
+    }
+
+    #[test]
+    fn a_secret_owned_by_someone_else_is_foreign() {
+        let key = generate_p256().unwrap();
+        let s = with_new_key(None, &layout(), &key);
+        assert_eq!(classify(Some(&s), "other-uid"), SecretState::Foreign);
+        let unowned = Secret {
+            metadata: ObjectMeta {
+                name: Some("app".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(classify(Some(&unowned), "uid-1"), SecretState::Foreign);
+    }
+
+    #[test]
+    fn a_released_secret_no_longer_names_its_owner() {
+        let key = generate_p256().unwrap();
+        let s = released(&with_new_key(None, &layout(), &key), "uid-1");
+        assert_eq!(classify(Some(&s), "uid-1"), SecretState::Foreign);
+    }
+
+    #[test]
+    fn reapplying_the_layout_to_an_up_to_date_secret_changes_nothing() {
+        let key = generate_p256().unwrap();
+        let s = with_new_key(None, &layout(), &key);
+        assert_eq!(with_layout(&s, &layout()), s);
+    }
+}

@@ -1,0 +1,275 @@
+//! The operator with exactly the Helm chart's RBAC: the ServiceAccount, ClusterRole, Role and
+//! bindings that `helm template` renders are applied to the real control plane, and the operator
+//! runs as that ServiceAccount (impersonation) through create, update and delete, with leader
+//! election, Events, a namespaced and a cluster connection. Any missing permission would show as
+//! a 403 and the resources would never get Ready.
+
+
+use std::time::Duration;
+
+use dfns_test_support::chart::{documents, helm_template, kubectl, of_kind, to_yaml};
+use dfns_operator::api::{
+    ClusterDfnsConnection, DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount,
+};
+use dfns_operator::controller::RunOptions;
+use dfns_operator::controller::leader::LeaseConfig;
+use dfns_client::types::permission::CreatePermissionRequest;
+use dfns_operator::telemetry::Metrics;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use dfns_test_support::operator::{Setup, WAIT};
+use serde_json::json;
+
+/// Removes the cluster-scoped objects this test created, pass or fail.
+struct ClusterScoped {
+    kubeconfig: std::path::PathBuf,
+    objects: Vec<(String, String)>,
+}
+
+impl Drop for ClusterScoped {
+    fn drop(&mut self) {
+        for (kind, name) in &self.objects {
+            let (ok, output) = kubectl(
+                &self.kubeconfig,
+                &["delete", kind, name, "--ignore-not-found", "--wait=false"],
+                "",
+            );
+            if !ok {
+                eprintln!("clean-up of {kind} {name} failed: {output}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
+    let setup = Setup::new("e2e-chart-rbac").await;
+    let ns = setup.namespace().to_owned();
+    let release = format!("r-{ns}");
+
+    // The chart's RBAC, as `helm install` would create it in the release namespace.
+    let docs = documents(&helm_template(&release, &ns, &[]));
+    let rbac: Vec<&serde_json::Value> = [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ]
+    .iter()
+    .flat_map(|kind| of_kind(&docs, kind))
+    .collect();
+    assert_eq!(rbac.len(), 5, "the chart renders one of each RBAC object");
+    let mut cleanup = ClusterScoped {
+        kubeconfig: setup.cp.kubeconfig_path().to_owned(),
+        objects: Vec::new(),
+    };
+    for doc in of_kind(&docs, "ClusterRole")
+        .into_iter()
+        .chain(of_kind(&docs, "ClusterRoleBinding"))
+    {
+        cleanup.objects.push((
+            doc["kind"].as_str().unwrap().to_lowercase(),
+            doc["metadata"]["name"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let (ok, output) = kubectl(
+        setup.cp.kubeconfig_path(),
+        &["apply", "--server-side", "-f", "-"],
+        &to_yaml(&rbac),
+    );
+    assert!(ok, "applying the chart's RBAC failed:\n{output}");
+    let service_account = of_kind(&docs, "ServiceAccount")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lease_name = "dfns-operator"; // the chart's operator.leaderElection.leaseName
+
+    // Connections, created by an administrator as a platform team would.
+    let b = setup.emulator.bootstrap();
+    let role = setup
+        .admin_client()
+        .create_permission(&CreatePermissionRequest {
+            name: "rbac-role".into(),
+            operations: vec!["Auth:ServiceAccounts:Read".into()],
+        })
+        .await
+        .expect("create role")
+        .id;
+    setup
+        .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
+        .await;
+    let cluster_connection = format!("rbac-{ns}");
+    cleanup
+        .objects
+        .push(("clusterdfnsconnection".into(), cluster_connection.clone()));
+    setup
+        .create_secret(
+            "cluster-login",
+            &[
+                ("DFNS_CRED_ID", &b.admin.cred_id),
+                ("DFNS_PRIVATE_KEY", &b.admin.private_key),
+            ],
+        )
+        .await;
+    let cluster_spec = json!({
+        "apiVersion": "dfns.io/v1alpha1",
+        "kind": "ClusterDfnsConnection",
+        "metadata": { "name": cluster_connection },
+        "spec": {
+            "apiUrl": setup.emulator.api_url(),
+            "allowInsecureHttp": true,
+            "orgId": b.org_id,
+            "auth": { "userLogin": { "username": b.admin.username, "secretRef": { "name": "cluster-login" } } },
+            "allowUnscopedTokens": true,
+            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } },
+        },
+    });
+    Api::<ClusterDfnsConnection>::all(setup.kube.clone())
+        .patch(
+            &cluster_connection,
+            &PatchParams::apply("e2e-test").force(),
+            &Patch::Apply(&cluster_spec),
+        )
+        .await
+        .expect("apply ClusterDfnsConnection");
+
+    // The operator as the chart's ServiceAccount, with leader election on the chart's Lease.
+    let user = format!("system:serviceaccount:{ns}:{service_account}");
+    let client = setup.cp.impersonating(&user, &[]);
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let options = RunOptions {
+        leader_election: Some(LeaseConfig::new(&ns, lease_name, "rbac-test_1")),
+        metrics: metrics.clone(),
+        ..RunOptions::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(dfns_operator::controller::run_with(
+        client,
+        setup.config(),
+        options,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // Create.
+    setup.wait_ready::<DfnsConnection>("main").await;
+    let conn = json!({ "kind": "DfnsConnection", "name": "main" });
+    setup
+        .apply::<DfnsServiceAccount>(
+            "svc",
+            json!({ "connectionRef": conn, "permissionId": role }),
+        )
+        .await;
+    let cluster_ref = json!({ "kind": "ClusterDfnsConnection", "name": cluster_connection });
+    setup
+        .apply::<DfnsPersonalAccessToken>(
+            "pat",
+            json!({ "connectionRef": cluster_ref, "daysValid": 7 }),
+        )
+        .await;
+    let svc = setup.wait_ready::<DfnsServiceAccount>("svc").await;
+    setup.wait_ready::<DfnsPersonalAccessToken>("pat").await;
+    assert!(setup.secrets().get_opt("svc").await.unwrap().is_some());
+    assert!(setup.secrets().get_opt("pat").await.unwrap().is_some());
+    let sa_id = svc.status.unwrap().service_account_id.unwrap();
+    let lease = Api::<Lease>::namespaced(setup.kube.clone(), &ns)
+        .get(lease_name)
+        .await
+        .expect("the Lease exists");
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some("rbac-test_1")
+    );
+
+    // Update: deactivate, and relabel the Secret.
+    setup
+        .apply::<DfnsServiceAccount>(
+            "svc",
+            json!({ "connectionRef": conn, "permissionId": role, "active": false, "secret": { "labels": { "team": "payments" } } }),
+        )
+        .await;
+    setup
+        .wait_condition::<DfnsServiceAccount>("svc", "Ready", "True", Some("Inactive"))
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let secret = setup.secrets().get("svc").await.unwrap();
+        if secret
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("team"))
+            .is_some_and(|v| v == "payments")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Secret labels were not updated"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !setup
+            .emulator
+            .state()
+            .service_accounts
+            .iter()
+            .find(|s| s.service_account_id == sa_id)
+            .unwrap()
+            .is_active
+    );
+
+    // Delete.
+    setup
+        .api::<DfnsServiceAccount>()
+        .delete("svc", &DeleteParams::default())
+        .await
+        .unwrap();
+    setup
+        .api::<DfnsPersonalAccessToken>()
+        .delete("pat", &DeleteParams::default())
+        .await
+        .unwrap();
+    setup.wait_gone::<DfnsServiceAccount>("svc").await;
+    setup.wait_gone::<DfnsPersonalAccessToken>("pat").await;
+    setup
+        .wait_gone::<k8s_openapi::api::core::v1::Secret>("svc")
+        .await;
+
+    // Events were published under the same identity.
+    let events = Api::<Event>::namespaced(setup.kube.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        events
+            .items
+            .iter()
+            .any(|e| e.reporting_controller.as_deref() == Some("dfns-operator")),
+        "no Events from dfns-operator"
+    );
+    assert!(
+        metrics.reconcile_count("DfnsServiceAccount") > 0,
+        "metrics counted the reconciles"
+    );
+
+    let _ = stop.send(());
+    let result = tokio::time::timeout(Duration::from_secs(30), operator)
+        .await
+        .expect("operator stops")
+        .unwrap();
+    assert_eq!(result, Ok(()));
+    let lease = Api::<Lease>::namespaced(setup.kube.clone(), &ns)
+        .get(lease_name)
+        .await
+        .unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity,
+        None,
+        "the Lease was handed back on shutdown"
+    );
+}

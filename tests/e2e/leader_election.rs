@@ -1,0 +1,256 @@
+//! Two replicas of the real binary with leader election: only the Lease holder reconciles; when
+//! it is killed (SIGKILL, no chance to hand over), the standby takes over within the lease time;
+//! on SIGTERM the leader finishes and hands the Lease back.
+
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use dfns_operator::api::{DfnsConnection, DfnsServiceAccount};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use dfns_test_support::operator::Setup;
+use serde_json::json;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+const LEASE: &str = "dfns-operator";
+const LEASE_DURATION: Duration = Duration::from_secs(4);
+const RETRY_PERIOD: Duration = Duration::from_secs(1);
+
+struct Replica {
+    name: &'static str,
+    child: Child,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_replica(setup: &Setup, name: &'static str, log: &std::fs::File) -> Replica {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_dfns-operator"))
+        .args(["run", "--log-format", "json", "--leader-election"])
+        .args([
+            "--namespace",
+            setup.namespace(),
+            "--watch-namespace",
+            setup.namespace(),
+        ])
+        .args(["--leader-election-lease-name", LEASE])
+        .args([
+            "--leader-election-lease-duration",
+            &format!("{}s", LEASE_DURATION.as_secs()),
+        ])
+        .args(["--leader-election-renew-deadline", "3s"])
+        .args([
+            "--leader-election-retry-period",
+            &format!("{}s", RETRY_PERIOD.as_secs()),
+        ])
+        .args(["--metrics-address", &format!("127.0.0.1:{port}")])
+        .arg("--kubeconfig")
+        .arg(setup.cp.kubeconfig_path())
+        // The identity is `<POD_NAME>_<random>`.
+        .env("POD_NAME", name)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log.try_clone().unwrap())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start dfns-operator");
+    Replica { name, child, port }
+}
+
+impl Replica {
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let client = reqwest::Client::new();
+        let response = client
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    async fn metrics(&self) -> String {
+        self.get("/metrics").await.expect("metrics answer").1
+    }
+
+    /// Waits until /readyz answers 200 with `expected`.
+    async fn wait_readyz(&self, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = self.get("/readyz").await;
+            if answer
+                .as_ref()
+                .is_some_and(|(status, body)| *status == 200 && body == expected)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: /readyz never answered {expected:?}; last: {answer:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Sum of `dfns_operator_reconciles_total` over all labels.
+fn reconciles(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("dfns_operator_reconciles_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
+        .sum()
+}
+
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt(LEASE)
+        .await
+        .unwrap()?
+        .spec?
+        .holder_identity
+        .filter(|h| !h.is_empty())
+}
+
+async fn wait_holder(leases: &Api<Lease>, prefix: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if holder(leases)
+            .await
+            .is_some_and(|h| h.starts_with(&format!("{prefix}_")))
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{prefix} did not take the Lease within {within:?}; holder: {:?}",
+            holder(leases).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
+    let setup = Setup::new("e2e-leader").await;
+    setup.admin_connection("main", json!({})).await;
+    let leases: Api<Lease> = Api::namespaced(setup.kube.clone(), setup.namespace());
+    let log_path = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let log = std::fs::File::create(&log_path).unwrap();
+    dfns_client::install_crypto_provider();
+
+    let mut a = start_replica(&setup, "replica-a", &log);
+    wait_holder(&leases, "replica-a", Duration::from_secs(60)).await;
+    a.wait_readyz("ok: leading\n").await;
+    let b = start_replica(&setup, "replica-b", &log);
+    b.wait_readyz("ok: standby, another replica leads\n").await;
+
+    let conn = json!({ "kind": "DfnsConnection", "name": "main" });
+    setup
+        .apply::<DfnsServiceAccount>("first", json!({ "connectionRef": conn }))
+        .await;
+    setup.wait_ready::<DfnsConnection>("main").await;
+    setup.wait_ready::<DfnsServiceAccount>("first").await;
+    // A standby that is alive past a whole lease duration still does not take over or reconcile.
+    tokio::time::sleep(LEASE_DURATION + 2 * RETRY_PERIOD).await;
+    assert!(holder(&leases).await.unwrap().starts_with("replica-a_"));
+    let (a_metrics, b_metrics) = (a.metrics().await, b.metrics().await);
+    assert!(
+        reconciles(&a_metrics) > 0,
+        "the leader reconciled:\n{a_metrics}"
+    );
+    assert_eq!(
+        reconciles(&b_metrics),
+        0,
+        "the standby reconciled:\n{b_metrics}"
+    );
+    assert!(
+        a_metrics.contains("dfns_operator_leader 1")
+            && b_metrics.contains("dfns_operator_leader 0")
+    );
+    assert!(
+        a_metrics
+            .contains(r#"dfns_operator_credentials{kind="DfnsServiceAccount",state="ready"} 1"#),
+        "{a_metrics}"
+    );
+    assert!(
+        !b_metrics.contains("dfns_operator_credentials{"),
+        "a standby exports no credential gauges"
+    );
+    // Dfns calls by endpoint (ids stripped) and the operator's Kubernetes writes are counted.
+    assert!(
+        a_metrics.contains(r#"dfns_operator_dfns_requests_total{method="POST",endpoint="/auth/service-accounts",status="200"} 1"#),
+        "{a_metrics}"
+    );
+    assert!(
+        a_metrics
+            .contains(r#"dfns_operator_kubernetes_writes_total{verb="update",resource="secrets"}"#),
+        "{a_metrics}"
+    );
+    assert!(
+        a_metrics
+            .contains(r#"dfns_operator_kubernetes_writes_total{verb="update",resource="leases"}"#),
+        "{a_metrics}"
+    );
+    assert!(
+        !b_metrics.contains("dfns_operator_dfns_requests_total{"),
+        "the standby called Dfns:\n{b_metrics}"
+    );
+
+    // SIGKILL: the leader cannot hand over; the standby waits for the lease to run out.
+    a.child.start_kill().unwrap();
+    a.child.wait().await.unwrap();
+    let took = wait_holder(&leases, "replica-b", Duration::from_secs(60)).await;
+    // Bound: the standby last saw a renewal at most one retry before the kill, notices expiry at
+    // its next attempt after a lease duration; the rest is slack for a loaded machine.
+    let bound = LEASE_DURATION + 2 * RETRY_PERIOD + Duration::from_secs(5);
+    assert!(took <= bound, "takeover took {took:?}, more than {bound:?}");
+    eprintln!(
+        "standby took over {took:?} after the leader was killed (lease duration {LEASE_DURATION:?})"
+    );
+
+    setup
+        .apply::<DfnsServiceAccount>("second", json!({ "connectionRef": conn }))
+        .await;
+    setup.wait_ready::<DfnsServiceAccount>("second").await;
+    let b_metrics = b.metrics().await;
+    assert!(
+        reconciles(&b_metrics) > 0 && b_metrics.contains("dfns_operator_leader 1"),
+        "{b_metrics}"
+    );
+    // One Dfns service account per resource: the takeover created nothing twice.
+    assert_eq!(setup.emulator.state().service_accounts.len(), 2);
+
+    // SIGTERM: the leader stops, hands the Lease back and exits cleanly.
+    let status = Command::new("kill")
+        .args(["-TERM", &b.child.id().unwrap().to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let mut b = b;
+    let exit = tokio::time::timeout(Duration::from_secs(30), b.child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(
+        exit.success(),
+        "exit status {exit:?}; log: {}",
+        std::fs::read_to_string(&log_path).unwrap()
+    );
+    assert_eq!(
+        holder(&leases).await,
+        None,
+        "the Lease was handed back on shutdown"
+    );
+}

@@ -1,0 +1,13 @@
+//! The operator end to end, as its users meet it: against a real kube-apiserver, etcd and
+//! kube-controller-manager (one shared control plane, a namespace per test) and the in-process
+//! Dfns emulator. One test binary; a module per scenario.
+
+mod chart_rbac;
+mod cluster_smoke;
+mod cost;
+mod crash_safety;
+mod credentials;
+mod guards;
+mod leader_election;
+mod leader_lost;
+mod lifecycle;
