@@ -234,6 +234,15 @@ pub struct CredentialStatus {
     pub retiring: Option<RetiringCredential>,
 }
 
+impl CredentialStatus {
+    /// Dfns id of the recorded identity: the service account's id or the PAT's token id.
+    pub fn recorded_id(&self) -> Option<&str> {
+        self.service_account_id
+            .as_deref()
+            .or(self.token_id.as_deref())
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RetiringCredential {

@@ -6,9 +6,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::{ConditionReason, ConditionType};
 
-/// The health a reconcile concluded, mapped onto the three kstatus conditions.
+/// What a reconcile concluded about a resource, mapped onto the three kstatus conditions.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Health {
+pub enum Verdict {
     /// Desired state reached.
     Ready {
         reason: ConditionReason,
@@ -36,19 +36,19 @@ pub enum Health {
     Unchanged,
 }
 
-/// The conditions that `health` implies, keeping transition times of unchanged statuses.
+/// The conditions that `verdict` implies, keeping transition times of unchanged statuses.
 pub fn conditions_for(
-    health: &Health,
+    verdict: &Verdict,
     generation: i64,
     previous: &[Condition],
     now: Time,
 ) -> Vec<Condition> {
-    let (ready, reconciling, stalled, reason, message) = match health {
-        Health::Ready { reason, message } => ("True", "False", "False", reason, message),
-        Health::Progressing { reason, message } => ("False", "True", "False", reason, message),
-        Health::Stalled { reason, message } => ("False", "False", "True", reason, message),
-        Health::NotReady { reason, message } => ("False", "False", "False", reason, message),
-        Health::Unchanged => return previous.to_vec(),
+    let (ready, reconciling, stalled, reason, message) = match verdict {
+        Verdict::Ready { reason, message } => ("True", "False", "False", reason, message),
+        Verdict::Progressing { reason, message } => ("False", "True", "False", reason, message),
+        Verdict::Stalled { reason, message } => ("False", "False", "True", reason, message),
+        Verdict::NotReady { reason, message } => ("False", "False", "False", reason, message),
+        Verdict::Unchanged => return previous.to_vec(),
     };
     let make = |kind: ConditionType, status: &str| {
         // A False abnormal condition carries the overall reason and no message.
@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn ready_sets_ready_true_and_clears_the_abnormal_conditions() {
         let c = conditions_for(
-            &Health::Ready {
+            &Verdict::Ready {
                 reason: ConditionReason::Ready,
                 message: "ok".into(),
             },
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn transition_time_changes_only_when_the_status_changes() {
-        let ready = Health::Ready {
+        let ready = Verdict::Ready {
             reason: ConditionReason::Ready,
             message: "ok".into(),
         };
@@ -133,7 +133,7 @@ mod tests {
                 .last_transition_time,
             t(10)
         );
-        let stalled = Health::Stalled {
+        let stalled = Verdict::Stalled {
             reason: ConditionReason::SecretConflict,
             message: "x".into(),
         };
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_health_yields_identical_conditions() {
-        let h = Health::Progressing {
+        let h = Verdict::Progressing {
             reason: ConditionReason::Creating,
             message: "m".into(),
         };

@@ -3,19 +3,19 @@
 
 use std::sync::Arc;
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::core::ClusterResourceScope;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
-use super::conditions::{Health, conditions_for};
-use super::dfns_clients::ConnectionObject;
+use super::conditions::Verdict;
 use super::context::Context;
+use super::dfns_clients::ConnectionObject;
 use super::error::Error;
+use super::status::StatusWriter;
 use crate::api::{
     ClusterDfnsConnection, ConditionReason, ConnectionIdentity, ConnectionStatus, DfnsConnection,
 };
@@ -71,40 +71,24 @@ pub async fn reconcile<C: ConnectionResource>(
         Ok(claims)
     }
     .await;
-    let previous = connection.status.clone().unwrap_or_default();
-    let (health, identity) = match &checked {
+    let persisted = connection.status.clone().unwrap_or_default();
+    let (verdict, identity) = match &checked {
         Ok(claims) => {
             let identity = identity_of(claims);
-            let health = Health::Ready {
+            let verdict = Verdict::Ready {
                 reason: ConditionReason::Ready,
                 message: format!("authenticated as {} {}", identity.kind, identity.user_id),
             };
-            (health, Some(identity))
+            (verdict, Some(identity))
         }
-        Err(error) => (error.health(), previous.identity.clone()),
+        Err(error) => (error.verdict(), persisted.identity.clone()),
     };
-    let generation = obj.meta().generation.unwrap_or_default();
+    let mut writer = StatusWriter::new(C::api(ctx.kube.clone(), &obj), &*obj, persisted);
     let status = ConnectionStatus {
-        observed_generation: Some(generation),
-        conditions: conditions_for(
-            &health,
-            generation,
-            &previous.conditions,
-            jiff::Timestamp::now().into(),
-        ),
         identity,
+        ..writer.persisted().clone()
     };
-    if status != previous {
-        let patch =
-            json!({ "apiVersion": C::api_version(&()), "kind": C::kind(&()), "status": status });
-        C::api(ctx.kube.clone(), &obj)
-            .patch_status(
-                &obj.name_any(),
-                &PatchParams::apply("dfns-operator").force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
-    }
+    writer.save(writer.with_verdict(status, &verdict)).await?;
     match checked {
         Ok(_) => {
             ctx.succeeded(&ObjectRef::from_obj(&*obj));

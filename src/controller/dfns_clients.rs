@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{Api, Client, ResourceExt};
 
 use super::error::Error;
-use super::secret_layout::{AUTH_TOKEN, CRED_ID, PRIVATE_KEY};
+use super::secret_layout::{AUTH_TOKEN, CRED_ID, PRIVATE_KEY, TextError, text};
 use crate::api::{
     ClusterDfnsConnection, ConnectionKind, ConnectionSpec, ConnectionStatus, DfnsConnection,
 };
@@ -47,6 +47,16 @@ pub struct ConnectionObject {
     pub spec: ConnectionSpec,
     pub status: Option<ConnectionStatus>,
     pub namespace_selector: Option<LabelSelector>,
+}
+
+impl ConnectionObject {
+    /// The organization: as the spec names it, or as the connection's token showed it.
+    pub fn org_id(&self) -> Option<String> {
+        self.spec
+            .org_id
+            .clone()
+            .or_else(|| self.status.as_ref()?.identity.as_ref()?.org_id.clone())
+    }
 }
 
 impl From<&DfnsConnection> for ConnectionObject {
@@ -85,8 +95,6 @@ impl From<&ClusterDfnsConnection> for ConnectionObject {
 pub struct ConnectionHandle {
     pub key: ConnectionKey,
     pub client: DfnsClient,
-    pub api_url: String,
-    pub org_id: Option<String>,
 }
 
 /// The spec generation and Secret version a cached client was built from.
@@ -194,25 +202,20 @@ fn build(
     secret_path: &str,
 ) -> Result<ConnectionHandle, Error> {
     let spec = &connection.spec;
-    let read = |key: &str| -> Result<String, Error> {
-        let bytes = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .ok_or_else(|| {
-                Error::Connection(format!(
-                    "{}: Secret {secret_path} has no key {key}",
+    let read = |key: &str| -> Result<&str, Error> {
+        text(secret, key).map_err(|e| {
+            Error::Connection(match e {
+                TextError::Missing => {
+                    format!("{}: Secret {secret_path} has no key {key}", connection.key)
+                }
+                TextError::NotText => format!(
+                    "{}: key {key} of Secret {secret_path} is not text",
                     connection.key
-                ))
-            })?;
-        String::from_utf8(bytes.0.clone()).map_err(|_| {
-            Error::Connection(format!(
-                "{}: key {key} of Secret {secret_path} is not text",
-                connection.key
-            ))
+                ),
+            })
         })
     };
-    let signer = KeySigner::from_pem(read(CRED_ID)?.trim(), &read(PRIVATE_KEY)?).map_err(|e| {
+    let signer = KeySigner::from_pem(read(CRED_ID)?.trim(), read(PRIVATE_KEY)?).map_err(|e| {
         Error::Connection(format!(
             "{}: {PRIVATE_KEY} of Secret {secret_path}: {e}",
             connection.key
@@ -240,17 +243,8 @@ fn build(
         .map_or(1000, |r| r.requests_per_minute);
     let client = DfnsClient::new(config)
         .map_err(|e| Error::Connection(format!("{}: {e}", connection.key)))?;
-    let org_id = spec.org_id.clone().or_else(|| {
-        connection
-            .status
-            .as_ref()
-            .and_then(|s| s.identity.as_ref())
-            .and_then(|i| i.org_id.clone())
-    });
     Ok(ConnectionHandle {
         key: connection.key.clone(),
         client,
-        api_url: spec.api_url.clone(),
-        org_id,
     })
 }

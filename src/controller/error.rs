@@ -1,11 +1,13 @@
 //! The controller layer's one error type. Its category names the metric label and decides the
-//! condition a failure shows, and how soon to try again.
+//! condition a failure shows and how soon to try again: what only a person can fix stalls
+//! (`Stalled`, retried at the resync interval); races, conflicts and outages are retried soon
+//! with backoff (`Reconciling`).
 
 use std::time::Duration;
 
-use super::conditions::Health;
+use super::conditions::Verdict;
 use crate::api::ConditionReason;
-use dfns_client::{DfnsError, ErrorCategory};
+use dfns_client::{DfnsError, ErrorCategory, KeyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,11 +18,24 @@ pub enum Error {
     /// The connection's configuration or Secret is unusable; the message says what to fix.
     #[error("{0}")]
     Connection(String),
-    /// An object the operator needs is malformed (e.g. a Secret key that is not UTF-8).
+    /// The resource asks for something that cannot be done; the message says what to fix.
     #[error("{0}")]
-    Invalid(String),
+    InvalidSpec(String),
+    /// Someone changed what this reconcile was working on (a Secret deleted or edited
+    /// mid-create): the next attempt sees the change and decides again.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("generating a key: {0}")]
+    KeyGeneration(#[source] KeyError),
+    /// The Secret's private key stopped parsing mid-create (edited by someone): the next
+    /// attempt plans a fresh key.
+    #[error("the Secret's private key: {0}")]
+    SecretKey(#[source] KeyError),
+    /// Dfns answered a create in a way the protocol does not allow.
+    #[error("{0}")]
+    UnexpectedDfnsAnswer(String),
     #[error("finalizer: {0}")]
-    Finalizer(String),
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -42,7 +57,11 @@ impl Error {
                 ErrorCategory::Misconfigured => "dfns_misconfigured",
             },
             Self::Connection(_) => "connection",
-            Self::Invalid(_) => "invalid",
+            Self::InvalidSpec(_) => "invalid_spec",
+            Self::Conflict(_) => "conflict",
+            Self::KeyGeneration(_) => "key_generation",
+            Self::SecretKey(_) => "secret_key",
+            Self::UnexpectedDfnsAnswer(_) => "dfns_unexpected_answer",
             Self::Finalizer(_) => "finalizer",
         }
     }
@@ -58,14 +77,19 @@ impl Error {
                     | ErrorCategory::Conflict
                     | ErrorCategory::Misconfigured
             ),
-            Self::Connection(_) | Self::Invalid(_) => true,
+            Self::Connection(_) | Self::InvalidSpec(_) => true,
             Self::Kube(kube::Error::Api(status)) => status.code == 403 || status.code == 422,
-            Self::Kube(_) | Self::Finalizer(_) => false,
+            Self::Kube(_)
+            | Self::Conflict(_)
+            | Self::KeyGeneration(_)
+            | Self::SecretKey(_)
+            | Self::UnexpectedDfnsAnswer(_)
+            | Self::Finalizer(_) => false,
         }
     }
 
     /// The condition this failure shows.
-    pub fn health(&self) -> Health {
+    pub fn verdict(&self) -> Verdict {
         let message = self.to_string();
         let reason = match self {
             Self::Dfns(e) => match e.category() {
@@ -80,16 +104,21 @@ impl Error {
                 _ => ConditionReason::DfnsUnavailable,
             },
             Self::Connection(_) => ConditionReason::ConnectionNotReady,
-            Self::Invalid(_) => ConditionReason::InvalidSpec,
+            Self::InvalidSpec(_) => ConditionReason::InvalidSpec,
             Self::Kube(kube::Error::Api(status)) if status.code == 403 => {
                 ConditionReason::Forbidden
             }
-            Self::Kube(_) | Self::Finalizer(_) => ConditionReason::Progressing,
+            Self::UnexpectedDfnsAnswer(_) => ConditionReason::DfnsUnavailable,
+            Self::Kube(_)
+            | Self::Conflict(_)
+            | Self::KeyGeneration(_)
+            | Self::SecretKey(_)
+            | Self::Finalizer(_) => ConditionReason::Progressing,
         };
         if self.needs_a_person() {
-            Health::Stalled { reason, message }
+            Verdict::Stalled { reason, message }
         } else {
-            Health::Progressing { reason, message }
+            Verdict::Progressing { reason, message }
         }
     }
 
@@ -102,10 +131,6 @@ impl Error {
             },
             _ => None,
         }
-    }
-
-    pub fn is_dfns_not_found(&self) -> bool {
-        matches!(self, Self::Dfns(e) if e.category() == ErrorCategory::NotFound)
     }
 }
 

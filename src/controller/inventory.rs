@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::dfns_clients::{ConnectionHandle, ConnectionKey};
 use super::error::ignore_not_found;
-use dfns_client::{IdentityKind, Identity, DfnsError};
+use dfns_client::{DfnsError, Identity, IdentityKind};
 
 #[derive(Default)]
 struct Listing {
@@ -31,11 +31,7 @@ impl Inventory {
         }
     }
 
-    fn listing(
-        &self,
-        key: &ConnectionKey,
-        kind: IdentityKind,
-    ) -> Arc<tokio::sync::Mutex<Listing>> {
+    fn listing(&self, key: &ConnectionKey, kind: IdentityKind) -> Arc<tokio::sync::Mutex<Listing>> {
         self.listings
             .lock()
             .expect("inventory lock")

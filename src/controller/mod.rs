@@ -2,15 +2,16 @@
 
 pub mod conditions;
 pub mod connection;
-pub mod dfns_clients;
 pub mod context;
 pub mod credential;
+pub mod dfns_clients;
 pub mod error;
 pub mod guard;
 pub mod inventory;
 pub mod leader;
 pub mod run;
 pub mod secret_layout;
+pub mod status;
 
 pub use context::{Context, ControllerConfig};
 pub use error::Error;

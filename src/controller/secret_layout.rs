@@ -59,18 +59,34 @@ pub fn classify(secret: Option<&Secret>, owner_uid: &str) -> SecretState {
 
 fn material(secret: &Secret) -> SecretMaterial {
     let key_fingerprint = text(secret, PRIVATE_KEY)
-        .and_then(|pem| PrivateKey::from_pem(&pem).ok())
+        .ok()
+        .and_then(|pem| PrivateKey::from_pem(pem).ok())
         .and_then(|key| key.public_key_sha256().ok());
     SecretMaterial {
         key_fingerprint,
-        has_token: text(secret, AUTH_TOKEN).is_some_and(|t| !t.trim().is_empty()),
-        credential_id: text(secret, CRED_ID).filter(|c| !c.is_empty()),
+        has_token: text(secret, AUTH_TOKEN).is_ok_and(|t| !t.trim().is_empty()),
+        credential_id: text(secret, CRED_ID)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
     }
 }
 
-fn text(secret: &Secret, key: &str) -> Option<String> {
-    let bytes = secret.data.as_ref()?.get(key)?;
-    String::from_utf8(bytes.0.clone()).ok()
+/// Why a Secret's key could not be read as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextError {
+    Missing,
+    NotText,
+}
+
+/// The value of `key` in any Secret, as text.
+pub fn text<'s>(secret: &'s Secret, key: &str) -> Result<&'s str, TextError> {
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .ok_or(TextError::Missing)?;
+    std::str::from_utf8(&bytes.0).map_err(|_| TextError::NotText)
 }
 
 /// A new Secret holding a fresh key, before any Dfns call (design §3 step 1).

@@ -17,10 +17,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::auth::{AuthMode, Authenticator, Session};
-use super::identity::{
-    CreatedIdentity, IdentityKind, Identity, NewIdentity, path_segment,
-};
 use super::error::{DfnsError, ErrorCategory};
+use super::identity::{CreatedIdentity, Identity, IdentityKind, NewIdentity, path_segment};
 use super::jwt::TokenClaims;
 use super::retry::RetryPolicy;
 use super::sensitive::SecretString;
@@ -176,8 +174,7 @@ impl DfnsClient {
     }
 
     pub async fn get_service_account(&self, id: &str) -> Result<ServiceAccount, DfnsError> {
-        self.read(&IdentityKind::ServiceAccount.item_path(id))
-            .await
+        self.read(&IdentityKind::ServiceAccount.item_path(id)).await
     }
 
     pub async fn create_service_account(
@@ -207,20 +204,14 @@ impl DfnsClient {
     }
 
     pub async fn deactivate_service_account(&self, id: &str) -> Result<ServiceAccount, DfnsError> {
-        let path = format!(
-            "{}/deactivate",
-            IdentityKind::ServiceAccount.item_path(id)
-        );
+        let path = format!("{}/deactivate", IdentityKind::ServiceAccount.item_path(id));
         self.write(Method::PUT, &path, None::<&()>).await
     }
 
     /// Archives the service account (Dfns has no hard delete).
     pub async fn delete_service_account(&self, id: &str) -> Result<(), DfnsError> {
-        self.write_ignoring_body(
-            Method::DELETE,
-            &IdentityKind::ServiceAccount.item_path(id),
-        )
-        .await
+        self.write_ignoring_body(Method::DELETE, &IdentityKind::ServiceAccount.item_path(id))
+            .await
     }
 
     // ---- personal access tokens ----
@@ -390,22 +381,14 @@ impl DfnsClient {
         })
     }
 
-    pub async fn activate(
-        &self,
-        kind: IdentityKind,
-        id: &str,
-    ) -> Result<Identity, DfnsError> {
+    pub async fn activate(&self, kind: IdentityKind, id: &str) -> Result<Identity, DfnsError> {
         Ok(match kind {
             IdentityKind::ServiceAccount => self.activate_service_account(id).await?.into(),
             IdentityKind::PersonalAccessToken => self.activate_pat(id).await?.into(),
         })
     }
 
-    pub async fn deactivate(
-        &self,
-        kind: IdentityKind,
-        id: &str,
-    ) -> Result<Identity, DfnsError> {
+    pub async fn deactivate(&self, kind: IdentityKind, id: &str) -> Result<Identity, DfnsError> {
         Ok(match kind {
             IdentityKind::ServiceAccount => self.deactivate_service_account(id).await?.into(),
             IdentityKind::PersonalAccessToken => self.deactivate_pat(id).await?.into(),

@@ -98,7 +98,9 @@ impl Identity {
     pub fn public_key_sha256(&self) -> Option<String> {
         let key = self.public_key.as_deref()?;
         if let Some(fingerprint) = key.strip_prefix("SHA256:") {
-            let digest = STANDARD_NO_PAD.decode(fingerprint.trim_end_matches('=')).ok()?;
+            let digest = STANDARD_NO_PAD
+                .decode(fingerprint.trim_end_matches('='))
+                .ok()?;
             return Some(hex::encode(digest));
         }
         public_key_der_from_pem(key)
@@ -276,7 +278,10 @@ mod tests {
             ))
         );
         let expected = Some(pair.public_key_sha256.clone());
-        assert_eq!(service_account(&pair.public_key_pem).public_key_sha256(), expected);
+        assert_eq!(
+            service_account(&pair.public_key_pem).public_key_sha256(),
+            expected
+        );
         assert_eq!(service_account(&rewrapped).public_key_sha256(), expected);
         assert_eq!(service_account(&ssh_style).public_key_sha256(), expected);
         assert_eq!(service_account("").public_key_sha256(), None);

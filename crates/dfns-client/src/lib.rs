@@ -2,8 +2,8 @@
 //! branch on.
 pub mod auth;
 pub mod client;
-pub mod identity;
 pub mod error;
+pub mod identity;
 pub mod jwt;
 pub mod keys;
 pub mod observe;
@@ -16,10 +16,8 @@ pub mod types;
 
 pub use auth::AuthMode;
 pub use client::{ClientConfig, DEFAULT_API_URL, DfnsClient};
-pub use identity::{
-    CreatedIdentity, IdentityKind, Identity, NewIdentity,
-};
 pub use error::{DfnsError, ErrorCategory};
+pub use identity::{CreatedIdentity, Identity, IdentityKind, NewIdentity};
 pub use jwt::{TokenClaims, decode_claims};
 pub use keys::{GeneratedKeyPair, KeyError, PrivateKey, generate_p256};
 pub use retry::RetryPolicy;

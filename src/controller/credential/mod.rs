@@ -1,11 +1,19 @@
 //! The one generic reconciler for `DfnsServiceAccount` and `DfnsPersonalAccessToken`.
+//!
+//! `observe` reads the facts (`facts`), `plan`/`cleanup_plan` decide the next step from the view
+//! derived from them (`observed`), `steps`/`create`/`cleanup` perform it and return what changed,
+//! and `reconcile` runs that loop and writes status.
 
+mod cleanup;
 pub mod cleanup_plan;
+mod create;
+mod facts;
 mod observe;
 pub mod observed;
 pub mod plan;
 mod reconcile;
 pub mod resource;
+mod steps;
 
 pub use reconcile::{FINALIZER, SKIP_CLEANUP_ANNOTATION, error_policy, reconcile};
 pub use resource::CredentialResource;

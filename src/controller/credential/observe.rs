@@ -1,30 +1,27 @@
-//! Gathering what a reconcile needs to decide: the connection and its rules, the Secret, and what
+//! Gathering the facts a reconcile decides on: the connection and its rules, the Secret, and what
 //! Dfns shows. Reads only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{Api, ResourceExt};
 
-use super::observed::{Desired, DfnsObject, DfnsView, Guard, Observed};
+use super::facts::{Candidate, DfnsFacts, Facts};
+use super::observed::{Desired, Guard};
 use super::resource::CredentialResource;
 use crate::api::{ConditionReason, ConnectionKind};
-use crate::controller::dfns_clients::{ConnectionHandle, ConnectionKey, ConnectionObject};
 use crate::controller::context::Context;
+use crate::controller::dfns_clients::{ConnectionHandle, ConnectionKey, ConnectionObject};
 use crate::controller::error::Error;
 use crate::controller::guard::{ConnectionFacts, Request, judge};
-use crate::controller::secret_layout::classify;
-use dfns_client::Identity;
 
-/// Everything one reconcile observed, with the objects behind it.
+/// The facts of one reconcile, and the connection they were read through.
 pub struct Observation {
-    pub observed: Observed,
+    pub facts: Facts,
     pub connection: Option<ConnectionObject>,
+    /// A client for the connection, where its rules allow calling Dfns.
     pub handle: Option<Arc<ConnectionHandle>>,
-    pub secret: Option<Secret>,
-    /// Full Dfns objects behind `observed.dfns`, by id.
-    pub dfns_objects: HashMap<String, Identity>,
 }
 
 pub async fn observe<K: CredentialResource>(
@@ -70,11 +67,7 @@ pub async fn observe<K: CredentialResource>(
             .clone(),
         None => BTreeMap::new(),
     };
-    // The Dfns id of the recorded credential: a service account's id, or a PAT's token id.
-    let recorded_id = status
-        .service_account_id
-        .clone()
-        .or_else(|| status.token_id.clone());
+    let recorded_id = status.recorded_id().map(str::to_string);
     let facts = connection.as_ref().map(|c| ConnectionFacts {
         display: c.key.to_string(),
         spec: &c.spec,
@@ -108,69 +101,42 @@ pub async fn observe<K: CredentialResource>(
     let secret = Api::<Secret>::namespaced(ctx.kube.clone(), &namespace)
         .get_opt(&desired.secret_name)
         .await?;
-    let secret_state = classify(secret.as_ref(), &uid);
-
-    let mut dfns_objects = HashMap::new();
     let dfns = match (&handle, &recorded_id, &status.pending_create) {
         (Some(h), Some(id), _) => {
-            let found = ctx.inventory.recorded(h, K::DFNS_KIND, id).await?;
-            DfnsView::Recorded(found.map(|c| keep(&mut dfns_objects, c)))
+            DfnsFacts::Recorded(ctx.inventory.recorded(h, K::DFNS_KIND, id).await?)
         }
         (Some(h), None, Some(pending)) => {
-            let fingerprint = pending.public_key_sha256.clone();
+            let fingerprint = pending.public_key_sha256.as_str();
             let found = ctx
                 .inventory
                 .candidates(h, K::DFNS_KIND, &uid, |c| {
-                    c.public_key_sha256().as_deref() == Some(fingerprint.as_str())
+                    c.public_key_sha256().as_deref() == Some(fingerprint)
                 })
                 .await?;
-            DfnsView::Candidates(
+            DfnsFacts::Candidates(
                 found
                     .into_iter()
-                    .map(|c| keep(&mut dfns_objects, c))
+                    .map(|identity| Candidate {
+                        identity,
+                        archived: false,
+                    })
                     .collect(),
             )
         }
-        _ => DfnsView::NotAsked,
+        _ => DfnsFacts::NotAsked,
     };
 
     Ok(Observation {
-        observed: Observed {
+        facts: Facts {
             generation: obj.meta().generation.unwrap_or_default(),
             uid,
             desired,
-            status,
-            secret: secret_state,
-            dfns,
             guard,
+            status,
+            secret,
+            dfns,
         },
         connection,
         handle,
-        secret,
-        dfns_objects,
     })
-}
-
-fn keep(objects: &mut HashMap<String, Identity>, credential: Identity) -> DfnsObject {
-    let view = view_of(&credential);
-    objects.insert(credential.id.clone(), credential);
-    view
-}
-
-/// The plan's view of a Dfns object.
-pub fn view_of(c: &Identity) -> DfnsObject {
-    DfnsObject {
-        id: c.id.clone(),
-        credential_id: c.cred_id.clone().unwrap_or_default(),
-        name: c.name.clone().unwrap_or_default(),
-        active: c.is_active,
-        archived: false, // Dfns lists and GETs do not return archived objects
-        key_fingerprint: c.public_key_sha256(),
-        external_id: c.external_id.clone(),
-        assignments: c
-            .permission_assignments
-            .iter()
-            .map(|a| (a.permission_id.clone(), a.assignment_id.clone()))
-            .collect(),
-    }
 }

@@ -1,5 +1,6 @@
-//! What one reconcile sees: the desired spec, the recorded status, the Secret and Dfns.
-//! Pure data, gathered by `observe` and judged by `plan`.
+//! The planner's view of one reconcile: the desired spec, the recorded status, what the Secret
+//! holds and what Dfns shows. Pure data derived from the facts (`facts.rs`) each time the planner
+//! is asked, never edited on its own.
 
 use crate::api::{CredentialStatus, DeletionPolicy};
 
@@ -106,10 +107,7 @@ pub struct Observed {
 impl Observed {
     /// Dfns id of the recorded credential (service account id or token id).
     pub fn recorded_id(&self) -> Option<&str> {
-        self.status
-            .service_account_id
-            .as_deref()
-            .or(self.status.token_id.as_deref())
+        self.status.recorded_id()
     }
 
     pub fn secret_holds_token_of(&self, credential_id: &str) -> bool {

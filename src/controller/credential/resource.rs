@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{CredentialSpec, CredentialStatus, DfnsPersonalAccessToken, DfnsServiceAccount};
-use dfns_client::{IdentityKind, Identity};
+use dfns_client::{Identity, IdentityKind};
 
 pub trait CredentialResource:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>

@@ -1,15 +1,12 @@
 //! Every typed call of the Dfns client against the in-process emulator.
 
-use dfns_test_support::dfns::*;
 use dfns_client::types::pat::{CreatePatRequest, UpdatePatRequest};
 use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_client::types::service_account::{
     CreateServiceAccountRequest, UpdateServiceAccountRequest,
 };
-use dfns_client::{
-    IdentityKind, ErrorCategory, NewIdentity,
-    generate_p256,
-};
+use dfns_client::{ErrorCategory, IdentityKind, NewIdentity, generate_p256};
+use dfns_test_support::dfns::*;
 
 #[tokio::test]
 async fn service_account_lifecycle_through_typed_calls() {

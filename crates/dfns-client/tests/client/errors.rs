@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use crate::stub::{Scripted, Stub, jwt, stub_client, stub_login};
-use dfns_test_support::dfns::*;
 use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_client::{
-    AuthMode, ClientConfig, IdentityKind, DfnsClient, DfnsError, ErrorCategory, KeySigner,
+    AuthMode, ClientConfig, DfnsClient, DfnsError, ErrorCategory, IdentityKind, KeySigner,
     NewIdentity, RetryPolicy, SecretString, generate_p256,
 };
 use dfns_emulator::Faults;
+use dfns_test_support::dfns::*;
 use serde_json::json;
 
 #[tokio::test]
@@ -38,12 +38,7 @@ async fn unknown_token_is_unauthorized() {
 async fn service_account_creating_a_service_account_is_forbidden() {
     let emulator = start_emulator().await;
     let admin = admin_client(&emulator);
-    let minted = mint(
-        &admin,
-        IdentityKind::ServiceAccount,
-        "not-allowed-to-mint",
-    )
-    .await;
+    let minted = mint(&admin, IdentityKind::ServiceAccount, "not-allowed-to-mint").await;
     let service_account = token_client(&emulator, &minted);
     let pair = generate_p256().unwrap();
     let error = service_account

@@ -1,0 +1,114 @@
+//! Deleting a resource: perform the cleanup plan's steps (`deletionPolicy` in Dfns, then the
+//! Secret), then release the finalizer.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::{DeleteParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+
+use super::cleanup_plan::{CleanupStep, next_cleanup_step};
+use super::facts::{Change, Effect};
+use super::reconcile::{MAX_STEPS, Run, SKIP_CLEANUP_ANNOTATION};
+use super::resource::CredentialResource;
+use crate::api::ConditionReason;
+use crate::controller::conditions::Verdict;
+use crate::controller::error::{Error, ignore_not_found};
+use crate::controller::secret_layout;
+
+impl<K: CredentialResource> Run<'_, K> {
+    pub(super) async fn cleanup(mut self) -> Result<Action, Error> {
+        let skip = self
+            .obj
+            .annotations()
+            .get(SKIP_CLEANUP_ANNOTATION)
+            .is_some_and(|v| v == "true");
+        for _ in 0..MAX_STEPS {
+            let step = next_cleanup_step(&self.facts.view(), skip);
+            if step == CleanupStep::RemoveFinalizer {
+                return Ok(Action::await_change());
+            }
+            if !self.ensure_fresh().await? {
+                continue;
+            }
+            let performed = match self.perform_cleanup(&step).await {
+                Ok(effect) => self.take(effect).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = performed {
+                let verdict = match &step {
+                    CleanupStep::Blocked { message } => Verdict::NotReady {
+                        reason: ConditionReason::CleanupBlocked,
+                        message: message.clone(),
+                    },
+                    _ => error.verdict(),
+                };
+                if let Err(save_error) = self.save(verdict).await {
+                    tracing::warn!(error = %save_error, "could not record the cleanup failure in status");
+                }
+                return Err(error);
+            }
+        }
+        Ok(Action::requeue(Duration::from_secs(5)))
+    }
+
+    async fn perform_cleanup(&self, step: &CleanupStep) -> Result<Effect, Error> {
+        let kind = K::DFNS_KIND;
+        match step {
+            CleanupStep::Blocked { message } => Err(Error::Connection(message.clone())),
+            CleanupStep::RetirePrevious { id } => {
+                ignore_not_found(self.handle()?.client.deactivate(kind, id).await)?;
+                let mut status = self.facts.status.clone();
+                status.retiring = None;
+                Ok(Effect::changed(vec![Change::Status(Box::new(status))]))
+            }
+            CleanupStep::RetireOrphan { id } => Ok(Effect::changed(vec![self.retire(id).await?])),
+            CleanupStep::Deactivate { id } => {
+                let updated = ignore_not_found(self.handle()?.client.deactivate(kind, id).await)?;
+                Ok(Effect::changed(vec![Change::Recorded(updated)]).with_event(
+                    EventType::Normal,
+                    "Deactivated",
+                    format!("deactivated {kind} {id} (deletionPolicy)"),
+                ))
+            }
+            CleanupStep::Archive { id } => {
+                ignore_not_found(self.handle()?.client.delete(kind, id).await)?;
+                Ok(
+                    Effect::changed(vec![Change::Archived(id.clone())]).with_event(
+                        EventType::Normal,
+                        "Archived",
+                        format!("archived {kind} {id} (deletionPolicy)"),
+                    ),
+                )
+            }
+            CleanupStep::ReleaseSecret => {
+                let released = secret_layout::released(self.owned_secret()?, &self.facts.uid);
+                Ok(Effect::changed(self.write_secret(released).await?))
+            }
+            CleanupStep::DeleteSecret => {
+                let secret = self.owned_secret()?;
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions {
+                        uid: secret.uid(),
+                        resource_version: None,
+                    }),
+                    ..Default::default()
+                };
+                match self.secrets().delete(&secret.name_any(), &params).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(Effect::changed(vec![Change::Secret(None)]))
+            }
+            CleanupStep::RemoveFinalizer => Ok(Effect::changed(Vec::new())),
+        }
+    }
+
+    fn owned_secret(&self) -> Result<&k8s_openapi::api::core::v1::Secret, Error> {
+        self.facts
+            .owned_secret()
+            .ok_or_else(|| Error::Conflict("the Secret changed owner during cleanup".into()))
+    }
+}

@@ -1,0 +1,259 @@
+//! The crash-safe create protocol (docs/architecture.md, "Crash-safe create"): a key in the
+//! Secret before Dfns is called, the attempt recorded before the call, the token written the
+//! moment it exists, the ids recorded right after; and adoption of a create whose answer was lost.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+use kube::runtime::events::EventType;
+
+use super::facts::{Change, DfnsFacts, Effect};
+use super::observed::SecretState;
+use super::reconcile::Run;
+use super::resource::{CredentialResource, record_ids};
+use super::steps::{creating, status_change};
+use crate::api::PendingCreate;
+use crate::controller::error::Error;
+use crate::controller::secret_layout::{self, SecretLayout};
+use dfns_client::keys::{PrivateKey, generate_p256};
+use dfns_client::{Identity, NewIdentity, SecretString, decode_claims};
+
+/// Attempts at writing a token that exists only in this process.
+const TOKEN_WRITE_ATTEMPTS: u32 = 6;
+
+impl<K: CredentialResource> Run<'_, K> {
+    /// Step 1: a fresh key in the Secret (created if needed), before any Dfns call.
+    pub(super) async fn generate_key(&self) -> Result<Effect, Error> {
+        let key = generate_p256().map_err(Error::KeyGeneration)?;
+        let next = secret_layout::with_new_key(self.facts.secret.as_ref(), &self.layout()?, &key);
+        Ok(Effect::changed(self.write_secret(next).await?))
+    }
+
+    /// Step 2: record the attempt, durably, before calling Dfns.
+    pub(super) fn mark_pending_create(&self, key_fingerprint: String) -> Effect {
+        let mut status = self.facts.status.clone();
+        status.pending_create = Some(PendingCreate {
+            started_at: jiff::Timestamp::now().into(),
+            public_key_sha256: key_fingerprint,
+        });
+        Effect::saved(vec![status_change(status)], creating())
+    }
+
+    /// Steps 3–5: create in Dfns, write the token into the Secret at once, record the ids.
+    pub(super) async fn create(&self) -> Result<Effect, Error> {
+        let handle = self.handle()?;
+        let facts = &self.facts;
+        let new = NewIdentity {
+            name: facts.desired.display_name.clone(),
+            public_key_pem: self.secret_public_key()?,
+            permission_id: facts.desired.permission_id.clone(),
+            external_id: Some(facts.uid.clone()),
+            days_valid: self.obj.credential_spec().days_valid,
+            seconds_valid: self.obj.seconds_valid(),
+        };
+        let created = handle.client.create(K::DFNS_KIND, &new).await?;
+        let identity = created.identity;
+        let credential_id = identity.cred_id.clone().ok_or_else(|| {
+            Error::UnexpectedDfnsAnswer(format!(
+                "Dfns created {} without a credential id",
+                identity.id
+            ))
+        })?;
+        let secret = self
+            .write_token(&created.access_token, &identity.id, &credential_id)
+            .await?;
+        let note = format!(
+            "created {} {} and wrote Secret {}",
+            K::DFNS_KIND,
+            identity.id,
+            facts.desired.secret_name
+        );
+        Ok(self
+            .record_created(identity, Some(&created.access_token), Some(secret))
+            .with_event(EventType::Normal, "Created", note))
+    }
+
+    /// An interrupted create did happen and the Secret holds its token: record its ids.
+    pub(super) async fn adopt(&self, id: &str) -> Result<Effect, Error> {
+        let identity = self
+            .candidate(id)
+            .ok_or_else(|| Error::Conflict(format!("{id} is no longer among the candidates")))?;
+        let token = self
+            .secret_text(secret_layout::AUTH_TOKEN)
+            .map(SecretString::new);
+        let note = format!(
+            "recorded {} {id} created before an interruption",
+            K::DFNS_KIND
+        );
+        Ok(self
+            .record_created(identity, token.as_ref(), None)
+            .with_event(EventType::Normal, "Created", note))
+    }
+
+    fn candidate(&self, id: &str) -> Option<Identity> {
+        match &self.facts.dfns {
+            DfnsFacts::Candidates(candidates) => candidates
+                .iter()
+                .find(|c| c.identity.id == id)
+                .map(|c| c.identity.clone()),
+            _ => None,
+        }
+    }
+
+    /// Step 5 (or recovery): ids into status and `pendingCreate` cleared, saved at once.
+    fn record_created(
+        &self,
+        identity: Identity,
+        token: Option<&SecretString>,
+        written: Option<Secret>,
+    ) -> Effect {
+        let facts = &self.facts;
+        let mut status = facts.status.clone();
+        record_ids(&mut status, &identity);
+        status.expires_at = token
+            .and_then(|t| decode_claims(t.expose()).ok())
+            .and_then(|c| c.expires_at)
+            .map(Into::into);
+        status.public_key_sha256 = match secret_layout::classify(facts.secret.as_ref(), &facts.uid)
+        {
+            SecretState::Owned(material) => material.key_fingerprint,
+            _ => None,
+        };
+        status.pending_create = None;
+        status.secret_name = Some(facts.desired.secret_name.clone());
+        if let Some(p) = &facts.desired.permission_id
+            && let Some(assignment) = identity.assignment_of(p)
+        {
+            status.assigned_permission_id = Some(p.clone());
+            status.permission_assignment_id = Some(assignment.assignment_id.clone());
+        }
+        let mut changes: Vec<Change> = written
+            .map(|s| Change::Secret(Some(s)))
+            .into_iter()
+            .collect();
+        changes.push(status_change(status));
+        changes.push(Change::Recorded(Some(identity)));
+        Effect::saved(changes, creating())
+    }
+
+    /// Step 4: the token exists only in this process now, so retry the write in-process; if it
+    /// cannot be written, the pending-create recovery retires the identity later.
+    async fn write_token(
+        &self,
+        token: &SecretString,
+        dfns_id: &str,
+        credential_id: &str,
+    ) -> Result<Secret, Error> {
+        let layout = self.layout()?;
+        let name = &self.facts.desired.secret_name;
+        let secrets = self.secrets();
+        let mut last_error = None;
+        for attempt in 0..TOKEN_WRITE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
+            }
+            let current = match secrets.get_opt(name).await {
+                Ok(Some(s)) if secret_layout::is_owned_by(&s, &self.facts.uid) => s,
+                Ok(_) => {
+                    return Err(Error::Conflict(format!(
+                        "Secret {name} vanished or changed owner during create"
+                    )));
+                }
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            let next = secret_layout::with_token(&current, &layout, token, dfns_id, credential_id);
+            match secrets.replace(name, &PostParams::default(), &next).await {
+                Ok(written) => return Ok(written),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.map_or_else(
+            || Error::Conflict("could not write the token".into()),
+            Error::Kube,
+        ))
+    }
+
+    pub(super) fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(
+            self.ctx.kube.clone(),
+            &self.obj.namespace().unwrap_or_default(),
+        )
+    }
+
+    /// What the Secret's metadata and connection data should be.
+    pub(super) fn layout(&self) -> Result<SecretLayout, Error> {
+        let connection = self
+            .connection
+            .as_ref()
+            .ok_or_else(|| Error::Connection("the connection is not available".into()))?;
+        let template = self
+            .obj
+            .credential_spec()
+            .secret
+            .clone()
+            .unwrap_or_default();
+        Ok(SecretLayout {
+            name: self.facts.desired.secret_name.clone(),
+            namespace: self.obj.namespace().unwrap_or_default(),
+            owner: self
+                .obj
+                .controller_owner_ref(&())
+                .ok_or_else(|| Error::InvalidSpec("resource has no uid".into()))?,
+            labels: template.labels,
+            annotations: template.annotations,
+            api_url: connection.spec.api_url.clone(),
+            org_id: connection.org_id(),
+        })
+    }
+
+    /// Creates or replaces (optimistically, by resourceVersion) the Secret; no write if unchanged.
+    pub(super) async fn write_secret(&self, next: Secret) -> Result<Vec<Change>, Error> {
+        if self.facts.secret.as_ref() == Some(&next) {
+            return Ok(Vec::new());
+        }
+        let secrets = self.secrets();
+        let written = match next.resource_version() {
+            None => secrets.create(&PostParams::default(), &next).await?,
+            Some(_) => {
+                secrets
+                    .replace(&next.name_any(), &PostParams::default(), &next)
+                    .await?
+            }
+        };
+        Ok(vec![Change::Secret(Some(written))])
+    }
+
+    /// A Ready credential's Secret follows the template and the connection (labels,
+    /// annotations, API URL, organization).
+    pub(super) async fn sync_secret_layout(&mut self) -> Result<(), Error> {
+        let Some(current) = self.facts.owned_secret() else {
+            return Ok(());
+        };
+        let next = secret_layout::with_layout(current, &self.layout()?);
+        for change in self.write_secret(next).await? {
+            self.facts.apply(change);
+        }
+        Ok(())
+    }
+
+    fn secret_text(&self, key: &str) -> Option<String> {
+        let secret = self.facts.secret.as_ref()?;
+        secret_layout::text(secret, key).ok().map(str::to_string)
+    }
+
+    /// The SPKI PEM of the Secret's key, derived from the private key so the two always match.
+    fn secret_public_key(&self) -> Result<String, Error> {
+        let pem = self
+            .secret_text(secret_layout::PRIVATE_KEY)
+            .ok_or_else(|| {
+                Error::Conflict("the Secret lost its private key during create".into())
+            })?;
+        let key = PrivateKey::from_pem(&pem).map_err(Error::SecretKey)?;
+        key.public_key_pem().map_err(Error::SecretKey)
+    }
+}

@@ -1,0 +1,201 @@
+//! What one reconcile knows: the only copy of its state. Reads fill it (`observe`), steps report
+//! what they changed as [`Change`]s that one function applies, and the planner's view is derived
+//! from it each time it is asked.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::events::EventType;
+
+use super::observed::{Desired, DfnsObject, DfnsView, Guard, Observed};
+use crate::api::CredentialStatus;
+use crate::controller::conditions::Verdict;
+use crate::controller::secret_layout;
+use dfns_client::Identity;
+
+/// The raw facts: the resource's status, its Secret and what Dfns holds.
+#[derive(Clone, Debug)]
+pub struct Facts {
+    pub generation: i64,
+    pub uid: String,
+    pub desired: Desired,
+    pub guard: Guard,
+    /// The status to record: as read, plus what this reconcile's steps changed.
+    pub status: CredentialStatus,
+    /// The Secret named by the spec, as last read or written.
+    pub secret: Option<Secret>,
+    pub dfns: DfnsFacts,
+}
+
+/// What Dfns holds for this resource.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DfnsFacts {
+    /// Not asked: nothing recorded or pending, or no usable connection.
+    NotAsked,
+    /// The recorded identity (status ids): found, or confirmed absent.
+    Recorded(Option<Identity>),
+    /// What may stem from an interrupted create: the same `externalId` or the pending key.
+    Candidates(Vec<Candidate>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub identity: Identity,
+    /// Archived by this reconcile. Dfns lists no longer show it, but its key stays burnt.
+    pub archived: bool,
+}
+
+/// One effect of a step on the facts.
+#[derive(Debug)]
+pub enum Change {
+    /// The Secret as written, or `None` once deleted.
+    Secret(Option<Secret>),
+    /// The status to record from now on.
+    Status(Box<CredentialStatus>),
+    /// Dfns' latest answer for the recorded identity (`None`: gone).
+    Recorded(Option<Identity>),
+    /// An identity archived in Dfns (a candidate, or the recorded one).
+    Archived(String),
+    /// The recorded identity was given up: nothing in Dfns is known for what comes next.
+    Unknown,
+}
+
+/// What a step did, and whether its changes must be durable before the next step.
+#[derive(Debug)]
+pub struct Effect {
+    pub changes: Vec<Change>,
+    /// Events to publish once the changes are taken (and saved, where the step says so).
+    pub events: Vec<Note>,
+    pub then: Then,
+}
+
+/// One Event about the resource.
+#[derive(Debug)]
+pub struct Note {
+    pub type_: EventType,
+    pub reason: &'static str,
+    pub text: String,
+}
+
+#[derive(Debug)]
+pub enum Then {
+    /// Plan the next step; status changes are written with the reconcile's final status.
+    Continue,
+    /// Write the status now, before the next step: the crash-safe create protocol relies on it
+    /// (docs/architecture.md, "Crash-safe create").
+    SaveThenContinue(Verdict),
+    /// The reconcile ends here.
+    Finish(Verdict),
+}
+
+impl Effect {
+    pub fn then(then: Then) -> Self {
+        Self {
+            changes: Vec::new(),
+            events: Vec::new(),
+            then,
+        }
+    }
+
+    pub fn changed(changes: Vec<Change>) -> Self {
+        Self {
+            changes,
+            ..Self::then(Then::Continue)
+        }
+    }
+
+    pub fn saved(changes: Vec<Change>, verdict: Verdict) -> Self {
+        Self {
+            changes,
+            ..Self::then(Then::SaveThenContinue(verdict))
+        }
+    }
+
+    pub fn with_event(mut self, type_: EventType, reason: &'static str, text: String) -> Self {
+        self.events.push(Note {
+            type_,
+            reason,
+            text,
+        });
+        self
+    }
+}
+
+impl Facts {
+    /// The planner's view, derived from the facts.
+    pub fn view(&self) -> Observed {
+        Observed {
+            generation: self.generation,
+            uid: self.uid.clone(),
+            desired: self.desired.clone(),
+            status: self.status.clone(),
+            secret: secret_layout::classify(self.secret.as_ref(), &self.uid),
+            dfns: match &self.dfns {
+                DfnsFacts::NotAsked => DfnsView::NotAsked,
+                DfnsFacts::Recorded(found) => DfnsView::Recorded(found.as_ref().map(view_of)),
+                DfnsFacts::Candidates(candidates) => DfnsView::Candidates(
+                    candidates
+                        .iter()
+                        .map(|c| DfnsObject {
+                            archived: c.archived,
+                            active: c.identity.is_active && !c.archived,
+                            ..view_of(&c.identity)
+                        })
+                        .collect(),
+                ),
+            },
+            guard: self.guard.clone(),
+        }
+    }
+
+    /// The Secret, if this resource owns it.
+    pub fn owned_secret(&self) -> Option<&Secret> {
+        self.secret
+            .as_ref()
+            .filter(|s| secret_layout::is_owned_by(s, &self.uid))
+    }
+
+    /// The recorded identity as Dfns last showed it.
+    pub fn recorded(&self) -> Option<&Identity> {
+        match &self.dfns {
+            DfnsFacts::Recorded(found) => found.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Applies one change. The only place the facts change after they were read.
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::Secret(secret) => self.secret = secret,
+            Change::Status(status) => self.status = *status,
+            Change::Recorded(found) => self.dfns = DfnsFacts::Recorded(found),
+            Change::Archived(id) => match &mut self.dfns {
+                DfnsFacts::Candidates(candidates) => candidates
+                    .iter_mut()
+                    .filter(|c| c.identity.id == id)
+                    .for_each(|c| c.archived = true),
+                DfnsFacts::Recorded(found) if found.as_ref().is_some_and(|f| f.id == id) => {
+                    *found = None
+                }
+                _ => {}
+            },
+            Change::Unknown => self.dfns = DfnsFacts::NotAsked,
+        }
+    }
+}
+
+/// The planner's view of a Dfns identity.
+pub fn view_of(identity: &Identity) -> DfnsObject {
+    DfnsObject {
+        id: identity.id.clone(),
+        credential_id: identity.cred_id.clone().unwrap_or_default(),
+        name: identity.name.clone().unwrap_or_default(),
+        active: identity.is_active,
+        archived: false, // Dfns lists and GETs do not return archived identities
+        key_fingerprint: identity.public_key_sha256(),
+        external_id: identity.external_id.clone(),
+        assignments: identity
+            .permission_assignments
+            .iter()
+            .map(|a| (a.permission_id.clone(), a.assignment_id.clone()))
+            .collect(),
+    }
+}

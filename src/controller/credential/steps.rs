@@ -1,0 +1,290 @@
+//! Performing the plan's steps after creation: each step is one small function that does its
+//! I/O and returns what it changed ([`Effect`]); none edits the facts itself.
+
+use std::sync::Arc;
+
+use kube::runtime::events::EventType;
+
+use super::facts::{Change, Effect, Then};
+use super::plan::Step;
+use super::reconcile::Run;
+use super::resource::{CredentialResource, clear_ids};
+use crate::api::{ConditionReason, CredentialStatus, RetiringCredential};
+use crate::controller::conditions::Verdict;
+use crate::controller::dfns_clients::ConnectionHandle;
+use crate::controller::error::{Error, ignore_not_found};
+use dfns_client::Identity;
+use dfns_client::types::PermissionAssignmentRef;
+
+impl<K: CredentialResource> Run<'_, K> {
+    /// Performs one step of the plan.
+    pub(super) async fn perform(&self, step: Step) -> Result<Effect, Error> {
+        match step {
+            Step::Wait { reason, message } => Ok(self.wait(reason, message)),
+            Step::Stall { reason, message } => Ok(Effect::then(Then::Finish(Verdict::Stalled {
+                reason,
+                message,
+            }))),
+            Step::UpToDate => Ok(Effect::then(Then::Finish(self.steady_verdict()))),
+            Step::GenerateKey => self.generate_key().await,
+            Step::MarkPendingCreate { key_fingerprint } => {
+                Ok(self.mark_pending_create(key_fingerprint))
+            }
+            Step::Create => self.create().await,
+            Step::Adopt(object) => self.adopt(&object.id).await,
+            Step::RetireOrphan(object) => self.retire_orphan(&object.id).await,
+            Step::LoseCredential { message } => self.lose_credential(message).await,
+            Step::RetirePrevious { id } => self.retire_previous(&id).await,
+            Step::Activate => self.set_active(true).await,
+            Step::Deactivate => self.set_active(false).await,
+            Step::ReportDeactivatedInDfns => Ok(self.report_deactivated_in_dfns()),
+            Step::AcknowledgeDeactivation => {
+                let mut status = self.facts.status.clone();
+                status.deactivated_in_dfns_at = None;
+                Ok(Effect::changed(vec![status_change(status)]))
+            }
+            Step::Rename { name } => self.rename(name).await,
+            Step::AssignPermission { permission_id } => self.assign(permission_id).await,
+            Step::RevokeAssignment {
+                permission_id,
+                assignment_id,
+            } => self.revoke(permission_id, assignment_id).await,
+            Step::RecordAssignment {
+                permission_id,
+                assignment_id,
+            } => {
+                let mut status = self.facts.status.clone();
+                status.assigned_permission_id = permission_id;
+                status.permission_assignment_id = assignment_id;
+                Ok(Effect::changed(vec![status_change(status)]))
+            }
+        }
+    }
+
+    pub(super) fn handle(&self) -> Result<Arc<ConnectionHandle>, Error> {
+        self.handle
+            .clone()
+            .ok_or_else(|| Error::Connection("the connection is not usable".into()))
+    }
+
+    fn recorded_id(&self) -> String {
+        self.facts
+            .status
+            .recorded_id()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// A Ready credential keeps its conditions while its connection is unavailable, so GitOps
+    /// health does not flap with a Dfns outage.
+    fn wait(&self, reason: ConditionReason, message: String) -> Effect {
+        if self.facts.status.recorded_id().is_some() && self.was_ready() {
+            tracing::info!(%message, "connection unavailable; keeping the last known state");
+            return Effect::then(Then::Finish(Verdict::Unchanged));
+        }
+        Effect::then(Then::Finish(Verdict::Progressing { reason, message }))
+    }
+
+    fn steady_verdict(&self) -> Verdict {
+        let facts = &self.facts;
+        let id = facts.status.recorded_id().unwrap_or_default();
+        let kind = K::DFNS_KIND;
+        let active = facts.recorded().is_some_and(|identity| identity.is_active);
+        match (facts.desired.active, active) {
+            (true, true) => Verdict::Ready {
+                reason: ConditionReason::Ready,
+                message: format!(
+                    "{kind} {id} is active; Secret {} holds its token and key",
+                    facts.desired.secret_name
+                ),
+            },
+            (false, false) => Verdict::Ready {
+                reason: ConditionReason::Inactive,
+                message: format!("{kind} {id} is deactivated, as spec.active is false"),
+            },
+            _ => Verdict::NotReady {
+                reason: ConditionReason::DeactivatedInDfns,
+                message: format!(
+                    "{kind} {id} was deactivated in Dfns by someone else; set spec.active to false, then back to true, \
+                     to activate it again"
+                ),
+            },
+        }
+    }
+
+    /// Deactivate, then archive; both tolerate an identity that is already gone.
+    pub(super) async fn retire(&self, id: &str) -> Result<Change, Error> {
+        let client = &self.handle()?.client;
+        ignore_not_found(client.deactivate(K::DFNS_KIND, id).await)?;
+        ignore_not_found(client.delete(K::DFNS_KIND, id).await)?;
+        Ok(Change::Archived(id.to_string()))
+    }
+
+    async fn retire_orphan(&self, id: &str) -> Result<Effect, Error> {
+        let archived = self.retire(id).await?;
+        Ok(Effect::changed(vec![archived]).with_event(
+            EventType::Normal,
+            "OrphanRetired",
+            format!(
+                "deactivated and archived {} {id} whose token was lost during an interrupted create",
+                K::DFNS_KIND
+            ),
+        ))
+    }
+
+    /// The recorded identity is gone or unusable: remember it for retirement, then mint anew.
+    async fn lose_credential(&self, message: String) -> Result<Effect, Error> {
+        let mut status = self.facts.status.clone();
+        status.retiring = Some(RetiringCredential {
+            id: self.recorded_id(),
+            public_key_sha256: status.public_key_sha256.clone(),
+        });
+        clear_ids(&mut status);
+        status.pending_create = None;
+        let note = format!("{message}; minting a new credential");
+        Ok(Effect::saved(
+            vec![status_change(status), Change::Unknown],
+            Verdict::Progressing {
+                reason: ConditionReason::CredentialLost,
+                message,
+            },
+        )
+        .with_event(EventType::Warning, "CredentialLost", note))
+    }
+
+    async fn retire_previous(&self, id: &str) -> Result<Effect, Error> {
+        let kind = K::DFNS_KIND;
+        ignore_not_found(self.handle()?.client.deactivate(kind, id).await)?;
+        let mut status = self.facts.status.clone();
+        status.retiring = None;
+        Ok(
+            Effect::saved(vec![status_change(status)], creating()).with_event(
+                EventType::Normal,
+                "Deactivated",
+                format!("deactivated {kind} {id}, which was replaced"),
+            ),
+        )
+    }
+
+    async fn set_active(&self, active: bool) -> Result<Effect, Error> {
+        let (kind, id) = (K::DFNS_KIND, self.recorded_id());
+        let client = &self.handle()?.client;
+        let updated = if active {
+            client.activate(kind, &id).await?
+        } else {
+            client.deactivate(kind, &id).await?
+        };
+        let mut status = self.facts.status.clone();
+        status.active = Some(active);
+        status.deactivated_in_dfns_at = None;
+        let (reason, note) = if active {
+            ("Activated", format!("activated {kind} {id}"))
+        } else {
+            (
+                "Deactivated",
+                format!("deactivated {kind} {id} (spec.active is false)"),
+            )
+        };
+        Ok(
+            Effect::changed(vec![status_change(status), Change::Recorded(Some(updated))])
+                .with_event(EventType::Normal, reason, note),
+        )
+    }
+
+    /// Someone deactivated the credential in Dfns: report it, never undo it.
+    fn report_deactivated_in_dfns(&self) -> Effect {
+        let (kind, id) = (K::DFNS_KIND, self.recorded_id());
+        let mut status = self.facts.status.clone();
+        status.active = Some(false);
+        status.deactivated_in_dfns_at = Some(jiff::Timestamp::now().into());
+        let message = format!(
+            "{kind} {id} was deactivated in Dfns by someone else; it stays deactivated until the spec \
+             changes (set spec.active to false, then back to true, to activate it again)"
+        );
+        Effect {
+            changes: vec![status_change(status)],
+            ..Effect::then(Then::Finish(Verdict::NotReady {
+                reason: ConditionReason::DeactivatedInDfns,
+                message: message.clone(),
+            }))
+        }
+        .with_event(EventType::Warning, "DeactivatedInDfns", message)
+    }
+
+    async fn rename(&self, name: String) -> Result<Effect, Error> {
+        let (kind, id) = (K::DFNS_KIND, self.recorded_id());
+        let updated = self
+            .handle()?
+            .client
+            .update(kind, &id, Some(name.clone()), None)
+            .await?;
+        Ok(
+            Effect::changed(vec![Change::Recorded(Some(updated))]).with_event(
+                EventType::Normal,
+                "Updated",
+                format!("renamed {kind} {id} to {name}"),
+            ),
+        )
+    }
+
+    async fn assign(&self, permission_id: String) -> Result<Effect, Error> {
+        let (kind, id) = (K::DFNS_KIND, self.recorded_id());
+        let assignment = self
+            .handle()?
+            .client
+            .assign_permission(&permission_id, &id)
+            .await?;
+        let note = format!("assigned {permission_id} to {kind} {id}");
+        let changes = self.recorded_with(|identity| {
+            identity
+                .permission_assignments
+                .push(PermissionAssignmentRef {
+                    permission_id,
+                    permission_name: None,
+                    assignment_id: assignment.id,
+                    operations: vec![],
+                })
+        });
+        Ok(Effect::changed(changes).with_event(EventType::Normal, "PermissionAssigned", note))
+    }
+
+    async fn revoke(&self, permission_id: String, assignment_id: String) -> Result<Effect, Error> {
+        let (kind, id) = (K::DFNS_KIND, self.recorded_id());
+        ignore_not_found(
+            self.handle()?
+                .client
+                .revoke_permission(&permission_id, &assignment_id)
+                .await,
+        )?;
+        let changes = self.recorded_with(|identity| {
+            identity
+                .permission_assignments
+                .retain(|a| a.assignment_id != assignment_id)
+        });
+        Ok(Effect::changed(changes).with_event(
+            EventType::Normal,
+            "PermissionRevoked",
+            format!("revoked {permission_id} from {kind} {id}"),
+        ))
+    }
+
+    /// The recorded identity with an edit Dfns made but did not answer with.
+    fn recorded_with(&self, edit: impl FnOnce(&mut Identity)) -> Vec<Change> {
+        let Some(mut identity) = self.facts.recorded().cloned() else {
+            return Vec::new();
+        };
+        edit(&mut identity);
+        vec![Change::Recorded(Some(identity))]
+    }
+}
+
+pub(super) fn status_change(status: CredentialStatus) -> Change {
+    Change::Status(Box::new(status))
+}
+
+pub(super) fn creating() -> Verdict {
+    Verdict::Progressing {
+        reason: ConditionReason::Creating,
+        message: "creating the credential in Dfns".into(),
+    }
+}

@@ -1,0 +1,131 @@
+//! The one status writer both reconcilers use: conditions from a [`Verdict`], and a write only
+//! when the status differs from what the API server holds, so a reconcile that learns nothing
+//! new costs no write.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::conditions::{Verdict, conditions_for};
+use crate::api::{ConnectionStatus, CredentialStatus};
+
+/// The field manager of everything the operator applies.
+pub const FIELD_MANAGER: &str = "dfns-operator";
+
+/// A status carrying kstatus conditions and `observedGeneration`.
+pub trait ConditionedStatus: Clone + PartialEq + Serialize {
+    fn conditions(&self) -> &[Condition];
+    fn set_conditions(&mut self, conditions: Vec<Condition>);
+    fn observed_generation(&self) -> Option<i64>;
+    fn set_observed_generation(&mut self, generation: Option<i64>);
+}
+
+macro_rules! conditioned_status {
+    ($status:ty) => {
+        impl ConditionedStatus for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn set_conditions(&mut self, conditions: Vec<Condition>) {
+                self.conditions = conditions;
+            }
+            fn observed_generation(&self) -> Option<i64> {
+                self.observed_generation
+            }
+            fn set_observed_generation(&mut self, generation: Option<i64>) {
+                self.observed_generation = generation;
+            }
+        }
+    };
+}
+conditioned_status!(CredentialStatus);
+conditioned_status!(ConnectionStatus);
+
+/// Writes the status of one object. It remembers what the API server holds, as last read or
+/// written, and writes only what differs.
+pub struct StatusWriter<K, S> {
+    api: Api<K>,
+    name: String,
+    generation: i64,
+    persisted: S,
+}
+
+impl<K, S> StatusWriter<K, S>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: ConditionedStatus,
+{
+    /// `persisted` is the status as read with `obj`.
+    pub fn new(api: Api<K>, obj: &K, persisted: S) -> Self {
+        Self {
+            api,
+            name: obj.name_any(),
+            generation: obj.meta().generation.unwrap_or_default(),
+            persisted,
+        }
+    }
+
+    /// What the API server holds.
+    pub fn persisted(&self) -> &S {
+        &self.persisted
+    }
+
+    /// `status` with the conditions `verdict` implies; transition times of conditions whose
+    /// status did not change are kept, and an `Unchanged` verdict keeps conditions and
+    /// `observedGeneration` as they were (it has not acted on this generation).
+    pub fn with_verdict(&self, mut status: S, verdict: &Verdict) -> S {
+        let generation = match verdict {
+            Verdict::Unchanged => self.persisted.observed_generation(),
+            _ => Some(self.generation),
+        };
+        status.set_observed_generation(generation);
+        status.set_conditions(conditions_for(
+            verdict,
+            self.generation,
+            self.persisted.conditions(),
+            jiff::Timestamp::now().into(),
+        ));
+        status
+    }
+
+    /// Writes `status` (server-side apply, forced: the operator owns status) unless the API
+    /// server already holds it.
+    pub async fn save(&mut self, status: S) -> Result<(), kube::Error> {
+        if status == self.persisted {
+            return Ok(());
+        }
+        let patch = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        self.api
+            .patch_status(
+                &self.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        self.persisted = status;
+        Ok(())
+    }
+
+    /// Writes only the conditions `verdict` implies, as a merge patch: for a reconcile that could
+    /// not observe, so fields it never saw (recorded ids) cannot be lost to its decision. An
+    /// apply would remove the fields this manager set before and omits now.
+    pub async fn save_conditions_only(&mut self, verdict: &Verdict) -> Result<(), kube::Error> {
+        let status = self.with_verdict(self.persisted.clone(), verdict);
+        if status.conditions() == self.persisted.conditions() {
+            return Ok(());
+        }
+        let patch = json!({ "status": { "conditions": status.conditions() } });
+        self.api
+            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        self.persisted.set_conditions(status.conditions().to_vec());
+        Ok(())
+    }
+}
