@@ -1,4 +1,4 @@
-//! `DfnsConnection` and `ClusterDfnsConnection`: where and as whom to call Dfns (design §2.1).
+//! `DfnsConnection` and `ClusterDfnsConnection`: where and as whom to call Dfns (docs/architecture.md, "Resources").
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};

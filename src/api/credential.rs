@@ -1,4 +1,4 @@
-//! `DfnsServiceAccount` and `DfnsPersonalAccessToken` (design §2.2). Both kinds share one spec
+//! `DfnsServiceAccount` and `DfnsPersonalAccessToken` (docs/architecture.md, "Resources"). Both kinds share one spec
 //! and one status shape so that one generic reconciler serves them; only the PAT adds
 //! `secondsValid`.
 
@@ -219,7 +219,7 @@ pub struct CredentialStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key_sha256: Option<String>,
     /// Set just before a create call to Dfns and cleared once its ids are recorded; finding it
-    /// without ids means a create may have happened whose outcome was not seen (design §3).
+    /// without ids means a create may have happened whose outcome was not seen (docs/architecture.md, "Crash-safe create").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_create: Option<PendingCreate>,
     /// Role assignment made for `permissionId` (`as-…`), needed to revoke it later.

@@ -1,4 +1,4 @@
-//! Custom resource types of the `dfns.io/v1alpha1` API (design §2).
+//! Custom resource types of the `dfns.io/v1alpha1` API (docs/architecture.md, "Resources").
 //!
 //! The types derive their OpenAPI schemas and CEL rules; `crds/` holds the generated YAML
 //! (`dfns-operator crds`), and a test keeps the two identical.

@@ -1,4 +1,4 @@
-//! The connection's rules on who may mint what (design §2.1): which connection a resource may
+//! The connection's rules on who may mint what (docs/architecture.md, "Resources"): which connection a resource may
 //! use, which roles it may request, and whether an unscoped PAT is allowed. Pure.
 
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
 //! What Dfns holds, read through one list call per connection and kind per resync interval and
-//! shared by every resource (design §4), instead of one GET per resource.
+//! shared by every resource (docs/architecture.md, "Cost rules"), instead of one GET per resource.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

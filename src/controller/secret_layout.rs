@@ -1,4 +1,4 @@
-//! The Secret a credential lives in (design §2.3): its keys, labels and annotations, how to tell
+//! The Secret a credential lives in (docs/architecture.md, "The Secret"): its keys, labels and annotations, how to tell
 //! whether this resource owns it, and what it holds — never logging the values.
 
 use std::collections::BTreeMap;
@@ -89,7 +89,7 @@ pub fn text<'s>(secret: &'s Secret, key: &str) -> Result<&'s str, TextError> {
     std::str::from_utf8(&bytes.0).map_err(|_| TextError::NotText)
 }
 
-/// A new Secret holding a fresh key, before any Dfns call (design §3 step 1).
+/// A new Secret holding a fresh key, before any Dfns call (create step 1).
 pub fn with_new_key(
     existing: Option<&Secret>,
     layout: &SecretLayout,
@@ -118,7 +118,7 @@ pub fn with_new_key(
     secret
 }
 
-/// The Secret with the token and credential id of a credential just created (design §3 step 4).
+/// The Secret with the token and credential id of a credential just created (create step 4).
 pub fn with_token(
     existing: &Secret,
     layout: &SecretLayout,

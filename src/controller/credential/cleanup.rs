@@ -61,7 +61,7 @@ impl<K: CredentialResource> Run<'_, K> {
                 ignore_not_found(self.handle()?.client.deactivate(kind, id).await)?;
                 let mut status = self.facts.status.clone();
                 status.retiring = None;
-                Ok(Effect::changed(vec![Change::Status(Box::new(status))]))
+                Ok(Effect::changed(vec![Change::Status(status)]))
             }
             CleanupStep::RetireOrphan { id } => Ok(Effect::changed(vec![self.retire(id).await?])),
             CleanupStep::Deactivate { id } => {

@@ -13,7 +13,7 @@ use super::facts::{Change, DfnsFacts, Effect};
 use super::observed::SecretState;
 use super::reconcile::Run;
 use super::resource::{CredentialResource, record_ids};
-use super::steps::{creating, status_change};
+use super::steps::creating;
 use crate::api::PendingCreate;
 use crate::controller::error::Error;
 use crate::controller::secret_layout::{self, SecretLayout};
@@ -38,7 +38,7 @@ impl<K: CredentialResource> Run<'_, K> {
             started_at: jiff::Timestamp::now().into(),
             public_key_sha256: key_fingerprint,
         });
-        Effect::saved(vec![status_change(status)], creating())
+        Effect::saved(vec![Change::Status(status)], creating())
     }
 
     /// Steps 3–5: create in Dfns, write the token into the Secret at once, record the ids.
@@ -133,7 +133,7 @@ impl<K: CredentialResource> Run<'_, K> {
             .map(|s| Change::Secret(Some(s)))
             .into_iter()
             .collect();
-        changes.push(status_change(status));
+        changes.push(Change::Status(status));
         changes.push(Change::Recorded(Some(identity)));
         Effect::saved(changes, creating())
     }

@@ -27,6 +27,7 @@ pub struct Facts {
 
 /// What Dfns holds for this resource.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per reconcile
 pub enum DfnsFacts {
     /// Not asked: nothing recorded or pending, or no usable connection.
     NotAsked,
@@ -45,11 +46,12 @@ pub struct Candidate {
 
 /// One effect of a step on the facts.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a few per step, moved once into the facts
 pub enum Change {
     /// The Secret as written, or `None` once deleted.
     Secret(Option<Secret>),
     /// The status to record from now on.
-    Status(Box<CredentialStatus>),
+    Status(CredentialStatus),
     /// Dfns' latest answer for the recorded identity (`None`: gone).
     Recorded(Option<Identity>),
     /// An identity archived in Dfns (a candidate, or the recorded one).
@@ -165,7 +167,7 @@ impl Facts {
     pub fn apply(&mut self, change: Change) {
         match change {
             Change::Secret(secret) => self.secret = secret,
-            Change::Status(status) => self.status = *status,
+            Change::Status(status) => self.status = status,
             Change::Recorded(found) => self.dfns = DfnsFacts::Recorded(found),
             Change::Archived(id) => match &mut self.dfns {
                 DfnsFacts::Candidates(candidates) => candidates

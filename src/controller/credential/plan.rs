@@ -1,6 +1,7 @@
-//! The decision of what to do next: a pure function of what a reconcile observed (design §3 and
-//! §2.4). Each step is small and idempotent; the reconciler executes it, updates its view and asks
-//! again until the plan says the resource is up to date or must wait.
+//! The decision of what to do next: a pure function of the view of a reconcile's facts
+//! (docs/architecture.md, "Crash-safe create" and "Lifecycle after create"). Each step is small
+//! and idempotent; the reconciler performs it, takes what it changed and asks again until the
+//! plan says the resource is up to date or must wait.
 
 use super::observed::{DfnsObject, DfnsView, Guard, Observed, SecretState};
 use crate::api::ConditionReason;
@@ -17,13 +18,13 @@ pub enum Step {
         reason: ConditionReason,
         message: String,
     },
-    /// §3.1: write a fresh private key into the Secret (creating the Secret if needed).
+    /// Create step 1: write a fresh private key into the Secret (creating the Secret if needed).
     GenerateKey,
-    /// §3.2: record `pendingCreate` with this key fingerprint before calling Dfns.
+    /// Create step 2: record `pendingCreate` with this key fingerprint before calling Dfns.
     MarkPendingCreate {
         key_fingerprint: String,
     },
-    /// §3.3–5: create in Dfns, write token and credential id into the Secret, record the ids.
+    /// Create steps 3–5: create in Dfns, write token and credential id into the Secret, record the ids.
     Create,
     /// An interrupted create did happen and the Secret holds its token: record its ids.
     Adopt(DfnsObject),
@@ -142,7 +143,7 @@ pub fn next_step(o: &Observed) -> Step {
     permission_step(o, object).unwrap_or(Step::UpToDate)
 }
 
-/// Design §3: nothing recorded yet.
+/// Nothing recorded yet: the crash-safe create (docs/architecture.md).
 fn create_path(o: &Observed) -> Step {
     let key = match &o.secret {
         SecretState::Owned(m) => m.key_fingerprint.as_deref(),

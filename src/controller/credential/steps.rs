@@ -41,7 +41,7 @@ impl<K: CredentialResource> Run<'_, K> {
             Step::AcknowledgeDeactivation => {
                 let mut status = self.facts.status.clone();
                 status.deactivated_in_dfns_at = None;
-                Ok(Effect::changed(vec![status_change(status)]))
+                Ok(Effect::changed(vec![Change::Status(status)]))
             }
             Step::Rename { name } => self.rename(name).await,
             Step::AssignPermission { permission_id } => self.assign(permission_id).await,
@@ -56,7 +56,7 @@ impl<K: CredentialResource> Run<'_, K> {
                 let mut status = self.facts.status.clone();
                 status.assigned_permission_id = permission_id;
                 status.permission_assignment_id = assignment_id;
-                Ok(Effect::changed(vec![status_change(status)]))
+                Ok(Effect::changed(vec![Change::Status(status)]))
             }
         }
     }
@@ -143,7 +143,7 @@ impl<K: CredentialResource> Run<'_, K> {
         status.pending_create = None;
         let note = format!("{message}; minting a new credential");
         Ok(Effect::saved(
-            vec![status_change(status), Change::Unknown],
+            vec![Change::Status(status), Change::Unknown],
             Verdict::Progressing {
                 reason: ConditionReason::CredentialLost,
                 message,
@@ -158,7 +158,7 @@ impl<K: CredentialResource> Run<'_, K> {
         let mut status = self.facts.status.clone();
         status.retiring = None;
         Ok(
-            Effect::saved(vec![status_change(status)], creating()).with_event(
+            Effect::saved(vec![Change::Status(status)], creating()).with_event(
                 EventType::Normal,
                 "Deactivated",
                 format!("deactivated {kind} {id}, which was replaced"),
@@ -185,10 +185,11 @@ impl<K: CredentialResource> Run<'_, K> {
                 format!("deactivated {kind} {id} (spec.active is false)"),
             )
         };
-        Ok(
-            Effect::changed(vec![status_change(status), Change::Recorded(Some(updated))])
-                .with_event(EventType::Normal, reason, note),
-        )
+        Ok(Effect::changed(vec![
+            Change::Status(status),
+            Change::Recorded(Some(updated)),
+        ])
+        .with_event(EventType::Normal, reason, note))
     }
 
     /// Someone deactivated the credential in Dfns: report it, never undo it.
@@ -202,7 +203,7 @@ impl<K: CredentialResource> Run<'_, K> {
              changes (set spec.active to false, then back to true, to activate it again)"
         );
         Effect {
-            changes: vec![status_change(status)],
+            changes: vec![Change::Status(status)],
             ..Effect::then(Then::Finish(Verdict::NotReady {
                 reason: ConditionReason::DeactivatedInDfns,
                 message: message.clone(),
@@ -276,10 +277,6 @@ impl<K: CredentialResource> Run<'_, K> {
         edit(&mut identity);
         vec![Change::Recorded(Some(identity))]
     }
-}
-
-pub(super) fn status_change(status: CredentialStatus) -> Change {
-    Change::Status(Box::new(status))
 }
 
 pub(super) fn creating() -> Verdict {
