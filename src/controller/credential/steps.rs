@@ -9,7 +9,7 @@ use super::facts::{Change, Effect, Then};
 use super::plan::Step;
 use super::reconcile::Run;
 use super::resource::{CredentialResource, clear_ids};
-use crate::api::{ConditionReason, CredentialStatus, RetiringCredential};
+use crate::api::{ConditionReason, RetiringCredential};
 use crate::controller::conditions::Verdict;
 use crate::controller::dfns_clients::ConnectionHandle;
 use crate::controller::error::{Error, ignore_not_found};
