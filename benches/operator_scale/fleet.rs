@@ -5,18 +5,18 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dfns_operator::api::{DfnsConnection, DfnsServiceAccount};
 use dfns_emulator::{Emulator, EmulatorConfig, Faults, RunningEmulator};
+use dfns_operator::api::{DfnsConnection, DfnsServiceAccount};
 use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use dfns_test_support::{ControlPlane, TestNamespace};
 use crate::kube_writes::KubeWrites;
 use crate::operator_process::{OperatorOptions, OperatorProcess};
 use crate::ready::ReadyTracker;
+use dfns_test_support::{ControlPlane, TestNamespace};
 
 pub const CONNECTION: &str = "bench";
 const FIELD_MANAGER: &str = "dfns-bench";

@@ -12,10 +12,10 @@ use rand::RngExt;
 use serde_json::{Value, json};
 
 use crate::fleet::{Fleet, FleetOptions};
-use dfns_test_support::ControlPlane;
 use crate::operator_process::{ProcSample, mib};
 use crate::params::Params;
 use crate::throughput::round;
+use dfns_test_support::ControlPlane;
 
 pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<Value, String> {
     let m = &params.memory;

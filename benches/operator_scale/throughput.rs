@@ -6,9 +6,9 @@ use dfns_emulator::Faults;
 use serde_json::{Value, json};
 
 use crate::fleet::{Fleet, FleetOptions};
-use dfns_test_support::ControlPlane;
 use crate::params::Params;
 use crate::stats::percentile;
+use dfns_test_support::ControlPlane;
 
 /// How long writes must have stopped before the follow-up reconciles count as finished.
 const SETTLE_QUIET: Duration = Duration::from_secs(15);

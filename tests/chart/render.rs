@@ -1,11 +1,10 @@
 //! The Helm chart: lint clean, CRDs identical to crds/, a hardened Deployment, and every rendered
 //! object accepted by a real API server (server-side dry-run).
 
-
-use dfns_test_support::repo_root;
 use dfns_test_support::chart::{
     chart_dir, documents, helm_template, kubectl, of_kind, one_of_kind, to_yaml, tool,
 };
+use dfns_test_support::repo_root;
 use dfns_test_support::{ControlPlane, TestNamespace};
 
 #[test]

@@ -2,9 +2,9 @@
 
 use std::process::Output;
 
-use dfns_test_support::dfns::*;
 use dfns_client::{IdentityKind, generate_p256};
 use dfns_emulator::{EmulatorConfig, RunningEmulator};
+use dfns_test_support::dfns::*;
 
 /// Runs `dfns-operator verify` with exactly `env` (nothing inherited) and `args`.
 async fn verify(env: &[(&str, &str)], args: &[&str]) -> Output {

@@ -4,21 +4,20 @@
 //! election, Events, a namespaced and a cluster connection. Any missing permission would show as
 //! a 403 and the resources would never get Ready.
 
-
 use std::time::Duration;
 
-use dfns_test_support::chart::{documents, helm_template, kubectl, of_kind, to_yaml};
+use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_operator::api::{
     ClusterDfnsConnection, DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount,
 };
 use dfns_operator::controller::RunOptions;
 use dfns_operator::controller::leader::LeaseConfig;
-use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_operator::telemetry::Metrics;
+use dfns_test_support::chart::{documents, helm_template, kubectl, of_kind, to_yaml};
+use dfns_test_support::operator::{Setup, WAIT};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use dfns_test_support::operator::{Setup, WAIT};
 use serde_json::json;
 
 /// Removes the cluster-scoped objects this test created, pass or fail.

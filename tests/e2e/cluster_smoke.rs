@@ -2,7 +2,6 @@
 //! clusters do (structural schema, status subresource, CEL validation), and the controllers the
 //! harness relies on (namespace deletion, garbage collection) and impersonation work.
 
-
 use std::time::Duration;
 
 use dfns_test_support::{ControlPlane, TestNamespace};

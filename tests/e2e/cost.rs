@@ -1,15 +1,14 @@
 //! Cost rules (design §4): idle resources cost one Dfns list per connection and kind per resync
 //! interval and no writes anywhere; under a Dfns rate limit the operator paces itself.
 
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use dfns_operator::api::DfnsServiceAccount;
 use dfns_emulator::Faults;
+use dfns_operator::api::DfnsServiceAccount;
+use dfns_test_support::operator::Setup;
 use kube::ResourceExt;
 use kube::api::ListParams;
-use dfns_test_support::operator::Setup;
 use serde_json::json;
 
 const LIST_SERVICE_ACCOUNTS: &str = "GET /auth/service-accounts";

@@ -3,18 +3,17 @@
 //! with a working credential, Dfns must hold exactly one active credential per resource, and no
 //! token or private key may appear in the operator's logs or Events.
 
-
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use dfns_operator::api::{DfnsPersonalAccessToken, DfnsServiceAccount};
 use dfns_client::{AuthMode, ClientConfig, DfnsClient, KeySigner, SecretString};
 use dfns_emulator::Faults;
+use dfns_operator::api::{DfnsPersonalAccessToken, DfnsServiceAccount};
+use dfns_test_support::operator::{Setup, secret_text};
 use k8s_openapi::api::core::v1::Event;
 use kube::ResourceExt;
 use kube::api::ListParams;
-use dfns_test_support::operator::{Setup, secret_text};
 use rand::RngExt;
 use serde_json::json;
 use tokio::process::{Child, Command};

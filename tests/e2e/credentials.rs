@@ -1,15 +1,14 @@
 //! The operator end to end, as a platform engineer uses it: apply a connection and credentials,
 //! get working Secrets, delete them under each policy; against a real API server and the emulator.
 
-
 use tokio::process::Command;
 
-use dfns_operator::api::{DfnsPersonalAccessToken, DfnsServiceAccount};
 use dfns_client::types::permission::CreatePermissionRequest;
+use dfns_operator::api::{DfnsPersonalAccessToken, DfnsServiceAccount};
+use dfns_test_support::operator::{Setup, secret_map, secret_text};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::DeleteParams;
-use dfns_test_support::operator::{Setup, secret_map, secret_text};
 use serde_json::json;
 
 async fn create_role(setup: &Setup, name: &str) -> String {

@@ -1,9 +1,8 @@
 //! Bad input loses nothing: invalid specs are refused by the API server with a clear message, and
 //! requests the connection does not allow go `Stalled` without anything created in Dfns.
 
-
-use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
 use dfns_client::types::permission::CreatePermissionRequest;
+use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
 use dfns_test_support::operator::Setup;
 use serde_json::{Value, json};
 

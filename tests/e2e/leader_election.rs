@@ -2,14 +2,13 @@
 //! it is killed (SIGKILL, no chance to hand over), the standby takes over within the lease time;
 //! on SIGTERM the leader finishes and hands the Lease back.
 
-
 use std::process::Stdio;
 use std::time::Duration;
 
 use dfns_operator::api::{DfnsConnection, DfnsServiceAccount};
+use dfns_test_support::operator::Setup;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
-use dfns_test_support::operator::Setup;
 use serde_json::json;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;

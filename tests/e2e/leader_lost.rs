@@ -2,17 +2,16 @@
 //! once and returns an error, so the process exits and restarts as a standby; it never writes
 //! the Lease back, and its leader gauge drops to 0.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use dfns_operator::controller::RunOptions;
 use dfns_operator::controller::leader::LeaseConfig;
 use dfns_operator::telemetry::Metrics;
+use dfns_test_support::operator::Setup;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, PostParams};
-use dfns_test_support::operator::Setup;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_lease_is_taken_stops_and_reports_lost_leadership() {

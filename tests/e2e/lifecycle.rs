@@ -2,16 +2,15 @@
 //! credentials and deletion with a broken connection — each asserted in Dfns (emulator state) and
 //! in the resource's conditions and Events.
 
-
 use std::time::Duration;
 
-use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
 use dfns_client::IdentityKind;
 use dfns_client::types::permission::CreatePermissionRequest;
+use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
+use dfns_test_support::operator::{Setup, secret_text};
 use k8s_openapi::api::core::v1::Event;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use dfns_test_support::operator::{Setup, secret_text};
 use serde_json::{Value, json};
 
 const CONN: fn() -> Value = || json!({ "kind": "DfnsConnection", "name": "main" });
@@ -474,7 +473,8 @@ async fn a_ready_credential_stays_ready_while_its_connection_is_unavailable() {
         .await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let after = setup.api::<DfnsServiceAccount>().get("app").await.unwrap();
-    let ready = |sa: &DfnsServiceAccount| dfns_test_support::operator::ready_condition(sa.status.as_ref());
+    let ready =
+        |sa: &DfnsServiceAccount| dfns_test_support::operator::ready_condition(sa.status.as_ref());
     assert_eq!(
         ready(&after),
         ready(&before),

@@ -1,14 +1,12 @@
 //! Rendering the Helm chart with the real `helm` binary (built by tests/controlplane/build.sh
 //! next to kubectl) and picking documents out of the output.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
 
 use crate::repo_root;
-
 
 pub fn chart_dir() -> PathBuf {
     repo_root().join("charts").join("dfns-operator")

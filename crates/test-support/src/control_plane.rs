@@ -122,7 +122,6 @@ impl ControlPlane {
     }
 }
 
-
 fn controlplane_dir() -> PathBuf {
     repo_root().join("target").join("controlplane")
 }

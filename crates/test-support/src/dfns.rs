@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use dfns_client::{
-    AuthMode, ClientConfig, IdentityKind, DfnsClient, KeySigner, NewIdentity, RetryPolicy,
+    AuthMode, ClientConfig, DfnsClient, IdentityKind, KeySigner, NewIdentity, RetryPolicy,
     SecretString, generate_p256,
 };
 use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};

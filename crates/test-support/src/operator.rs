@@ -2,16 +2,15 @@
 //! emulator, a connection as its bootstrap admin, and the operator itself (in-process, watching
 //! only the test's namespace, or as the real binary when a test must kill it).
 
-
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
-use dfns_operator::api::{CredentialStatus, DfnsConnection};
-use dfns_operator::controller::ControllerConfig;
 use dfns_client::keys::{GeneratedKeyPair, generate_p256};
 use dfns_client::{AuthMode, ClientConfig, DfnsClient, KeySigner};
 use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use dfns_operator::api::{CredentialStatus, DfnsConnection};
+use dfns_operator::controller::ControllerConfig;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};

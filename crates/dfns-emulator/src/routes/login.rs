@@ -11,9 +11,7 @@ use crate::app::Shared;
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_body;
 use crate::state::model::{Challenge, ChallengePurpose, Identity};
-use crate::tokens::{
-    AUD_ACCESS, AUD_CHALLENGE, AccessClaims, AppMetadata, ISSUER, TokenKind,
-};
+use crate::tokens::{AUD_ACCESS, AUD_CHALLENGE, AccessClaims, AppMetadata, ISSUER, TokenKind};
 use crate::user_actions::{Factor, verify_assertion};
 use crate::{clock, ids};
 

@@ -55,9 +55,7 @@ pub(crate) fn user_info(state: &State, u: &User) -> Value {
         .map(|t| t.cred_uuid.clone())
         .or_else(|| {
             state
-                .active_credentials(&crate::state::model::Identity::User(
-                    u.user_id.clone(),
-                ))
+                .active_credentials(&crate::state::model::Identity::User(u.user_id.clone()))
                 .first()
                 .map(|c| c.uuid.clone())
         })

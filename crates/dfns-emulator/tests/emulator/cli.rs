@@ -1,6 +1,5 @@
 //! The `dfns-emulator` binary: flags, bootstrap file, port 0, TLS.
 
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

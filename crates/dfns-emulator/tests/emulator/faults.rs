@@ -1,11 +1,10 @@
 //! Test controls: faults (rate limit, injected errors, lost responses, latency), state, reset,
 //! request counts, and the error format.
 
-
 use std::time::Duration;
 
-use dfns_emulator::{EmulatorConfig, Faults};
 use crate::support::*;
+use dfns_emulator::{EmulatorConfig, Faults};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -1,10 +1,9 @@
 //! Login and bearer tokens: Key-credential login, JWT claims, 401 for unknown/expired tokens.
 
-
 use std::time::Duration;
 
-use dfns_emulator::EmulatorConfig;
 use crate::support::*;
+use dfns_emulator::EmulatorConfig;
 use reqwest::StatusCode;
 
 #[tokio::test]

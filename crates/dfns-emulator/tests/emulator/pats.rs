@@ -1,7 +1,6 @@
 //! Personal access tokens: created by organization users only, scoped to their user,
 //! effective rights = intersection with the user's, stopped when the user is deactivated.
 
-
 use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;

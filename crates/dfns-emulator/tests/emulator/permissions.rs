@@ -1,6 +1,5 @@
 //! Permissions and assignments.
 
-
 use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;

@@ -1,6 +1,5 @@
 //! Service accounts: lifecycle, the access token shown once, caller rules, validation.
 
-
 use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;

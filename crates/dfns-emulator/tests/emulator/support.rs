@@ -1,7 +1,6 @@
 //! Test-side Dfns client for the emulator tests. Unlike the real client it can also send bad
 //! requests on purpose: tampered signatures, replays, user actions aimed at another path.
 
-
 pub mod keys;
 
 use base64::Engine as _;

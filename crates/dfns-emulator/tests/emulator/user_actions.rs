@@ -1,11 +1,10 @@
 //! User action signing: signature checks per key type, single use, binding to method, path and
 //! body, and the credential belonging to the caller.
 
-
 use std::time::Duration;
 
-use dfns_emulator::EmulatorConfig;
 use crate::support::*;
+use dfns_emulator::EmulatorConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
