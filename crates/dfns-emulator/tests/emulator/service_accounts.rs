@@ -52,7 +52,7 @@ async fn create_returns_the_token_once_and_reads_never_show_it() {
 }
 
 #[tokio::test]
-async fn update_activate_deactivate_and_delete() {
+async fn updates_apply_and_a_deactivated_or_deleted_service_account_token_gets_401() {
     let emu = start().await;
     let admin = admin(&emu).await;
     let (sa, sa_client) = create_service_account(&admin, "life", &TestKey::p256(), json!({})).await;
