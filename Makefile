@@ -6,11 +6,12 @@ CARGO ?= cargo
 build:
 	$(CARGO) build --bins
 
-# Unit, integration and e2e tests, then the official Dfns TypeScript SDK against the emulator.
+# Every crate's unit tests and every suite (e2e, chart, cli, client, emulator), then the official
+# Dfns TypeScript SDK against the emulator.
 # E2e tests run against the local control plane (started here, left running for fast re-runs;
 # `make cluster-down` stops it) and the in-process Dfns emulator.
 test: cluster-up
-	$(CARGO) test --no-fail-fast
+	$(CARGO) test --workspace --no-fail-fast
 	tests/sdk-interop/run.sh
 
 # Regenerate crds/ from the Rust types, and the Helm chart's copy (tests fail when they differ).

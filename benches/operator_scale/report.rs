@@ -24,7 +24,7 @@ pub fn machine() -> Value {
         "cpu_model": model,
         "memory_gib": (mem_kib as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0,
         "control_plane": "local etcd + kube-apiserver + kube-controller-manager (tests/controlplane, Kubernetes v1.36), same machine",
-        "dfns": "in-process emulator (src/emulator), same machine",
+        "dfns": "in-process emulator (crates/dfns-emulator), same machine",
     })
 }
 

@@ -103,15 +103,7 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
     cleanup
         .objects
         .push(("clusterdfnsconnection".into(), cluster_connection.clone()));
-    setup
-        .create_secret(
-            "cluster-login",
-            &[
-                ("DFNS_CRED_ID", &b.admin.cred_id),
-                ("DFNS_PRIVATE_KEY", &b.admin.private_key),
-            ],
-        )
-        .await;
+    setup.create_admin_login_secret("cluster-login").await;
     let cluster_spec = json!({
         "apiVersion": "dfns.io/v1alpha1",
         "kind": "ClusterDfnsConnection",

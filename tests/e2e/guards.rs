@@ -3,18 +3,11 @@
 
 use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
-use dfns_test_support::operator::Setup;
+use dfns_test_support::operator::{NamespacedResource, Setup, ready_condition};
 use serde_json::{Value, json};
 
 /// Applies `spec` and returns the API server's refusal message.
-async fn refused<K>(setup: &Setup, name: &str, spec: Value) -> String
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
+async fn refused<K: NamespacedResource>(setup: &Setup, name: &str, spec: Value) -> String {
     let body = json!({ "apiVersion": K::api_version(&()), "kind": K::kind(&()), "metadata": { "name": name }, "spec": spec });
     let result = setup
         .api::<K>()
@@ -31,6 +24,14 @@ where
         }
         other => panic!("{} {name} was accepted: {other:?}", K::kind(&())),
     }
+}
+
+/// Waits until service account `name` stalls as Forbidden; returns its Ready condition's message.
+async fn forbidden_message(setup: &Setup, name: &str) -> String {
+    let sa = setup
+        .wait_condition::<DfnsServiceAccount>(name, "Stalled", "True", Some("Forbidden"))
+        .await;
+    ready_condition(sa.status.as_ref()).message
 }
 
 #[tokio::test]
@@ -221,10 +222,7 @@ async fn a_connection_whose_user_lacks_a_dfns_permission_stalls_naming_the_permi
             json!({ "connectionRef": { "kind": "DfnsConnection", "name": "reader" } }),
         )
         .await;
-    let sa = setup
-        .wait_condition::<DfnsServiceAccount>("app", "Stalled", "True", Some("Forbidden"))
-        .await;
-    let message = dfns_test_support::operator::ready_condition(sa.status.as_ref()).message;
+    let message = forbidden_message(&setup, "app").await;
     assert!(
         message.contains("Auth:ServiceAccounts:Create"),
         "the message names the missing permission: {message}"
@@ -267,15 +265,7 @@ async fn a_reconcile_that_kubernetes_refuses_still_shows_why_in_the_resource_sta
         .unwrap();
 
     let b = setup.emulator.bootstrap();
-    setup
-        .create_secret(
-            "cluster-login",
-            &[
-                ("DFNS_CRED_ID", &b.admin.cred_id),
-                ("DFNS_PRIVATE_KEY", &b.admin.private_key),
-            ],
-        )
-        .await;
+    setup.create_admin_login_secret("cluster-login").await;
     let connection = json!({
         "apiVersion": "dfns.io/v1alpha1", "kind": "ClusterDfnsConnection", "metadata": { "name": name },
         "spec": {
@@ -308,10 +298,7 @@ async fn a_reconcile_that_kubernetes_refuses_still_shows_why_in_the_resource_sta
             json!({ "connectionRef": { "kind": "ClusterDfnsConnection", "name": name } }),
         )
         .await;
-    let sa = setup
-        .wait_condition::<DfnsServiceAccount>("app", "Stalled", "True", Some("Forbidden"))
-        .await;
-    let message = dfns_test_support::operator::ready_condition(sa.status.as_ref()).message;
+    let message = forbidden_message(&setup, "app").await;
     assert!(
         message.contains("namespaces"),
         "the message names what was refused: {message}"

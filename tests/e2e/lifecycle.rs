@@ -22,6 +22,22 @@ fn fast_resync(setup: &mut Setup, secs: u64) {
     setup.start_operator_with(config);
 }
 
+/// A setup with the admin connection `main` and an operator that resyncs every 2 seconds.
+async fn resyncing_setup(prefix: &str) -> Setup {
+    let mut setup = Setup::new(prefix).await;
+    setup.admin_connection("main", json!({})).await;
+    fast_resync(&mut setup, 2);
+    setup
+}
+
+/// The service account `app` on connection `main`, once Ready.
+async fn ready_app(setup: &Setup) -> DfnsServiceAccount {
+    setup
+        .apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN() }))
+        .await;
+    setup.wait_ready::<DfnsServiceAccount>("app").await
+}
+
 async fn role(setup: &Setup, name: &str) -> String {
     let request = CreatePermissionRequest {
         name: name.into(),
@@ -160,14 +176,8 @@ async fn spec_changes_deactivate_activate_rename_and_move_the_role_in_dfns() {
 
 #[tokio::test]
 async fn a_deactivation_made_in_dfns_is_reported_and_only_undone_when_the_user_toggles_active() {
-    let mut setup = Setup::new("e2e-oob").await;
-    setup.admin_connection("main", json!({})).await;
-    fast_resync(&mut setup, 2);
-    setup
-        .apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN() }))
-        .await;
-    let id = setup
-        .wait_ready::<DfnsServiceAccount>("app")
+    let mut setup = resyncing_setup("e2e-oob").await;
+    let id = ready_app(&setup)
         .await
         .status
         .unwrap()
@@ -225,9 +235,7 @@ async fn a_deactivation_made_in_dfns_is_reported_and_only_undone_when_the_user_t
 
 #[tokio::test]
 async fn a_lost_credential_is_replaced_and_the_old_one_deactivated() {
-    let mut setup = Setup::new("e2e-lost").await;
-    setup.admin_connection("main", json!({})).await;
-    fast_resync(&mut setup, 2);
+    let mut setup = resyncing_setup("e2e-lost").await;
     for name in ["deleted-secret", "stripped-secret", "archived"] {
         setup
             .apply::<DfnsServiceAccount>(name, json!({ "connectionRef": CONN() }))
@@ -404,11 +412,7 @@ async fn deletion_with_a_broken_connection_waits_and_skip_cleanup_releases_it() 
     let mut setup = Setup::new("e2e-blocked").await;
     setup.admin_connection("main", json!({})).await;
     setup.start_operator();
-    setup
-        .apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN() }))
-        .await;
-    let id = setup
-        .wait_ready::<DfnsServiceAccount>("app")
+    let id = ready_app(&setup)
         .await
         .status
         .unwrap()
@@ -454,13 +458,8 @@ async fn deletion_with_a_broken_connection_waits_and_skip_cleanup_releases_it() 
 
 #[tokio::test]
 async fn a_ready_credential_stays_ready_while_its_connection_is_unavailable() {
-    let mut setup = Setup::new("e2e-outage").await;
-    setup.admin_connection("main", json!({})).await;
-    fast_resync(&mut setup, 2);
-    setup
-        .apply::<DfnsServiceAccount>("app", json!({ "connectionRef": CONN() }))
-        .await;
-    let before = setup.wait_ready::<DfnsServiceAccount>("app").await;
+    let mut setup = resyncing_setup("e2e-outage").await;
+    let before = ready_app(&setup).await;
 
     // The connection breaks (its Secret is gone); the credential in the app's Secret still works.
     setup

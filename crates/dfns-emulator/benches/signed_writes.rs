@@ -4,8 +4,8 @@
 //! → `POST /auth/action` → `POST /auth/service-accounts` with the user action. Every reply must
 //! be 200; the run fails on any error.
 //!
-//! `cargo bench --bench emulator_signed_writes` (env: BENCH_CLIENTS, default 32; BENCH_SECS,
-//! default 10).
+//! `cargo bench -p dfns-emulator --bench signed_writes` (env: BENCH_CLIENTS, default 32;
+//! BENCH_SECS, default 10).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -119,25 +119,23 @@ impl Emulator {
         });
         let router = routes::router(app.clone());
         let handle = Handle::new();
+        let bind_error = |source| EmulatorError::Bind {
+            addr: local,
+            source,
+        };
         let task = match tls_material {
             Some(material) => {
                 let server = axum_server::from_tcp_rustls(
                     listener,
                     RustlsConfig::from_config(material.server_config),
                 )
-                .map_err(|source| EmulatorError::Bind {
-                    addr: local,
-                    source,
-                })?
+                .map_err(bind_error)?
                 .handle(handle.clone());
                 tokio::spawn(async move { server.serve(router.into_make_service()).await })
             }
             None => {
                 let server = axum_server::from_tcp(listener)
-                    .map_err(|source| EmulatorError::Bind {
-                        addr: local,
-                        source,
-                    })?
+                    .map_err(bind_error)?
                     .handle(handle.clone());
                 tokio::spawn(async move { server.serve(router.into_make_service()).await })
             }

@@ -92,7 +92,7 @@ impl ControlPlane {
     }
 
     /// The configuration behind [`ControlPlane::impersonating`].
-    pub fn impersonating_config(&self, user: &str, groups: &[&str]) -> kube::Config {
+    fn impersonating_config(&self, user: &str, groups: &[&str]) -> kube::Config {
         let mut config = self.config();
         config.auth_info.impersonate = Some(user.to_owned());
         config.auth_info.impersonate_groups =

@@ -8,6 +8,7 @@ use dfns_client::{
 };
 use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 
+/// An in-process emulator with the default configuration.
 pub async fn start_emulator() -> RunningEmulator {
     start_emulator_with(EmulatorConfig::default()).await
 }
@@ -25,6 +26,8 @@ pub fn fast_retries(max_attempts: u32) -> RetryPolicy {
     }
 }
 
+/// A client configuration for the emulator: plain HTTP allowed, its CA trusted in TLS mode, a
+/// 10 s timeout and [`fast_retries`].
 pub fn config_for(emulator: &RunningEmulator, auth: AuthMode, signer: KeySigner) -> ClientConfig {
     let mut config = ClientConfig::new(emulator.api_url(), auth, signer);
     config.allow_insecure_http = true;
@@ -34,8 +37,8 @@ pub fn config_for(emulator: &RunningEmulator, auth: AuthMode, signer: KeySigner)
     config
 }
 
-/// The bootstrap admin, logging in with its Key credential.
-pub fn admin_config(emulator: &RunningEmulator) -> ClientConfig {
+/// How the bootstrap admin authenticates: a user login signed with its Key credential.
+pub fn admin_login(emulator: &RunningEmulator) -> (AuthMode, KeySigner) {
     let bootstrap = emulator.bootstrap();
     let signer = KeySigner::from_pem(
         bootstrap.admin.cred_id.clone(),
@@ -46,9 +49,16 @@ pub fn admin_config(emulator: &RunningEmulator) -> ClientConfig {
         org_id: bootstrap.org_id.clone(),
         username: bootstrap.admin.username.clone(),
     };
+    (auth, signer)
+}
+
+/// The bootstrap admin, logging in with its Key credential (see [`config_for`]).
+pub fn admin_config(emulator: &RunningEmulator) -> ClientConfig {
+    let (auth, signer) = admin_login(emulator);
     config_for(emulator, auth, signer)
 }
 
+/// A client acting as the bootstrap admin.
 pub fn admin_client(emulator: &RunningEmulator) -> DfnsClient {
     DfnsClient::new(admin_config(emulator)).expect("admin client")
 }
@@ -62,6 +72,7 @@ pub struct Minted {
     pub public_key_pem: String,
 }
 
+/// Creates a service account or PAT named `name` as `admin` would for the operator.
 pub async fn mint(admin: &DfnsClient, kind: IdentityKind, name: &str) -> Minted {
     let pair = generate_p256().unwrap();
     let created = admin

@@ -1,13 +1,13 @@
-//! What the operator's e2e tests share: a real control plane namespace, an in-process Dfns
-//! emulator, a connection as its bootstrap admin, and the operator itself (in-process, watching
-//! only the test's namespace, or as the real binary when a test must kill it).
+//! The operator under test ([`Setup`]): a namespace on the real control plane, an in-process
+//! Dfns emulator, a connection as its bootstrap admin, and the operator itself (in-process,
+//! watching only the test's namespace), plus helpers to read what it wrote.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
 use dfns_client::keys::{GeneratedKeyPair, generate_p256};
-use dfns_client::{AuthMode, ClientConfig, DfnsClient, KeySigner};
+use dfns_client::{ClientConfig, DfnsClient};
 use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use dfns_operator::api::{CredentialStatus, DfnsConnection};
 use dfns_operator::controller::ControllerConfig;
@@ -23,7 +23,27 @@ use tokio::sync::oneshot;
 
 use crate::{ControlPlane, TestNamespace};
 
+/// How long a test waits for the operator to reach a state.
 pub const WAIT: Duration = Duration::from_secs(90);
+
+/// A namespaced Kubernetes resource a test can apply, read and wait on.
+pub trait NamespacedResource:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+{
+}
+
+impl<K> NamespacedResource for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug
+{
+}
 
 pub struct Setup {
     pub cp: &'static ControlPlane,
@@ -116,14 +136,7 @@ impl Setup {
     ) -> DfnsConnection {
         let admin = &self.emulator.bootstrap().admin;
         let secret_name = format!("{name}-login");
-        self.create_secret(
-            &secret_name,
-            &[
-                ("DFNS_CRED_ID", &admin.cred_id),
-                ("DFNS_PRIVATE_KEY", &admin.private_key),
-            ],
-        )
-        .await;
+        self.create_admin_login_secret(&secret_name).await;
         let mut spec = json!({
             "apiUrl": self.emulator.api_url(),
             "allowInsecureHttp": true,
@@ -132,6 +145,20 @@ impl Setup {
         });
         merge(&mut spec, spec_extra);
         self.apply::<DfnsConnection>(name, spec).await
+    }
+
+    /// A Secret with the bootstrap admin's credential id and login key, as a connection's
+    /// `secretRef` expects them.
+    pub async fn create_admin_login_secret(&self, name: &str) -> Secret {
+        let admin = &self.emulator.bootstrap().admin;
+        self.create_secret(
+            name,
+            &[
+                ("DFNS_CRED_ID", &admin.cred_id),
+                ("DFNS_PRIVATE_KEY", &admin.private_key),
+            ],
+        )
+        .await
     }
 
     pub async fn create_secret(&self, name: &str, data: &[(&str, &str)]) -> Secret {
@@ -157,25 +184,12 @@ impl Setup {
         Api::namespaced(self.kube.clone(), self.namespace())
     }
 
-    pub fn api<K>(&self) -> Api<K>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + Debug,
-    {
+    pub fn api<K: NamespacedResource>(&self) -> Api<K> {
         Api::namespaced(self.kube.clone(), self.namespace())
     }
 
     /// Server-side applies `{apiVersion, kind, metadata.name, spec}` as a user would.
-    pub async fn apply<K>(&self, name: &str, spec: serde_json::Value) -> K
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + Serialize
-            + Debug,
-    {
+    pub async fn apply<K: NamespacedResource>(&self, name: &str, spec: serde_json::Value) -> K {
         let body = json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
@@ -193,20 +207,13 @@ impl Setup {
     }
 
     /// Waits until the resource's condition `type_` has `status` (and `reason`, if given).
-    pub async fn wait_condition<K>(
+    pub async fn wait_condition<K: NamespacedResource>(
         &self,
         name: &str,
         type_: &str,
         status: &str,
         reason: Option<&str>,
-    ) -> K
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + Serialize
-            + Debug,
-    {
+    ) -> K {
         let api = self.api::<K>();
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -233,25 +240,12 @@ impl Setup {
         }
     }
 
-    pub async fn wait_ready<K>(&self, name: &str) -> K
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + Serialize
-            + Debug,
-    {
+    pub async fn wait_ready<K: NamespacedResource>(&self, name: &str) -> K {
         self.wait_condition::<K>(name, "Ready", "True", None).await
     }
 
     /// Waits until the resource no longer exists.
-    pub async fn wait_gone<K>(&self, name: &str)
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + Debug,
-    {
+    pub async fn wait_gone<K: NamespacedResource>(&self, name: &str) {
         let api = self.api::<K>();
         let deadline = tokio::time::Instant::now() + WAIT;
         while api.get_opt(name).await.expect("get").is_some() {
@@ -266,14 +260,9 @@ impl Setup {
 
     /// A Dfns client acting as the bootstrap admin (to prepare roles, users, and check results).
     pub fn admin_client(&self) -> DfnsClient {
-        let b = self.emulator.bootstrap();
-        let signer =
-            KeySigner::from_pem(b.admin.cred_id.clone(), &b.admin.private_key).expect("admin key");
-        let auth = AuthMode::UserLogin {
-            org_id: b.org_id.clone(),
-            username: b.admin.username.clone(),
-        };
-        let mut config = ClientConfig::new(b.api_url.clone(), auth, signer);
+        let (auth, signer) = crate::dfns::admin_login(&self.emulator);
+        let api_url = self.emulator.bootstrap().api_url.clone();
+        let mut config = ClientConfig::new(api_url, auth, signer);
         config.allow_insecure_http = true;
         DfnsClient::new(config).expect("admin client")
     }
@@ -326,10 +315,6 @@ pub fn ready_condition(
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
         .cloned()
         .expect("a Ready condition")
-}
-
-pub fn status_of(status: Option<&CredentialStatus>) -> CredentialStatus {
-    status.cloned().unwrap_or_default()
 }
 
 fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {

@@ -11,12 +11,12 @@ use crate::app::Shared;
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{normalized_body, parse_body};
-use crate::state::model::{BoundRequest, Challenge, ChallengePurpose, UserAction};
-use crate::tokens::{AUD_CHALLENGE, AUD_USER_ACTION};
-use crate::user_actions::{Factor, strip_query, verify_assertion};
+use crate::state::model::{BoundRequest, ChallengePurpose, UserAction};
+use crate::tokens::AUD_USER_ACTION;
+use crate::user_actions::strip_query;
 use crate::{clock, ids};
 
-use super::views;
+use super::challenges;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -26,15 +26,6 @@ struct ActionInitBody {
     user_action_http_path: String,
     #[serde(default)]
     user_action_server_kind: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ActionBody {
-    challenge_identifier: String,
-    first_factor: Factor,
-    #[serde(default)]
-    second_factor: Option<Value>,
 }
 
 pub(crate) async fn init(
@@ -70,35 +61,20 @@ pub(crate) async fn init(
     };
 
     let now = clock::unix_now();
-    let challenge = ids::new_challenge();
-    let jti = ids::new_id("ch");
-    let identifier = app
-        .keys
-        .handle(AUD_CHALLENGE, &jti, now, app.challenge_ttl_secs());
     let mut state = app.store.lock();
-    let cred_ids: Vec<String> = state
-        .active_credentials(&caller.identity)
-        .into_iter()
-        .map(|c| c.cred_id.clone())
-        .collect();
-    state.insert_challenge(
-        jti,
-        Challenge {
-            purpose: ChallengePurpose::Action {
-                identity: caller.identity.clone(),
-                request,
-            },
-            challenge: challenge.clone(),
-            expires_at: now + app.challenge_ttl_secs(),
+    let challenge = challenges::issue_to_signer(
+        &app,
+        &mut state,
+        &caller.identity,
+        ChallengePurpose::Action {
+            identity: caller.identity.clone(),
+            request,
         },
+        app.challenge_ttl_secs(),
         now,
     );
     drop(state);
-    Ok(Json(views::challenge_body(
-        &challenge,
-        &identifier,
-        &cred_ids,
-    )))
+    Ok(Json(challenge))
 }
 
 pub(crate) async fn complete(
@@ -106,53 +82,25 @@ pub(crate) async fn complete(
     Authenticated(caller): Authenticated,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let body: ActionBody = parse_body(&body)?;
-    if body.second_factor.is_some() {
-        return Err(ApiError::bad_request(
-            "secondFactor is not supported by the emulator",
-        ));
-    }
-    let assertion = body.first_factor.require_key()?;
     let now = clock::unix_now();
-    let handle = app
-        .keys
-        .verify_handle(&body.challenge_identifier, AUD_CHALLENGE, now)
-        .map_err(|_| ApiError::unauthorized("challengeIdentifier is invalid or expired"))?;
-
-    let (request, challenge, key) = {
-        let mut state = app.store.lock();
-        let challenge = state.challenges.remove(&handle.jti).ok_or_else(|| {
-            ApiError::unauthorized("challenge is unknown or has already been used")
-        })?;
-        let ChallengePurpose::Action { identity, request } = challenge.purpose else {
-            return Err(ApiError::unauthorized(
-                "challenge was not issued for a user action",
-            ));
-        };
-        if identity != caller.identity {
-            return Err(ApiError::unauthorized(
-                "challenge was issued to another caller",
-            ));
-        }
-        if challenge.expires_at <= now {
-            return Err(ApiError::unauthorized("challenge has expired"));
-        }
-        let cred = state
-            .credential_by_cred_id(&assertion.cred_id)
-            .filter(|c| c.is_active && c.owner == caller.identity)
-            .ok_or_else(|| {
-                ApiError::unauthorized("credential is not an active credential of the caller")
-            })?;
-        (request, challenge.challenge, cred.key.clone())
-    };
-    // Signature checks run outside the lock: they are the expensive part.
-    verify_assertion(
-        &key,
-        &assertion.client_data,
-        &assertion.signature,
-        assertion.algorithm.as_deref(),
-        "key.get",
-        &challenge,
+    let request = challenges::redeem(
+        &app,
+        &body,
+        now,
+        |purpose| {
+            let ChallengePurpose::Action { identity, request } = purpose else {
+                return Err(ApiError::unauthorized(
+                    "challenge was not issued for a user action",
+                ));
+            };
+            if identity != caller.identity {
+                return Err(ApiError::unauthorized(
+                    "challenge was issued to another caller",
+                ));
+            }
+            Ok((request, identity))
+        },
+        "credential is not an active credential of the caller",
     )?;
 
     let jti = ids::new_id("ua");

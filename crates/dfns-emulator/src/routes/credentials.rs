@@ -16,12 +16,11 @@ use crate::auth::{Authenticated, Signed};
 use crate::crypto::{PublicKey, decode_b64url};
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_body;
-use crate::state::model::{Challenge, ChallengePurpose, Credential};
+use crate::state::model::{ChallengePurpose, Credential};
 use crate::state::not_found;
-use crate::tokens::AUD_CHALLENGE;
 use crate::{clock, ids};
 
-use super::views;
+use super::{challenges, views};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -98,26 +97,19 @@ pub(crate) async fn init(
         )));
     }
     let now = clock::unix_now();
-    let challenge = ids::new_challenge();
-    let jti = ids::new_id("ch");
-    let identifier = app
-        .keys
-        .handle(AUD_CHALLENGE, &jti, now, app.challenge_ttl_secs());
     let mut state = app.store.lock();
     let display = state
         .users
         .get(&caller.user_id)
         .map(|u| u.username.clone())
         .unwrap_or_else(|| caller.user_id.clone());
-    state.insert_challenge(
-        jti,
-        Challenge {
-            purpose: ChallengePurpose::CredentialCreate {
-                identity: caller.identity.clone(),
-            },
-            challenge: challenge.clone(),
-            expires_at: now + app.challenge_ttl_secs(),
+    let (challenge, identifier) = challenges::issue(
+        &app,
+        &mut state,
+        ChallengePurpose::CredentialCreate {
+            identity: caller.identity.clone(),
         },
+        app.challenge_ttl_secs(),
         now,
     );
     Ok(Json(json!({
@@ -151,28 +143,21 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
         ));
     }
     let now = clock::unix_now();
-    let handle = app
-        .keys
-        .verify_handle(&body.challenge_identifier, AUD_CHALLENGE, now)
-        .map_err(|_| ApiError::unauthorized("challengeIdentifier is invalid or expired"))?;
-    let challenge = {
-        let mut state = app.store.lock();
-        let challenge = state.challenges.remove(&handle.jti).ok_or_else(|| {
-            ApiError::unauthorized("challenge is unknown or has already been used")
-        })?;
-        match &challenge.purpose {
-            ChallengePurpose::CredentialCreate { identity } if *identity == caller.identity => {}
-            _ => {
-                return Err(ApiError::unauthorized(
+    let stored = challenges::named_by(&app, &body.challenge_identifier, now)?;
+    let ((), challenge) =
+        challenges::take(
+            &mut app.store.lock(),
+            &stored,
+            now,
+            |purpose| match purpose {
+                ChallengePurpose::CredentialCreate { identity } if identity == caller.identity => {
+                    Ok(())
+                }
+                _ => Err(ApiError::unauthorized(
                     "challenge was not issued for this credential creation",
-                ));
-            }
-        }
-        if challenge.expires_at <= now {
-            return Err(ApiError::unauthorized("challenge has expired"));
-        }
-        challenge.challenge
-    };
+                )),
+            },
+        )?;
 
     // Attestation: the new key signs {"clientDataHash","publicKey"} (hex signature).
     let attestation_bytes = decode_b64url(&body.credential_info.attestation_data)

@@ -1,6 +1,7 @@
 //! HTTP routes: Dfns API paths (behind fault injection) and `/_emulator/` controls.
 
 mod actions;
+mod challenges;
 mod controls;
 mod credentials;
 mod login;

@@ -166,12 +166,7 @@ pub(crate) async fn update(
     }
     let mut state = app.store.lock();
     let token = own_pat_mut(&mut state, &signed.caller, &id)?;
-    if let Some(name) = body.name {
-        token.name = name;
-    }
-    if let Some(external_id) = body.external_id {
-        token.external_id = Some(external_id);
-    }
+    body.apply(&mut token.name, &mut token.external_id);
     Ok(Json(view(&state, &id)?))
 }
 

@@ -42,6 +42,18 @@ pub(crate) struct UpdateBody {
     pub external_id: Option<String>,
 }
 
+impl UpdateBody {
+    /// Sets the name and external id this update gives, and leaves the others as they are.
+    pub fn apply(&self, name: &mut String, external_id: &mut Option<String>) {
+        if let Some(new_name) = &self.name {
+            name.clone_from(new_name);
+        }
+        if let Some(new_external_id) = &self.external_id {
+            *external_id = Some(new_external_id.clone());
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct DeactivateBody {
@@ -206,20 +218,10 @@ pub(crate) async fn update(
     let mut state = app.store.lock();
     state.require(&signed.caller, ops::SA_UPDATE)?;
     let user = live_sa_mut(&mut state, &id)?;
-    if let Some(name) = &body.name {
-        user.name = name.clone();
-    }
-    if let Some(external_id) = &body.external_id {
-        user.external_id = Some(external_id.clone());
-    }
+    body.apply(&mut user.name, &mut user.external_id);
     let token_id = user.token_id.clone();
     if let Some(token) = token_id.and_then(|t| state.tokens.get_mut(&t)) {
-        if let Some(name) = &body.name {
-            token.name = name.clone();
-        }
-        if let Some(external_id) = &body.external_id {
-            token.external_id = Some(external_id.clone());
-        }
+        body.apply(&mut token.name, &mut token.external_id);
     }
     Ok(Json(views::service_account(
         &state,

@@ -7,6 +7,15 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// `POST /auth/credentials/init` for a Key credential; returns the challenge.
+async fn key_credential_challenge(client: &Client) -> Value {
+    let body = Body::Json(json!({ "kind": "Key" }));
+    client
+        .send(Method::POST, "/auth/credentials/init", &body, None)
+        .await
+        .ok()
+}
+
 /// Builds `POST /auth/credentials` as the Dfns SDKs do for a new Key credential.
 fn key_credential_body(init: &Value, new_key: &TestKey, cred_id: &str, tamper: bool) -> Value {
     let client_data = json!({ "type": "key.create", "challenge": init["challenge"] }).to_string();
@@ -36,17 +45,10 @@ fn key_credential_body(init: &Value, new_key: &TestKey, cred_id: &str, tamper: b
 async fn service_account_rotates_its_key_and_keeps_its_token() {
     let emu = start().await;
     let admin = admin(&emu).await;
-    let perm = create_permission(
-        &admin,
-        "sa",
-        &["Auth:ServiceAccounts:Read", "Auth:ServiceAccounts:Update"],
-    )
-    .await;
-    let (sa, old) = create_service_account(
+    let (sa, old) = service_account_with_operations(
         &admin,
         "rotating",
-        &TestKey::p256(),
-        json!({ "permissionId": perm }),
+        &["Auth:ServiceAccounts:Read", "Auth:ServiceAccounts:Update"],
     )
     .await;
     let sa_id = sa["userInfo"]["userId"].as_str().unwrap();
@@ -56,16 +58,7 @@ async fn service_account_rotates_its_key_and_keeps_its_token() {
         .to_owned();
 
     let new_key = TestKey::ed25519();
-    let init = old
-        .raw(
-            Method::POST,
-            "/auth/credentials/init",
-            &Body::Json(json!({ "kind": "Key" })),
-            None,
-            true,
-        )
-        .await
-        .ok();
+    let init = key_credential_challenge(&old).await;
     let new_cred_id = URL_SAFE_NO_PAD.encode(b"new-credential-id");
     let created = old
         .post(
@@ -119,16 +112,7 @@ async fn bad_attestation_reused_challenge_and_duplicate_cred_id_are_refused() {
     let emu = start().await;
     let admin = admin(&emu).await;
     let new_key = TestKey::p256();
-    let init = admin
-        .raw(
-            Method::POST,
-            "/auth/credentials/init",
-            &Body::Json(json!({ "kind": "Key" })),
-            None,
-            true,
-        )
-        .await
-        .ok();
+    let init = key_credential_challenge(&admin).await;
     admin
         .post(
             "/auth/credentials",
@@ -144,16 +128,7 @@ async fn bad_attestation_reused_challenge_and_duplicate_cred_id_are_refused() {
         )
         .await
         .error(StatusCode::UNAUTHORIZED);
-    let init = admin
-        .raw(
-            Method::POST,
-            "/auth/credentials/init",
-            &Body::Json(json!({ "kind": "Key" })),
-            None,
-            true,
-        )
-        .await
-        .ok();
+    let init = key_credential_challenge(&admin).await;
     let dup = emu.bootstrap().admin.cred_id.clone();
     admin
         .post(
@@ -193,12 +168,11 @@ async fn only_key_credentials_are_supported() {
     let emu = start().await;
     let admin = admin(&emu).await;
     admin
-        .raw(
+        .send(
             Method::POST,
             "/auth/credentials/init",
             &Body::Json(json!({ "kind": "Fido2" })),
             None,
-            true,
         )
         .await
         .error(StatusCode::BAD_REQUEST);

@@ -22,7 +22,7 @@ async fn control(
         key: TestKey::p256(),
     };
     let body = body.map(Body::Json).unwrap_or(Body::None);
-    client.raw(method, path, &body, None, false).await
+    client.send_anonymously(method, path, &body).await
 }
 
 #[tokio::test]
@@ -73,13 +73,7 @@ async fn injected_errors_change_nothing() {
     .await
     .ok();
     admin
-        .raw(
-            Method::POST,
-            "/auth/service-accounts",
-            &body,
-            Some(&ua),
-            true,
-        )
+        .send(Method::POST, "/auth/service-accounts", &body, Some(&ua))
         .await
         .error(StatusCode::INTERNAL_SERVER_ERROR);
     assert!(emu.state().service_accounts.is_empty());
@@ -87,13 +81,7 @@ async fn injected_errors_change_nothing() {
     // The user action was not consumed either.
     emu.set_faults(Faults::default());
     admin
-        .raw(
-            Method::POST,
-            "/auth/service-accounts",
-            &body,
-            Some(&ua),
-            true,
-        )
+        .send(Method::POST, "/auth/service-accounts", &body, Some(&ua))
         .await
         .ok();
 }
@@ -263,7 +251,7 @@ async fn unknown_paths_and_methods_get_dfns_shaped_errors() {
     let admin = admin(&emu).await;
     admin.get("/nope").await.error(StatusCode::NOT_FOUND);
     admin
-        .raw(Method::PATCH, "/auth/pats", &Body::None, None, true)
+        .send(Method::PATCH, "/auth/pats", &Body::None, None)
         .await
         .error(StatusCode::METHOD_NOT_ALLOWED);
     admin

@@ -41,146 +41,75 @@ async fn bootstrap_admin_logs_in_and_gets_a_dfns_shaped_jwt() {
 #[tokio::test]
 async fn login_with_tampered_signature_is_refused() {
     let emu = start().await;
-    let b = emu.bootstrap();
-    let key = TestKey::from_p256_pkcs8_pem(&b.admin.private_key);
+    let key = admin_key(&emu);
     let opts = AssertionOptions {
         tamper_signature: true,
         ..Default::default()
     };
-    let reply = login_reply(
-        &http(),
-        emu.api_url(),
-        &b.org_id,
-        &b.admin.username,
-        &b.admin.cred_id,
-        &key,
-        &opts,
-    )
-    .await;
+    let reply = admin_login(&http(), &emu, &key, &opts).await;
     reply.error(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn login_with_another_key_is_refused() {
     let emu = start().await;
-    let b = emu.bootstrap();
-    let reply = login_reply(
-        &http(),
-        emu.api_url(),
-        &b.org_id,
-        &b.admin.username,
-        &b.admin.cred_id,
-        &TestKey::p256(),
-        &Default::default(),
-    )
-    .await;
+    let reply = admin_login(&http(), &emu, &TestKey::p256(), &Default::default()).await;
     reply.error(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn login_requires_key_get_type_and_the_issued_challenge() {
     let emu = start().await;
-    let b = emu.bootstrap();
-    let key = TestKey::from_p256_pkcs8_pem(&b.admin.private_key);
+    let key = admin_key(&emu);
     let wrong_type = AssertionOptions {
         client_data_type: "webauthn.get",
         ..Default::default()
     };
-    login_reply(
-        &http(),
-        emu.api_url(),
-        &b.org_id,
-        &b.admin.username,
-        &b.admin.cred_id,
-        &key,
-        &wrong_type,
-    )
-    .await
-    .error(StatusCode::UNAUTHORIZED);
+    admin_login(&http(), &emu, &key, &wrong_type)
+        .await
+        .error(StatusCode::UNAUTHORIZED);
     let wrong_challenge = AssertionOptions {
         challenge_override: Some("b3RoZXI".into()),
         ..Default::default()
     };
-    login_reply(
-        &http(),
-        emu.api_url(),
-        &b.org_id,
-        &b.admin.username,
-        &b.admin.cred_id,
-        &key,
-        &wrong_challenge,
-    )
-    .await
-    .error(StatusCode::UNAUTHORIZED);
+    admin_login(&http(), &emu, &key, &wrong_challenge)
+        .await
+        .error(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn login_accepts_padded_base64_and_go_style_client_data() {
     let emu = start().await;
-    let b = emu.bootstrap();
-    let key = TestKey::from_p256_pkcs8_pem(&b.admin.private_key);
+    let key = admin_key(&emu);
     let opts = AssertionOptions {
         padded: true,
         go_style_client_data: true,
         ..Default::default()
     };
-    login_reply(
-        &http(),
-        emu.api_url(),
-        &b.org_id,
-        &b.admin.username,
-        &b.admin.cred_id,
-        &key,
-        &opts,
-    )
-    .await
-    .ok();
+    admin_login(&http(), &emu, &key, &opts).await.ok();
 }
 
 #[tokio::test]
 async fn login_challenge_is_single_use() {
     let emu = start().await;
     let b = emu.bootstrap();
-    let key = TestKey::from_p256_pkcs8_pem(&b.admin.private_key);
-    let anon = Client {
-        http: http(),
-        base: emu.api_url().into(),
-        token: String::new(),
-        cred_id: b.admin.cred_id.clone(),
-        key: key.clone(),
-    };
-    let init = anon
-        .raw(
-            reqwest::Method::POST,
-            "/auth/login/init",
-            &Body::Json(serde_json::json!({"orgId": b.org_id, "username": b.admin.username})),
-            None,
-            false,
-        )
-        .await
-        .ok();
+    let key = admin_key(&emu);
+    let anon = Client::anonymous(http(), emu.api_url(), &b.admin.cred_id, &key);
+    let init = anon.login_init(&b.org_id, &b.admin.username).await.ok();
     let body = serde_json::json!({
         "challengeIdentifier": init["challengeIdentifier"],
         "firstFactor": assertion(&key, &b.admin.cred_id, init["challenge"].as_str().unwrap(), &Default::default()),
     });
-    anon.raw(
+    anon.send_anonymously(
         reqwest::Method::POST,
         "/auth/login",
         &Body::Json(body.clone()),
-        None,
-        false,
     )
     .await
     .ok();
-    anon.raw(
-        reqwest::Method::POST,
-        "/auth/login",
-        &Body::Json(body),
-        None,
-        false,
-    )
-    .await
-    .error(StatusCode::UNAUTHORIZED);
+    anon.send_anonymously(reqwest::Method::POST, "/auth/login", &Body::Json(body))
+        .await
+        .error(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -190,45 +119,24 @@ async fn expired_login_challenge_is_refused() {
         ..Default::default()
     })
     .await;
-    let b = emu.bootstrap();
-    let key = TestKey::from_p256_pkcs8_pem(&b.admin.private_key);
-    login_reply(
-        &http(),
-        emu.api_url(),
-        &b.org_id,
-        &b.admin.username,
-        &b.admin.cred_id,
-        &key,
-        &Default::default(),
-    )
-    .await
-    .error(StatusCode::UNAUTHORIZED);
+    let key = admin_key(&emu);
+    admin_login(&http(), &emu, &key, &Default::default())
+        .await
+        .error(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn unknown_user_or_org_cannot_start_a_login() {
     let emu = start().await;
-    let anon = Client {
-        http: http(),
-        base: emu.api_url().into(),
-        token: String::new(),
-        cred_id: String::new(),
-        key: TestKey::p256(),
-    };
+    let anon = Client::anonymous(http(), emu.api_url(), "", &TestKey::p256());
     let b = emu.bootstrap();
-    for body in [
-        serde_json::json!({"orgId": b.org_id, "username": "nobody"}),
-        serde_json::json!({"orgId": "or-aaaaa-aaaaa-aaaaaaaaaaaaaaaa", "username": b.admin.username}),
+    for (org_id, username) in [
+        (b.org_id.as_str(), "nobody"),
+        ("or-aaaaa-aaaaa-aaaaaaaaaaaaaaaa", b.admin.username.as_str()),
     ] {
-        anon.raw(
-            reqwest::Method::POST,
-            "/auth/login/init",
-            &Body::Json(body),
-            None,
-            false,
-        )
-        .await
-        .error(StatusCode::UNAUTHORIZED);
+        anon.login_init(org_id, username)
+            .await
+            .error(StatusCode::UNAUTHORIZED);
     }
 }
 
@@ -264,13 +172,7 @@ async fn missing_garbage_or_foreign_tokens_get_401() {
         .await
         .error(StatusCode::UNAUTHORIZED);
     client
-        .raw(
-            reqwest::Method::GET,
-            "/auth/service-accounts",
-            &Body::None,
-            None,
-            false,
-        )
+        .send_anonymously(reqwest::Method::GET, "/auth/service-accounts", &Body::None)
         .await
         .error(StatusCode::UNAUTHORIZED);
 }
@@ -308,19 +210,10 @@ async fn in_process_tls_emulator_is_trusted_through_its_ca() {
         .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
         .build()
         .unwrap();
-    let b = emu.bootstrap();
-    let key = TestKey::from_p256_pkcs8_pem(&b.admin.private_key);
-    login_reply(
-        &http,
-        emu.api_url(),
-        &b.org_id,
-        &b.admin.username,
-        &b.admin.cred_id,
-        &key,
-        &Default::default(),
-    )
-    .await
-    .ok();
+    let key = admin_key(&emu);
+    admin_login(&http, &emu, &key, &Default::default())
+        .await
+        .ok();
     emu.shutdown().await;
 }
 

@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
-async fn create_get_list_assign_list_assignments_and_revoke() {
+async fn an_assigned_permission_grants_its_operations_until_revoked() {
     let emu = start().await;
     let admin = admin(&emu).await;
     let created = admin

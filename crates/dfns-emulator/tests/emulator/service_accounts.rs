@@ -52,7 +52,7 @@ async fn create_returns_the_token_once_and_reads_never_show_it() {
 }
 
 #[tokio::test]
-async fn update_activate_deactivate_and_delete() {
+async fn updates_apply_and_a_deactivated_or_deleted_service_account_token_gets_401() {
     let emu = start().await;
     let admin = admin(&emu).await;
     let (sa, sa_client) = create_service_account(&admin, "life", &TestKey::p256(), json!({})).await;
@@ -107,20 +107,13 @@ async fn update_activate_deactivate_and_delete() {
 async fn service_account_token_and_key_make_signed_calls() {
     let emu = start().await;
     let admin = admin(&emu).await;
-    let perm = create_permission(
+    let (sa, client) = service_account_with_operations(
         &admin,
-        "self-service",
+        "worker",
         &[
             "Auth:ServiceAccounts:Read",
             "Auth:ServiceAccounts:Deactivate",
         ],
-    )
-    .await;
-    let (sa, client) = create_service_account(
-        &admin,
-        "worker",
-        &TestKey::p256(),
-        json!({ "permissionId": perm }),
     )
     .await;
     let id = sa["userInfo"]["userId"].as_str().unwrap();
@@ -157,17 +150,10 @@ async fn service_account_without_permission_has_no_rights() {
 async fn service_account_token_cannot_create_service_accounts_or_pats() {
     let emu = start().await;
     let admin = admin(&emu).await;
-    let perm = create_permission(
-        &admin,
-        "all-sa",
-        &["Auth:ServiceAccounts:Create", "Auth:Pats:Create"],
-    )
-    .await;
-    let (_, client) = create_service_account(
+    let (_, client) = service_account_with_operations(
         &admin,
         "creator",
-        &TestKey::p256(),
-        json!({ "permissionId": perm }),
+        &["Auth:ServiceAccounts:Create", "Auth:Pats:Create"],
     )
     .await;
     let body = json!({ "name": "child", "publicKey": TestKey::p256().public_pem() });

@@ -176,7 +176,34 @@ impl Client {
         }
     }
 
-    pub async fn raw(
+    /// A client that has not logged in: it has a key to sign with but no bearer token.
+    pub fn anonymous(http: reqwest::Client, base: &str, cred_id: &str, key: &TestKey) -> Client {
+        Client {
+            http,
+            base: base.into(),
+            token: String::new(),
+            cred_id: cred_id.into(),
+            key: key.clone(),
+        }
+    }
+
+    /// A request with the bearer token and, if given, a user action; the body is sent as is.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Body,
+        user_action: Option<&str>,
+    ) -> Reply {
+        self.request(method, path, body, user_action, true).await
+    }
+
+    /// A request without bearer token or user action.
+    pub async fn send_anonymously(&self, method: Method, path: &str, body: &Body) -> Reply {
+        self.request(method, path, body, None, false).await
+    }
+
+    async fn request(
         &self,
         method: Method,
         path: &str,
@@ -212,7 +239,7 @@ impl Client {
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.raw(Method::GET, path, &Body::None, None, true).await
+        self.send(Method::GET, path, &Body::None, None).await
     }
 
     /// `POST /auth/action/init` for a request.
@@ -223,14 +250,8 @@ impl Client {
             "userActionHttpPath": path,
             "userActionServerKind": "Api",
         });
-        self.raw(
-            Method::POST,
-            "/auth/action/init",
-            &Body::Json(body),
-            None,
-            true,
-        )
-        .await
+        self.send(Method::POST, "/auth/action/init", &Body::Json(body), None)
+            .await
     }
 
     /// init + sign + complete; returns the `/auth/action` reply.
@@ -247,7 +268,7 @@ impl Client {
             "challengeIdentifier": init["challengeIdentifier"],
             "firstFactor": assertion(&self.key, &self.cred_id, challenge, opts),
         });
-        self.raw(Method::POST, "/auth/action", &Body::Json(body), None, true)
+        self.send(Method::POST, "/auth/action", &Body::Json(body), None)
             .await
     }
 
@@ -260,10 +281,17 @@ impl Client {
         reply["userAction"].as_str().expect("userAction").to_owned()
     }
 
+    /// `POST /auth/login/init` for a user of an organization.
+    pub async fn login_init(&self, org_id: &str, username: &str) -> Reply {
+        let body = json!({ "orgId": org_id, "username": username });
+        self.send_anonymously(Method::POST, "/auth/login/init", &Body::Json(body))
+            .await
+    }
+
     /// A correctly signed state-changing request, as the SDKs send it.
     pub async fn signed(&self, method: Method, path: &str, body: Body) -> Reply {
         let ua = self.user_action(&method, path, &body).await;
-        self.raw(method, path, &body, Some(&ua), true).await
+        self.send(method, path, &body, Some(&ua)).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
@@ -285,55 +313,73 @@ pub async fn login_reply(
     key: &TestKey,
     opts: &AssertionOptions,
 ) -> Reply {
-    let anon = Client {
-        http: http.clone(),
-        base: base.into(),
-        token: String::new(),
-        cred_id: cred_id.into(),
-        key: key.clone(),
-    };
-    let init = anon
-        .raw(
-            Method::POST,
-            "/auth/login/init",
-            &Body::Json(json!({ "orgId": org_id, "username": username })),
-            None,
-            false,
-        )
-        .await
-        .ok();
+    let anon = Client::anonymous(http.clone(), base, cred_id, key);
+    let init = anon.login_init(org_id, username).await.ok();
     let challenge = init["challenge"].as_str().expect("challenge");
     let body = json!({
         "challengeIdentifier": init["challengeIdentifier"],
         "firstFactor": assertion(key, cred_id, challenge, opts),
     });
-    anon.raw(Method::POST, "/auth/login", &Body::Json(body), None, false)
+    anon.send_anonymously(Method::POST, "/auth/login", &Body::Json(body))
         .await
 }
 
-/// The bootstrap admin, logged in.
-pub async fn admin(emu: &RunningEmulator) -> Client {
+/// The bootstrap admin's key.
+pub fn admin_key(emu: &RunningEmulator) -> TestKey {
+    TestKey::from_p256_pkcs8_pem(&emu.bootstrap().admin.private_key)
+}
+
+/// Logs the bootstrap admin in, signing with `key` (the admin's own unless a test says
+/// otherwise); returns the session token reply.
+pub async fn admin_login(
+    http: &reqwest::Client,
+    emu: &RunningEmulator,
+    key: &TestKey,
+    opts: &AssertionOptions,
+) -> Reply {
     let b = emu.bootstrap();
-    let key = TestKey::from_p256_pkcs8_pem(&b.admin.private_key);
-    let http = http();
-    let reply = login_reply(
-        &http,
+    login_reply(
+        http,
         emu.api_url(),
         &b.org_id,
         &b.admin.username,
         &b.admin.cred_id,
-        &key,
-        &AssertionOptions::default(),
+        key,
+        opts,
     )
-    .await;
+    .await
+}
+
+/// A client acting with the session token of a successful login `reply`.
+fn logged_in(
+    reply: Reply,
+    http: reqwest::Client,
+    base: &str,
+    cred_id: &str,
+    key: TestKey,
+) -> Client {
     let token = reply.ok()["token"].as_str().expect("token").to_owned();
     Client {
         http,
-        base: emu.api_url().to_owned(),
+        base: base.to_owned(),
         token,
-        cred_id: b.admin.cred_id.clone(),
+        cred_id: cred_id.to_owned(),
         key,
     }
+}
+
+/// The bootstrap admin, logged in.
+pub async fn admin(emu: &RunningEmulator) -> Client {
+    let key = admin_key(emu);
+    let http = http();
+    let reply = admin_login(&http, emu, &key, &AssertionOptions::default()).await;
+    logged_in(
+        reply,
+        http,
+        emu.api_url(),
+        &emu.bootstrap().admin.cred_id,
+        key,
+    )
 }
 
 /// Decodes a JWT's claims (no verification).
@@ -343,6 +389,15 @@ pub fn jwt_claims(token: &str) -> Value {
         .expect("JSON claims")
 }
 
+/// The body creating a service account or PAT: its name, its key and the `extra` fields.
+fn token_body(name: &str, key: &TestKey, extra: Value) -> Value {
+    let mut body = json!({ "name": name, "publicKey": key.public_pem() });
+    if let Value::Object(extra) = extra {
+        body.as_object_mut().unwrap().extend(extra);
+    }
+    body
+}
+
 /// Creates a service account; returns (create reply body, client acting as it).
 pub async fn create_service_account(
     admin: &Client,
@@ -350,11 +405,10 @@ pub async fn create_service_account(
     key: &TestKey,
     extra: Value,
 ) -> (Value, Client) {
-    let mut body = json!({ "name": name, "publicKey": key.public_pem() });
-    if let Value::Object(extra) = extra {
-        body.as_object_mut().unwrap().extend(extra);
-    }
-    let sa = admin.post("/auth/service-accounts", body).await.ok();
+    let sa = admin
+        .post("/auth/service-accounts", token_body(name, key, extra))
+        .await
+        .ok();
     let token = sa["accessTokens"][0]["accessToken"]
         .as_str()
         .expect("accessToken")
@@ -367,6 +421,18 @@ pub async fn create_service_account(
     (sa, client)
 }
 
+/// Creates a service account with a permission of its own for `operations`; returns (create
+/// reply body, client acting as it).
+pub async fn service_account_with_operations(
+    admin: &Client,
+    name: &str,
+    operations: &[&str],
+) -> (Value, Client) {
+    let permission = create_permission(admin, &format!("{name} operations"), operations).await;
+    let extra = json!({ "permissionId": permission });
+    create_service_account(admin, name, &TestKey::p256(), extra).await
+}
+
 /// Creates a PAT for the admin's user; returns (create reply body, client acting as it).
 pub async fn create_pat(
     owner: &Client,
@@ -374,11 +440,10 @@ pub async fn create_pat(
     key: &TestKey,
     extra: Value,
 ) -> (Value, Client) {
-    let mut body = json!({ "name": name, "publicKey": key.public_pem() });
-    if let Value::Object(extra) = extra {
-        body.as_object_mut().unwrap().extend(extra);
-    }
-    let pat = owner.post("/auth/pats", body).await.ok();
+    let pat = owner
+        .post("/auth/pats", token_body(name, key, extra))
+        .await
+        .ok();
     let token = pat["accessToken"].as_str().expect("accessToken").to_owned();
     let cred_id = pat["credId"].as_str().expect("credId").to_owned();
     let client = owner.with(&token, &cred_id, key);
@@ -421,12 +486,5 @@ pub async fn org_user(emu: &RunningEmulator, username: &str, permission_ids: &[&
         &AssertionOptions::default(),
     )
     .await;
-    let token = reply.ok()["token"].as_str().expect("token").to_owned();
-    Client {
-        http,
-        base: emu.api_url().to_owned(),
-        token,
-        cred_id,
-        key,
-    }
+    logged_in(reply, http, emu.api_url(), &cred_id, key)
 }

@@ -21,23 +21,11 @@ async fn signed_write_succeeds_and_the_user_action_is_single_use() {
         .user_action(&Method::POST, "/auth/service-accounts", &body)
         .await;
     admin
-        .raw(
-            Method::POST,
-            "/auth/service-accounts",
-            &body,
-            Some(&ua),
-            true,
-        )
+        .send(Method::POST, "/auth/service-accounts", &body, Some(&ua))
         .await
         .ok();
     let msg = admin
-        .raw(
-            Method::POST,
-            "/auth/service-accounts",
-            &body,
-            Some(&ua),
-            true,
-        )
+        .send(Method::POST, "/auth/service-accounts", &body, Some(&ua))
         .await
         .error(StatusCode::BAD_REQUEST);
     assert!(msg.contains("already been used"), "{msg}");
@@ -64,45 +52,41 @@ async fn user_action_for_another_path_or_method_or_body_is_refused() {
 
     // Another path.
     admin
-        .raw(
+        .send(
             Method::PUT,
             &format!("/auth/service-accounts/{id}/activate"),
             &Body::None,
             Some(&ua),
-            true,
         )
         .await
         .error(StatusCode::FORBIDDEN);
     // Another method.
     admin
-        .raw(
+        .send(
             Method::DELETE,
             &format!("/auth/service-accounts/{id}/deactivate"),
             &Body::None,
             Some(&ua),
-            true,
         )
         .await
         .error(StatusCode::METHOD_NOT_ALLOWED);
     // Another body.
     admin
-        .raw(
+        .send(
             Method::PUT,
             &format!("/auth/service-accounts/{id}/deactivate"),
             &Body::Json(json!({"force": true})),
             Some(&ua),
-            true,
         )
         .await
         .error(StatusCode::FORBIDDEN);
     // A refused attempt does not use it up: the right request still goes through once.
     admin
-        .raw(
+        .send(
             Method::PUT,
             &format!("/auth/service-accounts/{id}/deactivate"),
             &Body::None,
             Some(&ua),
-            true,
         )
         .await
         .ok();
@@ -118,12 +102,11 @@ async fn method_mismatch_on_a_real_route_is_refused() {
     let path = format!("/auth/service-accounts/{id}");
     let ua = admin.user_action(&Method::DELETE, &path, &Body::None).await;
     admin
-        .raw(
+        .send(
             Method::PUT,
             &path,
             &Body::Json(json!({"name": "x"})),
             Some(&ua),
-            true,
         )
         .await
         .error(StatusCode::FORBIDDEN);
@@ -148,10 +131,7 @@ async fn empty_string_empty_object_and_no_body_are_the_same_payload() {
             .await
             .ok();
         let ua = reply["userAction"].as_str().unwrap();
-        admin
-            .raw(Method::PUT, &path, &sent, Some(ua), true)
-            .await
-            .ok();
+        admin.send(Method::PUT, &path, &sent, Some(ua)).await.ok();
     }
 }
 
@@ -176,12 +156,11 @@ async fn payload_is_compared_as_parsed_json_not_bytes() {
         .await
         .ok();
     admin
-        .raw(
+        .send(
             Method::POST,
             "/auth/service-accounts",
             &Body::Raw(sent),
             Some(ua["userAction"].as_str().unwrap()),
-            true,
         )
         .await
         .ok();
@@ -204,12 +183,11 @@ async fn query_string_is_ignored_when_binding_the_path() {
         .await
         .ok();
     admin
-        .raw(
+        .send(
             Method::DELETE,
             &format!("/auth/service-accounts/{id}?force=true"),
             &Body::None,
             Some(reply["userAction"].as_str().unwrap()),
-            true,
         )
         .await
         .ok();
@@ -221,23 +199,21 @@ async fn writes_without_a_user_action_are_refused() {
     let emu = start().await;
     let admin = admin(&emu).await;
     let msg = admin
-        .raw(
+        .send(
             Method::POST,
             "/auth/service-accounts",
             &Body::Json(sa_body("x")),
             None,
-            true,
         )
         .await
         .error(StatusCode::FORBIDDEN);
     assert!(msg.contains("user action"), "{msg}");
     admin
-        .raw(
+        .send(
             Method::POST,
             "/auth/service-accounts",
             &Body::Json(sa_body("x")),
             Some("garbage"),
-            true,
         )
         .await
         .error(StatusCode::FORBIDDEN);
@@ -282,11 +258,11 @@ async fn action_challenge_is_single_use() {
         "firstFactor": assertion(&admin.key, &admin.cred_id, init["challenge"].as_str().unwrap(), &Default::default()),
     }));
     admin
-        .raw(Method::POST, "/auth/action", &body, None, true)
+        .send(Method::POST, "/auth/action", &body, None)
         .await
         .ok();
     admin
-        .raw(Method::POST, "/auth/action", &body, None, true)
+        .send(Method::POST, "/auth/action", &body, None)
         .await
         .error(StatusCode::UNAUTHORIZED);
 }
@@ -319,13 +295,7 @@ async fn expired_user_action_is_refused() {
         .user_action(&Method::POST, "/auth/service-accounts", &body)
         .await;
     let msg = admin
-        .raw(
-            Method::POST,
-            "/auth/service-accounts",
-            &body,
-            Some(&ua),
-            true,
-        )
+        .send(Method::POST, "/auth/service-accounts", &body, Some(&ua))
         .await
         .error(StatusCode::FORBIDDEN);
     assert!(msg.contains("expired"), "{msg}");
@@ -354,9 +324,9 @@ async fn user_action_signed_with_a_credential_of_someone_else_is_refused() {
 async fn user_action_of_one_caller_cannot_be_used_by_another() {
     let emu = start().await;
     let admin = admin(&emu).await;
-    let perm = create_permission(
+    let (sa, sa_client) = service_account_with_operations(
         &admin,
-        "sa-admin",
+        "sa",
         &[
             "Auth:ServiceAccounts:Read",
             "Auth:ServiceAccounts:Deactivate",
@@ -364,18 +334,11 @@ async fn user_action_of_one_caller_cannot_be_used_by_another() {
         ],
     )
     .await;
-    let (sa, sa_client) = create_service_account(
-        &admin,
-        "sa",
-        &TestKey::p256(),
-        json!({ "permissionId": perm }),
-    )
-    .await;
     let id = sa["userInfo"]["userId"].as_str().unwrap();
     let path = format!("/auth/service-accounts/{id}/deactivate");
     let ua = admin.user_action(&Method::PUT, &path, &Body::None).await;
     sa_client
-        .raw(Method::PUT, &path, &Body::None, Some(&ua), true)
+        .send(Method::PUT, &path, &Body::None, Some(&ua))
         .await
         .error(StatusCode::FORBIDDEN);
 }
@@ -495,7 +458,7 @@ async fn every_state_changing_endpoint_requires_a_user_action() {
     ];
     for (method, path) in writes {
         let reply = admin
-            .raw(method.clone(), &path, &Body::Json(json!({})), None, true)
+            .send(method.clone(), &path, &Body::Json(json!({})), None)
             .await;
         assert_eq!(
             reply.status,
