@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dfns_client::RequestObserver;
+
 use crate::controller::leader::{LeaseConfig, default_identity};
 use crate::controller::{ControllerConfig, RunOptions};
 use crate::telemetry::{Health, KubeWriteCounterLayer, Metrics};
@@ -134,9 +136,9 @@ pub async fn run(args: RunArgs) -> i32 {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let dfns_metrics = metrics.clone();
-    dfns_client::observe::set_request_observer(Box::new(move |method, path, outcome, took| {
+    let request_observer = RequestObserver::new(move |method, path, outcome, took| {
         dfns_metrics.dfns_request(method, path, &outcome.label(), took);
-    }));
+    });
     let kube = match kube_client_with(args.kubeconfig.as_deref(), Some(&metrics)).await {
         Ok(client) => client,
         Err(error) => {
@@ -160,6 +162,7 @@ pub async fn run(args: RunArgs) -> i32 {
         resync_interval: args.resync_interval,
         concurrency: args.concurrency,
         watch_namespace: args.watch_namespace,
+        request_observer: Some(request_observer),
     };
     tracing::info!(
         ?config,

@@ -11,9 +11,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use dfns_client::types::service_account::CreateServiceAccountRequest;
-use dfns_client::types::user_action::{
-    Challenge, UserActionInitRequest, UserActionResponse,
-};
+use dfns_client::types::user_action::{Challenge, UserActionInitRequest, UserActionResponse};
 use dfns_client::{KeySigner, generate_p256};
 
 const CHALLENGE_RESPONSE: &str = r#"{"challenge":"NjZhYmE3ZTQ4ZDY0NDdkNGJlYTZkYTU4ZWE4OWQ3NjI","challengeIdentifier":"eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJpc3MiOiJlbXVsYXRvciJ9.c2ln","allowCredentials":{"key":[{"type":"public-key","id":"Y2ktb3BlcmF0b3I"}],"passwordProtectedKey":[],"webauthn":[]},"supportedCredentialKinds":[{"kind":"Key","factor":"first","requiresSecondFactor":false}],"userVerification":"required","attestation":"none","externalAuthenticationUrl":""}"#;

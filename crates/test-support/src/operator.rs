@@ -83,6 +83,7 @@ impl Setup {
             resync_interval: Duration::from_secs(600),
             concurrency: 8,
             watch_namespace: Some(self.namespace().into()),
+            request_observer: None,
         }
     }
 

@@ -1,5 +1,8 @@
 //! One HTTP exchange with Dfns: rate limiting, timeout, headers, and turning statuses into
 //! [`DfnsError`]s. No retries and no signing here; the client layers those on top.
+mod base_url;
+mod response;
+
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -7,13 +10,15 @@ use reqwest::header::{
     AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT,
 };
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::error::{DfnsError, scrub};
-use super::observe::{Outcome, observe};
+use super::exchange::{ExchangeOutcome, RequestObserver};
 use super::rate_limit::RateLimiter;
 use super::sensitive::SecretString;
+use base_url::normalize_base_url;
+pub(crate) use response::ApiResponse;
+use response::{into_result, parse_retry_after};
 
 const USER_ACTION_HEADER: &str = "x-dfns-useraction";
 /// Used for a 429 without Retry-After: long enough to let a per-minute window move on.
@@ -30,6 +35,7 @@ pub struct TransportConfig {
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
     pub requests_per_minute: u32,
+    pub request_observer: Option<RequestObserver>,
 }
 
 pub(crate) struct Transport {
@@ -37,6 +43,7 @@ pub(crate) struct Transport {
     base_url: String,
     timeout: Duration,
     limiter: RateLimiter,
+    observer: Option<RequestObserver>,
 }
 
 /// One request to send. `path` may carry a query string; bodies are pre-serialized so the bytes
@@ -47,34 +54,6 @@ pub(crate) struct ApiRequest<'a> {
     pub bearer: Option<&'a SecretString>,
     pub user_action: Option<&'a SecretString>,
     pub body: Option<&'a str>,
-}
-
-pub(crate) struct ApiResponse {
-    pub status: StatusCode,
-    /// Zeroized on drop: create and login responses carry tokens.
-    pub body: Zeroizing<Vec<u8>>,
-}
-
-impl ApiResponse {
-    /// Parses the body. On failure the error names the JSON problem by position only, because
-    /// serde's messages quote values and this body may hold a token.
-    pub fn json<T: for<'de> Deserialize<'de>>(
-        &self,
-        method: &Method,
-        path: &str,
-    ) -> Result<T, DfnsError> {
-        serde_json::from_slice(&self.body).map_err(|error| DfnsError::UnexpectedResponse {
-            method: method.clone(),
-            path: path.to_owned(),
-            status: self.status.as_u16(),
-            reason: format!(
-                "invalid JSON ({:?} error at line {} column {})",
-                error.classify(),
-                error.line(),
-                error.column()
-            ),
-        })
-    }
 }
 
 /// reqwest is built without a default rustls provider; install ring once per process.
@@ -117,6 +96,7 @@ impl Transport {
             base_url,
             timeout: config.request_timeout,
             limiter: RateLimiter::per_minute(config.requests_per_minute),
+            observer: config.request_observer.clone(),
         })
     }
 
@@ -157,55 +137,23 @@ impl Transport {
             .await
             .map_err(|error| self.failed(&method, request.path, &error, started))?
             .to_vec();
-        observe(
+        self.report(
             &method,
             request.path,
-            Outcome::Status(status.as_u16()),
-            started.elapsed(),
+            ExchangeOutcome::Status(status.as_u16()),
+            started,
         );
-        self.classify(method, request.path, status, retry_after, body)
-    }
-
-    fn classify(
-        &self,
-        method: Method,
-        path: &str,
-        status: StatusCode,
-        retry_after: Option<Duration>,
-        body: Vec<u8>,
-    ) -> Result<ApiResponse, DfnsError> {
-        if status == StatusCode::ACCEPTED {
-            let change_request_id = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|value| {
-                    value
-                        .get("id")
-                        .and_then(|id| id.as_str())
-                        .map(str::to_owned)
-                });
-            return Err(DfnsError::PendingApproval {
-                method,
-                path: path.to_owned(),
-                change_request_id,
-            });
-        }
-        if status.is_success() {
-            return Ok(ApiResponse {
-                status,
-                body: Zeroizing::new(body),
-            });
-        }
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.limiter
                 .pause_for(retry_after.unwrap_or(DEFAULT_RATE_LIMIT_PAUSE));
         }
-        Err(DfnsError::Api {
-            method,
-            path: path.to_owned(),
-            status: status.as_u16(),
-            message: error_message(status, &body),
-            retry_after,
-        })
+        into_result(method, request.path, status, retry_after, body)
+    }
+
+    fn report(&self, method: &Method, path: &str, outcome: ExchangeOutcome, started: Instant) {
+        if let Some(observer) = &self.observer {
+            observer.exchanged(method, path, outcome, started.elapsed());
+        }
     }
 
     /// Reports an exchange that got no (complete) response to the observer, as an error.
@@ -217,11 +165,11 @@ impl Transport {
         started: Instant,
     ) -> DfnsError {
         let outcome = if error.is_timeout() {
-            Outcome::Timeout
+            ExchangeOutcome::Timeout
         } else {
-            Outcome::TransportError
+            ExchangeOutcome::TransportError
         };
-        observe(method, path, outcome, started.elapsed());
+        self.report(method, path, outcome, started);
         self.transport_error(method, path, error)
     }
 
@@ -251,78 +199,6 @@ fn sensitive_header(value: &str) -> Result<HeaderValue, DfnsError> {
     Ok(header)
 }
 
-/// The base URL without a trailing slash; `http://` only when explicitly allowed.
-fn normalize_base_url(api_url: &str, allow_insecure_http: bool) -> Result<String, DfnsError> {
-    let trimmed = api_url.trim().trim_end_matches('/');
-    let parsed = reqwest::Url::parse(trimmed)
-        .map_err(|_| DfnsError::Config(format!("API URL `{trimmed}` is not a URL")))?;
-    match parsed.scheme() {
-        "https" => {}
-        "http" if allow_insecure_http => {}
-        "http" => {
-            return Err(DfnsError::Config(format!(
-                "API URL `{trimmed}` is plain http; set allowInsecureHttp (local emulators only)"
-            )));
-        }
-        scheme => {
-            return Err(DfnsError::Config(format!(
-                "API URL scheme `{scheme}` is not http(s)"
-            )));
-        }
-    }
-    if parsed.query().is_some()
-        || parsed.fragment().is_some()
-        || !parsed.username().is_empty()
-        || parsed.password().is_some()
-    {
-        return Err(DfnsError::Config(
-            "API URL must not carry credentials, a query or a fragment".into(),
-        ));
-    }
-    Ok(trimmed.to_owned())
-}
-
-/// Dfns' message (`error.message`, else top-level `message`), scrubbed; the status reason if none.
-fn error_message(status: StatusCode, body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct Body {
-        error: Option<ErrorField>,
-        message: Option<String>,
-    }
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ErrorField {
-        Object { message: Option<String> },
-        Text(String),
-    }
-    let parsed: Option<Body> = serde_json::from_slice(body).ok();
-    let message = parsed.and_then(|body| match body.error {
-        Some(ErrorField::Object {
-            message: Some(message),
-        })
-        | Some(ErrorField::Text(message)) => Some(message),
-        _ => body.message,
-    });
-    match message {
-        Some(message) if !message.trim().is_empty() => scrub(message.trim()),
-        _ => status
-            .canonical_reason()
-            .unwrap_or("no error message")
-            .to_owned(),
-    }
-}
-
-/// Retry-After as delta-seconds or an HTTP date.
-fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
-    let text = value.to_str().ok()?.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let date = jiff::fmt::rfc2822::parse(text).ok()?.timestamp();
-    let delta = date.duration_since(jiff::Timestamp::now());
-    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
-}
-
 /// "error sending request: connection refused" rather than only the outermost layer.
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -336,78 +212,4 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base_url_refuses_plain_http_unless_allowed() {
-        assert_eq!(
-            normalize_base_url("https://api.dfns.io/", false).unwrap(),
-            "https://api.dfns.io"
-        );
-        assert!(normalize_base_url("http://127.0.0.1:8080", false).is_err());
-        assert_eq!(
-            normalize_base_url("http://127.0.0.1:8080", true).unwrap(),
-            "http://127.0.0.1:8080"
-        );
-        assert!(normalize_base_url("ftp://x", true).is_err());
-        assert!(normalize_base_url("https://user:pw@api.dfns.io", false).is_err());
-        assert!(normalize_base_url("not a url", false).is_err());
-    }
-
-    #[test]
-    fn error_message_prefers_dfns_error_message_then_top_level_message() {
-        let nested = br#"{"error":{"id":"e1","status":403,"message":"not authorized to perform operation (Auth:Pats:Create)"}}"#;
-        assert_eq!(
-            error_message(StatusCode::FORBIDDEN, nested),
-            "not authorized to perform operation (Auth:Pats:Create)"
-        );
-        assert_eq!(
-            error_message(
-                StatusCode::UNAUTHORIZED,
-                br#"{"message":"Not Authorized."}"#
-            ),
-            "Not Authorized."
-        );
-        assert_eq!(
-            error_message(StatusCode::BAD_REQUEST, br#"{"error":"bad thing"}"#),
-            "bad thing"
-        );
-        assert_eq!(
-            error_message(StatusCode::BAD_GATEWAY, b"<html>oops</html>"),
-            "Bad Gateway"
-        );
-    }
-
-    #[test]
-    fn error_message_scrubs_echoed_tokens() {
-        let body = br#"{"error":{"message":"token eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln is expired"}}"#;
-        assert_eq!(
-            error_message(StatusCode::UNAUTHORIZED, body),
-            "token [redacted] is expired"
-        );
-    }
-
-    #[test]
-    fn retry_after_accepts_seconds_and_http_dates() {
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("7")),
-            Some(Duration::from_secs(7))
-        );
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")),
-            Some(Duration::ZERO)
-        );
-        let future = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
-        let header = HeaderValue::from_str(
-            &jiff::fmt::rfc2822::to_string(&future.to_zoned(jiff::tz::TimeZone::UTC)).unwrap(),
-        )
-        .unwrap();
-        let parsed = parse_retry_after(&header).unwrap();
-        assert!(parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120));
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
-    }
 }

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use crate::stub::{Scripted, Stub, stub_client, stub_login};
-use dfns_test_support::dfns::*;
 use dfns_client::types::user_action::Challenge;
 use dfns_client::{AuthMode, DfnsClient, ErrorCategory, SecretString};
 use dfns_emulator::EmulatorConfig;
+use dfns_test_support::dfns::*;
 use serde_json::json;
 
 #[tokio::test]

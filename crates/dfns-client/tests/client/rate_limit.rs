@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use dfns_test_support::dfns::*;
 use dfns_client::{DfnsClient, RetryPolicy};
 use dfns_emulator::{EmulatorConfig, Faults};
+use dfns_test_support::dfns::*;
 
 #[tokio::test]
 async fn the_client_paces_itself_to_its_configured_rate() {

@@ -4,12 +4,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use crate::stub::{Scripted, Stub, jwt, stub_client};
-use dfns_test_support::dfns::*;
 use dfns_client::keys::PrivateKey;
 use dfns_client::{
-    AuthMode, ClientConfig, IdentityKind, DfnsClient, DfnsError, KeySigner, NewIdentity,
+    AuthMode, ClientConfig, DfnsClient, DfnsError, IdentityKind, KeySigner, NewIdentity,
     SecretString, generate_p256,
 };
+use dfns_test_support::dfns::*;
 use serde_json::json;
 
 /// Pieces of a secret that must never show: the whole value and every long line of it (a PEM
@@ -126,7 +126,7 @@ async fn no_secret_appears_in_any_debug_display_error_or_log_line() {
         outputs.push((format!("{kind} token DfnsClient"), format!("{client:?}")));
         outputs.push((
             format!("{kind} AuthMode"),
-            format!("{:?}", client.auth_mode()),
+            format!("{:?}", AuthMode::Token(created.access_token.clone())),
         ));
         client.verify_signing().await.unwrap();
         outputs.push((
