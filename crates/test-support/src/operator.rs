@@ -37,7 +37,7 @@ pub struct Setup {
 /// The operator running in this process until dropped.
 pub struct Operator {
     shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), String>>,
+    task: tokio::task::JoinHandle<Result<(), dfns_operator::controller::run::RunError>>,
 }
 
 impl Operator {
