@@ -149,7 +149,7 @@ impl DfnsError {
 
 const MAX_MESSAGE_CHARS: usize = 500;
 
-/// Removes anything that looks like a credential from text that came from outside: JWTs
+/// Removes anything that looks like a secret from text that came from outside: JWTs
 /// (`eyJ...` three-part tokens), PEM blocks, and `Bearer` values. Also bounds the length.
 pub(crate) fn scrub(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_CHARS));

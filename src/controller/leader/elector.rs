@@ -93,12 +93,7 @@ impl LeaderElector {
 
     pub(super) async fn try_acquire_or_renew(&self) -> Result<Attempt, LeaderError> {
         let now = MicroTime(jiff::Timestamp::now());
-        let Some(current) = self
-            .api
-            .get_opt(&self.config.name)
-            .await
-            .map_err(|e| self.error(e))?
-        else {
+        let Some(current) = self.read().await? else {
             return self.create(now).await;
         };
         let spec = current.spec.clone().unwrap_or_default();
@@ -190,12 +185,7 @@ impl LeaderElector {
     /// Hands the Lease back (holder cleared, duration 1 s) if we still hold it, so a standby
     /// takes over at its next attempt instead of after a full lease duration.
     pub(super) async fn release(&self) -> Result<(), LeaderError> {
-        let Some(current) = self
-            .api
-            .get_opt(&self.config.name)
-            .await
-            .map_err(|e| self.error(e))?
-        else {
+        let Some(current) = self.read().await? else {
             return Ok(());
         };
         let mut spec = current.spec.clone().unwrap_or_default();
@@ -221,6 +211,13 @@ impl LeaderElector {
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
             Err(e) => Err(self.error(e)),
         }
+    }
+
+    async fn read(&self) -> Result<Option<Lease>, LeaderError> {
+        self.api
+            .get_opt(&self.config.name)
+            .await
+            .map_err(|e| self.error(e))
     }
 
     fn error(&self, source: kube::Error) -> LeaderError {

@@ -29,7 +29,7 @@ pub(super) fn normalize_base_url(
         || parsed.password().is_some()
     {
         return Err(DfnsError::Config(
-            "API URL must not carry credentials, a query or a fragment".into(),
+            "API URL must not carry a user name, password, query or fragment".into(),
         ));
     }
     Ok(trimmed.to_owned())

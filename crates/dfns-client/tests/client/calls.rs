@@ -280,36 +280,32 @@ async fn permissions_are_assigned_listed_and_revoked() {
     assert_eq!(for_pat.identity_id, pat.id);
 
     // Assignments are read back the way the operator reads them: on the identity.
-    let assignment_of = |identity: &Identity| {
-        identity
-            .assignment_of(&permission.id)
-            .map(|a| a.assignment_id.clone())
+    let assignment_ids = || async {
+        let of = |identity: Identity| {
+            identity
+                .assignment_of(&permission.id)
+                .map(|a| a.assignment_id.clone())
+        };
+        let on_sa = admin
+            .get(IdentityKind::ServiceAccount, &sa.id)
+            .await
+            .unwrap();
+        let on_pat = admin
+            .get(IdentityKind::PersonalAccessToken, &pat.id)
+            .await
+            .unwrap();
+        (of(on_sa), of(on_pat))
     };
-    let seen_sa = admin
-        .get(IdentityKind::ServiceAccount, &sa.id)
-        .await
-        .unwrap();
-    let seen_pat = admin
-        .get(IdentityKind::PersonalAccessToken, &pat.id)
-        .await
-        .unwrap();
-    assert_eq!(assignment_of(&seen_sa), Some(for_sa.id.clone()));
-    assert_eq!(assignment_of(&seen_pat), Some(for_pat.id.clone()));
+    assert_eq!(
+        assignment_ids().await,
+        (Some(for_sa.id.clone()), Some(for_pat.id.clone()))
+    );
 
     admin
         .revoke_permission(&permission.id, &for_sa.id)
         .await
         .unwrap();
-    let seen_sa = admin
-        .get(IdentityKind::ServiceAccount, &sa.id)
-        .await
-        .unwrap();
-    let seen_pat = admin
-        .get(IdentityKind::PersonalAccessToken, &pat.id)
-        .await
-        .unwrap();
-    assert_eq!(assignment_of(&seen_sa), None);
-    assert_eq!(assignment_of(&seen_pat), Some(for_pat.id.clone()));
+    assert_eq!(assignment_ids().await, (None, Some(for_pat.id.clone())));
     emulator.shutdown().await;
 }
 
