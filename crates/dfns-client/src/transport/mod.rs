@@ -150,6 +150,7 @@ impl Transport {
         into_result(method, request.path, status, retry_after, body)
     }
 
+    /// Tells the configured observer, if any, how an exchange ended and how long it took.
     fn report(&self, method: &Method, path: &str, outcome: ExchangeOutcome, started: Instant) {
         if let Some(observer) = &self.observer {
             observer.exchanged(method, path, outcome, started.elapsed());

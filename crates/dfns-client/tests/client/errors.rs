@@ -6,18 +6,11 @@ use crate::stub::{Scripted, Stub, jwt, stub_client, stub_login};
 use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_client::{
     AuthMode, ClientConfig, DfnsClient, DfnsError, ErrorCategory, IdentityKind, KeySigner,
-    NewIdentity, RetryPolicy, SecretString, generate_p256,
+    NewIdentity, SecretString, generate_p256,
 };
 use dfns_emulator::Faults;
 use dfns_test_support::dfns::*;
 use serde_json::json;
-
-/// One attempt, so the first failure reaches the test.
-const NO_RETRIES: RetryPolicy = RetryPolicy {
-    max_attempts: 1,
-    base_delay: Duration::from_millis(250),
-    max_delay: Duration::from_secs(10),
-};
 
 #[tokio::test]
 async fn unknown_token_is_unauthorized() {
@@ -137,7 +130,7 @@ async fn malformed_public_key_is_an_invalid_request() {
 async fn exceeding_the_dfns_rate_limit_is_rate_limited_with_retry_after() {
     let emulator = start_emulator().await;
     let mut config = admin_config(&emulator);
-    config.retry = NO_RETRIES;
+    config.retry = fast_retries(1);
     let admin = DfnsClient::new(config).unwrap();
     admin.identity().await.unwrap(); // log in before the limit applies
     emulator.set_faults(Faults {
@@ -209,7 +202,7 @@ async fn slow_answers_are_timeouts() {
     let emulator = start_emulator().await;
     let mut config = admin_config(&emulator);
     config.request_timeout = Duration::from_millis(300);
-    config.retry = NO_RETRIES;
+    config.retry = fast_retries(1);
     let admin = DfnsClient::new(config).unwrap();
     admin.identity().await.unwrap();
     emulator.set_faults(Faults {
