@@ -8,7 +8,6 @@ use std::time::Duration;
 use dfns_client::RequestObserver;
 
 use super::Error;
-
 use crate::controller::leader::{LeaseConfig, default_identity};
 use crate::controller::{ControllerConfig, RunOptions};
 use crate::telemetry::{Health, KubeWriteCounterLayer, Metrics};

@@ -59,10 +59,6 @@ impl LeaderElector {
         }
     }
 
-    pub fn identity(&self) -> &str {
-        &self.config.identity
-    }
-
     /// Waits until this process leads, or `stop` resolves first (then `None`). API errors while
     /// standing by are logged and retried: a standby has nothing to protect.
     pub async fn acquire(self, stop: impl Future<Output = ()>) -> Option<Leadership> {

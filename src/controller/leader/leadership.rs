@@ -29,10 +29,6 @@ impl Leadership {
         }
     }
 
-    pub fn identity(&self) -> &str {
-        self.elector.identity()
-    }
-
     /// Resolves once leadership is lost: renewing failed for the renew deadline, or another
     /// replica took the Lease. The caller must stop reconciling at once.
     pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
@@ -43,7 +39,7 @@ impl Leadership {
         }
     }
 
-    pub fn is_lost(&self) -> bool {
+    fn is_lost(&self) -> bool {
         *self.lost.borrow()
     }
 
