@@ -44,7 +44,7 @@ pub struct ConnectionSpec {
 }
 
 fn default_api_url() -> String {
-    super::DEFAULT_API_URL.to_string()
+    dfns_client::DEFAULT_API_URL.to_string()
 }
 
 /// Exactly one authentication mode.

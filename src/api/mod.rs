@@ -25,5 +25,3 @@ pub use credential::{
 pub const GROUP: &str = "dfns.io";
 /// Name of the cluster connection used when a resource names none.
 pub const DEFAULT_CLUSTER_CONNECTION: &str = "default";
-/// Default Dfns API endpoint (Europe); `https://api.uae.dfns.io` is the other region.
-pub const DEFAULT_API_URL: &str = "https://api.dfns.io";

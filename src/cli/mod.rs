@@ -1,8 +1,12 @@
 //! Command-line interface of `dfns-operator`: `run`, `crds`, `verify`.
 use clap::{Parser, Subcommand};
 
+mod error;
+mod kubeconfig;
 pub mod run;
 pub mod verify;
+
+pub use error::Error;
 
 #[derive(Debug, Parser)]
 #[command(

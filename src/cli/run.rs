@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dfns_client::RequestObserver;
+
+use super::Error;
 use crate::controller::leader::{LeaseConfig, default_identity};
 use crate::controller::{ControllerConfig, RunOptions};
 use crate::telemetry::{Health, KubeWriteCounterLayer, Metrics};
@@ -92,7 +95,7 @@ pub enum LogFormat {
 }
 
 /// Parses `90s`, `10m`, `1h` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, Error> {
     let text = text.trim();
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
@@ -100,15 +103,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     );
     let value: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 1h"))?;
+        .map_err(|_| Error::NotADuration(text.to_owned()))?;
     let seconds = match unit {
         "" | "s" => value,
         "m" => value * 60,
         "h" => value * 3600,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use s, m or h)")),
+        _ => {
+            return Err(Error::UnknownDurationUnit {
+                text: text.to_owned(),
+                unit: unit.to_owned(),
+            });
+        }
     };
     if seconds == 0 {
-        return Err("the duration must be positive".into());
+        return Err(Error::ZeroDuration);
     }
     Ok(Duration::from_secs(seconds))
 }
@@ -134,10 +142,10 @@ pub async fn run(args: RunArgs) -> i32 {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let dfns_metrics = metrics.clone();
-    dfns_client::observe::set_request_observer(Box::new(move |method, path, outcome, took| {
+    let request_observer = RequestObserver::new(move |method, path, outcome, took| {
         dfns_metrics.dfns_request(method, path, &outcome.label(), took);
-    }));
-    let kube = match kube_client_with(args.kubeconfig.as_deref(), Some(&metrics)).await {
+    });
+    let kube = match kube_client(args.kubeconfig.as_deref(), &metrics).await {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "cannot build a Kubernetes client");
@@ -160,6 +168,7 @@ pub async fn run(args: RunArgs) -> i32 {
         resync_interval: args.resync_interval,
         concurrency: args.concurrency,
         watch_namespace: args.watch_namespace,
+        request_observer: Some(request_observer),
     };
     tracing::info!(
         ?config,
@@ -217,36 +226,16 @@ async fn start_server(
     Ok((stop, server))
 }
 
-/// A client from an explicit kubeconfig file, or kube's inference.
-pub async fn kube_client(path: Option<&std::path::Path>) -> Result<kube::Client, String> {
-    kube_client_with(path, None).await
-}
-
-/// Like [`kube_client`], counting writes in `metrics` when given.
-pub async fn kube_client_with(
+/// A Kubernetes client that counts its writes in `metrics`.
+async fn kube_client(
     path: Option<&std::path::Path>,
-    metrics: Option<&Arc<Metrics>>,
-) -> Result<kube::Client, String> {
-    let config = match path {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await
-            .map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => kube::Config::infer().await.map_err(|e| e.to_string())?,
-    };
-    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| e.to_string())?;
-    Ok(match metrics {
-        Some(metrics) => builder
-            .with_layer(&KubeWriteCounterLayer::new(metrics.clone()))
-            .build(),
-        None => builder.build(),
-    })
+    metrics: &Arc<Metrics>,
+) -> Result<kube::Client, Error> {
+    let config = super::kubeconfig::load(path).await?;
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(Error::KubeClient)?;
+    Ok(builder
+        .with_layer(&KubeWriteCounterLayer::new(metrics.clone()))
+        .build())
 }
 
 /// Resolves on SIGTERM or Ctrl-C; the controllers then finish their current reconciles.
@@ -269,10 +258,10 @@ mod tests {
 
     #[test]
     fn durations_accept_seconds_minutes_and_hours() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5d").is_err());
         assert!(parse_duration("soon").is_err());

@@ -24,6 +24,8 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// Watch only this namespace's resources (default: all namespaces).
     pub watch_namespace: Option<String>,
+    /// Told about every Dfns HTTP exchange, for metrics.
+    pub request_observer: Option<dfns_client::RequestObserver>,
 }
 
 pub struct Context {
@@ -42,7 +44,11 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Self {
-            dfns_clients: DfnsClients::new(kube.clone(), config.operator_namespace.clone()),
+            dfns_clients: DfnsClients::new(
+                kube.clone(),
+                config.operator_namespace.clone(),
+                config.request_observer.clone(),
+            ),
             inventory: Inventory::new(config.resync_interval),
             recorder: Recorder::new(kube.clone(), reporter),
             failures: Mutex::default(),

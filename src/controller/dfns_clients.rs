@@ -15,7 +15,7 @@ use super::secret_layout::{AUTH_TOKEN, CRED_ID, PRIVATE_KEY, TextError, text};
 use crate::api::{
     ClusterDfnsConnection, ConnectionKind, ConnectionSpec, ConnectionStatus, DfnsConnection,
 };
-use dfns_client::{AuthMode, ClientConfig, DfnsClient, KeySigner, SecretString};
+use dfns_client::{AuthMode, ClientConfig, DfnsClient, KeySigner, RequestObserver, SecretString};
 
 /// Which connection: kind, namespace (for `DfnsConnection`) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -105,14 +105,20 @@ pub struct DfnsClients {
     /// Where the Secrets of `ClusterDfnsConnection`s live.
     operator_namespace: String,
     cache: Mutex<HashMap<ConnectionKey, (Version, Arc<ConnectionHandle>)>>,
+    request_observer: Option<RequestObserver>,
 }
 
 impl DfnsClients {
-    pub fn new(kube: Client, operator_namespace: String) -> Self {
+    pub fn new(
+        kube: Client,
+        operator_namespace: String,
+        request_observer: Option<RequestObserver>,
+    ) -> Self {
         Self {
             kube,
             operator_namespace,
             cache: Mutex::default(),
+            request_observer,
         }
     }
 
@@ -174,6 +180,7 @@ impl DfnsClients {
             connection,
             &secret,
             &format!("{secret_namespace}/{secret_name}"),
+            self.request_observer.clone(),
         )?);
         self.cache
             .lock()
@@ -200,6 +207,7 @@ fn build(
     connection: &ConnectionObject,
     secret: &Secret,
     secret_path: &str,
+    request_observer: Option<RequestObserver>,
 ) -> Result<ConnectionHandle, Error> {
     let spec = &connection.spec;
     let read = |key: &str| -> Result<&str, Error> {
@@ -241,6 +249,7 @@ fn build(
         .rate_limit
         .as_ref()
         .map_or(1000, |r| r.requests_per_minute);
+    config.request_observer = request_observer;
     let client = DfnsClient::new(config)
         .map_err(|e| Error::Connection(format!("{}: {e}", connection.key)))?;
     Ok(ConnectionHandle {

@@ -18,7 +18,7 @@ use super::connection::{self, ConnectionResource};
 use super::context::{Context, ControllerConfig};
 use super::credential::{self, CredentialResource};
 use super::error::Error;
-use super::leader::{LeaderElector, LeaseConfig};
+use super::leader::{LeaderElector, LeaseConfig, LeaseConfigError};
 use super::secret_layout::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::api::{
     ClusterDfnsConnection, ConnectionKind, DfnsConnection, DfnsPersonalAccessToken,
@@ -37,6 +37,26 @@ pub struct RunOptions {
     pub health: Arc<Health>,
 }
 
+/// Why the operator could not run, or stopped reconciling.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(
+        "cannot list {kind} ({source}); are the CRDs installed (kubectl apply -f crds/) and is RBAC in place?"
+    )]
+    CrdsNotListable {
+        kind: &'static str,
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    LeaseConfig(#[from] LeaseConfigError),
+    #[error(
+        "lost leadership; stopped reconciling and exiting so that a restart rejoins the election"
+    )]
+    LostLeadership,
+    #[error("controller task failed: {0}")]
+    ControllerTask(#[from] tokio::task::JoinError),
+}
+
 /// Why the controllers stopped.
 enum Stop {
     Shutdown,
@@ -48,7 +68,7 @@ pub async fn run(
     kube: Client,
     config: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     run_with(kube, config, RunOptions::default(), shutdown).await
 }
 
@@ -61,7 +81,7 @@ pub async fn run_with(
     config: ControllerConfig,
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let RunOptions {
         leader_election,
         metrics,
@@ -89,7 +109,7 @@ async fn lead_and_run(
     metrics: &Arc<Metrics>,
     health: &Arc<Health>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     check_crds_installed(&kube, config.watch_namespace.as_deref()).await?;
     let leadership = match leader_election {
         None => None,
@@ -126,7 +146,7 @@ async fn lead_and_run(
     }
     match stop? {
         Stop::Shutdown => Ok(()),
-        Stop::LostLeadership => Err("lost leadership; stopped reconciling and exiting so that a restart rejoins the election".into()),
+        Stop::LostLeadership => Err(RunError::LostLeadership),
     }
 }
 
@@ -136,7 +156,7 @@ async fn run_controllers(
     config: ControllerConfig,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let ctx = Arc::new(Context::new(kube.clone(), config));
     let mut tasks = JoinSet::new();
     tasks.spawn(credential_controller::<DfnsServiceAccount>(
@@ -162,7 +182,7 @@ async fn run_controllers(
         shutdown,
     ));
     while let Some(finished) = tasks.join_next().await {
-        finished.map_err(|e| format!("controller task failed: {e}"))?;
+        finished?;
     }
     Ok(())
 }
@@ -179,13 +199,12 @@ where
 }
 
 /// Fails fast, with what to do, when the CRDs are missing or RBAC does not allow listing them.
-async fn check_crds_installed(kube: &Client, watch_namespace: Option<&str>) -> Result<(), String> {
+async fn check_crds_installed(
+    kube: &Client,
+    watch_namespace: Option<&str>,
+) -> Result<(), RunError> {
     let probe = ListParams::default().limit(1);
-    let missing = |kind: &str, e: kube::Error| {
-        format!(
-            "cannot list {kind} ({e}); are the CRDs installed (kubectl apply -f crds/) and is RBAC in place?"
-        )
-    };
+    let missing = |kind, source| RunError::CrdsNotListable { kind, source };
     fn api<K>(kube: &Client, namespace: Option<&str>) -> Api<K>
     where
         K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,

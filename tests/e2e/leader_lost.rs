@@ -70,7 +70,7 @@ async fn a_leader_whose_lease_is_taken_stops_and_reports_lost_leadership() {
         .expect("the operator stops")
         .unwrap();
     let error = result.expect_err("losing leadership is an error, so the process restarts");
-    assert!(error.contains("lost leadership"), "{error}");
+    assert!(error.to_string().contains("lost leadership"), "{error}");
     assert!(metrics.encode().contains("dfns_operator_leader 0"));
     let holder = leases
         .get("dfns-operator")

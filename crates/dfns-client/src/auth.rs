@@ -1,6 +1,5 @@
 //! Where the bearer token comes from: a static token, or a user login kept fresh in memory.
 use std::fmt;
-use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use reqwest::Method;
@@ -169,12 +168,6 @@ async fn login(
         .await?;
     let login: LoginResponse = response.json(&Method::POST, path)?;
     Ok(login.token)
-}
-
-/// How long until `claims` expire, for display.
-pub fn time_left(claims: &TokenClaims) -> Option<Duration> {
-    let expires_at = claims.expires_at?;
-    Duration::try_from(expires_at.duration_since(Timestamp::now())).ok()
 }
 
 #[cfg(test)]

@@ -138,15 +138,6 @@ impl DfnsError {
         }
     }
 
-    /// HTTP status when Dfns answered with an error status.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Api { status, .. } | Self::UnexpectedResponse { status, .. } => Some(*status),
-            Self::PendingApproval { .. } => Some(202),
-            _ => None,
-        }
-    }
-
     /// Dfns' error message, when it sent one.
     pub fn dfns_message(&self) -> Option<&str> {
         match self {
@@ -158,9 +149,9 @@ impl DfnsError {
 
 const MAX_MESSAGE_CHARS: usize = 500;
 
-/// Removes anything that looks like a credential from text that came from outside: JWTs
+/// Removes anything that looks like a secret from text that came from outside: JWTs
 /// (`eyJ...` three-part tokens), PEM blocks, and `Bearer` values. Also bounds the length.
-pub fn scrub(text: &str) -> String {
+pub(crate) fn scrub(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_CHARS));
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {

@@ -8,9 +8,8 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 
-use super::keys::public_key_der_from_pem;
+use super::keys::public_key_sha256_from_pem;
 use super::sensitive::SecretString;
 use super::types::PermissionAssignmentRef;
 use super::types::pat::PersonalAccessToken;
@@ -24,7 +23,7 @@ pub enum IdentityKind {
 
 impl IdentityKind {
     /// The collection path: list with GET, create with POST.
-    pub fn collection_path(self) -> &'static str {
+    pub(crate) fn collection_path(self) -> &'static str {
         match self {
             Self::ServiceAccount => "/auth/service-accounts",
             Self::PersonalAccessToken => "/auth/pats",
@@ -32,7 +31,7 @@ impl IdentityKind {
     }
 
     /// The path of one object, by its [`Identity::id`].
-    pub fn item_path(self, id: &str) -> String {
+    pub(crate) fn item_path(self, id: &str) -> String {
         format!("{}/{}", self.collection_path(), path_segment(id))
     }
 
@@ -42,11 +41,6 @@ impl IdentityKind {
             Self::ServiceAccount => "service account",
             Self::PersonalAccessToken => "personal access token",
         }
-    }
-
-    /// Whether creation accepts `secondsValid` (only PATs do).
-    pub fn supports_seconds_valid(self) -> bool {
-        matches!(self, Self::PersonalAccessToken)
     }
 }
 
@@ -103,9 +97,7 @@ impl Identity {
                 .ok()?;
             return Some(hex::encode(digest));
         }
-        public_key_der_from_pem(key)
-            .ok()
-            .map(|der| hex::encode(Sha256::digest(der)))
+        public_key_sha256_from_pem(key).ok()
     }
 
     /// The assignment of `permission_id`, when this identity has it.
@@ -208,6 +200,7 @@ mod tests {
     use super::*;
     use crate::keys::{generate_p256, public_key_der_from_pem};
     use serde_json::json;
+    use sha2::{Digest, Sha256};
 
     fn service_account(public_key: &str) -> Identity {
         let account: ServiceAccount = serde_json::from_value(json!({
@@ -223,19 +216,19 @@ mod tests {
 
     #[test]
     fn service_account_maps_to_the_common_view() {
-        let credential = service_account("PEM");
-        assert_eq!(credential.kind, IdentityKind::ServiceAccount);
-        assert_eq!(credential.id, "us-1");
-        assert_eq!(credential.token_id.as_deref(), Some("to-1"));
-        assert_eq!(credential.cred_id.as_deref(), Some("Y2k"));
-        assert_eq!(credential.name.as_deref(), Some("robot"));
-        assert_eq!(credential.external_id.as_deref(), Some("uid-1"));
-        assert_eq!(credential.date_created.unwrap().as_second(), 1_767_323_045);
+        let identity = service_account("PEM");
+        assert_eq!(identity.kind, IdentityKind::ServiceAccount);
+        assert_eq!(identity.id, "us-1");
+        assert_eq!(identity.token_id.as_deref(), Some("to-1"));
+        assert_eq!(identity.cred_id.as_deref(), Some("Y2k"));
+        assert_eq!(identity.name.as_deref(), Some("robot"));
+        assert_eq!(identity.external_id.as_deref(), Some("uid-1"));
+        assert_eq!(identity.date_created.unwrap().as_second(), 1_767_323_045);
         assert_eq!(
-            credential.assignment_of("pm-1").unwrap().assignment_id,
+            identity.assignment_of("pm-1").unwrap().assignment_id,
             "as-1"
         );
-        assert!(credential.assignment_of("pm-2").is_none());
+        assert!(identity.assignment_of("pm-2").is_none());
     }
 
     #[test]
@@ -244,11 +237,11 @@ mod tests {
             "tokenId": "to-9", "credId": "", "isActive": false, "linkedUserId": "us-2", "name": "n", "externalId": "e"
         }))
         .unwrap();
-        let credential = Identity::from(pat);
-        assert_eq!(credential.id, "to-9");
-        assert_eq!(credential.cred_id, None, "empty credId means unknown");
-        assert_eq!(credential.linked_user_id.as_deref(), Some("us-2"));
-        assert!(!credential.is_active);
+        let identity = Identity::from(pat);
+        assert_eq!(identity.id, "to-9");
+        assert_eq!(identity.cred_id, None, "empty credId means unknown");
+        assert_eq!(identity.linked_user_id.as_deref(), Some("us-2"));
+        assert!(!identity.is_active);
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! branch on.
 pub mod auth;
 pub mod client;
+pub mod config;
 pub mod error;
+pub mod exchange;
 pub mod identity;
 pub mod jwt;
 pub mod keys;
-pub mod observe;
-pub mod rate_limit;
+mod rate_limit;
 pub mod retry;
 pub mod sensitive;
 pub mod signer;
@@ -15,8 +16,10 @@ mod transport;
 pub mod types;
 
 pub use auth::AuthMode;
-pub use client::{ClientConfig, DEFAULT_API_URL, DfnsClient};
+pub use client::DfnsClient;
+pub use config::{ClientConfig, DEFAULT_API_URL};
 pub use error::{DfnsError, ErrorCategory};
+pub use exchange::{ExchangeOutcome, RequestObserver};
 pub use identity::{CreatedIdentity, Identity, IdentityKind, NewIdentity};
 pub use jwt::{TokenClaims, decode_claims};
 pub use keys::{GeneratedKeyPair, KeyError, PrivateKey, generate_p256};

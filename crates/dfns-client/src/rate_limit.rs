@@ -73,7 +73,8 @@ impl RateLimiter {
     }
 
     /// The rate currently allowed, in requests per minute (for metrics and tests).
-    pub fn current_per_minute(&self) -> f64 {
+    #[cfg(test)]
+    fn current_per_minute(&self) -> f64 {
         self.state.lock().expect("rate limiter lock").rate * 60.0
     }
 

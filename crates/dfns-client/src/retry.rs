@@ -24,13 +24,6 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub fn no_retries() -> Self {
-        Self {
-            max_attempts: 1,
-            ..Self::default()
-        }
-    }
-
     /// Whether another attempt is allowed after `attempts_made` attempts.
     pub fn allows_another(&self, attempts_made: u32) -> bool {
         attempts_made < self.max_attempts
@@ -93,6 +86,10 @@ mod tests {
         };
         assert!(policy.allows_another(2));
         assert!(!policy.allows_another(3));
-        assert!(!RetryPolicy::no_retries().allows_another(1));
+        let no_retries = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        assert!(!no_retries.allows_another(1));
     }
 }

@@ -50,10 +50,6 @@ impl KeySigner {
         &self.cred_id
     }
 
-    pub fn key(&self) -> &PrivateKey {
-        &self.key
-    }
-
     /// Signs `challenge`, refusing when Dfns does not list our credential as allowed: signing
     /// anyway would only earn an opaque 401/403, while this names the misconfiguration.
     pub fn sign(&self, challenge: &Challenge) -> Result<SignedChallenge, DfnsError> {
@@ -92,7 +88,7 @@ impl KeySigner {
 }
 
 /// The clientData bytes for a `key.get` assertion over `challenge`.
-pub fn client_data_bytes(challenge: &str) -> Vec<u8> {
+fn client_data_bytes(challenge: &str) -> Vec<u8> {
     // Serializing a struct of two strings cannot fail.
     serde_json::to_vec(&ClientData {
         kind: "key.get",

@@ -56,7 +56,7 @@ pub struct Setup {
 /// The operator running in this process until dropped.
 pub struct Operator {
     shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), String>>,
+    task: tokio::task::JoinHandle<Result<(), dfns_operator::controller::run::RunError>>,
 }
 
 impl Operator {
@@ -102,6 +102,7 @@ impl Setup {
             resync_interval: Duration::from_secs(600),
             concurrency: 8,
             watch_namespace: Some(self.namespace().into()),
+            request_observer: None,
         }
     }
 

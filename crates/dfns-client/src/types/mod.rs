@@ -17,15 +17,6 @@ pub struct ItemList<T> {
     pub items: Vec<T>,
 }
 
-/// `{ "items": [...], "nextPageToken": "..." }`, the shape of paginated lists.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    #[serde(default)]
-    pub next_page_token: Option<String>,
-}
-
 /// A permission as it appears inside an identity (`permissionAssignments[]`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]

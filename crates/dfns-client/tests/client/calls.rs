@@ -5,7 +5,7 @@ use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_client::types::service_account::{
     CreateServiceAccountRequest, UpdateServiceAccountRequest,
 };
-use dfns_client::{ErrorCategory, IdentityKind, NewIdentity, generate_p256};
+use dfns_client::{ErrorCategory, Identity, IdentityKind, NewIdentity, generate_p256};
 use dfns_test_support::dfns::*;
 
 #[tokio::test]
@@ -163,13 +163,13 @@ async fn generic_calls_drive_both_kinds_the_same_way() {
             )
             .await
             .unwrap();
-        let credential = &created.identity;
-        assert_eq!(credential.kind, kind);
-        assert!(credential.is_active);
-        assert!(credential.cred_id.is_some(), "{kind}: credId");
+        let identity = &created.identity;
+        assert_eq!(identity.kind, kind);
+        assert!(identity.is_active);
+        assert!(identity.cred_id.is_some(), "{kind}: credId");
         assert!(!created.access_token.expose().is_empty());
         assert_eq!(
-            credential.public_key_sha256(),
+            identity.public_key_sha256(),
             Some(pair.public_key_sha256.clone()),
             "{kind}: public key matches"
         );
@@ -178,41 +178,27 @@ async fn generic_calls_drive_both_kinds_the_same_way() {
         let by_external_id = listed
             .iter()
             .find(|c| c.external_id.as_deref() == Some(external_id.as_str()));
-        assert_eq!(by_external_id.map(|c| &c.id), Some(&credential.id));
+        assert_eq!(by_external_id.map(|c| &c.id), Some(&identity.id));
         let by_key = listed
             .iter()
-            .find(|c| c.public_key_sha256() == credential.public_key_sha256());
-        assert_eq!(by_key.map(|c| &c.id), Some(&credential.id));
-        assert_eq!(
-            admin.get(kind, &credential.id).await.unwrap().id,
-            credential.id
-        );
+            .find(|c| c.public_key_sha256() == identity.public_key_sha256());
+        assert_eq!(by_key.map(|c| &c.id), Some(&identity.id));
+        assert_eq!(admin.get(kind, &identity.id).await.unwrap().id, identity.id);
 
         let updated = admin
-            .update(
-                kind,
-                &credential.id,
-                Some(format!("renamed-{kind:?}")),
-                None,
-            )
+            .update(kind, &identity.id, Some(format!("renamed-{kind:?}")), None)
             .await
             .unwrap();
         assert_eq!(updated.name, Some(format!("renamed-{kind:?}")));
         assert!(
             !admin
-                .deactivate(kind, &credential.id)
+                .deactivate(kind, &identity.id)
                 .await
                 .unwrap()
                 .is_active
         );
-        assert!(
-            admin
-                .activate(kind, &credential.id)
-                .await
-                .unwrap()
-                .is_active
-        );
-        admin.delete(kind, &credential.id).await.unwrap();
+        assert!(admin.activate(kind, &identity.id).await.unwrap().is_active);
+        admin.delete(kind, &identity.id).await.unwrap();
     }
     emulator.shutdown().await;
 }
@@ -244,7 +230,7 @@ async fn seconds_valid_is_refused_locally_for_service_accounts() {
 }
 
 #[tokio::test]
-async fn minted_token_credentials_can_read_and_sign() {
+async fn minted_identity_tokens_can_read_and_sign() {
     let emulator = start_emulator().await;
     let admin = admin_client(&emulator);
     for kind in [
@@ -253,7 +239,8 @@ async fn minted_token_credentials_can_read_and_sign() {
     ] {
         let minted = mint(&admin, kind, &format!("workload-{kind:?}")).await;
         let workload = token_client(&emulator, &minted);
-        let identity = workload.check_authentication().await.unwrap();
+        let identity = workload.identity().await.unwrap();
+        workload.list_credentials().await.unwrap();
         assert!(identity.expires_at.is_some(), "{kind}: token carries exp");
         assert!(identity.user_id.is_some(), "{kind}: token names its user");
         workload.verify_signing().await.unwrap();
@@ -277,18 +264,7 @@ async fn permissions_are_assigned_listed_and_revoked() {
         .await
         .unwrap();
     assert!(permission.id.starts_with("pm-"));
-    assert!(
-        admin
-            .list_permissions()
-            .await
-            .unwrap()
-            .iter()
-            .any(|p| p.id == permission.id)
-    );
-    assert_eq!(
-        admin.get_permission(&permission.id).await.unwrap().name,
-        "readers"
-    );
+    assert_eq!(permission.name, "readers");
 
     let sa = mint(&admin, IdentityKind::ServiceAccount, "assignee-sa").await;
     let pat = mint(&admin, IdentityKind::PersonalAccessToken, "assignee-pat").await;
@@ -303,35 +279,33 @@ async fn permissions_are_assigned_listed_and_revoked() {
     assert_eq!(for_sa.identity_id, sa.id);
     assert_eq!(for_pat.identity_id, pat.id);
 
-    let assignments = admin
-        .list_permission_assignments(&permission.id)
-        .await
-        .unwrap();
-    let ids: Vec<&str> = assignments.iter().map(|a| a.id.as_str()).collect();
-    assert!(
-        ids.contains(&for_sa.id.as_str()) && ids.contains(&for_pat.id.as_str()),
-        "{ids:?}"
-    );
-    let seen = admin
-        .get(IdentityKind::ServiceAccount, &sa.id)
-        .await
-        .unwrap();
+    // Assignments are read back the way the operator reads them: on the identity.
+    let assignment_ids = || async {
+        let of = |identity: Identity| {
+            identity
+                .assignment_of(&permission.id)
+                .map(|a| a.assignment_id.clone())
+        };
+        let on_sa = admin
+            .get(IdentityKind::ServiceAccount, &sa.id)
+            .await
+            .unwrap();
+        let on_pat = admin
+            .get(IdentityKind::PersonalAccessToken, &pat.id)
+            .await
+            .unwrap();
+        (of(on_sa), of(on_pat))
+    };
     assert_eq!(
-        seen.assignment_of(&permission.id)
-            .map(|a| a.assignment_id.as_str()),
-        Some(for_sa.id.as_str())
+        assignment_ids().await,
+        (Some(for_sa.id.clone()), Some(for_pat.id.clone()))
     );
 
     admin
         .revoke_permission(&permission.id, &for_sa.id)
         .await
         .unwrap();
-    let remaining = admin
-        .list_permission_assignments(&permission.id)
-        .await
-        .unwrap();
-    assert!(remaining.iter().all(|a| a.id != for_sa.id));
-    assert!(remaining.iter().any(|a| a.id == for_pat.id));
+    assert_eq!(assignment_ids().await, (None, Some(for_pat.id.clone())));
     emulator.shutdown().await;
 }
 

@@ -4,6 +4,7 @@
 
 mod calls;
 mod errors;
+mod exchange;
 mod login;
 mod rate_limit;
 mod redaction;

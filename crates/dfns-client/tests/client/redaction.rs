@@ -126,7 +126,7 @@ async fn no_secret_appears_in_any_debug_display_error_or_log_line() {
         outputs.push((format!("{kind} token DfnsClient"), format!("{client:?}")));
         outputs.push((
             format!("{kind} AuthMode"),
-            format!("{:?}", client.auth_mode()),
+            format!("{:?}", AuthMode::Token(created.access_token.clone())),
         ));
         client.verify_signing().await.unwrap();
         outputs.push((

@@ -1,0 +1,58 @@
+//! What a [`crate::DfnsClient`] is built from.
+use std::fmt;
+use std::time::Duration;
+
+use super::auth::AuthMode;
+use super::exchange::RequestObserver;
+use super::retry::RetryPolicy;
+use super::signer::KeySigner;
+
+/// The production Dfns API (Europe). `https://api.uae.dfns.io` is the other region.
+pub const DEFAULT_API_URL: &str = "https://api.dfns.io";
+
+/// Everything needed to build a [`crate::DfnsClient`].
+pub struct ClientConfig {
+    pub api_url: String,
+    pub auth: AuthMode,
+    /// The Key credential that signs user actions (and logins, in login mode).
+    pub signer: KeySigner,
+    /// Extra trusted CA certificates (PEM).
+    pub ca_bundle_pem: Option<String>,
+    pub allow_insecure_http: bool,
+    /// Shared by every request of this client (Dfns' paid-plan limit is 1000).
+    pub requests_per_minute: u32,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Told about every HTTP exchange (for metrics); none by default.
+    pub request_observer: Option<RequestObserver>,
+}
+
+impl ClientConfig {
+    pub fn new(api_url: impl Into<String>, auth: AuthMode, signer: KeySigner) -> Self {
+        Self {
+            api_url: api_url.into(),
+            auth,
+            signer,
+            ca_bundle_pem: None,
+            allow_insecure_http: false,
+            requests_per_minute: 1000,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            request_observer: None,
+        }
+    }
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("api_url", &self.api_url)
+            .field("auth", &self.auth)
+            .field("signer", &self.signer)
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("requests_per_minute", &self.requests_per_minute)
+            .finish_non_exhaustive()
+    }
+}

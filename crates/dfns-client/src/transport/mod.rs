@@ -1,0 +1,216 @@
+//! One HTTP exchange with Dfns: rate limiting, timeout, headers, and turning statuses into
+//! [`DfnsError`]s. No retries and no signing here; the client layers those on top.
+mod base_url;
+mod response;
+
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT,
+};
+use reqwest::{Method, StatusCode};
+use zeroize::Zeroizing;
+
+use super::error::{DfnsError, scrub};
+use super::exchange::{ExchangeOutcome, RequestObserver};
+use super::rate_limit::RateLimiter;
+use super::sensitive::SecretString;
+use base_url::normalize_base_url;
+pub(crate) use response::ApiResponse;
+use response::{into_result, parse_retry_after};
+
+const USER_ACTION_HEADER: &str = "x-dfns-useraction";
+/// Used for a 429 without Retry-After: long enough to let a per-minute window move on.
+const DEFAULT_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(2);
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    pub api_url: String,
+    /// Extra trusted roots (PEM), for a private CA or a local emulator.
+    pub ca_bundle_pem: Option<String>,
+    /// `http://` is refused unless this is set (local emulators only).
+    pub allow_insecure_http: bool,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub requests_per_minute: u32,
+    pub request_observer: Option<RequestObserver>,
+}
+
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    base_url: String,
+    timeout: Duration,
+    limiter: RateLimiter,
+    observer: Option<RequestObserver>,
+}
+
+/// One request to send. `path` may carry a query string; bodies are pre-serialized so the bytes
+/// sent are exactly the bytes a user action signed.
+pub(crate) struct ApiRequest<'a> {
+    pub method: Method,
+    pub path: &'a str,
+    pub bearer: Option<&'a SecretString>,
+    pub user_action: Option<&'a SecretString>,
+    pub body: Option<&'a str>,
+}
+
+/// reqwest is built without a default rustls provider; install ring once per process.
+pub fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Err means another component installed one first, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+impl Transport {
+    pub fn new(config: &TransportConfig) -> Result<Self, DfnsError> {
+        install_crypto_provider();
+        let base_url = normalize_base_url(&config.api_url, config.allow_insecure_http)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("dfns-operator/", env!("CARGO_PKG_VERSION"))),
+        );
+        let mut builder = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout);
+        if let Some(pem) = &config.ca_bundle_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|_| DfnsError::Config("CA bundle is not valid PEM certificates".into()))?;
+            if certificates.is_empty() {
+                return Err(DfnsError::Config(
+                    "CA bundle contains no certificates".into(),
+                ));
+            }
+            builder = builder.tls_certs_merge(certificates);
+        }
+        let http = builder.build().map_err(|error| {
+            DfnsError::Config(format!("cannot build HTTP client: {}", error_chain(&error)))
+        })?;
+        Ok(Self {
+            http,
+            base_url,
+            timeout: config.request_timeout,
+            limiter: RateLimiter::per_minute(config.requests_per_minute),
+            observer: config.request_observer.clone(),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub async fn send(&self, request: ApiRequest<'_>) -> Result<ApiResponse, DfnsError> {
+        self.limiter.acquire().await;
+        let method = request.method.clone();
+        let mut builder = self
+            .http
+            .request(request.method, format!("{}{}", self.base_url, request.path));
+        if let Some(token) = request.bearer {
+            let value = Zeroizing::new(format!("Bearer {}", token.expose()));
+            builder = builder.header(AUTHORIZATION, sensitive_header(&value)?);
+        }
+        if let Some(user_action) = request.user_action {
+            builder = builder.header(USER_ACTION_HEADER, sensitive_header(user_action.expose())?);
+        }
+        if let Some(body) = request.body {
+            builder = builder
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_owned());
+        }
+        let started = Instant::now();
+        let response = builder
+            .send()
+            .await
+            .map_err(|error| self.failed(&method, request.path, &error, started))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(parse_retry_after);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| self.failed(&method, request.path, &error, started))?
+            .to_vec();
+        self.report(
+            &method,
+            request.path,
+            ExchangeOutcome::Status(status.as_u16()),
+            started,
+        );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.limiter
+                .pause_for(retry_after.unwrap_or(DEFAULT_RATE_LIMIT_PAUSE));
+        }
+        into_result(method, request.path, status, retry_after, body)
+    }
+
+    /// Tells the configured observer, if any, how an exchange ended and how long it took.
+    fn report(&self, method: &Method, path: &str, outcome: ExchangeOutcome, started: Instant) {
+        if let Some(observer) = &self.observer {
+            observer.exchanged(method, path, outcome, started.elapsed());
+        }
+    }
+
+    /// Reports an exchange that got no (complete) response to the observer, as an error.
+    fn failed(
+        &self,
+        method: &Method,
+        path: &str,
+        error: &reqwest::Error,
+        started: Instant,
+    ) -> DfnsError {
+        let outcome = if error.is_timeout() {
+            ExchangeOutcome::Timeout
+        } else {
+            ExchangeOutcome::TransportError
+        };
+        self.report(method, path, outcome, started);
+        self.transport_error(method, path, error)
+    }
+
+    fn transport_error(&self, method: &Method, path: &str, error: &reqwest::Error) -> DfnsError {
+        if error.is_timeout() {
+            DfnsError::Timeout {
+                method: method.clone(),
+                path: path.to_owned(),
+                timeout: self.timeout,
+            }
+        } else {
+            DfnsError::Transport {
+                method: method.clone(),
+                path: path.to_owned(),
+                reason: scrub(&error_chain(error)),
+            }
+        }
+    }
+}
+
+fn sensitive_header(value: &str) -> Result<HeaderValue, DfnsError> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| {
+        DfnsError::Config("token contains characters not allowed in an HTTP header".into())
+    })?;
+    // Keeps the value out of hyper's and reqwest's Debug output and HTTP/2 header compression.
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+/// "error sending request: connection refused" rather than only the outermost layer.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
