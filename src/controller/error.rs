@@ -142,3 +142,39 @@ pub fn ignore_not_found<T>(result: Result<T, DfnsError>) -> Result<Option<T>, Df
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_race_with_another_writer_is_retried_soon_and_shows_reconciling() {
+        let race = Error::Conflict("Secret app vanished or changed owner during create".into());
+        assert!(!race.needs_a_person());
+        assert!(matches!(race.verdict(), Verdict::Progressing { .. }));
+        let edited_key = Error::SecretKey(KeyError::NotPem);
+        assert!(!edited_key.needs_a_person());
+        assert!(matches!(edited_key.verdict(), Verdict::Progressing { .. }));
+    }
+
+    #[test]
+    fn what_only_a_person_can_fix_stalls_with_its_reason() {
+        let spec = Error::InvalidSpec("resource has no namespace".into());
+        assert!(spec.needs_a_person());
+        assert!(matches!(
+            spec.verdict(),
+            Verdict::Stalled {
+                reason: ConditionReason::InvalidSpec,
+                ..
+            }
+        ));
+        let connection = Error::Connection("Secret dfns/admin not found".into());
+        assert!(matches!(
+            connection.verdict(),
+            Verdict::Stalled {
+                reason: ConditionReason::ConnectionNotReady,
+                ..
+            }
+        ));
+    }
+}
