@@ -1,4 +1,4 @@
-//! Cost rules (design §4): idle resources cost one Dfns list per connection and kind per resync
+//! Cost rules (docs/architecture.md): idle resources cost one Dfns list per connection and kind per resync
 //! interval and no writes anywhere; under a Dfns rate limit the operator paces itself.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! Design §3 under fire: the operator is killed with SIGKILL at random moments while it creates 50
+//! The crash-safe create (docs/architecture.md) under fire: the operator is killed with SIGKILL at random moments while it creates 50
 //! credentials against a Dfns that also loses responses. Afterwards every resource must be Ready
 //! with a working credential, Dfns must hold exactly one active credential per resource, and no
 //! token or private key may appear in the operator's logs or Events.

@@ -1,5 +1,5 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, so that of several replicas exactly one
-//! reconciles (design §4: never double-create in Dfns).
+//! reconciles (never double-create in Dfns: docs/architecture.md, "Cost rules").
 //!
 //! The algorithm is client-go's: a candidate takes the Lease when its holder has not renewed it
 //! for `lease_duration`, measured on the candidate's own clock from when it last saw the record

@@ -6,7 +6,7 @@
 //! - A write is sent once. It is sent again only when Dfns provably did not execute it: a 429
 //!   (rejected by the rate limiter) or a 401 in login mode (rejected before authorization; the
 //!   session is renewed and the write re-signed). A 5xx, timeout or dropped connection leaves
-//!   the outcome unknown; the error goes to the caller, who looks the object up (design §3).
+//!   the outcome unknown; the error goes to the caller, who looks the object up (the operator's crash-safe create).
 //! - Any request that gets a 401 in login mode is retried once after logging in again.
 //!
 //! The calls are grouped by endpoint family, one module each; [`requests`] holds the plumbing
