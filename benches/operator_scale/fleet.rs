@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use dfns_emulator::{Emulator, EmulatorConfig, Faults, RunningEmulator};
 use dfns_operator::api::{DfnsConnection, DfnsServiceAccount};
 use futures::StreamExt;
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::kube_writes::KubeWrites;
 use crate::operator_process::{OperatorOptions, OperatorProcess};
 use crate::ready::ReadyTracker;
+use dfns_test_support::operator::opaque_secret;
 use dfns_test_support::{ControlPlane, TestNamespace};
 
 pub const CONNECTION: &str = "bench";
@@ -191,18 +191,7 @@ async fn create_login_secret(
         ("DFNS_CRED_ID", admin.cred_id.as_str()),
         ("DFNS_PRIVATE_KEY", admin.private_key.as_str()),
     ];
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(format!("{CONNECTION}-login")),
-            ..Default::default()
-        },
-        data: Some(
-            data.iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                .collect(),
-        ),
-        ..Default::default()
-    };
+    let secret = opaque_secret(&format!("{CONNECTION}-login"), &data);
     Api::<Secret>::namespaced(kube.clone(), namespace)
         .create(&PostParams::default(), &secret)
         .await

@@ -163,20 +163,8 @@ impl Setup {
     }
 
     pub async fn create_secret(&self, name: &str, data: &[(&str, &str)]) -> Secret {
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            data: Some(
-                data.iter()
-                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                    .collect(),
-            ),
-            ..Default::default()
-        };
         self.secrets()
-            .create(&PostParams::default(), &secret)
+            .create(&PostParams::default(), &opaque_secret(name, data))
             .await
             .expect("create secret")
     }
@@ -321,5 +309,21 @@ pub fn ready_condition(
 fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
     if let (Some(base), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
         base.extend(extra);
+    }
+}
+
+/// A Secret named `name` holding `data` as text.
+pub fn opaque_secret(name: &str, data: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
     }
 }
