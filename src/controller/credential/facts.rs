@@ -11,8 +11,9 @@ use crate::controller::conditions::Verdict;
 use crate::controller::secret_layout;
 use dfns_client::Identity;
 
-/// The raw facts: the resource's status, its Secret and what Dfns holds.
-#[derive(Clone, Debug)]
+/// The raw facts: the resource's status, its Secret and what Dfns holds. No `Debug`: the Secret
+/// holds a token and a private key, and nothing here may ever be logged whole.
+#[derive(Clone)]
 pub struct Facts {
     pub generation: i64,
     pub uid: String,
@@ -44,8 +45,7 @@ pub struct Candidate {
     pub archived: bool,
 }
 
-/// One effect of a step on the facts.
-#[derive(Debug)]
+/// One effect of a step on the facts. No `Debug`, like [`Facts`]: a written Secret is in here.
 #[allow(clippy::large_enum_variant)] // a few per step, moved once into the facts
 pub enum Change {
     /// The Secret as written, or `None` once deleted.
@@ -61,7 +61,6 @@ pub enum Change {
 }
 
 /// What a step did, and whether its changes must be durable before the next step.
-#[derive(Debug)]
 pub struct Effect {
     pub changes: Vec<Change>,
     /// Events to publish once the changes are taken (and saved, where the step says so).
