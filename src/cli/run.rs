@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "DFNS_OPERATOR_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
+    /// Serve only the ClusterDfnsConnections with these labels (a label selector such as
+    /// `dfns.io/shard=a`), so several operators can split them; default: all.
+    #[arg(long, env = "DFNS_OPERATOR_CLUSTER_CONNECTION_SELECTOR")]
+    pub cluster_connection_selector: Option<String>,
     /// Log format.
     #[arg(long, env = "DFNS_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -168,6 +172,7 @@ pub async fn run(args: RunArgs) -> i32 {
         resync_interval: args.resync_interval,
         concurrency: args.concurrency,
         watch_namespace: args.watch_namespace,
+        cluster_connection_selector: args.cluster_connection_selector,
         request_observer: Some(request_observer),
     };
     tracing::info!(

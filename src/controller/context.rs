@@ -24,6 +24,9 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// Watch only this namespace's resources (default: all namespaces).
     pub watch_namespace: Option<String>,
+    /// Serve only the `ClusterDfnsConnection`s with these labels (a Kubernetes label selector,
+    /// e.g. `dfns.io/shard=a`); default: all of them.
+    pub cluster_connection_selector: Option<String>,
     /// Told about every Dfns HTTP exchange, for metrics.
     pub request_observer: Option<dfns_client::RequestObserver>,
 }

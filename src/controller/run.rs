@@ -172,12 +172,14 @@ async fn run_controllers(
     tasks.spawn(connection_controller::<DfnsConnection>(
         ctx.clone(),
         scoped(&ctx),
+        watcher::Config::default(),
         metrics.clone(),
         shutdown.clone(),
     ));
     tasks.spawn(connection_controller::<ClusterDfnsConnection>(
         ctx.clone(),
         Api::all(kube),
+        cluster_connections(&ctx.config),
         metrics,
         shutdown,
     ));
@@ -328,7 +330,7 @@ async fn credential_controller<K: CredentialResource>(
         )
         .watches(
             Api::<ClusterDfnsConnection>::all(kube.clone()),
-            watcher::Config::default(),
+            cluster_connections(&ctx.config),
             move |c| by_connection(ConnectionKind::ClusterDfnsConnection, None, c.name_any()),
         )
         .with_config(ControllerRuntimeConfig::default().concurrency(ctx.config.concurrency))
@@ -352,13 +354,22 @@ async fn credential_controller<K: CredentialResource>(
         .await;
 }
 
+/// What the operator watches of `ClusterDfnsConnection`s: those its selector picks, or all.
+fn cluster_connections(config: &ControllerConfig) -> watcher::Config {
+    match &config.cluster_connection_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    }
+}
+
 async fn connection_controller<C: ConnectionResource>(
     ctx: Arc<Context>,
     api: Api<C>,
+    watched: watcher::Config,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
-    Controller::new(api, watcher::Config::default().any_semantic())
+    Controller::new(api, watched.any_semantic())
         .with_config(ControllerRuntimeConfig::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(

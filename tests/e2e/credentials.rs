@@ -256,6 +256,7 @@ async fn applied_credentials_become_ready_with_working_secrets_and_deletion_appl
         "the retained credential still works"
     );
     setup.stop_operator().await;
+    setup.assert_no_leaks().await;
 }
 
 #[tokio::test]

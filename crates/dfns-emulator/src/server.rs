@@ -187,6 +187,12 @@ impl RunningEmulator {
         self.app.counters.snapshot()
     }
 
+    /// Every access token this emulator signed (service accounts', PATs' and login sessions'),
+    /// the newest 10 000 at most: what tests search the operator's outputs for.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.app.keys.issued()
+    }
+
     pub fn reset_request_counts(&self) {
         self.app.counters.reset();
     }

@@ -73,6 +73,8 @@ pub(crate) enum TokenError {
 
 /// Verified access tokens kept to skip repeated signature checks (bounded; cleared when full).
 const VERIFIED_CACHE_LIMIT: usize = 10_000;
+/// Access tokens remembered for [`TokenKeys::issued`] (the newest ones; bounded).
+const ISSUED_LIMIT: usize = 10_000;
 
 /// The emulator's JWT keys: EdDSA for access tokens (what Dfns uses), HMAC-SHA256 for the
 /// short-lived handles only the emulator itself reads. Regenerated on every start, so tokens
@@ -83,6 +85,9 @@ pub(crate) struct TokenKeys {
     /// Token string → claims whose signature checked out. Expiry and revocation are still
     /// checked on every use; only the signature check is skipped.
     verified: Mutex<HashMap<String, AccessClaims>>,
+    /// Every access token signed (service account, PAT and login session tokens), newest last,
+    /// so tests can search the operator's outputs for each of them.
+    issued: Mutex<std::collections::VecDeque<String>>,
 }
 
 fn encode_part<T: Serialize>(value: &T) -> String {
@@ -117,7 +122,14 @@ impl TokenKeys {
             signing: SigningKey::generate(&mut rand::rng()),
             handle_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
             verified: Mutex::new(HashMap::new()),
+            issued: Mutex::default(),
         }
+    }
+
+    /// The access tokens signed so far (at most the newest [`ISSUED_LIMIT`]).
+    pub fn issued(&self) -> Vec<String> {
+        let issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        issued.iter().cloned().collect()
     }
 
     /// An EdDSA-signed JWT.
@@ -128,7 +140,13 @@ impl TokenKeys {
             encode_part(claims)
         );
         let sig = self.signing.sign(signing_input.as_bytes());
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+        let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()));
+        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        if issued.len() >= ISSUED_LIMIT {
+            issued.pop_front();
+        }
+        issued.push_back(token.clone());
+        token
     }
 
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {

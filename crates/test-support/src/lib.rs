@@ -13,13 +13,16 @@ mod control_plane;
 mod crds;
 pub mod dfns;
 mod error;
+pub mod leak_check;
+pub mod leaks;
+pub mod logs;
 mod namespace;
 pub mod operator;
 
 pub use control_plane::ControlPlane;
 pub use crds::{apply_crd_files, crd_files};
 pub use error::HarnessError;
-pub use namespace::TestNamespace;
+pub use namespace::{TEST_OWNER_LABEL, TestNamespace};
 
 /// The repository's top folder (this crate lives in `crates/test-support`).
 pub fn repo_root() -> std::path::PathBuf {

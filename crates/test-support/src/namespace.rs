@@ -1,4 +1,5 @@
-//! A namespace per test, removed again when the test ends (pass or fail).
+//! A namespace per test, removed again with the test's cluster-scoped objects when the test ends
+//! (pass or fail).
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -11,6 +12,9 @@ use super::control_plane::ControlPlane;
 const OPERATOR_GROUP: &str = "dfns.io";
 /// Label on every namespace the harness creates, to find leftovers of killed test runs.
 pub const TEST_NAMESPACE_LABEL: &str = "dfns.io/test-namespace";
+/// Label on a test's cluster-scoped objects, naming the test's namespace: the test's operators
+/// serve only the `ClusterDfnsConnection`s carrying it, and the namespace's clean-up removes them.
+pub const TEST_OWNER_LABEL: &str = "dfns.io/e2e-test";
 
 /// A uniquely named namespace (`<prefix>-<random>`). Dropping it deletes the namespace and strips
 /// the finalizers of `dfns.io` resources in it, so deletion completes even when no operator is
@@ -75,6 +79,14 @@ impl Drop for TestNamespace {
 
 async fn delete_namespace(name: &str, config: kube::Config) -> Result<(), kube::Error> {
     let client = kube::Client::try_from(config)?;
+    let cluster_connections: Api<dfns_operator::api::ClusterDfnsConnection> =
+        Api::all(client.clone());
+    cluster_connections
+        .delete_collection(
+            &DeleteParams::background(),
+            &ListParams::default().labels(&format!("{TEST_OWNER_LABEL}={name}")),
+        )
+        .await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     match namespaces.delete(name, &DeleteParams::background()).await {
         Ok(_) => {}

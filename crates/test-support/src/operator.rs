@@ -1,16 +1,20 @@
 //! The operator under test ([`Setup`]): a namespace on the real control plane, an in-process
 //! Dfns emulator, a connection as its bootstrap admin, and the operator itself (in-process,
-//! watching only the test's namespace), plus helpers to read what it wrote.
+//! watching only the test's namespace and the test's cluster-scoped objects), plus helpers to
+//! read what it wrote, wait on it without passing vacuously, and check it leaked nothing.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dfns_client::keys::{GeneratedKeyPair, generate_p256};
 use dfns_client::{ClientConfig, DfnsClient};
 use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use dfns_operator::api::{CredentialStatus, DfnsConnection};
-use dfns_operator::controller::ControllerConfig;
+use dfns_operator::controller::run::RunError;
+use dfns_operator::controller::{ControllerConfig, RunOptions};
+use dfns_operator::telemetry::{KubeWriteCounterLayer, Metrics};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
@@ -21,7 +25,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::{ControlPlane, TestNamespace};
+use crate::{ControlPlane, TEST_OWNER_LABEL, TestNamespace};
 
 /// How long a test waits for the operator to reach a state.
 pub const WAIT: Duration = Duration::from_secs(90);
@@ -51,25 +55,48 @@ pub struct Setup {
     pub kube: Client,
     pub emulator: RunningEmulator,
     operator: Option<Operator>,
+    /// The metrics of every operator this setup started, searched by the leak check.
+    pub(crate) all_metrics: Vec<Arc<Metrics>>,
 }
 
-/// The operator running in this process until dropped.
+/// The operator running in this process until stopped or dropped.
 pub struct Operator {
     shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), dfns_operator::controller::run::RunError>>,
+    task: tokio::task::JoinHandle<Result<(), RunError>>,
+    /// Its metrics: reconciles, Kubernetes writes (counted on its client), Dfns requests.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Operator {
+    /// Shuts the operator down and asserts it stopped cleanly, by itself, within 30 s: a test
+    /// must not pass because the operator died or hung.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            assert!(tx.send(()).is_ok(), "the operator had already stopped");
         }
-        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
+        match tokio::time::timeout(Duration::from_secs(30), &mut self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => panic!("the operator failed: {error}"),
+            Ok(Err(error)) => panic!("the operator's task failed: {error}"),
+            Err(_) => panic!("the operator did not stop within 30 s of shutdown"),
+        }
+    }
+
+    /// Panics if the operator has stopped (it only stops when told to).
+    pub fn assert_running(&mut self) {
+        if let Some(result) = futures::FutureExt::now_or_never(&mut self.task) {
+            panic!("the operator stopped by itself: {result:?}");
+        }
     }
 }
 
 impl Drop for Operator {
     fn drop(&mut self) {
+        // A test that never stopped its operator still learns if it died on the way.
+        let stop_requested = self.shutdown.is_none();
+        if !stop_requested && self.task.is_finished() && !std::thread::panicking() {
+            self.assert_running();
+        }
         self.task.abort();
     }
 }
@@ -77,6 +104,7 @@ impl Drop for Operator {
 impl Setup {
     pub async fn new(prefix: &str) -> Self {
         dfns_client::install_crypto_provider();
+        crate::logs::capture();
         let cp = ControlPlane::shared();
         cp.apply_crds().await.expect("CRDs installed");
         let ns = TestNamespace::new(cp, prefix).await;
@@ -89,6 +117,7 @@ impl Setup {
             ns,
             emulator,
             operator: None,
+            all_metrics: Vec::new(),
         }
     }
 
@@ -102,8 +131,20 @@ impl Setup {
             resync_interval: Duration::from_secs(600),
             concurrency: 8,
             watch_namespace: Some(self.namespace().into()),
+            cluster_connection_selector: Some(self.cluster_selector()),
             request_observer: None,
         }
+    }
+
+    /// Labels for this test's cluster-scoped objects: its operators serve only those, and they
+    /// are removed with the test's namespace, also when the test fails.
+    pub fn cluster_labels(&self) -> BTreeMap<String, String> {
+        [(TEST_OWNER_LABEL.to_owned(), self.namespace().to_owned())].into()
+    }
+
+    /// The label selector picking this test's cluster-scoped objects.
+    pub fn cluster_selector(&self) -> String {
+        format!("{TEST_OWNER_LABEL}={}", self.namespace())
     }
 
     /// Starts the operator in-process, scoped to the test namespace.
@@ -112,20 +153,60 @@ impl Setup {
     }
 
     pub fn start_operator_with(&mut self, config: ControllerConfig) {
+        assert!(self.operator.is_none(), "an operator is running already");
         let (tx, rx) = oneshot::channel::<()>();
-        let kube = self.cp.client();
-        let task = tokio::spawn(dfns_operator::controller::run(kube, config, async move {
-            let _ = rx.await;
-        }));
+        let metrics = Arc::new(Metrics::new());
+        let kube = kube::client::ClientBuilder::try_from(self.cp.config())
+            .expect("kube client")
+            .with_layer(&KubeWriteCounterLayer::new(metrics.clone()))
+            .build();
+        let options = RunOptions {
+            metrics: metrics.clone(),
+            ..RunOptions::default()
+        };
+        let task = tokio::spawn(dfns_operator::controller::run_with(
+            kube,
+            config,
+            options,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        self.all_metrics.push(metrics.clone());
         self.operator = Some(Operator {
             shutdown: Some(tx),
             task,
+            metrics,
         });
     }
 
+    /// Stops the running operator, asserting it stops cleanly (see [`Operator::stop`]).
     pub async fn stop_operator(&mut self) {
-        if let Some(op) = self.operator.take() {
-            op.stop().await;
+        let operator = self.operator.take().expect("an operator is running");
+        operator.stop().await;
+    }
+
+    /// The running operator.
+    pub fn operator(&mut self) -> &mut Operator {
+        self.operator.as_mut().expect("an operator is running")
+    }
+
+    /// Waits until the running operator has finished at least `count` reconciles of `kind`
+    /// (e.g. `"DfnsServiceAccount"`): proof that a "nothing changed" check follows real work.
+    pub async fn wait_reconciles(&mut self, kind: &str, count: u64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let operator = self.operator();
+            operator.assert_running();
+            let done = operator.metrics.reconcile_count(kind);
+            if done >= count {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{kind}: {done} reconciles, expected at least {count}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -195,7 +276,9 @@ impl Setup {
             .unwrap_or_else(|e| panic!("apply {} {name}: {e}", K::kind(&())))
     }
 
-    /// Waits until the resource's condition `type_` has `status` (and `reason`, if given).
+    /// Waits until the resource's condition `type_` has `status` (and `reason`, if given) and was
+    /// written for the resource's current generation, so a condition left from before a spec
+    /// change never satisfies it.
     pub async fn wait_condition<K: NamespacedResource>(
         &self,
         name: &str,
@@ -212,16 +295,22 @@ impl Setup {
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
+            let generation = &value["metadata"]["generation"];
             let found = conditions.iter().find(|c| c["type"] == type_);
-            let ok = found
-                .is_some_and(|c| c["status"] == status && reason.is_none_or(|r| c["reason"] == r));
+            let ok = found.is_some_and(|c| {
+                c["status"] == status
+                    && reason.is_none_or(|r| c["reason"] == r)
+                    && !generation.is_null()
+                    && c["observedGeneration"] == *generation
+            });
             if ok {
                 return obj;
             }
             if tokio::time::Instant::now() > deadline {
                 panic!(
-                    "{} {name}: condition {type_}={status} ({reason:?}) not reached; status: {}",
+                    "{} {name} (generation {}): condition {type_}={status} ({reason:?}) not reached; status: {}",
                     K::kind(&()),
+                    value["metadata"]["generation"],
                     value["status"]
                 );
             }
