@@ -42,6 +42,7 @@ pub enum ConditionReason {
     RateLimited,
     PendingApproval,
     CleanupBlocked,
+    OrphanNotProven,
 }
 
 impl ConditionReason {
@@ -67,6 +68,7 @@ impl ConditionReason {
             Self::RateLimited => "RateLimited",
             Self::PendingApproval => "PendingApproval",
             Self::CleanupBlocked => "CleanupBlocked",
+            Self::OrphanNotProven => "OrphanNotProven",
         }
     }
 }

@@ -67,7 +67,13 @@ pub async fn reconcile<C: ConnectionResource>(
     let checked: Result<TokenClaims, Error> = async {
         let handle = ctx.dfns_clients.client_for(&connection).await?;
         let claims = handle.client.identity().await?;
-        handle.client.list_credentials().await?;
+        // The one read every identity kind may make per Dfns' caller tables (List PATs: org user,
+        // end user and service account, no permission needed); List Credentials refuses service
+        // accounts.
+        handle
+            .client
+            .list(dfns_client::IdentityKind::PersonalAccessToken)
+            .await?;
         Ok(claims)
     }
     .await;

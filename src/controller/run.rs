@@ -9,8 +9,8 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Config as ControllerRuntimeConfig, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::task::JoinSet;
 
@@ -235,6 +235,24 @@ async fn check_crds_installed(
     Ok(())
 }
 
+/// What of a resource, when it changes, calls for a reconcile: its spec (generation), labels,
+/// annotations, finalizers, the start of its deletion, or a new object under the same name.
+fn spec_or_lifecycle<K: kube::Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let meta = obj.meta();
+    let mut hasher = DefaultHasher::new();
+    (
+        meta.generation,
+        &meta.labels,
+        &meta.annotations,
+        &meta.finalizers,
+        meta.deletion_timestamp.is_some(),
+        &meta.uid,
+    )
+        .hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// A credential kind's watch cache, read by the credential gauges at scrape time.
 struct CachedCredentials<K: CredentialResource>(Store<K>);
 
@@ -299,8 +317,16 @@ async fn credential_controller<K: CredentialResource>(
     // never secret values in the cache.
     let secrets =
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-    let controller = Controller::new(scoped::<K>(&ctx), watcher::Config::default().any_semantic());
-    let store = controller.store();
+    // Only what a person or another controller changes triggers a reconcile; the operator's own
+    // status writes do not (they would re-run every reconcile that just failed, resending its
+    // request). Resyncs and retries come from the requeue schedule.
+    let (store, writer) = reflector::store();
+    let changes = watcher(scoped::<K>(&ctx), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
+    let controller = Controller::for_stream(changes, store.clone());
     metrics.add_credential_source(Box::new(CachedCredentials(store.clone())));
     let by_connection = move |kind: ConnectionKind, namespace: Option<String>, name: String| {
         store

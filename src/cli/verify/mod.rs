@@ -13,8 +13,8 @@ use jiff::Timestamp;
 
 use dfns_client::error::ErrorCategory;
 use dfns_client::{
-    AuthMode, ClientConfig, DfnsClient, KeySigner, PrivateKey, RetryPolicy, TokenClaims,
-    decode_claims,
+    AuthMode, ClientConfig, DfnsClient, IdentityKind, KeySigner, PrivateKey, RetryPolicy,
+    TokenClaims, decode_claims,
 };
 
 use explain::{Explainer, Stage};
@@ -153,25 +153,18 @@ async fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     println!("identity:    {}", describe_identity(&claims, &auth));
     println!("token:       {}", describe_expiry(&claims));
 
-    match client.list_credentials().await {
-        Ok(credentials) => {
-            let ours = credentials
-                .iter()
-                .any(|credential| credential.credential_id == cred_id);
-            let note = if ours {
-                "includes DFNS_CRED_ID"
-            } else {
-                "DFNS_CRED_ID not among them"
-            };
+    // List PATs is the read Dfns' caller tables allow every identity kind, with no permission.
+    match client.list(IdentityKind::PersonalAccessToken).await {
+        Ok(tokens) => {
             println!(
-                "read ok:     GET /auth/credentials ({} credentials, {note})",
-                credentials.len()
+                "read ok:     GET /auth/pats ({} personal access tokens of this identity)",
+                tokens.len()
             );
         }
-        // A 403 still proves the token authenticates; some identities may not list credentials.
+        // A 403 still proves the token authenticates.
         Err(error) if error.category() == ErrorCategory::Forbidden => {
             println!(
-                "read ok:     token accepted (this identity may not list credentials: {})",
+                "read ok:     token accepted (this identity may not list PATs: {})",
                 error.dfns_message().unwrap_or("403")
             );
         }

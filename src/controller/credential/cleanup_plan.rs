@@ -2,7 +2,7 @@
 //! the Secret, then release the finalizer. Pure, like `plan`.
 
 use super::observed::{DfnsView, Guard, Observed, SecretState};
-use super::plan::find_orphan;
+use super::plan::{find_orphan, unproven_candidates, unproven_message};
 use crate::api::DeletionPolicy;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -66,6 +66,15 @@ fn dfns_cleanup(o: &Observed, policy: DeletionPolicy) -> Option<CleanupStep> {
     if let Some(retiring) = &o.status.retiring {
         return Some(CleanupStep::RetirePrevious {
             id: retiring.id.clone(),
+        });
+    }
+    let unproven = unproven_candidates(o);
+    if !unproven.is_empty() {
+        return Some(CleanupStep::Blocked {
+            message: format!(
+                "{}; or annotate this resource with dfns.io/skip-cleanup=\"true\" to release it",
+                unproven_message(&unproven)
+            ),
         });
     }
     if let Some(orphan) = find_orphan(o) {

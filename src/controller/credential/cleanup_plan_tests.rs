@@ -91,16 +91,27 @@ fn an_unfinished_create_is_retired_on_delete_even_with_retain() {
         key_fingerprint: Some("k2".into()),
         ..Default::default()
     });
-    o.dfns = DfnsView::Candidates(vec![DfnsObject {
+    let orphan = DfnsObject {
         id: "us-9".into(),
         credential_id: "cr-9".into(),
         active: true,
+        key_fingerprint: Some("k2".into()),
         ..Default::default()
-    }]);
+    };
+    o.dfns = DfnsView::Candidates(vec![orphan.clone()]);
     assert_eq!(
         next_cleanup_step(&o, false),
         CleanupStep::RetireOrphan { id: "us-9".into() }
     );
+    // Shown without key or externalId, it may be someone else's: blocked, not retired.
+    o.dfns = DfnsView::Candidates(vec![DfnsObject {
+        key_fingerprint: None,
+        ..orphan
+    }]);
+    assert!(matches!(
+        next_cleanup_step(&o, false),
+        CleanupStep::Blocked { message } if message.contains("us-9")
+    ));
 }
 
 #[test]

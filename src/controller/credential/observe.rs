@@ -10,11 +10,12 @@ use kube::{Api, ResourceExt};
 use super::facts::{Candidate, DfnsFacts, Facts};
 use super::observed::{Desired, Guard};
 use super::resource::CredentialResource;
-use crate::api::{ConditionReason, ConnectionKind};
+use crate::api::{ConditionReason, ConnectionKind, PendingCreate};
 use crate::controller::context::Context;
 use crate::controller::dfns_clients::{ConnectionHandle, ConnectionKey, ConnectionObject};
 use crate::controller::error::Error;
 use crate::controller::guard::{ConnectionFacts, Request, judge};
+use dfns_client::Identity;
 
 /// The facts of one reconcile, and the connection they were read through.
 pub struct Observation {
@@ -111,6 +112,7 @@ pub async fn observe<K: CredentialResource>(
                 .inventory
                 .candidates(h, K::DFNS_KIND, &uid, |c| {
                     c.public_key_sha256().as_deref() == Some(fingerprint)
+                        || may_stem_from(c, &desired.display_name, pending)
                 })
                 .await?;
             DfnsFacts::Candidates(
@@ -139,4 +141,19 @@ pub async fn observe<K: CredentialResource>(
         connection,
         handle,
     })
+}
+
+/// An identity Dfns shows without its key (some revisions answer `publicKey: ""`) and without
+/// `externalId` that has this resource's display name and was created since the pending create
+/// began: it may be that create's result, but nothing proves it. The planner reports such
+/// identities instead of retiring or ignoring them.
+fn may_stem_from(identity: &Identity, display_name: &str, pending: &PendingCreate) -> bool {
+    // Clock skew between Dfns and the cluster.
+    const SKEW: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+    identity.public_key_sha256().is_none()
+        && identity.external_id.is_none()
+        && identity.name.as_deref() == Some(display_name)
+        && identity
+            .date_created
+            .is_none_or(|created| created >= pending.started_at.0 - SKEW)
 }

@@ -170,10 +170,17 @@ fn create_path(o: &Observed) -> Step {
         {
             return Step::Adopt(created.clone());
         }
-        // A key that an earlier attempt registered is never used again.
-        let burnt = candidates
-            .iter()
-            .any(|c| c.key_fingerprint.as_deref() == Some(pending.public_key_sha256.as_str()));
+        let in_doubt = unproven_candidates(o);
+        if !in_doubt.is_empty() {
+            return Step::Stall {
+                reason: ConditionReason::OrphanNotProven,
+                message: unproven_message(&in_doubt),
+            };
+        }
+        // A key that an earlier attempt registered, or may have, is never used again.
+        let burnt = candidates.iter().any(|c| {
+            c.key_fingerprint.as_deref() == Some(pending.public_key_sha256.as_str()) || unproven(c)
+        });
         return match key {
             Some(fp) if fp == pending.public_key_sha256 && !burnt => Step::Create,
             Some(fp) if fp != pending.public_key_sha256 && Some(fp) != retired_key => {
@@ -209,8 +216,57 @@ pub(super) fn find_orphan(o: &Observed) -> Option<&DfnsObject> {
         Some(c.id.as_str()) != retiring_id
             && !c.archived
             && !o.secret_holds_token_of(&c.credential_id)
+            && proven_ours(o, c)
             && (c.active || (pending_key.is_some() && c.key_fingerprint.as_deref() == pending_key))
     })
+}
+
+/// Active identities that may stem from an interrupted create without proof either way (see
+/// `observe::may_stem_from`): never retired, never ignored, reported to a person.
+pub(super) fn unproven_candidates(o: &Observed) -> Vec<&DfnsObject> {
+    let DfnsView::Candidates(candidates) = &o.dfns else {
+        return Vec::new();
+    };
+    candidates
+        .iter()
+        .filter(|c| {
+            !c.archived && c.active && unproven(c) && !o.secret_holds_token_of(&c.credential_id)
+        })
+        .collect()
+}
+
+pub(super) fn unproven_message(unproven: &[&DfnsObject]) -> String {
+    let ids: Vec<&str> = unproven.iter().map(|c| c.id.as_str()).collect();
+    format!(
+        "an interrupted create may have made {} in Dfns, but Dfns shows neither its key nor an \
+         externalId to prove it; if it is not in use elsewhere, deactivate it in Dfns and the \
+         operator continues with a new key",
+        ids.join(", ")
+    )
+}
+
+/// Dfns shows neither the key nor an `externalId`: nothing tells whose the identity is.
+fn unproven(c: &DfnsObject) -> bool {
+    c.key_fingerprint.is_none() && c.external_id.is_none()
+}
+
+/// Whether Dfns' answer proves an identity came from this resource's create: it carries the
+/// resource's uid as `externalId` (where Dfns returns it), or the key the resource's Secret
+/// registered. Dfns' documented responses carry no `externalId`, so the key is what counts.
+fn proven_ours(o: &Observed, c: &DfnsObject) -> bool {
+    let pending_key = o
+        .status
+        .pending_create
+        .as_ref()
+        .map(|p| p.public_key_sha256.as_str());
+    let secret_key = match &o.secret {
+        SecretState::Owned(m) => m.key_fingerprint.as_deref(),
+        _ => None,
+    };
+    c.external_id.as_deref() == Some(o.uid.as_str())
+        || c.key_fingerprint
+            .as_deref()
+            .is_some_and(|k| Some(k) == pending_key || Some(k) == secret_key)
 }
 
 /// `spec.active` against Dfns, without undoing a deactivation someone made in Dfns.

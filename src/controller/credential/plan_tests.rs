@@ -57,8 +57,17 @@ fn object(id: &str, cred: &str, fp: &str) -> DfnsObject {
         active: true,
         archived: false,
         key_fingerprint: Some(fp.into()),
-        external_id: Some("uid-1".into()),
+        // Dfns' documented responses carry no externalId: ownership is proven by the key.
+        external_id: None,
         assignments: vec![],
+    }
+}
+
+/// An identity as a Dfns revision answering `publicKey: ""` shows it: nothing proves whose it is.
+fn keyless(id: &str, cred: &str) -> DfnsObject {
+    DfnsObject {
+        key_fingerprint: None,
+        ..object(id, cred, "")
     }
 }
 
@@ -410,4 +419,49 @@ fn removing_the_permission_revokes_the_managed_assignment_only() {
             assignment_id: None
         }
     );
+}
+
+#[test]
+fn an_interrupted_create_whose_result_dfns_shows_without_a_key_is_reported_not_retired() {
+    let mut o = observed();
+    o.secret = key_only(KEY_A);
+    o.status.pending_create = pending(KEY_A);
+    o.dfns = DfnsView::Candidates(vec![keyless("us-1", "cr-1")]);
+    let step = next_step(&o);
+    assert!(
+        matches!(&step, Step::Stall { reason: ConditionReason::OrphanNotProven, message } if message.contains("us-1")),
+        "{step:?}"
+    );
+}
+
+#[test]
+fn a_keyless_identity_whose_token_the_secret_holds_is_adopted() {
+    let mut o = observed();
+    o.secret = full_secret(KEY_A, "cr-1");
+    o.status.pending_create = pending(KEY_A);
+    let created = keyless("us-1", "cr-1");
+    o.dfns = DfnsView::Candidates(vec![created.clone()]);
+    assert_eq!(next_step(&o), Step::Adopt(created));
+}
+
+#[test]
+fn once_a_person_deactivated_an_unproven_identity_the_create_continues_with_a_new_key() {
+    let mut o = observed();
+    o.secret = key_only(KEY_A);
+    o.status.pending_create = pending(KEY_A);
+    let mut deactivated = keyless("us-1", "cr-1");
+    deactivated.active = false;
+    o.dfns = DfnsView::Candidates(vec![deactivated]);
+    assert_eq!(next_step(&o), Step::GenerateKey);
+}
+
+#[test]
+fn an_identity_carrying_the_resources_uid_as_external_id_is_proven_without_its_key() {
+    let mut o = observed();
+    o.secret = key_only(KEY_B);
+    o.status.pending_create = pending(KEY_B);
+    let mut orphan = keyless("us-1", "cr-1");
+    orphan.external_id = Some("uid-1".into());
+    o.dfns = DfnsView::Candidates(vec![orphan.clone()]);
+    assert_eq!(next_step(&o), Step::RetireOrphan(orphan));
 }

@@ -88,9 +88,9 @@ impl DfnsClient {
     }
 
     /// Proves the signing key works without changing anything: obtains a user-action token for a
-    /// read (`GET /auth/credentials`) and discards it.
+    /// read (`GET /auth/pats`, which every identity kind may call) and discards it.
     pub async fn verify_signing(&self) -> Result<(), DfnsError> {
-        self.user_action(&Method::GET, "/auth/credentials", "")
+        self.user_action(&Method::GET, "/auth/pats", "")
             .await
             .map(drop)
     }
