@@ -1,12 +1,15 @@
 //! Public keys sent by clients (PEM) and verification of their signatures, the way Dfns checks
 //! Key credentials: ECDSA P-256 (DER), Ed25519, RSA PKCS#1 v1.5 — over the exact bytes signed.
+//!
+//! The verification arithmetic is `ring`'s wherever ring supports it (all but ECDSA with SHA-512):
+//! the operator signs with the RustCrypto crates, so the emulator checking its signatures with a
+//! different implementation is an independent check, not the same code agreeing with itself.
 
 use base64::Engine as _;
 use base64::alphabet::URL_SAFE;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use sha2::{Digest, Sha256, Sha384, Sha512};
+use sha2::{Digest, Sha512};
 
-use signature::Verifier as _;
 use signature::hazmat::PrehashVerifier as _;
 
 /// base64url that accepts input with or without `=` padding (SDKs omit it; old scripts add it).
@@ -114,25 +117,29 @@ impl PublicKey {
                 }
             }
             Self::Ed25519(key) => {
-                let sig = ed25519_dalek::Signature::from_slice(sig)
-                    .map_err(|_| "Ed25519 signature must be 64 bytes".to_owned())?;
-                key.verify(message, &sig).is_ok()
+                if sig.len() != 64 {
+                    return Err("Ed25519 signature must be 64 bytes".to_owned());
+                }
+                ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key.as_bytes())
+                    .verify(message, sig)
+                    .is_ok()
             }
             Self::Rsa(key) => {
-                use rsa::pkcs1v15::{Signature, VerifyingKey};
-                let sig =
-                    Signature::try_from(sig).map_err(|_| "malformed RSA signature".to_owned())?;
-                match digest {
-                    DigestKind::Sha256 => VerifyingKey::<Sha256>::new(key.clone())
-                        .verify(message, &sig)
-                        .is_ok(),
-                    DigestKind::Sha384 => VerifyingKey::<Sha384>::new(key.clone())
-                        .verify(message, &sig)
-                        .is_ok(),
-                    DigestKind::Sha512 => VerifyingKey::<Sha512>::new(key.clone())
-                        .verify(message, &sig)
-                        .is_ok(),
-                }
+                use rsa::traits::PublicKeyParts as _;
+                let strip = |bytes: Box<[u8]>| {
+                    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+                    bytes[start..].to_vec()
+                };
+                let components = ring::signature::RsaPublicKeyComponents {
+                    n: strip(key.n_bytes()),
+                    e: strip(key.e_bytes()),
+                };
+                let alg = match digest {
+                    DigestKind::Sha256 => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                    DigestKind::Sha384 => &ring::signature::RSA_PKCS1_2048_8192_SHA384,
+                    DigestKind::Sha512 => &ring::signature::RSA_PKCS1_2048_8192_SHA512,
+                };
+                components.verify(alg, message, sig).is_ok()
             }
         };
         if ok {
