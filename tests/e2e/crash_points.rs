@@ -35,7 +35,9 @@ async fn prepare(prefix: &str) -> (Setup, OperatorCommand, TempPath) {
 
 async fn apply<K: CredentialResource>(setup: &Setup) {
     let conn = json!({ "kind": "DfnsConnection", "name": "main" });
-    setup.apply::<K>(NAME, json!({ "connectionRef": conn })).await;
+    setup
+        .apply::<K>(NAME, json!({ "connectionRef": conn }))
+        .await;
 }
 
 async fn get<K: CredentialResource>(setup: &Setup) -> K {
@@ -67,9 +69,11 @@ async fn at_crash<K: CredentialResource>(setup: &Setup) -> AtCrash {
             .iter()
             .map(|s| (s.is_active, s.archived))
             .collect(),
-        dfns_client::IdentityKind::PersonalAccessToken => {
-            state.pats.iter().map(|p| (p.is_active, p.archived)).collect()
-        }
+        dfns_client::IdentityKind::PersonalAccessToken => state
+            .pats
+            .iter()
+            .map(|p| (p.is_active, p.archived))
+            .collect(),
     };
     AtCrash {
         pending: status.pending_create.is_some(),
@@ -111,7 +115,11 @@ async fn crash_during_create<K: CredentialResource>(prefix: &str, point: CrashPo
         .assert_crashed_at_armed_point()
         .await;
     let left = at_crash::<K>(&setup).await;
-    assert!(left.pending, "pendingCreate is recorded at {}", point.name());
+    assert!(
+        left.pending,
+        "pendingCreate is recorded at {}",
+        point.name()
+    );
     assert_eq!(left.recorded, None, "no ids recorded at {}", point.name());
     let (expect_dfns, expect_token) = match point {
         CrashPoint::CreatePendingSaved => (vec![], false),
@@ -119,14 +127,29 @@ async fn crash_during_create<K: CredentialResource>(prefix: &str, point: CrashPo
         CrashPoint::CreateTokenWritten => (vec![(true, false)], true),
         _ => unreachable!("not a create point"),
     };
-    assert_eq!(left.dfns, expect_dfns, "Dfns (active, archived) at {}", point.name());
-    assert_eq!(left.token_in_secret, expect_token, "token in the Secret at {}", point.name());
+    assert_eq!(
+        left.dfns,
+        expect_dfns,
+        "Dfns (active, archived) at {}",
+        point.name()
+    );
+    assert_eq!(
+        left.token_in_secret,
+        expect_token,
+        "token in the Secret at {}",
+        point.name()
+    );
 
     let (_, hits) = recover::<K>(&setup, &command, &log, point).await;
     let archived = at_crash_archived::<K>(&setup);
     // Only the create whose token was lost leaves an orphan to archive; a written token is adopted.
     let expect_archived = usize::from(point == CrashPoint::CreateDfnsReturned);
-    assert_eq!(archived, expect_archived, "archived orphans after {}", point.name());
+    assert_eq!(
+        archived,
+        expect_archived,
+        "archived orphans after {}",
+        point.name()
+    );
     hits
 }
 
@@ -156,14 +179,21 @@ async fn crash_retiring_an_orphan<K: CredentialResource>(prefix: &str) -> usize 
     let deadline = tokio::time::Instant::now() + WAIT;
     while setup.emulator.request_counts().lost_responses == 0 {
         operator.assert_running();
-        assert!(tokio::time::Instant::now() < deadline, "no Dfns answer was lost");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Dfns answer was lost"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     setup.emulator.set_faults(Faults::default());
     operator.assert_crashed_at_armed_point().await;
     let left = at_crash::<K>(&setup).await;
     assert_eq!(left.recorded, None, "the lost create was never recorded");
-    assert_eq!(left.dfns, vec![(false, false)], "the orphan is deactivated, not archived");
+    assert_eq!(
+        left.dfns,
+        vec![(false, false)],
+        "the orphan is deactivated, not archived"
+    );
 
     recover::<K>(&setup, &command, &log, point).await;
     assert_eq!(at_crash_archived::<K>(&setup), 1, "the orphan is archived");
@@ -177,7 +207,11 @@ async fn crash_retiring_a_lost_credential<K: CredentialResource>(prefix: &str) -
     apply::<K>(&setup).await;
     let mut operator = command.spawn(&setup, Some(point));
     let first = setup.wait_ready::<K>(NAME).await;
-    let old = Recorded::of(&first).status.recorded_id().unwrap().to_string();
+    let old = Recorded::of(&first)
+        .status
+        .recorded_id()
+        .unwrap()
+        .to_string();
     setup
         .secrets()
         .delete(NAME, &DeleteParams::default())
@@ -254,7 +288,12 @@ fn report(point: CrashPoint, hits: [usize; 2]) {
         hits[0],
         hits[1]
     );
-    assert_eq!(hits, [1, 1], "crash point {} hit once per kind", point.name());
+    assert_eq!(
+        hits,
+        [1, 1],
+        "crash point {} hit once per kind",
+        point.name()
+    );
 }
 
 async fn both_kinds_crash_during_create(point: CrashPoint) {
