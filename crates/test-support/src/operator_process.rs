@@ -137,7 +137,7 @@ impl OperatorProcess {
         let status = self.wait_exit(EXIT_WAIT).await;
         assert_eq!(
             status.signal(),
-            Some(libc_sigabrt()),
+            Some(SIGABRT),
             "the operator should have aborted at {}, but ended with {status}; log: {}",
             point.name(),
             self.log_file.display()
@@ -151,7 +151,8 @@ impl OperatorProcess {
         );
     }
 
-    /// SIGKILL, then waits (bounded) until the process is gone.
+    /// SIGKILL, then waits (bounded) until the process is gone; nothing if it ended already
+    /// (callers that expect it alive say so with [`Self::assert_running`] first).
     pub async fn kill(&mut self) {
         if self.try_exit().is_some() {
             return;
@@ -161,7 +162,5 @@ impl OperatorProcess {
     }
 }
 
-/// SIGABRT, the signal `std::process::abort` raises (6 on every Unix the tests run on).
-const fn libc_sigabrt() -> i32 {
-    6
-}
+/// The signal `std::process::abort` raises (6 on every Unix the tests run on).
+const SIGABRT: i32 = 6;
