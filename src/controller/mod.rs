@@ -3,6 +3,7 @@
 pub mod conditions;
 pub mod connection;
 pub mod context;
+pub mod crash_point;
 pub mod credential;
 pub mod dfns_clients;
 pub mod error;

@@ -5,6 +5,7 @@
 mod chart_rbac;
 mod cluster_smoke;
 mod cost;
+mod crash_points;
 mod crash_safety;
 mod credentials;
 mod guards;

@@ -11,6 +11,7 @@
 pub mod chart;
 mod control_plane;
 mod crds;
+pub mod credential_checks;
 pub mod dfns;
 mod error;
 pub mod leak_check;
@@ -18,6 +19,7 @@ pub mod leaks;
 pub mod logs;
 mod namespace;
 pub mod operator;
+pub mod operator_process;
 
 pub use control_plane::ControlPlane;
 pub use crds::{apply_crd_files, crd_files};

@@ -14,6 +14,7 @@ use super::reconcile::{MAX_STEPS, Run, SKIP_CLEANUP_ANNOTATION};
 use super::resource::CredentialResource;
 use crate::api::ConditionReason;
 use crate::controller::conditions::Verdict;
+use crate::controller::crash_point::{self, CrashPoint};
 use crate::controller::error::{Error, ignore_not_found};
 use crate::controller::secret_layout;
 
@@ -59,6 +60,7 @@ impl<K: CredentialResource> Run<'_, K> {
             CleanupStep::Blocked { message } => Err(Error::Connection(message.clone())),
             CleanupStep::RetirePrevious { id } => {
                 ignore_not_found(self.handle()?.client.deactivate(kind, id).await)?;
+                crash_point::reached(CrashPoint::RetirePreviousDeactivated);
                 let mut status = self.facts.status.clone();
                 status.retiring = None;
                 Ok(Effect::changed(vec![Change::Status(status)]))
@@ -66,6 +68,7 @@ impl<K: CredentialResource> Run<'_, K> {
             CleanupStep::RetireOrphan { id } => Ok(Effect::changed(vec![self.retire(id).await?])),
             CleanupStep::Deactivate { id } => {
                 let updated = ignore_not_found(self.handle()?.client.deactivate(kind, id).await)?;
+                crash_point::reached(CrashPoint::CleanupDfnsDone);
                 Ok(Effect::changed(vec![Change::Recorded(updated)]).with_event(
                     EventType::Normal,
                     "Deactivated",
@@ -74,6 +77,7 @@ impl<K: CredentialResource> Run<'_, K> {
             }
             CleanupStep::Archive { id } => {
                 ignore_not_found(self.handle()?.client.delete(kind, id).await)?;
+                crash_point::reached(CrashPoint::CleanupDfnsDone);
                 Ok(
                     Effect::changed(vec![Change::Archived(id.clone())]).with_event(
                         EventType::Normal,

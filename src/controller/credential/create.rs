@@ -15,6 +15,7 @@ use super::reconcile::Run;
 use super::resource::{CredentialResource, record_ids};
 use super::steps::creating;
 use crate::api::PendingCreate;
+use crate::controller::crash_point::{self, CrashPoint};
 use crate::controller::error::Error;
 use crate::controller::secret_layout::{self, SecretLayout};
 use dfns_client::keys::{PrivateKey, generate_p256};
@@ -43,6 +44,8 @@ impl<K: CredentialResource> Run<'_, K> {
 
     /// Steps 3–5: create in Dfns, write the token into the Secret at once, record the ids.
     pub(super) async fn create(&self) -> Result<Effect, Error> {
+        // The plan asks for Create only once `pendingCreate` is saved (step 2).
+        crash_point::reached(CrashPoint::CreatePendingSaved);
         let handle = self.handle()?;
         let facts = &self.facts;
         let new = NewIdentity {
@@ -54,6 +57,7 @@ impl<K: CredentialResource> Run<'_, K> {
             seconds_valid: self.obj.seconds_valid(),
         };
         let created = handle.client.create(K::DFNS_KIND, &new).await?;
+        crash_point::reached(CrashPoint::CreateDfnsReturned);
         let identity = created.identity;
         let credential_id = identity.cred_id.clone().ok_or_else(|| {
             Error::UnexpectedDfnsAnswer(format!(
@@ -64,6 +68,7 @@ impl<K: CredentialResource> Run<'_, K> {
         let secret = self
             .write_token(&created.access_token, &identity.id, &credential_id)
             .await?;
+        crash_point::reached(CrashPoint::CreateTokenWritten);
         let note = format!(
             "created {} {} and wrote Secret {}",
             K::DFNS_KIND,

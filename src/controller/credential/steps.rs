@@ -11,6 +11,7 @@ use super::reconcile::Run;
 use super::resource::{CredentialResource, clear_ids};
 use crate::api::{ConditionReason, RetiringCredential};
 use crate::controller::conditions::Verdict;
+use crate::controller::crash_point::{self, CrashPoint};
 use crate::controller::dfns_clients::ConnectionHandle;
 use crate::controller::error::{Error, ignore_not_found};
 use dfns_client::Identity;
@@ -116,6 +117,7 @@ impl<K: CredentialResource> Run<'_, K> {
     pub(super) async fn retire(&self, id: &str) -> Result<Change, Error> {
         let client = &self.handle()?.client;
         ignore_not_found(client.deactivate(K::DFNS_KIND, id).await)?;
+        crash_point::reached(CrashPoint::RetireOrphanDeactivated);
         ignore_not_found(client.delete(K::DFNS_KIND, id).await)?;
         Ok(Change::Archived(id.to_string()))
     }
@@ -155,6 +157,7 @@ impl<K: CredentialResource> Run<'_, K> {
     async fn retire_previous(&self, id: &str) -> Result<Effect, Error> {
         let kind = K::DFNS_KIND;
         ignore_not_found(self.handle()?.client.deactivate(kind, id).await)?;
+        crash_point::reached(CrashPoint::RetirePreviousDeactivated);
         let mut status = self.facts.status.clone();
         status.retiring = None;
         Ok(
