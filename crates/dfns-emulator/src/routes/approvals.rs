@@ -1,7 +1,9 @@
 //! Approval policies: a write the profile's `requireApproval` names answers 202 with a change
 //! request instead of being done; a human decides through `/_emulator/change-requests/{id}/
 //! approve|deny` (service accounts cannot approve in Dfns, and the emulator has no approver
-//! users). Clients follow the decision with `GET /v2/policy-approvals[/{approvalId}]`.
+//! users). Clients follow the decision with `GET /v2/policy-approvals/{approvalId}` (the change
+//! request's `approvalId`) or `GET /v2/policy-approvals[?status=]`. Shapes follow the official
+//! TS SDK's types for `Permissions:Assign` approvals.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -102,7 +104,8 @@ fn requester(state: &Store, caller: &Caller) -> Value {
 }
 
 /// The documented change-request body: `{id, kind, operationKind, status, entityId, requester,
-/// body}` plus `dateCreated`. `entityId` is left out while unknown (a create not yet applied).
+/// body, dateCreated, dateResolved?, approvalId}`. `entityId` is left out while unknown (a create
+/// not yet applied); `body` is the request body as sent.
 fn change_request(state: &Store, c: &ChangeRequest) -> Value {
     let (kind, operation_kind) = kinds(c.operation);
     let mut v = json!({
@@ -113,6 +116,7 @@ fn change_request(state: &Store, c: &ChangeRequest) -> Value {
         "requester": requester(state, &c.requester),
         "body": normalized_body(&c.raw_body).unwrap_or(Value::Null),
         "dateCreated": c.date_created,
+        "approvalId": c.approval_id,
     });
     if let Some(entity_id) = &c.entity_id {
         v["entityId"] = Value::String(entity_id.clone());
@@ -124,7 +128,7 @@ fn change_request(state: &Store, c: &ChangeRequest) -> Value {
 }
 
 /// A policy approval: `status` `Pending`, `Approved` or `Denied`, the approver's decision with
-/// its reason, and the change request it decides (`activityId`, `activity.changeRequest`).
+/// its reason, and the change request it decides (`activity.changeRequest`).
 fn approval(state: &Store, c: &ChangeRequest) -> Value {
     let status = match c.status {
         ChangeStatus::Pending => "Pending",
@@ -140,7 +144,6 @@ fn approval(state: &Store, c: &ChangeRequest) -> Value {
     };
     let mut v = json!({
         "id": c.approval_id,
-        "activityId": c.id,
         "activity": {
             "kind": activity_kind(c.operation),
             "changeRequest": change_request(state, c),
@@ -148,6 +151,12 @@ fn approval(state: &Store, c: &ChangeRequest) -> Value {
         "status": status,
         "initiatorId": c.requester.user_id,
         "dateCreated": c.date_created,
+        "dateUpdated": c.date_resolved.as_ref().unwrap_or(&c.date_created),
+        "policyEvaluations": [{
+            "policyId": POLICY_ID,
+            "triggered": true,
+            "reason": format!("{} requires approval", c.operation.name()),
+        }],
         "decisions": decisions,
     });
     if let Some(date) = &c.date_resolved {
@@ -158,6 +167,8 @@ fn approval(state: &Store, c: &ChangeRequest) -> Value {
 
 /// Who decides in the emulator: the test control, standing for a human approver.
 const APPROVER: &str = "emulator-approver";
+/// The one policy the emulator models: the profile's `requireApproval`.
+const POLICY_ID: &str = "po-emula-torpo-licyrequireappr";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -34,25 +34,27 @@ async fn decide(
     .await
 }
 
-/// The policy approval deciding change request `id`, as a client finds it.
-async fn approval_of(admin: &Client, id: &str) -> Value {
-    let list = admin.get("/v2/policy-approvals").await.ok();
-    let found = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["activityId"] == id)
-        .cloned()
-        .expect("an approval for the change request");
+/// The policy approval deciding change request `id`, as a client finds it: by the change
+/// request's `approvalId`, and the same in the list.
+async fn approval_of(emu: &dfns_emulator::RunningEmulator, admin: &Client, id: &str) -> Value {
+    let c = emu
+        .state()
+        .change_requests
+        .into_iter()
+        .find(|c| c.id == id)
+        .unwrap();
     let by_id = admin
-        .get(&format!(
-            "/v2/policy-approvals/{}",
-            found["id"].as_str().unwrap()
-        ))
+        .get(&format!("/v2/policy-approvals/{}", c.approval_id))
         .await
         .ok();
-    assert_eq!(by_id, found);
-    found
+    assert_eq!(by_id["activity"]["changeRequest"]["id"], id);
+    assert_eq!(
+        by_id["activity"]["changeRequest"]["approvalId"],
+        c.approval_id.as_str()
+    );
+    let list = admin.get("/v2/policy-approvals").await.ok();
+    assert!(list["items"].as_array().unwrap().contains(&by_id), "{list}");
+    by_id
 }
 
 #[tokio::test]
@@ -91,8 +93,12 @@ async fn a_held_assignment_answers_202_and_lands_only_once_approved() {
         "nothing assigned yet"
     );
     let pending = admin.get("/v2/policy-approvals?status=Pending").await.ok();
-    assert_eq!(pending["items"][0]["activityId"], id.as_str());
-    assert_eq!(approval_of(&admin, &id).await["status"], "Pending");
+    assert_eq!(
+        pending["items"][0]["activity"]["changeRequest"]["id"],
+        id.as_str()
+    );
+    assert_eq!(pending["items"][0]["id"], held["approvalId"]);
+    assert_eq!(approval_of(&emu, &admin, &id).await["status"], "Pending");
 
     let applied = decide(&emu, &id, "approve", None).await.ok();
     assert_eq!(applied["status"], "Applied");
@@ -102,7 +108,7 @@ async fn a_held_assignment_answers_202_and_lands_only_once_approved() {
         emu.state().service_accounts[0].permission_ids,
         vec![perm.clone()]
     );
-    let approval = approval_of(&admin, &id).await;
+    let approval = approval_of(&emu, &admin, &id).await;
     assert_eq!(approval["status"], "Approved");
     assert_eq!(approval["decisions"][0]["value"], "Approved");
     assert_eq!(approval["activity"]["kind"], "Permissions:Assign");
@@ -169,7 +175,7 @@ async fn a_denied_revoke_changes_nothing_and_carries_the_reason() {
         emu.state().change_requests[0].reason.as_deref(),
         Some("not during the freeze")
     );
-    let approval = approval_of(&admin, id).await;
+    let approval = approval_of(&emu, &admin, id).await;
     assert_eq!(approval["status"], "Denied");
     assert_eq!(approval["decisions"][0]["reason"], "not during the freeze");
     assert_eq!(
@@ -292,7 +298,7 @@ async fn an_approved_write_refused_by_then_is_marked_failed_with_the_reason() {
     let reason = emu.state().change_requests[0].reason.clone().unwrap();
     assert!(reason.contains(sa_id), "{reason}");
     assert_eq!(
-        approval_of(&admin, held["id"].as_str().unwrap()).await["status"],
+        approval_of(&emu, &admin, held["id"].as_str().unwrap()).await["status"],
         "Approved"
     );
 }
