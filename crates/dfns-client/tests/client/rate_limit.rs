@@ -97,7 +97,10 @@ async fn a_429_without_retry_after_pauses_instead_of_hammering() {
             .expect("every read succeeds by pausing after a 429");
     }
     let counts = emulator.request_counts();
-    assert!(counts.rate_limited >= 1, "the limit was reached: {counts:?}");
+    assert!(
+        counts.rate_limited >= 1,
+        "the limit was reached: {counts:?}"
+    );
     assert!(
         counts.rate_limited <= 6,
         "a pause after each 429, not retries 1-5 ms apart: {} 429s",
