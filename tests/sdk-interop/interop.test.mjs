@@ -22,6 +22,7 @@ import {
   tamperingSigner,
   uniqueName,
 } from './support.mjs'
+import { strictProfileTests } from './strict.mjs'
 
 const APP_METADATA = 'https://custom/app_metadata'
 
@@ -365,3 +366,5 @@ describe('official Dfns SDK against dfns-emulator', () => {
     )
   })
 })
+
+strictProfileTests(loadBootstrap())

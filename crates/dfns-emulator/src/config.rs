@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::profile::Profile;
+
 /// How to run an emulator.
 #[derive(Clone, Debug)]
 pub struct EmulatorConfig {
@@ -17,6 +19,9 @@ pub struct EmulatorConfig {
     pub tls_hosts: Vec<String>,
     /// Faults injected from the start; changeable later.
     pub faults: Faults,
+    /// Fidelity switches, strict (the reference pages' reading) by default; changeable later.
+    /// `Profile::lenient()` asks for the emulator's earlier, kinder behaviour.
+    pub profile: Profile,
     /// Username of the bootstrap organization admin.
     pub admin_username: String,
     /// Lifetime of a login challenge.
@@ -36,6 +41,7 @@ impl Default for EmulatorConfig {
             tls: false,
             tls_hosts: Vec::new(),
             faults: Faults::default(),
+            profile: Profile::strict(),
             admin_username: "admin@emulator.local".to_owned(),
             login_challenge_ttl: Duration::from_secs(300),
             challenge_ttl: Duration::from_secs(300),
@@ -52,8 +58,11 @@ pub struct Faults {
     pub latency: Duration,
     /// Extra random delay, uniform in `0..=jitter`.
     pub jitter: Duration,
-    /// Requests per minute allowed for the organization; more get 429 with `Retry-After`.
+    /// Requests per minute allowed for the organization; more get 429.
     pub rate_limit_per_minute: Option<u32>,
+    /// Send `Retry-After` (seconds) with those 429s. Dfns documents no such header, so the
+    /// default is not to (unless the profile's `retry_after_on_every_429` says so).
+    pub retry_after: bool,
     /// Share of requests (0.0–1.0) answered with a 5xx before anything is changed.
     pub error_ratio: f64,
     /// Share of state-changing requests (0.0–1.0) that are applied but whose reply fails with
@@ -86,6 +95,7 @@ pub(crate) struct FaultsWire {
     pub latency_ms: u64,
     pub jitter_ms: u64,
     pub rate_limit_per_minute: Option<u32>,
+    pub retry_after: bool,
     pub error_ratio: f64,
     pub lost_response_ratio: f64,
 }
@@ -96,6 +106,7 @@ impl From<&Faults> for FaultsWire {
             latency_ms: f.latency.as_millis() as u64,
             jitter_ms: f.jitter.as_millis() as u64,
             rate_limit_per_minute: f.rate_limit_per_minute,
+            retry_after: f.retry_after,
             error_ratio: f.error_ratio,
             lost_response_ratio: f.lost_response_ratio,
         }
@@ -108,6 +119,7 @@ impl From<FaultsWire> for Faults {
             latency: Duration::from_millis(w.latency_ms),
             jitter: Duration::from_millis(w.jitter_ms),
             rate_limit_per_minute: w.rate_limit_per_minute,
+            retry_after: w.retry_after,
             error_ratio: w.error_ratio,
             lost_response_ratio: w.lost_response_ratio,
         }
@@ -123,6 +135,7 @@ mod tests {
         let f = Faults::default();
         assert!(f.validate().is_ok());
         assert_eq!(f.rate_limit_per_minute, None);
+        assert!(!f.retry_after);
         assert_eq!(f.error_ratio, 0.0);
     }
 
@@ -146,6 +159,7 @@ mod tests {
             latency: Duration::from_millis(20),
             jitter: Duration::from_millis(5),
             rate_limit_per_minute: Some(100),
+            retry_after: true,
             error_ratio: 0.1,
             lost_response_ratio: 0.2,
         };

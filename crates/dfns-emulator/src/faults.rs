@@ -1,5 +1,5 @@
 //! Fault injection around Dfns API paths: latency with jitter, the per-organization rate limit
-//! (429 + Retry-After), injected 5xx before anything changes, and "lost responses" (the change
+//! (429, with Retry-After only when asked for: Dfns documents none), injected 5xx before anything changes, and "lost responses" (the change
 //! is applied, then the reply is replaced by a 502).
 
 use std::time::{Duration, Instant};
@@ -84,7 +84,8 @@ pub(crate) async fn apply(State(app): State<Shared>, request: Request, next: Nex
             StatusCode::TOO_MANY_REQUESTS,
             "Too Many Requests: rate limit exceeded",
         );
-        err.retry_after_secs = Some(retry_after);
+        let send = faults.retry_after || app.store.lock().profile.retry_after_on_every_429;
+        err.retry_after_secs = send.then_some(retry_after);
         return err.into_response();
     }
 

@@ -1,6 +1,6 @@
 //! A local Dfns API emulator: the paths the operator uses, with Dfns' signature and permission
 //! rules, plus test controls under `/_emulator/` (latency, rate limit, injected errors, lost
-//! responses, state inspection, reset).
+//! responses, fidelity profile, approval decisions, state inspection, reset).
 //!
 //! Start it in-process with [`Emulator::start`], or run the `dfns-emulator` binary.
 
@@ -13,9 +13,11 @@ mod counters;
 mod crypto;
 mod error;
 mod faults;
+mod fingerprint;
 mod ids;
 mod json;
 mod operations;
+mod profile;
 mod routes;
 mod server;
 mod state;
@@ -27,8 +29,9 @@ pub use bootstrap::{Bootstrap, BootstrapAdmin};
 pub use config::{EmulatorConfig, Faults};
 pub use counters::{EndpointCounts, RequestCounts};
 pub use error::EmulatorError;
+pub use profile::{ApprovalOperation, IdentityKeyRotation, Profile, PublicKeyForm};
 pub use server::{Emulator, RunningEmulator};
 pub use state::snapshot::{
-    CredentialSnapshot, PatSnapshot, PermissionSnapshot, ServiceAccountSnapshot, StateSnapshot,
-    UserSnapshot,
+    ChangeRequestSnapshot, CredentialSnapshot, PatSnapshot, PermissionSnapshot,
+    ServiceAccountSnapshot, StateSnapshot, UserSnapshot,
 };

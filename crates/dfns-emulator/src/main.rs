@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dfns_emulator::{Emulator, EmulatorConfig, Faults};
+use dfns_emulator::{
+    ApprovalOperation, Emulator, EmulatorConfig, Faults, IdentityKeyRotation, Profile,
+    PublicKeyForm,
+};
 use tracing_subscriber::EnvFilter;
 
 /// A local Dfns API emulator. It serves the authentication, service-account, personal access
@@ -54,10 +57,14 @@ struct Args {
     #[arg(long, env = "DFNS_EMULATOR_JITTER_MS", default_value_t = 0)]
     jitter_ms: u64,
 
-    /// Requests per minute allowed for the organization; more are answered 429 with Retry-After.
-    /// Unset: no limit.
+    /// Requests per minute allowed for the organization; more are answered 429. Unset: no
+    /// limit.
     #[arg(long, env = "DFNS_EMULATOR_RATE_LIMIT_PER_MINUTE")]
     rate_limit_per_minute: Option<u32>,
+
+    /// Send Retry-After (seconds) with the rate limit's 429s. Dfns documents no such header.
+    #[arg(long, env = "DFNS_EMULATOR_RETRY_AFTER")]
+    retry_after: bool,
 
     /// Share of Dfns API requests (0 to 1) answered 500 before anything is changed.
     #[arg(long, env = "DFNS_EMULATOR_ERROR_RATIO", default_value_t = 0.0)]
@@ -69,6 +76,49 @@ struct Args {
     #[arg(long, env = "DFNS_EMULATOR_LOST_RESPONSE_RATIO", default_value_t = 0.0)]
     lost_response_ratio: f64,
 
+    /// Base fidelity profile: "strict" follows Dfns' reference pages; "lenient" is the
+    /// emulator's earlier, kinder behaviour. The flags below override single switches.
+    #[arg(
+        long,
+        env = "DFNS_EMULATOR_PROFILE",
+        value_enum,
+        default_value = "strict"
+    )]
+    profile: BaseProfile,
+
+    /// May service accounts and PATs use the credential endpoints on their own credentials?
+    /// "refused": the reference pages' caller tables; "allowed": the credential-rotation guide.
+    #[arg(long, env = "DFNS_EMULATOR_IDENTITY_KEY_ROTATION", value_enum)]
+    identity_key_rotation: Option<IdentityKeyRotation>,
+
+    /// Let service accounts call List Credentials (the reference page marks them ❌).
+    #[arg(long, env = "DFNS_EMULATOR_SERVICE_ACCOUNTS_LIST_CREDENTIALS")]
+    service_accounts_list_credentials: Option<bool>,
+
+    /// Return externalId in service-account and PAT responses (no documented response has it).
+    #[arg(long, env = "DFNS_EMULATOR_EXTERNAL_ID_IN_RESPONSES")]
+    external_id_in_responses: Option<bool>,
+
+    /// Answer linkedAppId "" instead of the documented ap-… id.
+    #[arg(long, env = "DFNS_EMULATOR_EMPTY_LINKED_APP_ID")]
+    empty_linked_app_id: Option<bool>,
+
+    /// Days a service-account or PAT token created without daysValid/secondsValid lasts
+    /// (1-730). Unset in the strict profile: such tokens carry no exp.
+    #[arg(long, env = "DFNS_EMULATOR_DEFAULT_DAYS_VALID")]
+    default_days_valid: Option<u32>,
+
+    /// Form of publicKey in service-account and PAT responses: the PEM, "SHA256:" + base64 of
+    /// SHA-256 over the SPKI DER, or "".
+    #[arg(long, env = "DFNS_EMULATOR_PUBLIC_KEY_FORM", value_enum)]
+    public_key_form: Option<PublicKeyForm>,
+
+    /// Writes held for approval (202 + change request), comma-separated: assignment, revoke,
+    /// service-account-create, pat-create. Decide with POST
+    /// /_emulator/change-requests/{id}/approve|deny.
+    #[arg(long, env = "DFNS_EMULATOR_REQUIRE_APPROVAL", value_delimiter = ',')]
+    require_approval: Vec<ApprovalOperation>,
+
     /// Log format on stderr.
     #[arg(
         long,
@@ -77,6 +127,43 @@ struct Args {
         default_value = "plain"
     )]
     log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BaseProfile {
+    Strict,
+    Lenient,
+}
+
+impl Args {
+    fn profile(&self) -> Profile {
+        let mut profile = match self.profile {
+            BaseProfile::Strict => Profile::strict(),
+            BaseProfile::Lenient => Profile::lenient(),
+        };
+        if let Some(v) = self.identity_key_rotation {
+            profile.identity_key_rotation = v;
+        }
+        if let Some(v) = self.service_accounts_list_credentials {
+            profile.service_accounts_list_credentials = v;
+        }
+        if let Some(v) = self.external_id_in_responses {
+            profile.external_id_in_responses = v;
+        }
+        if let Some(v) = self.empty_linked_app_id {
+            profile.empty_linked_app_id = v;
+        }
+        if let Some(v) = self.default_days_valid {
+            profile.default_days_valid = Some(v);
+        }
+        if let Some(v) = self.public_key_form {
+            profile.public_key_form = v;
+        }
+        profile
+            .require_approval
+            .extend(self.require_approval.iter().copied());
+        profile
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -120,10 +207,12 @@ async fn main() -> ExitCode {
         latency: Duration::from_millis(args.latency_ms),
         jitter: Duration::from_millis(args.jitter_ms),
         rate_limit_per_minute: args.rate_limit_per_minute,
+        retry_after: args.retry_after,
         error_ratio: args.error_ratio,
         lost_response_ratio: args.lost_response_ratio,
     };
     let config = EmulatorConfig {
+        profile: args.profile(),
         listen: args.listen,
         tls: args.tls,
         tls_hosts: args.tls_hosts,

@@ -14,6 +14,7 @@ pub(crate) const PERMISSIONS_READ: &str = "Permissions:Read";
 pub(crate) const PERMISSIONS_ASSIGN: &str = "Permissions:Assign";
 pub(crate) const PERMISSIONS_REVOKE: &str = "Permissions:Revoke";
 pub(crate) const PERMISSIONS_ASSIGNMENTS_READ: &str = "Permissions:Assignments:Read";
+pub(crate) const POLICIES_APPROVALS_READ: &str = "Policies:Approvals:Read";
 
 /// Every operation name accepted in `POST /permissions`; `DfnsFullAdminAccess` holds all.
 pub(crate) const ALL: &[&str] = &[
@@ -37,6 +38,7 @@ pub(crate) const ALL: &[&str] = &[
     PERMISSIONS_REVOKE,
     "Permissions:Delete",
     PERMISSIONS_ASSIGNMENTS_READ,
+    POLICIES_APPROVALS_READ,
     "Wallets:Create",
     "Wallets:Read",
     "Keys:Create",

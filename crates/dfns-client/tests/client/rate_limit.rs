@@ -33,6 +33,8 @@ async fn retry_after_is_honoured_instead_of_hammering() {
     let emulator = start_emulator_with(EmulatorConfig {
         faults: Faults {
             rate_limit_per_minute: Some(60),
+            // Dfns documents no Retry-After; this test is about a server that sends one anyway.
+            retry_after: true,
             ..Faults::default()
         },
         ..EmulatorConfig::default()
@@ -63,6 +65,45 @@ async fn retry_after_is_honoured_instead_of_hammering() {
     assert!(
         counts.rate_limited <= 6,
         "one 429 per over-limit request at most, got {}",
+        counts.rate_limited
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_429_without_retry_after_pauses_instead_of_hammering() {
+    // As Dfns documents it: 429s with no Retry-After.
+    let emulator = start_emulator_with(EmulatorConfig {
+        faults: Faults {
+            rate_limit_per_minute: Some(60),
+            ..Faults::default()
+        },
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let mut config = admin_config(&emulator);
+    config.requests_per_minute = 1_000_000;
+    config.retry = RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    };
+    let admin = DfnsClient::new(config).unwrap();
+    admin.identity().await.unwrap();
+    for _ in 0..62 {
+        admin
+            .list_pats()
+            .await
+            .expect("every read succeeds by pausing after a 429");
+    }
+    let counts = emulator.request_counts();
+    assert!(
+        counts.rate_limited >= 1,
+        "the limit was reached: {counts:?}"
+    );
+    assert!(
+        counts.rate_limited <= 6,
+        "a pause after each 429, not retries 1-5 ms apart: {} 429s",
         counts.rate_limited
     );
     emulator.shutdown().await;

@@ -12,6 +12,7 @@ use crate::config::{Faults, FaultsWire};
 use crate::counters::RequestCounts;
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_body;
+use crate::profile::{ApprovalOperation, Profile};
 use crate::state::model::{Identity, User};
 use crate::state::snapshot::StateSnapshot;
 use crate::{clock, ids};
@@ -34,11 +35,51 @@ pub(crate) async fn set_faults(
     Ok(Json(FaultsWire::from(&faults)))
 }
 
+pub(crate) async fn get_profile(State(app): State<Shared>) -> Json<Profile> {
+    Json(app.store.lock().profile.clone())
+}
+
+/// Replaces the profile; fields left out take their strict value.
+pub(crate) async fn set_profile(
+    State(app): State<Shared>,
+    body: Bytes,
+) -> ApiResult<Json<Profile>> {
+    let profile: Profile = parse_body(&body)?;
+    profile.validate().map_err(ApiError::bad_request)?;
+    tracing::info!(?profile, "profile changed");
+    app.store.lock().profile = profile.clone();
+    Ok(Json(profile))
+}
+
+/// `{"operations": [...]}`: the writes held for approval (`requireApproval` of the profile).
+#[derive(serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Approvals {
+    operations: std::collections::BTreeSet<ApprovalOperation>,
+}
+
+pub(crate) async fn get_approvals(State(app): State<Shared>) -> Json<Approvals> {
+    let operations = app.store.lock().profile.require_approval.clone();
+    Json(Approvals { operations })
+}
+
+/// Replaces the set of writes held for approval; the rest of the profile stays. Change
+/// requests already pending stay pending.
+pub(crate) async fn set_approvals(
+    State(app): State<Shared>,
+    body: Bytes,
+) -> ApiResult<Json<Approvals>> {
+    let approvals: Approvals = parse_body(&body)?;
+    tracing::info!(operations = ?approvals.operations, "approval policy changed");
+    app.store.lock().profile.require_approval = approvals.operations.clone();
+    Ok(Json(approvals))
+}
+
 pub(crate) async fn state(State(app): State<Shared>) -> Json<StateSnapshot> {
     Json(app.store.lock().snapshot())
 }
 
-/// Back to the start: only the bootstrap admin, start-up faults, zeroed counters.
+/// Back to the start: only the bootstrap admin, start-up faults and profile, zeroed counters.
 pub(crate) async fn reset(State(app): State<Shared>) -> Json<Value> {
     app.store.reset();
     app.set_faults(app.config.faults.clone());

@@ -1,12 +1,14 @@
 //! `/auth/credentials`: the caller's Key credentials — list, init (challenge), create with Key
-//! attestation, activate, deactivate. Service accounts and PATs may manage their own
-//! credentials (Dfns' key-rotation guide), so a token keeps working with a new key.
+//! attestation, activate, deactivate, delete. Whether service accounts and PATs may manage
+//! their own credentials is where Dfns' pages disagree: the reference pages' caller tables say
+//! no (the default), the key-rotation guide says yes (`IdentityKeyRotation::Allowed`), so a
+//! token keeps working with a new key.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -16,8 +18,10 @@ use crate::auth::{Authenticated, Signed};
 use crate::crypto::{PublicKey, decode_b64url};
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_body;
+use crate::profile::IdentityKeyRotation;
 use crate::state::model::{ChallengePurpose, Credential};
-use crate::state::not_found;
+use crate::state::{Caller, not_found};
+use crate::tokens::TokenKind;
 use crate::{clock, ids};
 
 use super::{challenges, views};
@@ -69,11 +73,38 @@ struct UuidBody {
     credential_uuid: String,
 }
 
+/// 403 as Dfns answers a caller kind its caller table marks ❌ for `endpoint`.
+fn refused_caller(caller: &Caller, endpoint: &str) -> ApiError {
+    ApiError::forbidden(format!(
+        "{} is not allowed to call {endpoint}: this endpoint is for organization and \
+         delegated users",
+        caller.describe()
+    ))
+    .with_details(json!({ "endpoint": endpoint }))
+}
+
+/// The credential endpoints other than List refuse service-account and PAT callers unless
+/// the profile follows the rotation guide.
+fn require_rotation_caller(app: &Shared, caller: &Caller, endpoint: &str) -> ApiResult<()> {
+    let identity_caller = matches!(caller.kind, TokenKind::ServiceAccount | TokenKind::Pat);
+    let refused = app.store.lock().profile.identity_key_rotation == IdentityKeyRotation::Refused;
+    if identity_caller && refused {
+        return Err(refused_caller(caller, endpoint));
+    }
+    Ok(())
+}
+
 pub(crate) async fn list(
     State(app): State<Shared>,
     Authenticated(caller): Authenticated,
 ) -> ApiResult<Json<Value>> {
     let state = app.store.lock();
+    // List Credentials: Organization User ✅, Delegated User ✅, Service Account ❌ (PATs act
+    // for their user and may list).
+    if caller.kind == TokenKind::ServiceAccount && !state.profile.service_accounts_list_credentials
+    {
+        return Err(refused_caller(&caller, "List Credentials"));
+    }
     let mut creds: Vec<&Credential> = state
         .credentials
         .values()
@@ -89,6 +120,7 @@ pub(crate) async fn init(
     Authenticated(caller): Authenticated,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
+    require_rotation_caller(&app, &caller, "Create Credential Challenge")?;
     let body: InitBody = parse_body(&body)?;
     if body.kind != "Key" {
         return Err(ApiError::bad_request(format!(
@@ -129,6 +161,7 @@ pub(crate) async fn init(
 
 pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResult<Json<Value>> {
     let caller = signed.caller;
+    require_rotation_caller(&app, &caller, "Create Credential")?;
     let body: CreateBody = parse_body(&signed.body)?;
     if body.credential_kind != "Key" {
         return Err(ApiError::bad_request(
@@ -227,6 +260,12 @@ pub(crate) async fn deactivate(
 }
 
 fn set_active(app: &Shared, signed: Signed, active: bool) -> ApiResult<Json<Value>> {
+    let endpoint = if active {
+        "Activate Credential"
+    } else {
+        "Deactivate Credential"
+    };
+    require_rotation_caller(app, &signed.caller, endpoint)?;
     let body: UuidBody = parse_body(&signed.body)?;
     let mut state = app.store.lock();
     let cred = state
@@ -237,4 +276,24 @@ fn set_active(app: &Shared, signed: Signed, active: bool) -> ApiResult<Json<Valu
     cred.is_active = active;
     tracing::info!(credential = %body.credential_uuid, active, "credential activation changed");
     Ok(Json(json!({ "message": "success" })))
+}
+
+/// `DELETE /auth/credentials/{credentialUuid}` → `{}`. The credential stops signing and leaves
+/// the lists; its credId stays taken (a new credential cannot reuse it).
+pub(crate) async fn delete(
+    State(app): State<Shared>,
+    Path(uuid): Path<String>,
+    signed: Signed,
+) -> ApiResult<Json<Value>> {
+    require_rotation_caller(&app, &signed.caller, "Delete Credential")?;
+    let _: super::service_accounts::EmptyBody = parse_body(&signed.body)?;
+    let mut state = app.store.lock();
+    state
+        .credentials
+        .get(&uuid)
+        .filter(|c| c.owner == signed.caller.identity)
+        .ok_or_else(|| not_found("credential", &uuid))?;
+    state.credentials.remove(&uuid);
+    tracing::info!(credential = %uuid, "credential deleted");
+    Ok(Json(json!({})))
 }

@@ -96,7 +96,7 @@ pub(crate) async fn complete(State(app): State<Shared>, body: Bytes) -> ApiResul
         sub: state.org_id.clone(),
         jti: ids::new_id("se"),
         iat: now,
-        exp: now + app.config.session_ttl.as_secs() as i64,
+        exp: Some(now + app.config.session_ttl.as_secs() as i64),
         username: user.username.clone(),
         app_metadata: AppMetadata {
             user_id: user.user_id.clone(),

@@ -7,12 +7,16 @@ use crate::state::{Caller, State};
 use crate::tokens::{AUD_ACCESS, AccessClaims, AppMetadata, ISSUER, TokenKind};
 
 pub(crate) const MAX_DAYS_VALID: i64 = 730;
-/// Used when the request gives no validity (Dfns documents none).
-pub(crate) const DEFAULT_DAYS_VALID: i64 = 365;
 const DAY: i64 = 86_400;
 
 /// Seconds of validity from `daysValid` (1–730) or, for PATs, `secondsValid` (wins if given).
-pub(crate) fn validity_secs(days_valid: Option<i64>, seconds_valid: Option<i64>) -> ApiResult<i64> {
+/// Neither given: `default_days` (the profile's), and `None` there means no expiry at all —
+/// Dfns documents no default, and a token without `exp` is what clients must cope with.
+pub(crate) fn validity_secs(
+    days_valid: Option<i64>,
+    seconds_valid: Option<i64>,
+    default_days: Option<u32>,
+) -> ApiResult<Option<i64>> {
     if let Some(secs) = seconds_valid {
         if !(1..=MAX_DAYS_VALID * DAY).contains(&secs) {
             return Err(ApiError::bad_request(format!(
@@ -20,15 +24,17 @@ pub(crate) fn validity_secs(days_valid: Option<i64>, seconds_valid: Option<i64>)
                 MAX_DAYS_VALID * DAY
             )));
         }
-        return Ok(secs);
+        return Ok(Some(secs));
     }
-    let days = days_valid.unwrap_or(DEFAULT_DAYS_VALID);
+    let Some(days) = days_valid.or(default_days.map(i64::from)) else {
+        return Ok(None);
+    };
     if !(1..=MAX_DAYS_VALID).contains(&days) {
         return Err(ApiError::bad_request(format!(
             "daysValid must be between 1 and {MAX_DAYS_VALID}"
         )));
     }
-    Ok(days * DAY)
+    Ok(Some(days * DAY))
 }
 
 /// Current Dfns: only organization users (logged in) may create service accounts and PATs.
@@ -46,6 +52,12 @@ pub(crate) fn only_org_users(caller: &Caller, what: &str) -> ApiResult<()> {
 
 pub(crate) fn parse_public_key(pem: &str) -> ApiResult<PublicKey> {
     PublicKey::from_pem(pem).map_err(|e| ApiError::bad_request(format!("publicKey: {e}")))
+}
+
+/// The `SHA256:` form of a new service account's or PAT's key, kept for the `publicKey` form
+/// the profile may ask for.
+pub(crate) fn fingerprint(key: &PublicKey) -> ApiResult<String> {
+    crate::fingerprint::sha256_fingerprint(key).map_err(ApiError::bad_request)
 }
 
 pub(crate) fn require_name(name: &str) -> ApiResult<()> {
@@ -74,7 +86,7 @@ pub(crate) struct TokenSubject<'a> {
     pub username: &'a str,
     pub token_id: &'a str,
     pub issued_at: i64,
-    pub expires_at: i64,
+    pub expires_at: Option<i64>,
 }
 
 pub(crate) fn sign_access_token(app: &AppState, org_id: &str, s: TokenSubject<'_>) -> String {
@@ -101,16 +113,31 @@ mod tests {
 
     #[test]
     fn days_valid_is_bounded_to_1_through_730() {
-        assert!(validity_secs(Some(0), None).is_err());
-        assert!(validity_secs(Some(731), None).is_err());
-        assert_eq!(validity_secs(Some(1), None).unwrap(), DAY);
-        assert_eq!(validity_secs(Some(730), None).unwrap(), 730 * DAY);
-        assert_eq!(validity_secs(None, None).unwrap(), DEFAULT_DAYS_VALID * DAY);
+        assert!(validity_secs(Some(0), None, None).is_err());
+        assert!(validity_secs(Some(731), None, None).is_err());
+        assert_eq!(validity_secs(Some(1), None, None).unwrap(), Some(DAY));
+        assert_eq!(
+            validity_secs(Some(730), None, None).unwrap(),
+            Some(730 * DAY)
+        );
+    }
+
+    #[test]
+    fn no_validity_given_means_the_profile_default_or_no_expiry() {
+        assert_eq!(validity_secs(None, None, None).unwrap(), None);
+        assert_eq!(
+            validity_secs(None, None, Some(365)).unwrap(),
+            Some(365 * DAY)
+        );
+        assert_eq!(
+            validity_secs(Some(2), None, Some(365)).unwrap(),
+            Some(2 * DAY)
+        );
     }
 
     #[test]
     fn seconds_valid_wins_over_days_valid() {
-        assert_eq!(validity_secs(Some(5), Some(60)).unwrap(), 60);
-        assert!(validity_secs(None, Some(0)).is_err());
+        assert_eq!(validity_secs(Some(5), Some(60), None).unwrap(), Some(60));
+        assert!(validity_secs(None, Some(0), None).is_err());
     }
 }

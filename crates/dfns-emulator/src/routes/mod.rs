@@ -1,6 +1,7 @@
 //! HTTP routes: Dfns API paths (behind fault injection) and `/_emulator/` controls.
 
 mod actions;
+mod approvals;
 mod challenges;
 mod controls;
 mod credentials;
@@ -61,6 +62,10 @@ pub(crate) fn router(app: Shared) -> Router {
             get(credentials::list).post(credentials::create),
         )
         .route("/auth/credentials/init", post(credentials::init))
+        .route(
+            "/auth/credentials/{credential_uuid}",
+            axum::routing::delete(credentials::delete),
+        )
         .route("/auth/credentials/activate", put(credentials::activate))
         .route("/auth/credentials/deactivate", put(credentials::deactivate))
         .route(
@@ -76,6 +81,8 @@ pub(crate) fn router(app: Shared) -> Router {
             "/permissions/{id}/assignments/{assignment_id}",
             axum::routing::delete(permissions::revoke),
         )
+        .route("/v2/policy-approvals", get(approvals::list))
+        .route("/v2/policy-approvals/{id}", get(approvals::get))
         .route_layer(middleware::from_fn_with_state(app.clone(), faults::apply));
 
     let controls = Router::new()
@@ -86,6 +93,22 @@ pub(crate) fn router(app: Shared) -> Router {
                 .post(controls::set_faults),
         )
         .route("/_emulator/state", get(controls::state))
+        .route(
+            "/_emulator/profile",
+            get(controls::get_profile).put(controls::set_profile),
+        )
+        .route(
+            "/_emulator/approvals",
+            get(controls::get_approvals).put(controls::set_approvals),
+        )
+        .route(
+            "/_emulator/change-requests/{id}/approve",
+            post(approvals::approve),
+        )
+        .route(
+            "/_emulator/change-requests/{id}/deny",
+            post(approvals::deny),
+        )
         .route("/_emulator/reset", post(controls::reset))
         .route(
             "/_emulator/requests",

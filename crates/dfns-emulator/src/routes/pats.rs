@@ -3,19 +3,22 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::Shared;
+use crate::app::{AppState, Shared};
 use crate::auth::{Authenticated, Signed};
 use crate::error::ApiResult;
 use crate::json::parse_body;
 use crate::operations as ops;
+use crate::profile::ApprovalOperation;
 use crate::state::model::{AccessToken, Identity};
 use crate::state::{Caller, State as Store, not_found};
 use crate::tokens::TokenKind;
 use crate::{clock, ids};
 
+use super::approvals::{self, Written};
 use super::minting::{self, TokenSubject};
 use super::service_accounts::{DeactivateBody, EmptyBody, UpdateBody};
 use super::views;
@@ -84,19 +87,53 @@ pub(crate) async fn get(
     Ok(Json(view(&state, &id)?))
 }
 
-pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResult<Json<Value>> {
-    let caller = signed.caller;
-    minting::only_org_users(&caller, "personal access tokens")?;
-    let body: CreateBody = parse_body(&signed.body)?;
+pub(crate) async fn create(
+    State(app): State<Shared>,
+    signed: Signed,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    Ok(write_create(&app, &signed.caller, &signed.body, true)?.reply())
+}
+
+/// Creates a PAT for the caller's user from a create body as sent; `may_hold`: an approval
+/// policy may hold it back (not when it runs because its change request was approved).
+pub(crate) fn write_create(
+    app: &AppState,
+    caller: &Caller,
+    raw: &[u8],
+    may_hold: bool,
+) -> ApiResult<Written> {
+    minting::only_org_users(caller, "personal access tokens")?;
+    let body: CreateBody = parse_body(raw)?;
     minting::require_name(&body.name)?;
-    let validity = minting::validity_secs(body.days_valid, body.seconds_valid)?;
     let key = minting::parse_public_key(&body.public_key)?;
+    let fingerprint = minting::fingerprint(&key)?;
 
     let now = clock::unix_now();
     let mut state = app.store.lock();
-    state.require(&caller, ops::PATS_CREATE)?;
+    let validity = minting::validity_secs(
+        body.days_valid,
+        body.seconds_valid,
+        state.profile.default_days_valid,
+    )?;
+    let expires_at = validity.map(|v| now + v);
+    state.require(caller, ops::PATS_CREATE)?;
     if let Some(permission_id) = &body.permission_id {
         minting::check_permission(&state, permission_id)?;
+    }
+    if may_hold
+        && state
+            .profile
+            .requires_approval(ApprovalOperation::PatCreate)
+    {
+        let request = approvals::hold(
+            &mut state,
+            caller,
+            ApprovalOperation::PatCreate,
+            Vec::new(),
+            raw,
+            None,
+        );
+        return Ok(Written::Held(request));
     }
     let token_id = ids::new_id("to");
     let cred_uuid = state.new_key_credential(
@@ -118,9 +155,10 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
             is_active: true,
             archived: false,
             date_created: clock::iso_now(),
-            expires_at: now + validity,
+            expires_at,
             cred_uuid,
             public_key_pem: body.public_key.clone(),
+            public_key_fingerprint: fingerprint,
             inherits_user_permissions: body.permission_id.is_none(),
         },
     );
@@ -134,7 +172,7 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
         .map(|u| u.username.clone())
         .unwrap_or_default();
     let access_token = minting::sign_access_token(
-        &app,
+        app,
         &org_id,
         TokenSubject {
             kind: TokenKind::Pat,
@@ -142,7 +180,7 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
             username: &username,
             token_id: &token_id,
             issued_at: now,
-            expires_at: now + validity,
+            expires_at,
         },
     );
     let token = state
@@ -152,7 +190,7 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
     let view = views::token(&state, token, Some(&access_token));
     drop(state);
     tracing::info!(pat = %token_id, "personal access token created");
-    Ok(Json(view))
+    Ok(Written::Done(view))
 }
 
 pub(crate) async fn update(

@@ -4,19 +4,22 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::Shared;
+use crate::app::{AppState, Shared};
 use crate::auth::{Authenticated, Signed};
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_body;
 use crate::operations as ops;
+use crate::profile::ApprovalOperation;
 use crate::state::model::{AccessToken, Identity, User};
-use crate::state::{State as Store, not_found};
+use crate::state::{Caller, State as Store, not_found};
 use crate::tokens::TokenKind;
 use crate::{clock, ids};
 
+use super::approvals::{self, Written};
 use super::minting::{self, TokenSubject};
 use super::views;
 
@@ -58,7 +61,7 @@ impl UpdateBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct DeactivateBody {
     #[serde(default)]
-    #[allow(dead_code)] // No approval policies in the emulator: force changes nothing.
+    #[allow(dead_code)] // Approval policies do not cover deactivation: force changes nothing.
     pub force: Option<bool>,
 }
 
@@ -124,21 +127,51 @@ pub(crate) async fn get(
     Ok(Json(views::service_account(&state, user, None)))
 }
 
-pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResult<Json<Value>> {
-    let caller = signed.caller;
-    minting::only_org_users(&caller, "service accounts")?;
-    let body: CreateBody = parse_body(&signed.body)?;
+pub(crate) async fn create(
+    State(app): State<Shared>,
+    signed: Signed,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    Ok(write_create(&app, &signed.caller, &signed.body, true)?.reply())
+}
+
+/// Creates a service account from a create body as sent; `may_hold`: an approval policy may
+/// hold it back (not when it runs because its change request was approved).
+pub(crate) fn write_create(
+    app: &AppState,
+    caller: &Caller,
+    raw: &[u8],
+    may_hold: bool,
+) -> ApiResult<Written> {
+    minting::only_org_users(caller, "service accounts")?;
+    let body: CreateBody = parse_body(raw)?;
     minting::require_name(&body.name)?;
-    let validity = minting::validity_secs(body.days_valid, None)?;
     let key = minting::parse_public_key(&body.public_key)?;
+    let fingerprint = minting::fingerprint(&key)?;
 
     let now = clock::unix_now();
     let mut state = app.store.lock();
-    state.require(&caller, ops::SA_CREATE)?;
+    let validity = minting::validity_secs(body.days_valid, None, state.profile.default_days_valid)?;
+    let expires_at = validity.map(|v| now + v);
+    state.require(caller, ops::SA_CREATE)?;
     if let Some(permission_id) = &body.permission_id {
         // Assigning a role at creation is an assignment: the caller needs that right too.
-        state.require(&caller, ops::PERMISSIONS_ASSIGN)?;
+        state.require(caller, ops::PERMISSIONS_ASSIGN)?;
         minting::check_permission(&state, permission_id)?;
+    }
+    if may_hold
+        && state
+            .profile
+            .requires_approval(ApprovalOperation::ServiceAccountCreate)
+    {
+        let request = approvals::hold(
+            &mut state,
+            caller,
+            ApprovalOperation::ServiceAccountCreate,
+            Vec::new(),
+            raw,
+            None,
+        );
+        return Ok(Written::Held(request));
     }
     let user_id = ids::new_id("us");
     let token_id = ids::new_id("to");
@@ -178,9 +211,10 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
             is_active: true,
             archived: false,
             date_created,
-            expires_at: now + validity,
+            expires_at,
             cred_uuid,
             public_key_pem: body.public_key.clone(),
+            public_key_fingerprint: fingerprint,
             inherits_user_permissions: false,
         },
     );
@@ -189,7 +223,7 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
     }
     let org_id = state.org_id.clone();
     let access_token = minting::sign_access_token(
-        &app,
+        app,
         &org_id,
         TokenSubject {
             kind: TokenKind::ServiceAccount,
@@ -197,13 +231,13 @@ pub(crate) async fn create(State(app): State<Shared>, signed: Signed) -> ApiResu
             username: &body.name,
             token_id: &token_id,
             issued_at: now,
-            expires_at: now + validity,
+            expires_at,
         },
     );
     let view = views::service_account(&state, live_sa(&state, &user_id)?, Some(&access_token));
     drop(state);
     tracing::info!(service_account = %user_id, "service account created");
-    Ok(Json(view))
+    Ok(Written::Done(view))
 }
 
 pub(crate) async fn update(
@@ -250,7 +284,7 @@ pub(crate) async fn deactivate(
 
 fn change_activation(
     app: &Shared,
-    caller: &crate::state::Caller,
+    caller: &Caller,
     id: &str,
     active: bool,
 ) -> ApiResult<Json<Value>> {

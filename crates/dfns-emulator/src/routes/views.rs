@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::profile::PublicKeyForm;
 use crate::state::State;
 use crate::state::model::{AccessToken, Assignment, Credential, Permission, User};
 
@@ -21,26 +22,40 @@ pub(crate) fn permission_assignments(state: &State, identity_id: &str) -> Vec<Va
 }
 
 /// `accessTokens[]` entry of a service account, or a PAT. `access_token` only on create.
+/// `linkedAppId`, `publicKey` and `externalId` take the form the profile says.
 pub(crate) fn token(state: &State, t: &AccessToken, access_token: Option<&str>) -> Value {
+    let profile = &state.profile;
     let cred_id = state
         .credentials
         .get(&t.cred_uuid)
         .map(|c| c.cred_id.clone())
         .unwrap_or_default();
+    let public_key = match profile.public_key_form {
+        PublicKeyForm::Pem => t.public_key_pem.as_str(),
+        PublicKeyForm::Fingerprint => t.public_key_fingerprint.as_str(),
+        PublicKeyForm::Empty => "",
+    };
+    let linked_app_id = if profile.empty_linked_app_id {
+        ""
+    } else {
+        state.app_id.as_str()
+    };
     let mut v = json!({
         "dateCreated": t.date_created,
         "credId": cred_id,
         "isActive": t.is_active,
         "kind": t.kind,
         "linkedUserId": t.linked_user_id,
-        "linkedAppId": "",
+        "linkedAppId": linked_app_id,
         "name": t.name,
         "orgId": state.org_id,
         "permissionAssignments": permission_assignments(state, &t.token_id),
-        "publicKey": t.public_key_pem,
+        "publicKey": public_key,
         "tokenId": t.token_id,
-        "externalId": t.external_id,
     });
+    if profile.external_id_in_responses {
+        v["externalId"] = json!(t.external_id);
+    }
     if let Some(secret) = access_token {
         v["accessToken"] = Value::String(secret.to_owned());
     }
@@ -60,7 +75,7 @@ pub(crate) fn user_info(state: &State, u: &User) -> Value {
                 .map(|c| c.uuid.clone())
         })
         .unwrap_or_default();
-    json!({
+    let mut v = json!({
         "username": u.username,
         "name": u.name,
         "userId": u.user_id,
@@ -71,9 +86,12 @@ pub(crate) fn user_info(state: &State, u: &User) -> Value {
         "isActive": u.is_active,
         "isServiceAccount": u.is_service_account,
         "isRegistered": true,
-        "externalId": u.external_id,
         "permissionAssignments": permission_assignments(state, &u.user_id),
-    })
+    });
+    if state.profile.external_id_in_responses {
+        v["externalId"] = json!(u.external_id);
+    }
+    v
 }
 
 pub(crate) fn service_account(state: &State, u: &User, access_token: Option<&str>) -> Value {

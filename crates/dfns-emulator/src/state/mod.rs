@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 
 use crate::crypto::PublicKey;
 use crate::error::{ApiError, ApiResult};
+use crate::profile::Profile;
 use crate::tokens::{AccessClaims, TokenKind};
 use crate::{clock, ids, operations};
 use model::*;
@@ -48,10 +49,16 @@ pub(crate) struct AdminSeed {
     pub key: Arc<PublicKey>,
     pub permission_id: String,
     pub assignment_id: String,
+    /// The organization's `linkedAppId` (`ap-…`).
+    pub app_id: String,
 }
 
 pub(crate) struct State {
     pub org_id: String,
+    pub app_id: String,
+    /// Read on every request that a switch affects; held in the state so one lock gives a
+    /// consistent view of both.
+    pub profile: Profile,
     seq: u64,
     pub users: HashMap<String, User>,
     pub tokens: HashMap<String, AccessToken>,
@@ -62,6 +69,7 @@ pub(crate) struct State {
     pub assignments: HashMap<String, Assignment>,
     pub challenges: HashMap<String, Challenge>,
     pub user_actions: HashMap<String, UserAction>,
+    pub change_requests: HashMap<String, ChangeRequest>,
     last_sweep: i64,
 }
 
@@ -70,10 +78,12 @@ pub(crate) struct State {
 const SWEEP_INTERVAL_SECS: i64 = 10;
 
 impl State {
-    pub fn seeded(seed: &AdminSeed) -> Self {
+    pub fn seeded(seed: &AdminSeed, profile: Profile) -> Self {
         let now = clock::iso_now();
         let mut state = Self {
             org_id: seed.org_id.clone(),
+            app_id: seed.app_id.clone(),
+            profile,
             seq: 0,
             users: HashMap::new(),
             tokens: HashMap::new(),
@@ -83,6 +93,7 @@ impl State {
             assignments: HashMap::new(),
             challenges: HashMap::new(),
             user_actions: HashMap::new(),
+            change_requests: HashMap::new(),
             last_sweep: clock::unix_now(),
         };
         let seq = state.next_seq();
@@ -358,14 +369,17 @@ impl State {
 /// Shared handle to the state.
 pub(crate) struct Store {
     seed: AdminSeed,
+    /// The start-up profile, restored by a reset.
+    profile: Profile,
     inner: Mutex<State>,
 }
 
 impl Store {
-    pub fn new(seed: AdminSeed) -> Self {
-        let state = State::seeded(&seed);
+    pub fn new(seed: AdminSeed, profile: Profile) -> Self {
+        let state = State::seeded(&seed, profile.clone());
         Self {
             seed,
+            profile,
             inner: Mutex::new(state),
         }
     }
@@ -378,9 +392,10 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Back to the bootstrap state: only the admin, its key and `DfnsFullAdminAccess`.
+    /// Back to the bootstrap state: only the admin, its key and `DfnsFullAdminAccess`, and the
+    /// start-up profile.
     pub fn reset(&self) {
-        *self.lock() = State::seeded(&self.seed);
+        *self.lock() = State::seeded(&self.seed, self.profile.clone());
     }
 }
 

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::Caller;
 use crate::crypto::PublicKey;
+use crate::profile::ApprovalOperation;
 use crate::tokens::TokenKind;
 
 /// Who acts: an organization user or service account (by `us-` id), or a PAT (by `to-` id).
@@ -50,10 +52,13 @@ pub(crate) struct AccessToken {
     pub is_active: bool,
     pub archived: bool,
     pub date_created: String,
-    pub expires_at: i64,
+    /// `None`: the token carries no `exp`.
+    pub expires_at: Option<i64>,
     /// The Key credential created from the `publicKey` given at creation.
     pub cred_uuid: String,
     pub public_key_pem: String,
+    /// `SHA256:` form of the same key (see `fingerprint`).
+    pub public_key_fingerprint: String,
     /// A PAT created without `permissionId` carries its user's full rights.
     pub inherits_user_permissions: bool,
 }
@@ -130,4 +135,51 @@ pub(crate) struct UserAction {
     pub request: BoundRequest,
     pub expires_at: i64,
     pub used: bool,
+}
+
+/// Where a change request stands (Dfns' change-request statuses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChangeStatus {
+    Pending,
+    /// Approved and the write done.
+    Applied,
+    /// Denied.
+    Rejected,
+    /// Approved, but the write was refused when done (e.g. the identity is gone by then).
+    Failed,
+}
+
+impl ChangeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Applied => "Applied",
+            Self::Rejected => "Rejected",
+            Self::Failed => "Failed",
+        }
+    }
+}
+
+/// A write held back by an approval policy: what to do once approved, and its approval.
+#[derive(Clone, Debug)]
+pub(crate) struct ChangeRequest {
+    pub seq: u64,
+    /// `cr-…` (the documented change-request id).
+    pub id: String,
+    /// The policy approval deciding it (`GET /v2/policy-approvals/{id}`).
+    pub approval_id: String,
+    pub operation: ApprovalOperation,
+    /// Who asked; the write is done as this caller once approved.
+    pub requester: Caller,
+    /// Path parameters of the held request (permission id, assignment id), in path order.
+    pub path_ids: Vec<String>,
+    /// The request body as sent (done again, unchanged, on approval).
+    pub raw_body: Vec<u8>,
+    /// Set when known: the entity changed, or the one created once applied.
+    pub entity_id: Option<String>,
+    pub status: ChangeStatus,
+    pub date_created: String,
+    pub date_resolved: Option<String>,
+    /// The approver's reason (deny) or why the approved write failed.
+    pub reason: Option<String>,
 }

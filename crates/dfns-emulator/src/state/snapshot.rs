@@ -1,11 +1,13 @@
 //! `GET /_emulator/state` and [`crate::RunningEmulator::state`]: every entity with its
-//! flags — never tokens or private keys (the emulator holds no private keys of clients anyway).
+//! flags, the profile in force and the change requests — never tokens or private keys (the
+//! emulator holds no private keys of clients anyway).
 
 use serde::{Deserialize, Serialize};
 
 use super::State;
 use super::model::Identity;
 use crate::clock;
+use crate::profile::{ApprovalOperation, Profile};
 use crate::tokens::TokenKind;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -17,6 +19,27 @@ pub struct StateSnapshot {
     pub pats: Vec<PatSnapshot>,
     pub credentials: Vec<CredentialSnapshot>,
     pub permissions: Vec<PermissionSnapshot>,
+    pub profile: Profile,
+    /// Every change request, pending or decided, oldest first.
+    pub change_requests: Vec<ChangeRequestSnapshot>,
+}
+
+/// A write held for approval (see `/_emulator/change-requests/{id}/approve|deny`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRequestSnapshot {
+    /// `cr-…`, as in the 202 reply.
+    pub id: String,
+    /// The policy approval (`GET /v2/policy-approvals/{approvalId}`).
+    pub approval_id: String,
+    pub operation: ApprovalOperation,
+    /// `Pending`, `Applied`, `Rejected` or `Failed`.
+    pub status: String,
+    /// `us-…` or `to-…` of the requester.
+    pub requester_id: String,
+    pub entity_id: Option<String>,
+    pub date_created: String,
+    pub reason: Option<String>,
 }
 
 /// An organization user (not a service account).
@@ -41,7 +64,8 @@ pub struct ServiceAccountSnapshot {
     pub date_created: String,
     pub token_id: String,
     pub credential_uuid: String,
-    pub expires_at: String,
+    /// `None`: the token has no `exp`.
+    pub expires_at: Option<String>,
     pub permission_ids: Vec<String>,
 }
 
@@ -56,7 +80,8 @@ pub struct PatSnapshot {
     pub archived: bool,
     pub date_created: String,
     pub credential_uuid: String,
-    pub expires_at: String,
+    /// `None`: the token has no `exp`.
+    pub expires_at: Option<String>,
     pub permission_ids: Vec<String>,
     pub inherits_user_permissions: bool,
 }
@@ -114,6 +139,8 @@ impl State {
         creds.sort_by_key(|c| c.seq);
         let mut perms: Vec<_> = self.permissions.values().collect();
         perms.sort_by_key(|p| p.seq);
+        let mut changes: Vec<_> = self.change_requests.values().collect();
+        changes.sort_by_key(|c| c.seq);
 
         StateSnapshot {
             org_id: self.org_id.clone(),
@@ -140,7 +167,7 @@ impl State {
                         date_created: u.date_created.clone(),
                         token_id: token.token_id.clone(),
                         credential_uuid: token.cred_uuid.clone(),
-                        expires_at: clock::iso_from_unix(token.expires_at),
+                        expires_at: token.expires_at.map(clock::iso_from_unix),
                         permission_ids: permission_ids(&u.user_id),
                     })
                 })
@@ -156,7 +183,7 @@ impl State {
                     archived: t.archived,
                     date_created: t.date_created.clone(),
                     credential_uuid: t.cred_uuid.clone(),
-                    expires_at: clock::iso_from_unix(t.expires_at),
+                    expires_at: t.expires_at.map(clock::iso_from_unix),
                     permission_ids: permission_ids(&t.token_id),
                     inherits_user_permissions: t.inherits_user_permissions,
                 })
@@ -193,6 +220,20 @@ impl State {
                             .map(|a| a.identity_id.clone())
                             .collect(),
                     }
+                })
+                .collect(),
+            profile: self.profile.clone(),
+            change_requests: changes
+                .into_iter()
+                .map(|c| ChangeRequestSnapshot {
+                    id: c.id.clone(),
+                    approval_id: c.approval_id.clone(),
+                    operation: c.operation,
+                    status: c.status.as_str().to_owned(),
+                    requester_id: c.requester.identity.id().to_owned(),
+                    entity_id: c.entity_id.clone(),
+                    date_created: c.date_created.clone(),
+                    reason: c.reason.clone(),
                 })
                 .collect(),
         }

@@ -163,6 +163,80 @@ async fn fault_flags_are_applied_at_start() {
     assert_eq!(faults["jitterMs"], 1);
 }
 
+/// `GET /_emulator/profile` of an emulator started with `flags`.
+async fn profile_with(flags: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bootstrap.json");
+    let mut args = vec!["--bootstrap-file", path.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    let mut child = spawn(&args);
+    let b = wait_for_bootstrap(&path, &mut child).await;
+    http()
+        .get(format!(
+            "{}/_emulator/profile",
+            b["apiUrl"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_binary_is_strict_by_default_and_profile_flags_override_single_switches() {
+    let strict = profile_with(&[]).await;
+    assert_eq!(
+        strict,
+        serde_json::to_value(dfns_emulator::Profile::strict()).unwrap()
+    );
+    let custom = profile_with(&[
+        "--profile",
+        "lenient",
+        "--identity-key-rotation",
+        "refused",
+        "--public-key-form",
+        "empty",
+        "--default-days-valid",
+        "30",
+        "--external-id-in-responses",
+        "false",
+        "--require-approval",
+        "assignment,pat-create",
+    ])
+    .await;
+    assert_eq!(custom["identityKeyRotation"], "refused");
+    assert_eq!(custom["publicKeyForm"], "empty");
+    assert_eq!(custom["defaultDaysValid"], 30);
+    assert_eq!(custom["externalIdInResponses"], false);
+    assert_eq!(
+        custom["requireApproval"],
+        serde_json::json!(["assignment", "pat-create"])
+    );
+    // Not overridden: the lenient base.
+    assert_eq!(custom["serviceAccountsListCredentials"], true);
+    assert_eq!(custom["emptyLinkedAppId"], true);
+}
+
+#[test]
+fn unknown_approval_operation_or_zero_default_validity_fails_at_start() {
+    for flags in [
+        ["--require-approval", "wallet-create"],
+        ["--default-days-valid", "0"],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.json");
+        let out = Command::new(BIN)
+            .args(["--bootstrap-file", path.to_str().unwrap()])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flags:?} was accepted");
+        assert!(!path.exists());
+    }
+}
+
 #[test]
 fn help_documents_every_flag() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
@@ -179,6 +253,15 @@ fn help_documents_every_flag() {
         "--lost-response-ratio",
         "--admin-username",
         "--tls-host",
+        "--retry-after",
+        "--profile",
+        "--identity-key-rotation",
+        "--service-accounts-list-credentials",
+        "--external-id-in-responses",
+        "--empty-linked-app-id",
+        "--default-days-valid",
+        "--public-key-form",
+        "--require-approval",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }

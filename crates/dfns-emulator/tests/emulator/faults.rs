@@ -6,31 +6,29 @@ use std::time::Duration;
 use crate::support::*;
 use dfns_emulator::{EmulatorConfig, Faults};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
-
-async fn control(
-    emu: &dfns_emulator::RunningEmulator,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Reply {
-    let client = Client {
-        http: http(),
-        base: emu.api_url().into(),
-        token: String::new(),
-        cred_id: String::new(),
-        key: TestKey::p256(),
-    };
-    let body = body.map(Body::Json).unwrap_or(Body::None);
-    client.send_anonymously(method, path, &body).await
-}
+use serde_json::json;
 
 #[tokio::test]
-async fn rate_limit_answers_429_with_retry_after_and_counts_it() {
+async fn rate_limit_answers_429_without_retry_after_unless_asked_and_counts_it() {
     let emu = start().await;
     let admin = admin(&emu).await;
     emu.set_faults(Faults {
         rate_limit_per_minute: Some(3),
+        ..Faults::default()
+    });
+    for _ in 0..3 {
+        admin.get("/auth/service-accounts").await.ok();
+    }
+    let reply = admin.get("/auth/service-accounts").await;
+    assert!(
+        reply.headers.get("retry-after").is_none(),
+        "Dfns documents no Retry-After: none by default"
+    );
+    reply.error(StatusCode::TOO_MANY_REQUESTS);
+    // The fault switch adds it.
+    emu.set_faults(Faults {
+        rate_limit_per_minute: Some(3),
+        retry_after: true,
         ..Faults::default()
     });
     for _ in 0..3 {
@@ -45,10 +43,10 @@ async fn rate_limit_answers_429_with_retry_after_and_counts_it() {
     assert!(retry_after >= 1);
     reply.error(StatusCode::TOO_MANY_REQUESTS);
     let counts = emu.request_counts();
-    assert_eq!(counts.rate_limited, 1);
+    assert_eq!(counts.rate_limited, 2);
     assert_eq!(
         counts.by_endpoint["GET /auth/service-accounts"].rate_limited,
-        1
+        2
     );
     // Test controls are never rate limited.
     control(&emu, Method::GET, "/_emulator/state", None)
@@ -120,7 +118,7 @@ async fn lost_response_applies_the_change_then_fails_the_reply() {
 #[tokio::test]
 async fn faults_can_be_read_and_set_over_http_and_are_validated() {
     let emu = start().await;
-    let set = json!({ "latencyMs": 5, "jitterMs": 2, "rateLimitPerMinute": 1000, "errorRatio": 0.0, "lostResponseRatio": 0.0 });
+    let set = json!({ "latencyMs": 5, "jitterMs": 2, "rateLimitPerMinute": 1000, "retryAfter": true, "errorRatio": 0.0, "lostResponseRatio": 0.0 });
     assert_eq!(
         control(&emu, Method::PUT, "/_emulator/faults", Some(set.clone()))
             .await

@@ -2,6 +2,7 @@
 //! (`support`) that can also send what a correct client never would. One test binary; a module
 //! per area of the API.
 
+mod approvals;
 mod cli;
 mod credentials;
 mod faults;
@@ -9,5 +10,6 @@ mod login;
 mod pats;
 mod permissions;
 mod service_accounts;
+mod strict;
 mod support;
 mod user_actions;

@@ -5,7 +5,7 @@ pub mod keys;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use dfns_emulator::{Emulator, EmulatorConfig, Profile, RunningEmulator};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -26,6 +26,33 @@ pub async fn start() -> RunningEmulator {
 
 pub async fn start_with(config: EmulatorConfig) -> RunningEmulator {
     Emulator::start(config).await.expect("emulator starts")
+}
+
+/// An emulator with the given fidelity profile, otherwise defaults.
+pub async fn start_profile(profile: Profile) -> RunningEmulator {
+    start_with(EmulatorConfig {
+        profile,
+        ..EmulatorConfig::default()
+    })
+    .await
+}
+
+/// A `/_emulator/` control request (unauthenticated).
+pub async fn control(
+    emu: &dfns_emulator::RunningEmulator,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    let client = Client {
+        http: http(),
+        base: emu.api_url().into(),
+        token: String::new(),
+        cred_id: String::new(),
+        key: TestKey::p256(),
+    };
+    let body = body.map(Body::Json).unwrap_or(Body::None);
+    client.send_anonymously(method, path, &body).await
 }
 
 /// A reply: status and JSON body (`Value::Null` when the body is not JSON).

@@ -59,6 +59,21 @@ impl TestKey {
         }
     }
 
+    /// SPKI DER (the bytes inside `BEGIN PUBLIC KEY`).
+    pub fn spki_der(&self) -> Vec<u8> {
+        match self {
+            Self::P256(k) => k.verifying_key().to_public_key_der().unwrap().into_vec(),
+            Self::Ed25519(k) => {
+                use ed25519_dalek::pkcs8::EncodePublicKey as _;
+                k.verifying_key().to_public_key_der().unwrap().into_vec()
+            }
+            Self::Rsa(k) => {
+                use rsa::pkcs8::EncodePublicKey as _;
+                k.to_public_key().to_public_key_der().unwrap().into_vec()
+            }
+        }
+    }
+
     /// PKCS#1 PEM (`BEGIN RSA PUBLIC KEY`), RSA only.
     pub fn rsa_pkcs1_public_pem(&self) -> String {
         use rsa::pkcs1::EncodeRsaPublicKey as _;
