@@ -59,8 +59,6 @@ impl Fleet {
         let namespace = ns.name().to_owned();
         let emulator = Emulator::start(EmulatorConfig {
             faults: options.faults,
-            // Lenient until the operator follows the strict profile (issue #12).
-            profile: dfns_emulator::Profile::lenient(),
             ..EmulatorConfig::default()
         })
         .await

@@ -86,8 +86,6 @@ async fn verify_succeeds_with_the_bootstrap_admin_in_login_mode() {
 async fn verify_succeeds_with_a_minted_token_over_tls_with_a_private_ca() {
     let emulator = start_emulator_with(EmulatorConfig {
         tls: true,
-        // Lenient until the operator follows the strict profile (issue #12).
-        profile: dfns_emulator::Profile::lenient(),
         ..EmulatorConfig::default()
     })
     .await;

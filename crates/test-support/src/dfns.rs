@@ -8,14 +8,10 @@ use dfns_client::{
 };
 use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 
-/// An in-process emulator with the default configuration, but the lenient profile until the
-/// operator follows the strict one (issue #12).
+/// An in-process emulator with the default configuration (the strict profile: no kinder than
+/// Dfns' reference pages).
 pub async fn start_emulator() -> RunningEmulator {
-    start_emulator_with(EmulatorConfig {
-        profile: dfns_emulator::Profile::lenient(),
-        ..EmulatorConfig::default()
-    })
-    .await
+    start_emulator_with(EmulatorConfig::default()).await
 }
 
 pub async fn start_emulator_with(config: EmulatorConfig) -> RunningEmulator {

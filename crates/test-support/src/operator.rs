@@ -108,13 +108,10 @@ impl Setup {
         let cp = ControlPlane::shared();
         cp.apply_crds().await.expect("CRDs installed");
         let ns = TestNamespace::new(cp, prefix).await;
-        // Lenient until the operator follows the strict profile (issue #12).
-        let emulator = Emulator::start(EmulatorConfig {
-            profile: dfns_emulator::Profile::lenient(),
-            ..EmulatorConfig::default()
-        })
-        .await
-        .expect("emulator starts");
+        // The strict profile: no kinder than Dfns' reference pages.
+        let emulator = Emulator::start(EmulatorConfig::default())
+            .await
+            .expect("emulator starts");
         Self {
             cp,
             kube: cp.client(),
