@@ -90,5 +90,9 @@ async fn a_leader_whose_lease_is_taken_stops_and_reports_lost_leadership() {
         Some("thief"),
         "the old leader did not write the Lease back"
     );
-    setup.leak_check().with_metrics(&metrics).assert_clean().await;
+    setup
+        .leak_check()
+        .with_metrics(&metrics)
+        .assert_clean()
+        .await;
 }
