@@ -20,27 +20,6 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 
-/// Removes the cluster-scoped objects this test created, pass or fail.
-struct ClusterScoped {
-    kubeconfig: std::path::PathBuf,
-    objects: Vec<(String, String)>,
-}
-
-impl Drop for ClusterScoped {
-    fn drop(&mut self) {
-        for (kind, name) in &self.objects {
-            let (ok, output) = kubectl(
-                &self.kubeconfig,
-                &["delete", kind, name, "--ignore-not-found", "--wait=false"],
-                "",
-            );
-            if !ok {
-                eprintln!("clean-up of {kind} {name} failed: {output}");
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
     let setup = Setup::new("e2e-chart-rbac").await;
@@ -49,7 +28,7 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
 
     // The chart's RBAC, as `helm install` would create it in the release namespace.
     let docs = documents(&helm_template(&release, &ns, &[]));
-    let rbac: Vec<&serde_json::Value> = [
+    let mut rbac: Vec<serde_json::Value> = [
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
@@ -58,21 +37,23 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
     ]
     .iter()
     .flat_map(|kind| of_kind(&docs, kind))
+    .cloned()
     .collect();
     assert_eq!(rbac.len(), 5, "the chart renders one of each RBAC object");
-    let mut cleanup = ClusterScoped {
-        kubeconfig: setup.cp.kubeconfig_path().to_owned(),
-        objects: Vec::new(),
-    };
-    for doc in of_kind(&docs, "ClusterRole")
-        .into_iter()
-        .chain(of_kind(&docs, "ClusterRoleBinding"))
-    {
-        cleanup.objects.push((
-            doc["kind"].as_str().unwrap().to_lowercase(),
-            doc["metadata"]["name"].as_str().unwrap().to_owned(),
-        ));
+    // The cluster-scoped ones carry the test's labels, so the namespace's clean-up removes them
+    // also when the test fails.
+    for doc in &mut rbac {
+        if doc["kind"] == "ClusterRole" || doc["kind"] == "ClusterRoleBinding" {
+            let labels = &mut doc["metadata"]["labels"];
+            if labels.is_null() {
+                *labels = json!({});
+            }
+            for (key, value) in setup.cluster_labels() {
+                labels[key] = value.into();
+            }
+        }
     }
+    let rbac: Vec<&serde_json::Value> = rbac.iter().collect();
     let (ok, output) = kubectl(
         setup.cp.kubeconfig_path(),
         &["apply", "--server-side", "-f", "-"],
@@ -100,14 +81,11 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
         .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
         .await;
     let cluster_connection = format!("rbac-{ns}");
-    cleanup
-        .objects
-        .push(("clusterdfnsconnection".into(), cluster_connection.clone()));
     setup.create_admin_login_secret("cluster-login").await;
     let cluster_spec = json!({
         "apiVersion": "dfns.io/v1alpha1",
         "kind": "ClusterDfnsConnection",
-        "metadata": { "name": cluster_connection },
+        "metadata": { "name": cluster_connection, "labels": setup.cluster_labels() },
         "spec": {
             "apiUrl": setup.emulator.api_url(),
             "allowInsecureHttp": true,
@@ -126,7 +104,8 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
         .await
         .expect("apply ClusterDfnsConnection");
 
-    // The operator as the chart's ServiceAccount, with leader election on the chart's Lease.
+    // The operator as the chart's ServiceAccount, with leader election on the chart's Lease,
+    // serving only this test's cluster connection (setup.config()).
     let user = format!("system:serviceaccount:{ns}:{service_account}");
     let client = setup.cp.impersonating(&user, &[]);
     let metrics = std::sync::Arc::new(Metrics::new());
@@ -248,7 +227,7 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
         "metrics counted the reconciles"
     );
 
-    let _ = stop.send(());
+    assert!(stop.send(()).is_ok(), "the operator had already stopped");
     let result = tokio::time::timeout(Duration::from_secs(30), operator)
         .await
         .expect("operator stops")
@@ -263,4 +242,9 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
         None,
         "the Lease was handed back on shutdown"
     );
+    setup
+        .leak_check()
+        .with_metrics(&metrics)
+        .assert_clean()
+        .await;
 }

@@ -1,46 +1,62 @@
-//! Cost rules (docs/architecture.md): idle resources cost one Dfns list per connection and kind per resync
-//! interval and no writes anywhere; under a Dfns rate limit the operator paces itself.
+//! Cost rules (docs/architecture.md): idle resources cost one Dfns list per connection and kind,
+//! and one connection check, per resync interval and no writes anywhere; under a Dfns rate limit
+//! the operator paces itself.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use dfns_emulator::Faults;
-use dfns_operator::api::DfnsServiceAccount;
-use dfns_test_support::operator::Setup;
+use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
+use dfns_test_support::operator::{NamespacedResource, Setup, WAIT, kubernetes_writes};
 use kube::ResourceExt;
 use kube::api::ListParams;
 use serde_json::json;
 
 const LIST_SERVICE_ACCOUNTS: &str = "GET /auth/service-accounts";
+const LIST_TOKENS: &str = "GET /auth/pats";
+/// The connection's own check: one authenticated read per resync interval.
+const CONNECTION_CHECK: &str = "GET /auth/credentials";
+const KINDS: [&str; 2] = ["DfnsServiceAccount", "DfnsPersonalAccessToken"];
 
-async fn apply_many(setup: &Setup, count: usize) {
-    let conn = json!({ "kind": "DfnsConnection", "name": "main" });
+/// Applies `count` resources of kind `K` named `<prefix>-<i>` with `spec`, 20 at a time.
+async fn apply_many<K: NamespacedResource>(
+    setup: &Setup,
+    prefix: &str,
+    count: usize,
+    spec: serde_json::Value,
+) {
     for chunk in (0..count).collect::<Vec<_>>().chunks(20) {
-        let names: Vec<String> = chunk.iter().map(|i| format!("sa-{i}")).collect();
+        let names: Vec<String> = chunk.iter().map(|i| format!("{prefix}-{i}")).collect();
         let applies = names
             .iter()
-            .map(|name| setup.apply::<DfnsServiceAccount>(name, json!({ "connectionRef": conn })));
+            .map(|name| setup.apply::<K>(name, spec.clone()));
         futures::future::join_all(applies).await;
     }
 }
 
-async fn wait_all_ready(setup: &Setup, count: usize, timeout: Duration) {
+fn service_account_spec() -> serde_json::Value {
+    json!({ "connectionRef": { "kind": "DfnsConnection", "name": "main" } })
+}
+
+/// Waits until `count` resources of kind `K` are Ready for their current generation.
+async fn wait_all_ready<K: NamespacedResource>(setup: &Setup, count: usize, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let list = setup
-            .api::<DfnsServiceAccount>()
-            .list(&ListParams::default())
-            .await
-            .unwrap();
+        let list = setup.api::<K>().list(&ListParams::default()).await.unwrap();
         let ready = list
             .items
             .iter()
-            .filter(|sa| {
-                sa.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                })
+            .filter(|obj| {
+                let value = serde_json::to_value(obj).unwrap();
+                value["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|conditions| {
+                        conditions.iter().any(|c| {
+                            c["type"] == "Ready"
+                                && c["status"] == "True"
+                                && c["observedGeneration"] == value["metadata"]["generation"]
+                        })
+                    })
             })
             .count();
         if ready == count {
@@ -48,7 +64,8 @@ async fn wait_all_ready(setup: &Setup, count: usize, timeout: Duration) {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "only {ready} of {count} Ready"
+            "only {ready} of {count} {} Ready",
+            K::kind(&())
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -57,9 +74,10 @@ async fn wait_all_ready(setup: &Setup, count: usize, timeout: Duration) {
 /// resourceVersion of every resource and Secret in the namespace.
 async fn versions(setup: &Setup) -> HashMap<String, String> {
     let mut all = HashMap::new();
+    let params = ListParams::default();
     for sa in setup
         .api::<DfnsServiceAccount>()
-        .list(&ListParams::default())
+        .list(&params)
         .await
         .unwrap()
     {
@@ -68,7 +86,24 @@ async fn versions(setup: &Setup) -> HashMap<String, String> {
             sa.resource_version().unwrap(),
         );
     }
-    for secret in setup.secrets().list(&ListParams::default()).await.unwrap() {
+    for pat in setup
+        .api::<DfnsPersonalAccessToken>()
+        .list(&params)
+        .await
+        .unwrap()
+    {
+        all.insert(
+            format!("pat/{}", pat.name_any()),
+            pat.resource_version().unwrap(),
+        );
+    }
+    for conn in setup.api::<DfnsConnection>().list(&params).await.unwrap() {
+        all.insert(
+            format!("conn/{}", conn.name_any()),
+            conn.resource_version().unwrap(),
+        );
+    }
+    for secret in setup.secrets().list(&params).await.unwrap() {
         all.insert(
             format!("secret/{}", secret.name_any()),
             secret.resource_version().unwrap(),
@@ -77,48 +112,103 @@ async fn versions(setup: &Setup) -> HashMap<String, String> {
     all
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_idle_resources_cost_one_list_per_interval_and_no_writes() {
-    const COUNT: usize = 200;
-    const INTERVAL: u64 = 10;
-    let mut setup = Setup::new("e2e-idle").await;
-    setup.admin_connection("main", json!({})).await;
-    let mut config = setup.config();
-    config.resync_interval = Duration::from_secs(INTERVAL);
-    setup.start_operator_with(config);
-    apply_many(&setup, COUNT).await;
-    wait_all_ready(&setup, COUNT, Duration::from_secs(240)).await;
-    // Let the last creates' follow-up reconciles pass.
-    tokio::time::sleep(Duration::from_secs(INTERVAL + 2)).await;
+/// Reconciles of the credential kinds finished so far.
+fn credential_reconciles(setup: &mut Setup) -> u64 {
+    let metrics = &setup.operator().metrics;
+    KINDS.iter().map(|kind| metrics.reconcile_count(kind)).sum()
+}
 
+/// Waits until the credential kinds have finished `count` reconciles in all.
+async fn wait_credential_reconciles(setup: &mut Setup, count: u64, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        setup.operator().assert_running();
+        let done = credential_reconciles(setup);
+        if done >= count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{done} credential reconciles, expected {count} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_idle_resources_cost_one_list_per_kind_and_one_connection_check_per_interval_and_no_writes()
+ {
+    const SERVICE_ACCOUNTS: usize = 180;
+    const TOKENS: usize = 20;
+    const COUNT: u64 = (SERVICE_ACCOUNTS + TOKENS) as u64;
+    const INTERVAL: Duration = Duration::from_secs(10);
+    let mut setup = Setup::new("e2e-idle").await;
+    setup
+        .admin_connection("main", json!({ "allowUnscopedTokens": true }))
+        .await;
+    let mut config = setup.config();
+    config.resync_interval = INTERVAL;
+    setup.start_operator_with(config);
+    apply_many::<DfnsServiceAccount>(&setup, "sa", SERVICE_ACCOUNTS, service_account_spec()).await;
+    let token_spec =
+        json!({ "connectionRef": { "kind": "DfnsConnection", "name": "main" }, "daysValid": 7 });
+    apply_many::<DfnsPersonalAccessToken>(&setup, "pat", TOKENS, token_spec).await;
+    wait_all_ready::<DfnsServiceAccount>(&setup, SERVICE_ACCOUNTS, Duration::from_secs(240)).await;
+    wait_all_ready::<DfnsPersonalAccessToken>(&setup, TOKENS, Duration::from_secs(60)).await;
+    // Past the creates: as many reconciles again as there are resources (their follow-ups and
+    // first resyncs), so the window below holds idle reconciles only.
+    let ready_at = credential_reconciles(&mut setup);
+    wait_credential_reconciles(&mut setup, ready_at + COUNT, 2 * INTERVAL + WAIT).await;
+
+    // The window: two resync rounds' worth of reconciles of every resource.
+    let metrics = setup.operator().metrics.clone();
     let before = versions(&setup).await;
     let events_before = setup_events(&setup).await;
+    let kube_writes_before = kubernetes_writes(&metrics);
     setup.emulator.reset_request_counts();
-    tokio::time::sleep(Duration::from_secs(2 * INTERVAL)).await;
+    let started = tokio::time::Instant::now();
+    let at_start = credential_reconciles(&mut setup);
+    wait_credential_reconciles(&mut setup, at_start + 2 * COUNT, 3 * INTERVAL + WAIT).await;
+    let window = started.elapsed();
     let counts = setup.emulator.request_counts();
+    let kube_writes = kubernetes_writes(&metrics) - kube_writes_before;
     let after = versions(&setup).await;
     setup.stop_operator().await;
 
-    let lists = counts
-        .by_endpoint
-        .get(LIST_SERVICE_ACCOUNTS)
-        .map_or(0, |e| e.requests);
-    assert!(
-        (1..=4).contains(&lists),
-        "service-account list calls in two intervals: {lists} ({counts:?})"
+    // Each of these calls comes at least one interval after the last of its kind (the listing's
+    // age, the connection's requeue): at most one per interval begun in the window, and at least
+    // one, or the drift and connection checks did not run.
+    let allowed = (window.as_secs_f64() / INTERVAL.as_secs_f64()).floor() as u64 + 1;
+    let calls = |endpoint: &str| counts.by_endpoint.get(endpoint).map_or(0, |e| e.requests);
+    for endpoint in [LIST_SERVICE_ACCOUNTS, LIST_TOKENS, CONNECTION_CHECK] {
+        let made = calls(endpoint);
+        assert!(
+            (1..=allowed).contains(&made),
+            "{endpoint}: {made} calls in {window:?}, allowed 1 to {allowed} ({counts:?})"
+        );
+    }
+    assert_eq!(
+        counts.total,
+        [LIST_SERVICE_ACCOUNTS, LIST_TOKENS, CONNECTION_CHECK]
+            .iter()
+            .map(|e| calls(e))
+            .sum::<u64>(),
+        "no Dfns calls but the lists and the connection check: {counts:?}"
     );
-    let per_resource_gets = counts
-        .by_endpoint
-        .get("GET /auth/service-accounts/{id}")
-        .map_or(0, |e| e.requests);
-    assert_eq!(per_resource_gets, 0, "no GET per resource");
     assert_eq!(counts.writes, 0, "no Dfns writes while idle");
-    assert_eq!(before, after, "no Kubernetes writes while idle");
+    assert_eq!(
+        kube_writes,
+        0,
+        "no Kubernetes writes while idle:\n{}",
+        metrics.encode()
+    );
+    assert_eq!(before, after, "no resource or Secret changed while idle");
     assert_eq!(
         setup_events(&setup).await,
         events_before,
         "no Events while idle"
     );
+    setup.assert_no_leaks().await;
 }
 
 async fn setup_events(setup: &Setup) -> usize {
@@ -149,11 +239,23 @@ async fn under_a_dfns_rate_limit_the_operator_paces_itself_instead_of_retrying_i
     // two requests per second.
     let http = reqwest::Client::new();
     let url = format!("{}/auth/service-accounts", setup.emulator.api_url());
-    while http.get(&url).send().await.unwrap().status() != reqwest::StatusCode::TOO_MANY_REQUESTS {}
+    // Bounded: the allowance is 120 requests, so the 121st at the latest is refused.
+    let exhausted = {
+        let mut refused = false;
+        for _ in 0..1_000 {
+            let status = http.get(&url).send().await.unwrap().status();
+            if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                refused = true;
+                break;
+            }
+        }
+        refused
+    };
+    assert!(exhausted, "the emulator's rate limit never answered 429");
     setup.emulator.reset_request_counts();
     setup.start_operator();
-    apply_many(&setup, COUNT).await;
-    wait_all_ready(&setup, COUNT, Duration::from_secs(360)).await;
+    apply_many::<DfnsServiceAccount>(&setup, "sa", COUNT, service_account_spec()).await;
+    wait_all_ready::<DfnsServiceAccount>(&setup, COUNT, Duration::from_secs(360)).await;
     setup.stop_operator().await;
     let counts = setup.emulator.request_counts();
     eprintln!(
@@ -166,4 +268,5 @@ async fn under_a_dfns_rate_limit_the_operator_paces_itself_instead_of_retrying_i
         counts.rate_limited,
         counts.total
     );
+    setup.assert_no_leaks().await;
 }

@@ -4,8 +4,10 @@
 use tokio::process::Command;
 
 use dfns_client::types::permission::CreatePermissionRequest;
-use dfns_operator::api::{DfnsPersonalAccessToken, DfnsServiceAccount};
-use dfns_test_support::operator::{Setup, secret_map, secret_text};
+use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
+use dfns_test_support::operator::{
+    NamespacedResource, Setup, kubernetes_writes_by_resource, secret_map, secret_text,
+};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::DeleteParams;
@@ -54,9 +56,7 @@ async fn applied_credentials_become_ready_with_working_secrets_and_deletion_appl
         .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
         .await;
     setup.start_operator();
-    setup
-        .wait_ready::<dfns_operator::api::DfnsConnection>("main")
-        .await;
+    setup.wait_ready::<DfnsConnection>("main").await;
 
     let conn = json!({ "kind": "DfnsConnection", "name": "main" });
     setup
@@ -287,43 +287,106 @@ async fn a_foreign_secret_with_the_target_name_stalls_with_secret_conflict_and_s
         "nothing created in Dfns"
     );
     setup.stop_operator().await;
+    setup.assert_no_leaks().await;
+}
+
+/// resourceVersion of each named object of kind `K`, to prove nothing was written to them.
+async fn versions<K: NamespacedResource>(setup: &Setup, names: &[&str]) -> Vec<Option<String>> {
+    let api = setup.api::<K>();
+    let mut versions = Vec::new();
+    for name in names {
+        versions.push(
+            api.get(name)
+                .await
+                .expect("object exists")
+                .resource_version(),
+        );
+    }
+    versions
+}
+
+/// The connection's status without its session's expiry, which a new login moves.
+async fn connection_status_but_session_expiry(setup: &Setup) -> serde_json::Value {
+    let connection = setup.api::<DfnsConnection>().get("main").await.unwrap();
+    let mut status = serde_json::to_value(connection.status).unwrap();
+    status["identity"]["tokenExpiresAt"].take();
+    status
 }
 
 #[tokio::test]
-async fn a_ready_resource_reconciled_again_writes_nothing_to_kubernetes_or_dfns() {
+async fn a_ready_service_account_and_token_reconciled_again_write_nothing_to_kubernetes_or_dfns() {
     let mut setup = Setup::new("e2e-quiet").await;
-    setup.admin_connection("main", json!({})).await;
-    setup.start_operator();
+    let role = create_role(&setup, "quiet-role").await;
     setup
-        .apply::<DfnsServiceAccount>(
-            "app",
-            json!({ "connectionRef": { "kind": "DfnsConnection", "name": "main" } }),
+        .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
+        .await;
+    setup.start_operator();
+    let conn = json!({ "kind": "DfnsConnection", "name": "main" });
+    setup
+        .apply::<DfnsServiceAccount>("app", json!({ "connectionRef": conn }))
+        .await;
+    setup
+        .apply::<DfnsPersonalAccessToken>(
+            "token",
+            json!({ "connectionRef": conn, "permissionId": role }),
         )
         .await;
+    setup.wait_ready::<DfnsConnection>("main").await;
     setup.wait_ready::<DfnsServiceAccount>("app").await;
-    // Stop, then restart: a new operator reconciles everything once.
+    setup.wait_ready::<DfnsPersonalAccessToken>("token").await;
+    // Stop, then restart: a new operator reconciles everything once, from scratch.
     setup.stop_operator().await;
-    let before = setup.api::<DfnsServiceAccount>().get("app").await.unwrap();
-    let secret_before = setup.secrets().get("app").await.unwrap();
-    let writes_before = setup.emulator.request_counts().writes;
-    setup.start_operator();
-    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
-    setup.stop_operator().await;
-    let after = setup.api::<DfnsServiceAccount>().get("app").await.unwrap();
-    assert_eq!(
-        after.resource_version(),
-        before.resource_version(),
-        "the resource was not written"
+    let names = ["app", "token"];
+    let before = (
+        versions::<DfnsServiceAccount>(&setup, &["app"]).await,
+        versions::<DfnsPersonalAccessToken>(&setup, &["token"]).await,
+        versions::<Secret>(&setup, &names).await,
     );
-    let secret_after = setup.secrets().get("app").await.unwrap();
+    let connection_before = connection_status_but_session_expiry(&setup).await;
+    let dfns_writes_before = setup.emulator.request_counts().writes;
+    setup.start_operator();
+    // Proof that the new operator did reconcile each of them before "nothing changed" is checked.
+    for kind in [
+        "DfnsConnection",
+        "DfnsServiceAccount",
+        "DfnsPersonalAccessToken",
+    ] {
+        setup.wait_reconciles(kind, 1).await;
+    }
+    let metrics = setup.operator().metrics.clone();
+    setup.stop_operator().await;
+
+    let text = metrics.encode();
+    assert!(
+        !text.contains("dfns_operator_reconcile_errors_total{"),
+        "the reconciles succeeded:\n{text}"
+    );
+    // The new operator logs in afresh, so the connection's recorded session expiry may move (by
+    // the seconds between the two logins): that one status patch is all it may write.
+    let mut writes = kubernetes_writes_by_resource(&metrics);
+    let connection_writes = writes.remove("dfnsconnections/status").unwrap_or(0);
+    assert!(
+        writes.is_empty() && connection_writes <= 1,
+        "the restarted operator wrote to Kubernetes:\n{text}"
+    );
     assert_eq!(
-        secret_after.resource_version(),
-        secret_before.resource_version(),
-        "the Secret was not written"
+        connection_status_but_session_expiry(&setup).await,
+        connection_before,
+        "the connection's status is unchanged but for the session's expiry"
+    );
+    let after = (
+        versions::<DfnsServiceAccount>(&setup, &["app"]).await,
+        versions::<DfnsPersonalAccessToken>(&setup, &["token"]).await,
+        versions::<Secret>(&setup, &names).await,
+    );
+    assert_eq!(
+        after, before,
+        "resourceVersions of the service account, the token and their Secrets"
     );
     assert_eq!(
         setup.emulator.request_counts().writes,
-        writes_before,
+        dfns_writes_before,
         "no Dfns writes"
     );
+    setup.assert_no_leaks().await;
 }

@@ -173,6 +173,7 @@ async fn requests_the_connection_does_not_allow_stall_and_create_nothing_in_dfns
         "no Secret either"
     );
     setup.stop_operator().await;
+    setup.assert_no_leaks().await;
 }
 
 #[tokio::test]
@@ -229,19 +230,22 @@ async fn a_connection_whose_user_lacks_a_dfns_permission_stalls_naming_the_permi
     );
     assert!(setup.emulator.state().service_accounts.is_empty());
     setup.stop_operator().await;
+    setup.assert_no_leaks().await;
 }
 
 #[tokio::test]
 async fn a_reconcile_that_kubernetes_refuses_still_shows_why_in_the_resource_status() {
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-    use kube::api::{Api, DeleteParams, PostParams};
+    use kube::api::{Api, PostParams};
 
     let setup = Setup::new("e2e-rbac-gap").await;
     let ns = setup.namespace().to_owned();
     // Everything the operator needs, except reading Namespaces (needed for namespaceSelector).
+    // Cluster-scoped, so labelled for the test: the namespace's clean-up removes them, pass or fail.
     let name = format!("limited-{ns}");
+    let labels = setup.cluster_labels();
     let role: ClusterRole = serde_json::from_value(json!({
-        "metadata": { "name": name },
+        "metadata": { "name": name, "labels": labels },
         "rules": [
             { "apiGroups": ["dfns.io"], "resources": ["*"], "verbs": ["*"] },
             { "apiGroups": [""], "resources": ["secrets"], "verbs": ["*"] },
@@ -250,7 +254,7 @@ async fn a_reconcile_that_kubernetes_refuses_still_shows_why_in_the_resource_sta
     }))
     .unwrap();
     let binding: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": name },
+        "metadata": { "name": name, "labels": labels },
         "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name },
         "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name }],
     }))
@@ -267,15 +271,15 @@ async fn a_reconcile_that_kubernetes_refuses_still_shows_why_in_the_resource_sta
     let b = setup.emulator.bootstrap();
     setup.create_admin_login_secret("cluster-login").await;
     let connection = json!({
-        "apiVersion": "dfns.io/v1alpha1", "kind": "ClusterDfnsConnection", "metadata": { "name": name },
+        "apiVersion": "dfns.io/v1alpha1", "kind": "ClusterDfnsConnection",
+        "metadata": { "name": name, "labels": labels },
         "spec": {
             "apiUrl": setup.emulator.api_url(), "allowInsecureHttp": true, "orgId": b.org_id,
             "auth": { "userLogin": { "username": b.admin.username, "secretRef": { "name": "cluster-login" } } },
             "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } },
         },
     });
-    let cluster = Api::<dfns_operator::api::ClusterDfnsConnection>::all(setup.kube.clone());
-    cluster
+    Api::<dfns_operator::api::ClusterDfnsConnection>::all(setup.kube.clone())
         .patch(
             &name,
             &kube::api::PatchParams::apply("e2e-test").force(),
@@ -284,6 +288,7 @@ async fn a_reconcile_that_kubernetes_refuses_still_shows_why_in_the_resource_sta
         .await
         .unwrap();
 
+    // The operator as that user, serving only this test's cluster connection (setup.config()).
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(dfns_operator::controller::run(
         setup.cp.impersonating(&name, &[]),
@@ -305,18 +310,11 @@ async fn a_reconcile_that_kubernetes_refuses_still_shows_why_in_the_resource_sta
     );
     assert!(setup.emulator.state().service_accounts.is_empty());
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), operator).await;
-    cluster
-        .delete(&name, &DeleteParams::default())
+    assert!(stop.send(()).is_ok(), "the operator had already stopped");
+    let result = tokio::time::timeout(std::time::Duration::from_secs(30), operator)
         .await
-        .unwrap();
-    Api::<ClusterRoleBinding>::all(setup.kube.clone())
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
-    Api::<ClusterRole>::all(setup.kube.clone())
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
+        .expect("the operator stops within 30 s")
+        .expect("the operator's task");
+    assert!(result.is_ok(), "the operator failed: {result:?}");
+    setup.assert_no_leaks().await;
 }

@@ -52,6 +52,10 @@ fn start_replica(setup: &Setup, name: &'static str, log: &std::fs::File) -> Repl
             &format!("{}s", RETRY_PERIOD.as_secs()),
         ])
         .args(["--metrics-address", &format!("127.0.0.1:{port}")])
+        // Only this test's cluster connections; traced as in-process operators are, so the leak
+        // check reads everything it would print.
+        .args(["--cluster-connection-selector", &setup.cluster_selector()])
+        .env("RUST_LOG", dfns_test_support::logs::FILTER)
         .arg("--kubeconfig")
         .arg(setup.cp.kubeconfig_path())
         // The identity is `<POD_NAME>_<random>`.
@@ -111,6 +115,33 @@ fn reconciles(metrics: &str) -> u64 {
         .sum()
 }
 
+/// The Lease's renewTime, acquireTime and transitions.
+fn lease_times(lease: &Lease) -> (jiff::Timestamp, jiff::Timestamp, i32) {
+    let spec = lease.spec.as_ref().expect("a Lease spec");
+    (
+        spec.renew_time.as_ref().expect("renewTime").0,
+        spec.acquire_time.as_ref().expect("acquireTime").0,
+        spec.lease_transitions.unwrap_or(0),
+    )
+}
+
+/// Waits until the Lease's holder has renewed it at `at` or later.
+async fn wait_renewed_after(leases: &Api<Lease>, at: jiff::Timestamp, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let lease = leases.get(LEASE).await.unwrap();
+        if lease_times(&lease).0 >= at {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Lease was not renewed after {at}: {:?}",
+            lease.spec
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn holder(leases: &Api<Lease>) -> Option<String> {
     leases
         .get_opt(LEASE)
@@ -121,14 +152,18 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-async fn wait_holder(leases: &Api<Lease>, prefix: &str, within: Duration) -> Duration {
+/// Waits until a replica named `prefix` holds the Lease; returns the Lease.
+async fn wait_holder(leases: &Api<Lease>, prefix: &str, within: Duration) -> Lease {
     let started = Instant::now();
     loop {
-        if holder(leases)
-            .await
-            .is_some_and(|h| h.starts_with(&format!("{prefix}_")))
+        if let Some(lease) = leases.get_opt(LEASE).await.unwrap()
+            && lease
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.as_deref())
+                .is_some_and(|h| h.starts_with(&format!("{prefix}_")))
         {
-            return started.elapsed();
+            return lease;
         }
         assert!(
             started.elapsed() < within,
@@ -153,6 +188,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
     a.wait_readyz("ok: leading\n").await;
     let b = start_replica(&setup, "replica-b", &log);
     b.wait_readyz("ok: standby, another replica leads\n").await;
+    let standby_since = jiff::Timestamp::now();
 
     let conn = json!({ "kind": "DfnsConnection", "name": "main" });
     setup
@@ -160,8 +196,14 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
         .await;
     setup.wait_ready::<DfnsConnection>("main").await;
     setup.wait_ready::<DfnsServiceAccount>("first").await;
-    // A standby that is alive past a whole lease duration still does not take over or reconcile.
-    tokio::time::sleep(LEASE_DURATION + 2 * RETRY_PERIOD).await;
+    // A standby that is alive past a whole lease duration (and more) of the leader's renewals
+    // still does not take over or reconcile.
+    wait_renewed_after(
+        &leases,
+        standby_since + LEASE_DURATION + 2 * RETRY_PERIOD,
+        Duration::from_secs(60),
+    )
+    .await;
     assert!(holder(&leases).await.unwrap().starts_with("replica-a_"));
     let (a_metrics, b_metrics) = (a.metrics().await, b.metrics().await);
     assert!(
@@ -209,13 +251,27 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
     // SIGKILL: the leader cannot hand over; the standby waits for the lease to run out.
     a.child.start_kill().unwrap();
     a.child.wait().await.unwrap();
-    let took = wait_holder(&leases, "replica-b", Duration::from_secs(60)).await;
-    // Bound: the standby last saw a renewal at most one retry before the kill, notices expiry at
-    // its next attempt after a lease duration; the rest is slack for a loaded machine.
-    let bound = LEASE_DURATION + 2 * RETRY_PERIOD + Duration::from_secs(5);
-    assert!(took <= bound, "takeover took {took:?}, more than {bound:?}");
+    let (last_renewal, _, transitions) = lease_times(&leases.get(LEASE).await.unwrap());
+    let taken = wait_holder(&leases, "replica-b", Duration::from_secs(60)).await;
+    let (_, acquired, transitions_after) = lease_times(&taken);
+    // Measured on the Lease's own timestamps (the replicas' clocks), not on when this test saw
+    // the change: never before the dead leader's lease expired (the standby counts from when it
+    // saw the last renewal, which is after it was made; its acquireTime is taken just before the
+    // read that finds the lease expired, hence the allowance of one read) …
+    let waited = Duration::try_from(acquired.duration_since(last_renewal)).unwrap_or_default();
+    assert!(
+        waited + Duration::from_millis(250) >= LEASE_DURATION,
+        "taken over {waited:?} after the last renewal, before the lease duration ran out"
+    );
+    // … and at one of its next attempts after that (it tries every retry period).
+    let bound = LEASE_DURATION + 5 * RETRY_PERIOD;
+    assert!(
+        waited <= bound,
+        "taken over {waited:?} after the last renewal, more than {bound:?}"
+    );
+    assert_eq!(transitions_after, transitions + 1, "one transition");
     eprintln!(
-        "standby took over {took:?} after the leader was killed (lease duration {LEASE_DURATION:?})"
+        "standby took over {waited:?} after the last renewal (lease duration {LEASE_DURATION:?})"
     );
 
     setup
@@ -252,4 +308,9 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
         None,
         "the Lease was handed back on shutdown"
     );
+    setup
+        .leak_check()
+        .with_log_file(&log_path)
+        .assert_clean()
+        .await;
 }

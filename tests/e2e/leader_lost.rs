@@ -51,7 +51,13 @@ async fn a_leader_whose_lease_is_taken_stops_and_reports_lost_leadership() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // Bounded by the same deadline: the gauge follows the Lease within moments.
     while !metrics.encode().contains("dfns_operator_leader 1") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leader gauge never rose to 1:\n{}",
+            metrics.encode()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -84,4 +90,9 @@ async fn a_leader_whose_lease_is_taken_stops_and_reports_lost_leadership() {
         Some("thief"),
         "the old leader did not write the Lease back"
     );
+    setup
+        .leak_check()
+        .with_metrics(&metrics)
+        .assert_clean()
+        .await;
 }

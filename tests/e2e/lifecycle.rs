@@ -7,7 +7,8 @@ use std::time::Duration;
 use dfns_client::IdentityKind;
 use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
-use dfns_test_support::operator::{Setup, secret_text};
+use dfns_test_support::dfns::{UserSession, requests_to};
+use dfns_test_support::operator::{NamespacedResource, Setup, WAIT, secret_text};
 use k8s_openapi::api::core::v1::Event;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -24,10 +25,21 @@ fn fast_resync(setup: &mut Setup, secs: u64) {
 
 /// A setup with the admin connection `main` and an operator that resyncs every 2 seconds.
 async fn resyncing_setup(prefix: &str) -> Setup {
+    resyncing_setup_with(prefix, json!({})).await
+}
+
+async fn resyncing_setup_with(prefix: &str, connection: Value) -> Setup {
     let mut setup = Setup::new(prefix).await;
-    setup.admin_connection("main", json!({})).await;
+    setup.admin_connection("main", connection).await;
     fast_resync(&mut setup, 2);
     setup
+}
+
+/// Waits for `more` reconciles of `kind` beyond those done so far: with a fast resync, proof that
+/// the operator looked again.
+async fn wait_more_reconciles(setup: &mut Setup, kind: &str, more: u64) {
+    let done = setup.operator().metrics.reconcile_count(kind);
+    setup.wait_reconciles(kind, done + more).await;
 }
 
 /// The service account `app` on connection `main`, once Ready.
@@ -64,20 +76,18 @@ async fn events_of(setup: &Setup, name: &str) -> Vec<(String, String)> {
 }
 
 async fn wait_event(setup: &Setup, name: &str, reason: &str) -> String {
-    for _ in 0..300 {
-        if let Some((_, note)) = events_of(setup, name)
-            .await
-            .into_iter()
-            .find(|(r, _)| r == reason)
-        {
-            return note;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = events_of(setup, name).await;
+        if let Some((_, note)) = events.iter().find(|(r, _)| r == reason) {
+            return note.clone();
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {reason} event for {name}: {events:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!(
-        "no {reason} event for {name}: {:?}",
-        events_of(setup, name).await
-    );
 }
 
 fn sa_in_dfns(setup: &Setup, id: &str) -> dfns_emulator::ServiceAccountSnapshot {
@@ -135,20 +145,14 @@ async fn spec_changes_deactivate_activate_rename_and_move_the_role_in_dfns() {
             json!({ "connectionRef": CONN(), "permissionId": second, "displayName": "renamed" }),
         )
         .await;
-    for _ in 0..300 {
-        let dfns = sa_in_dfns(&setup, &id);
-        if dfns.name == "renamed" && dfns.permission_ids == vec![second.clone()] {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Ready for the new generation: the operator has applied this spec.
+    let sa = setup.wait_ready::<DfnsServiceAccount>("app").await;
     let dfns = sa_in_dfns(&setup, &id);
     assert_eq!(
         (dfns.name.as_str(), dfns.permission_ids.clone()),
         ("renamed", vec![second.clone()]),
         "renamed, role moved"
     );
-    let sa = setup.wait_ready::<DfnsServiceAccount>("app").await;
     assert_eq!(
         sa.status.unwrap().assigned_permission_id.as_deref(),
         Some(second.as_str())
@@ -172,6 +176,7 @@ async fn spec_changes_deactivate_activate_rename_and_move_the_role_in_dfns() {
         );
     }
     setup.stop_operator().await;
+    setup.assert_no_leaks().await;
 }
 
 #[tokio::test]
@@ -194,14 +199,17 @@ async fn a_deactivation_made_in_dfns_is_reported_and_only_undone_when_the_user_t
         .wait_condition::<DfnsServiceAccount>("app", "Ready", "False", Some("DeactivatedInDfns"))
         .await;
     wait_event(&setup, "app", "DeactivatedInDfns").await;
-    // Several resyncs later, and after an unrelated spec change, it is still deactivated.
+    // After an unrelated spec change, and several resyncs later, it is still deactivated.
     setup
         .apply::<DfnsServiceAccount>(
             "app",
             json!({ "connectionRef": CONN(), "displayName": "still-off" }),
         )
         .await;
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    setup
+        .wait_condition::<DfnsServiceAccount>("app", "Ready", "False", Some("DeactivatedInDfns"))
+        .await;
+    wait_more_reconciles(&mut setup, "DfnsServiceAccount", 3).await;
     assert!(
         !sa_in_dfns(&setup, &id).is_active,
         "never silently re-activated"
@@ -231,102 +239,162 @@ async fn a_deactivation_made_in_dfns_is_reported_and_only_undone_when_the_user_t
         .await;
     assert!(sa_in_dfns(&setup, &id).is_active);
     setup.stop_operator().await;
+    setup.assert_no_leaks().await;
 }
 
+/// Whether Dfns holds the service account or token `id` as (active, archived).
+fn dfns_flags(setup: &Setup, id: &str) -> (bool, bool) {
+    let state = setup.emulator.state();
+    let account = state
+        .service_accounts
+        .iter()
+        .find(|s| s.service_account_id == id);
+    let token = state.pats.iter().find(|p| p.token_id == id);
+    match (account, token) {
+        (Some(s), _) => (s.is_active, s.archived),
+        (_, Some(p)) => (p.is_active, p.archived),
+        _ => panic!("{id} is not in Dfns"),
+    }
+}
+
+/// The Dfns id in a credential resource's status (either kind).
+fn recorded_id(status: &Value) -> Option<String> {
+    status["serviceAccountId"]
+        .as_str()
+        .or(status["tokenId"].as_str())
+        .map(str::to_owned)
+}
+
+/// Waits until `name` is Ready for its generation with a Dfns id other than `old` and nothing
+/// left to retire; returns the new id.
+async fn wait_replaced<K: NamespacedResource>(setup: &Setup, name: &str, old: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let value = serde_json::to_value(setup.api::<K>().get(name).await.unwrap()).unwrap();
+        let status = &value["status"];
+        let ready = status["conditions"].as_array().is_some_and(|conditions| {
+            conditions.iter().any(|c| {
+                c["type"] == "Ready"
+                    && c["status"] == "True"
+                    && c["observedGeneration"] == value["metadata"]["generation"]
+            })
+        });
+        let id = recorded_id(status).filter(|id| id != old);
+        if ready
+            && status["retiring"].is_null()
+            && let Some(id) = id
+        {
+            return id;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} {name}: no replacement credential; status: {status}",
+            K::kind(&())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The three ways to lose a credential, for service accounts and tokens: each is replaced, the
+/// lost one deactivated (or left archived), and the Secret holds the replacement.
 #[tokio::test]
-async fn a_lost_credential_is_replaced_and_the_old_one_deactivated() {
-    let mut setup = resyncing_setup("e2e-lost").await;
-    for name in ["deleted-secret", "stripped-secret", "archived"] {
+async fn a_lost_credential_of_either_kind_is_replaced_and_the_old_one_retired() {
+    const CASES: [&str; 3] = ["deleted-secret", "stripped-secret", "archived"];
+    let mut setup = resyncing_setup_with("e2e-lost", json!({ "allowUnscopedTokens": true })).await;
+    let kinds = [
+        ("sa", IdentityKind::ServiceAccount),
+        ("pat", IdentityKind::PersonalAccessToken),
+    ];
+    let name = |prefix: &str, case: &str| format!("{prefix}-{case}");
+    for case in CASES {
         setup
-            .apply::<DfnsServiceAccount>(name, json!({ "connectionRef": CONN() }))
+            .apply::<DfnsServiceAccount>(&name("sa", case), json!({ "connectionRef": CONN() }))
+            .await;
+        setup
+            .apply::<DfnsPersonalAccessToken>(
+                &name("pat", case),
+                json!({ "connectionRef": CONN(), "daysValid": 7 }),
+            )
             .await;
     }
     let mut old = std::collections::HashMap::new();
-    for name in ["deleted-secret", "stripped-secret", "archived"] {
+    for case in CASES {
+        let sa = setup
+            .wait_ready::<DfnsServiceAccount>(&name("sa", case))
+            .await;
         old.insert(
-            name,
-            setup
-                .wait_ready::<DfnsServiceAccount>(name)
-                .await
-                .status
-                .unwrap()
-                .service_account_id
-                .unwrap(),
+            name("sa", case),
+            sa.status.unwrap().service_account_id.unwrap(),
         );
+        let pat = setup
+            .wait_ready::<DfnsPersonalAccessToken>(&name("pat", case))
+            .await;
+        old.insert(name("pat", case), pat.status.unwrap().token_id.unwrap());
     }
 
-    // The Secret is deleted; its key material is stripped; the account is archived in Dfns.
-    setup
-        .secrets()
-        .delete("deleted-secret", &DeleteParams::default())
-        .await
-        .unwrap();
+    // The Secret is deleted; its key material is stripped; the credential is archived in Dfns.
     let strip = json!([{ "op": "remove", "path": "/data/DFNS_PRIVATE_KEY" }]);
-    setup
-        .secrets()
-        .patch(
-            "stripped-secret",
-            &PatchParams::default(),
-            &Patch::<Value>::Json(serde_json::from_value(strip).unwrap()),
-        )
-        .await
-        .unwrap();
-    setup
-        .admin_client()
-        .delete(IdentityKind::ServiceAccount, &old["archived"])
-        .await
-        .unwrap();
-
-    for name in ["deleted-secret", "stripped-secret", "archived"] {
-        wait_event(&setup, name, "CredentialLost").await;
-        let mut replaced = None;
-        for _ in 0..300 {
-            let sa = setup.api::<DfnsServiceAccount>().get(name).await.unwrap();
-            let status = sa.status.clone().unwrap_or_default();
-            let ready = status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            if ready
-                && status
-                    .service_account_id
-                    .as_deref()
-                    .is_some_and(|id| id != old[name])
-                && status.retiring.is_none()
-            {
-                replaced = status.service_account_id;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let new_id = replaced.unwrap_or_else(|| panic!("{name}: no replacement credential"));
-        assert!(
-            sa_in_dfns(&setup, &new_id).is_active,
-            "{name}: the replacement is active"
-        );
-        let previous = setup
-            .emulator
-            .state()
-            .service_accounts
-            .into_iter()
-            .find(|s| s.service_account_id == old[name])
+    for (prefix, kind) in kinds {
+        setup
+            .secrets()
+            .delete(&name(prefix, "deleted-secret"), &DeleteParams::default())
+            .await
             .unwrap();
-        assert!(
-            !previous.is_active,
-            "{name}: the lost credential is deactivated"
-        );
-        let secret = setup.secrets().get(name).await.unwrap();
-        assert!(
-            secret_text(&secret, "DFNS_PRIVATE_KEY").is_some()
-                && secret_text(&secret, "DFNS_AUTH_TOKEN").is_some()
-        );
-        assert_eq!(secret.annotations().get("dfns.io/id"), Some(&new_id));
+        setup
+            .secrets()
+            .patch(
+                &name(prefix, "stripped-secret"),
+                &PatchParams::default(),
+                &Patch::<Value>::Json(serde_json::from_value(strip.clone()).unwrap()),
+            )
+            .await
+            .unwrap();
+        let archived = &old[&name(prefix, "archived")];
+        setup.admin_client().delete(kind, archived).await.unwrap();
+        assert!(dfns_flags(&setup, archived).1, "archived in Dfns");
+    }
+
+    for (prefix, _) in kinds {
+        for case in CASES {
+            let name = name(prefix, case);
+            wait_event(&setup, &name, "CredentialLost").await;
+            let new_id = if prefix == "sa" {
+                wait_replaced::<DfnsServiceAccount>(&setup, &name, &old[&name]).await
+            } else {
+                wait_replaced::<DfnsPersonalAccessToken>(&setup, &name, &old[&name]).await
+            };
+            assert_eq!(
+                dfns_flags(&setup, &new_id),
+                (true, false),
+                "{name}: the replacement is active"
+            );
+            let (old_active, old_archived) = dfns_flags(&setup, &old[&name]);
+            if case == "archived" {
+                assert!(
+                    old_archived,
+                    "{name}: the archived credential stays archived"
+                );
+            } else {
+                assert!(
+                    !old_active && !old_archived,
+                    "{name}: the lost credential is deactivated (not archived)"
+                );
+            }
+            let secret = setup.secrets().get(&name).await.unwrap();
+            assert!(
+                secret_text(&secret, "DFNS_PRIVATE_KEY").is_some()
+                    && secret_text(&secret, "DFNS_AUTH_TOKEN").is_some(),
+                "{name}: the Secret holds the replacement"
+            );
+            assert_eq!(secret.annotations().get("dfns.io/id"), Some(&new_id));
+        }
     }
     setup.stop_operator().await;
+    setup.assert_no_leaks().await;
 }
 
 #[tokio::test]
-async fn rotated_connection_credentials_are_used_without_a_restart() {
+async fn a_rotated_connection_secret_is_used_without_a_restart_or_a_spec_change() {
     let mut setup = Setup::new("e2e-rotate").await;
     let role = role(&setup, "pat-role").await;
     setup
@@ -344,49 +412,41 @@ async fn rotated_connection_credentials_are_used_without_a_restart() {
         .await
         .status
         .unwrap();
+    let connection = setup.wait_ready::<DfnsConnection>("main").await;
 
-    // A second organization user with every permission takes over: the Secret is rotated in place.
-    let admin_role = setup
-        .emulator
-        .state()
-        .permissions
-        .into_iter()
-        .find(|p| p.name == "DfnsFullAdminAccess")
-        .unwrap()
-        .id;
-    let (user, key) = dfns_test_support::operator::create_org_user(
-        &setup,
-        "rotated@example.com",
-        std::slice::from_ref(&admin_role),
+    // The admin gets a new key; only the Secret is rotated (same user, same spec), and the old key
+    // is retired in Dfns, so nothing signed with it can succeed any more.
+    let admin = setup.emulator.bootstrap().admin.clone();
+    let old_key = UserSession::login(
+        &setup.emulator,
+        &admin.username,
+        &admin.cred_id,
+        &admin.private_key,
     )
     .await;
-    let secret = json!({ "stringData": { "DFNS_CRED_ID": user["credId"], "DFNS_PRIVATE_KEY": key.private_key_pem.expose() } });
+    let (new_cred_id, new_key) = old_key.add_key_credential().await;
+    let logins_before = requests_to(&setup.emulator, "POST /auth/login");
+    let rotated = json!({ "stringData": { "DFNS_CRED_ID": new_cred_id, "DFNS_PRIVATE_KEY": new_key.private_key_pem.expose() } });
     setup
         .secrets()
         .patch(
             "main-login",
             &PatchParams::default(),
-            &Patch::Merge(&secret),
+            &Patch::Merge(&rotated),
         )
         .await
         .unwrap();
-    setup
-        .api::<DfnsConnection>()
-        .patch(
-            "main",
-            &PatchParams::apply("e2e-test").force(),
-            &Patch::Apply(&json!({
-                "apiVersion": "dfns.io/v1alpha1", "kind": "DfnsConnection", "metadata": { "name": "main" },
-                "spec": {
-                    "apiUrl": setup.emulator.api_url(), "allowInsecureHttp": true, "orgId": setup.emulator.bootstrap().org_id,
-                    "allowedPermissionIds": [role],
-                    "auth": { "userLogin": { "username": "rotated@example.com", "secretRef": { "name": "main-login" } } },
-                },
-            })),
-        )
-        .await
-        .unwrap();
+    let old_credential = setup
+        .emulator
+        .state()
+        .credentials
+        .into_iter()
+        .find(|c| c.credential_id == admin.cred_id)
+        .expect("the admin's first credential")
+        .credential_uuid;
+    old_key.deactivate_credential(&old_credential).await;
 
+    // A write after the rotation needs a user action signed with the new key.
     setup
         .apply::<DfnsPersonalAccessToken>(
             "after",
@@ -398,13 +458,30 @@ async fn rotated_connection_credentials_are_used_without_a_restart() {
         .await
         .status
         .unwrap();
-    assert_eq!(
-        after.linked_user_id.as_deref(),
-        user["userId"].as_str(),
-        "the new PAT belongs to the rotated-in user"
+    assert!(
+        requests_to(&setup.emulator, "POST /auth/login") > logins_before,
+        "the operator logged in again after the rotation"
     );
-    assert_ne!(after.linked_user_id, before.linked_user_id);
+    assert_eq!(
+        after.linked_user_id, before.linked_user_id,
+        "the new PAT belongs to the same user"
+    );
+    let pat_active = |id: &Option<String>| {
+        setup
+            .emulator
+            .state()
+            .pats
+            .iter()
+            .any(|p| Some(&p.token_id) == id.as_ref() && p.is_active)
+    };
+    assert!(pat_active(&after.token_id) && pat_active(&before.token_id));
+    // The connection stays Ready for the same generation (its spec never changed), and the
+    // credential made before the rotation is still Ready.
+    let still = setup.wait_ready::<DfnsConnection>("main").await;
+    assert_eq!(still.metadata.generation, connection.metadata.generation);
+    setup.wait_ready::<DfnsPersonalAccessToken>("before").await;
     setup.stop_operator().await;
+    setup.assert_no_leaks().await;
 }
 
 #[tokio::test]
@@ -454,12 +531,17 @@ async fn deletion_with_a_broken_connection_waits_and_skip_cleanup_releases_it() 
         "released without touching Dfns"
     );
     setup.stop_operator().await;
+    setup.assert_no_leaks().await;
 }
 
 #[tokio::test]
 async fn a_ready_credential_stays_ready_while_its_connection_is_unavailable() {
     let mut setup = resyncing_setup("e2e-outage").await;
     let before = ready_app(&setup).await;
+    assert_eq!(
+        dfns_test_support::operator::ready_condition(before.status.as_ref()).reason,
+        "Ready"
+    );
 
     // The connection breaks (its Secret is gone); the credential in the app's Secret still works.
     setup
@@ -470,7 +552,9 @@ async fn a_ready_credential_stays_ready_while_its_connection_is_unavailable() {
     setup
         .wait_condition::<DfnsConnection>("main", "Ready", "False", None)
         .await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // One more reconcile of the credential during the outage (it looks again 30 s after it found
+    // the connection not ready), which must keep Ready as it was.
+    wait_more_reconciles(&mut setup, "DfnsServiceAccount", 1).await;
     let after = setup.api::<DfnsServiceAccount>().get("app").await.unwrap();
     let ready =
         |sa: &DfnsServiceAccount| dfns_test_support::operator::ready_condition(sa.status.as_ref());
@@ -480,4 +564,5 @@ async fn a_ready_credential_stays_ready_while_its_connection_is_unavailable() {
         "Ready is kept, not flapped, through a connection outage"
     );
     setup.stop_operator().await;
+    setup.assert_no_leaks().await;
 }

@@ -11,4 +11,5 @@ mod credentials;
 mod guards;
 mod leader_election;
 mod leader_lost;
+mod leak_check;
 mod lifecycle;

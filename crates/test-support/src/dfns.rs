@@ -2,11 +2,17 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dfns_client::PrivateKey;
+use dfns_client::types::user_action::Challenge;
 use dfns_client::{
     AuthMode, ClientConfig, DfnsClient, IdentityKind, KeySigner, NewIdentity, RetryPolicy,
     SecretString, generate_p256,
 };
 use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use serde_json::{Value, json};
+use sha2::Digest as _;
 
 /// An in-process emulator with the default configuration (the strict profile: no kinder than
 /// Dfns' reference pages).
@@ -120,4 +126,148 @@ pub fn requests_to(emulator: &RunningEmulator, endpoint: &str) -> u64 {
         .by_endpoint
         .get(endpoint)
         .map_or(0, |counts| counts.requests)
+}
+
+/// A user logged in to the emulator through its HTTP API, sending signed requests as the Dfns
+/// SDKs do: for what the client does not offer, such as managing the user's own credentials.
+pub struct UserSession {
+    http: reqwest::Client,
+    api_url: String,
+    token: String,
+    signer: KeySigner,
+}
+
+async fn answer<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
+    let response = request.send().await.expect("emulator reachable");
+    let status = response.status();
+    let text = response.text().await.expect("answer body");
+    assert!(status.is_success(), "emulator answered {status}: {text}");
+    serde_json::from_str(&text).expect("JSON answer")
+}
+
+impl UserSession {
+    /// Logs `username` in with its Key credential `cred_id`.
+    pub async fn login(
+        emulator: &RunningEmulator,
+        username: &str,
+        cred_id: &str,
+        private_key_pem: &str,
+    ) -> Self {
+        let http = reqwest::Client::new();
+        let api_url = emulator.api_url().to_owned();
+        let signer = KeySigner::from_pem(cred_id, private_key_pem).expect("login key");
+        let init: Challenge = answer(
+            http.post(format!("{api_url}/auth/login/init"))
+                .json(&json!({ "orgId": emulator.bootstrap().org_id, "username": username })),
+        )
+        .await;
+        let login: Value = answer(
+            http.post(format!("{api_url}/auth/login"))
+                .json(&signer.sign(&init).expect("sign login")),
+        )
+        .await;
+        let token = login["token"].as_str().expect("session token").to_owned();
+        Self {
+            http,
+            api_url,
+            token,
+            signer,
+        }
+    }
+
+    /// An authenticated request without a user action (reads, `.../init` calls).
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: &Value) -> Value {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.api_url))
+            .bearer_auth(&self.token)
+            .json(body);
+        answer(request).await
+    }
+
+    /// A state-changing request signed with a user action, its body sent exactly as signed.
+    pub async fn signed(&self, method: reqwest::Method, path: &str, body: &Value) -> Value {
+        let payload = body.to_string();
+        let action = json!({
+            "userActionPayload": payload,
+            "userActionHttpMethod": method.as_str(),
+            "userActionHttpPath": path,
+            "userActionServerKind": "Api",
+        });
+        let init: Challenge = serde_json::from_value(
+            self.call(reqwest::Method::POST, "/auth/action/init", &action)
+                .await,
+        )
+        .expect("a challenge");
+        let signed = serde_json::to_value(self.signer.sign(&init).expect("sign user action"))
+            .expect("signed challenge as JSON");
+        let action = self
+            .call(reqwest::Method::POST, "/auth/action", &signed)
+            .await;
+        let user_action = action["userAction"].as_str().expect("userAction");
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.api_url))
+            .bearer_auth(&self.token)
+            .header("X-DFNS-USERACTION", user_action)
+            .header("content-type", "application/json")
+            .body(payload);
+        answer(request).await
+    }
+
+    /// A second Key credential for this user (key attestation as the SDKs build it): what a key
+    /// rotation needs, the user and its permissions staying the same. Returns the new
+    /// credential id and key.
+    pub async fn add_key_credential(&self) -> (String, dfns_client::GeneratedKeyPair) {
+        let init = self
+            .call(
+                reqwest::Method::POST,
+                "/auth/credentials/init",
+                &json!({ "kind": "Key" }),
+            )
+            .await;
+        let new_key = generate_p256().expect("generate key");
+        let cred_id = URL_SAFE_NO_PAD.encode(format!("rotated-{}", new_key.public_key_sha256));
+        let client_data =
+            json!({ "type": "key.create", "challenge": init["challenge"] }).to_string();
+        let fingerprint = json!({
+            "clientDataHash": hex::encode(sha2::Sha256::digest(client_data.as_bytes())),
+            "publicKey": new_key.public_key_pem,
+        })
+        .to_string();
+        let signature = PrivateKey::from_pem(new_key.private_key_pem.expose())
+            .expect("new key")
+            .sign(fingerprint.as_bytes());
+        let attestation = json!({
+            "publicKey": new_key.public_key_pem,
+            "signature": hex::encode(signature),
+            "algorithm": "SHA256",
+        })
+        .to_string();
+        let body = json!({
+            "credentialKind": "Key",
+            "credentialInfo": {
+                "credId": cred_id,
+                "clientData": URL_SAFE_NO_PAD.encode(client_data),
+                "attestationData": URL_SAFE_NO_PAD.encode(attestation),
+            },
+            "credentialName": "rotated",
+            "challengeIdentifier": init["challengeIdentifier"],
+        });
+        let created = self
+            .signed(reqwest::Method::POST, "/auth/credentials", &body)
+            .await;
+        assert_eq!(created["credentialId"], cred_id.as_str());
+        (cred_id, new_key)
+    }
+
+    /// Deactivates one of this user's credentials: it can no longer log in or sign.
+    pub async fn deactivate_credential(&self, credential_uuid: &str) {
+        self.signed(
+            reqwest::Method::PUT,
+            "/auth/credentials/deactivate",
+            &json!({ "credentialUuid": credential_uuid }),
+        )
+        .await;
+    }
 }

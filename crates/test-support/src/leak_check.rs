@@ -1,11 +1,13 @@
 //! [`LeakCheck`]: the leak check every e2e test ends with (see [`crate::leaks`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use dfns_emulator::RunningEmulator;
 use dfns_operator::api::{
     ClusterDfnsConnection, DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount,
 };
+use dfns_operator::telemetry::Metrics;
 use k8s_openapi::api::core::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
@@ -23,6 +25,7 @@ pub struct LeakCheck<'a> {
     needles: Vec<Needle>,
     log_files: Vec<PathBuf>,
     emulators: Vec<&'a RunningEmulator>,
+    metrics: Vec<Arc<Metrics>>,
 }
 
 impl Setup {
@@ -38,6 +41,7 @@ impl Setup {
             )],
             log_files: Vec::new(),
             emulators: vec![&self.emulator],
+            metrics: self.all_metrics.clone(),
         }
     }
 
@@ -63,6 +67,13 @@ impl<'a> LeakCheck<'a> {
     /// Also looks for every token another emulator issued.
     pub fn with_emulator(mut self, emulator: &'a RunningEmulator) -> Self {
         self.emulators.push(emulator);
+        self
+    }
+
+    /// Also searches the metrics of an operator the test ran itself (not through
+    /// [`Setup::start_operator`], e.g. with leader election or impersonation).
+    pub fn with_metrics(mut self, metrics: &Arc<Metrics>) -> Self {
+        self.metrics.push(metrics.clone());
         self
     }
 
@@ -121,7 +132,7 @@ impl<'a> LeakCheck<'a> {
             what: "Events".into(),
             text: serde_json::to_string(&events.items).expect("Events as JSON"),
         });
-        for (i, metrics) in setup.all_metrics.iter().enumerate() {
+        for (i, metrics) in self.metrics.iter().enumerate() {
             haystacks.push(Haystack {
                 what: format!("metrics of operator #{i}"),
                 text: metrics.encode(),

@@ -2,6 +2,7 @@
 //! (pass or fail).
 
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
@@ -13,7 +14,8 @@ const OPERATOR_GROUP: &str = "dfns.io";
 /// Label on every namespace the harness creates, to find leftovers of killed test runs.
 pub const TEST_NAMESPACE_LABEL: &str = "dfns.io/test-namespace";
 /// Label on a test's cluster-scoped objects, naming the test's namespace: the test's operators
-/// serve only the `ClusterDfnsConnection`s carrying it, and the namespace's clean-up removes them.
+/// serve only the `ClusterDfnsConnection`s carrying it, and the namespace's clean-up removes them
+/// and the ClusterRoles and ClusterRoleBindings carrying it.
 pub const TEST_OWNER_LABEL: &str = "dfns.io/e2e-test";
 
 /// A uniquely named namespace (`<prefix>-<random>`). Dropping it deletes the namespace and strips
@@ -79,13 +81,15 @@ impl Drop for TestNamespace {
 
 async fn delete_namespace(name: &str, config: kube::Config) -> Result<(), kube::Error> {
     let client = kube::Client::try_from(config)?;
-    let cluster_connections: Api<dfns_operator::api::ClusterDfnsConnection> =
-        Api::all(client.clone());
-    cluster_connections
-        .delete_collection(
-            &DeleteParams::background(),
-            &ListParams::default().labels(&format!("{TEST_OWNER_LABEL}={name}")),
-        )
+    let owned = ListParams::default().labels(&format!("{TEST_OWNER_LABEL}={name}"));
+    Api::<dfns_operator::api::ClusterDfnsConnection>::all(client.clone())
+        .delete_collection(&DeleteParams::background(), &owned)
+        .await?;
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .delete_collection(&DeleteParams::background(), &owned)
+        .await?;
+    Api::<ClusterRole>::all(client.clone())
+        .delete_collection(&DeleteParams::background(), &owned)
         .await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     match namespaces.delete(name, &DeleteParams::background()).await {

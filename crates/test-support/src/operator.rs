@@ -82,6 +82,11 @@ impl Operator {
         }
     }
 
+    /// Its Kubernetes writes so far (see [`kubernetes_writes`]).
+    pub fn kubernetes_writes(&self) -> u64 {
+        kubernetes_writes(&self.metrics)
+    }
+
     /// Panics if the operator has stopped (it only stops when told to).
     pub fn assert_running(&mut self) {
         if let Some(result) = futures::FutureExt::now_or_never(&mut self.task) {
@@ -400,6 +405,36 @@ fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
     if let (Some(base), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
         base.extend(extra);
     }
+}
+
+/// Every Kubernetes write an operator made, summed over verbs and resources: the
+/// `dfns_operator_kubernetes_writes_total` samples of its metrics, counted on its client.
+pub fn kubernetes_writes(metrics: &Metrics) -> u64 {
+    kubernetes_writes_by_resource(metrics).values().sum()
+}
+
+/// An operator's Kubernetes writes by resource (`secrets`, `dfnsconnections/status`, …), over
+/// all verbs.
+pub fn kubernetes_writes_by_resource(metrics: &Metrics) -> BTreeMap<String, u64> {
+    let mut writes = BTreeMap::new();
+    for line in metrics.encode().lines() {
+        let Some(labels) = line.strip_prefix("dfns_operator_kubernetes_writes_total{") else {
+            continue;
+        };
+        let (labels, value) = labels
+            .rsplit_once("} ")
+            .unwrap_or_else(|| panic!("metrics sample {line:?}"));
+        let resource = labels
+            .split(',')
+            .find_map(|label| label.strip_prefix("resource="))
+            .unwrap_or_else(|| panic!("no resource label in {line:?}"))
+            .trim_matches('"');
+        let count = value
+            .parse::<f64>()
+            .unwrap_or_else(|e| panic!("metrics sample {line:?}: {e}")) as u64;
+        *writes.entry(resource.to_owned()).or_default() += count;
+    }
+    writes
 }
 
 /// A Secret named `name` holding `data` as text.

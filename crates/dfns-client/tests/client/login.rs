@@ -49,17 +49,34 @@ async fn concurrent_callers_share_one_login() {
 #[tokio::test]
 async fn session_is_renewed_before_its_jwt_expires() {
     let emulator = start_emulator_with(EmulatorConfig {
-        session_ttl: Duration::from_secs(3),
+        session_ttl: Duration::from_secs(5),
         ..EmulatorConfig::default()
     })
     .await;
     let admin = admin_client(&emulator);
     let first = admin.identity().await.unwrap();
-    let expires_at = first.expires_at.expect("session exp");
-    // Sleep until the session is past its renewal point (the last fifth of its 3 s lifetime).
-    let until_renewal =
-        expires_at.duration_since(jiff::Timestamp::now()) - jiff::SignedDuration::from_millis(500);
-    tokio::time::sleep(Duration::try_from(until_renewal).unwrap_or_default()).await;
+    let (issued_at, expires_at) = (
+        first.issued_at.expect("session iat"),
+        first.expires_at.expect("session exp"),
+    );
+    // The renewal point, from the token's own claims: the last fifth of its lifetime (1 s here,
+    // so a call right after the login, well before it, reuses the session).
+    let renewal_point = expires_at - expires_at.duration_since(issued_at) / 5;
+    admin.list_pats().await.unwrap();
+    assert_eq!(
+        requests_to(&emulator, "POST /auth/login"),
+        1,
+        "a fresh session is reused"
+    );
+    // Wait for the clock to pass the renewal point (bounded: it is at most 5 s away).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while jiff::Timestamp::now() < renewal_point {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the clock never reached {renewal_point}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     admin.list_pats().await.unwrap();
     assert_eq!(
         requests_to(&emulator, "POST /auth/login"),
@@ -68,7 +85,7 @@ async fn session_is_renewed_before_its_jwt_expires() {
     );
     assert_eq!(
         requests_to(&emulator, "GET /auth/pats"),
-        1,
+        2,
         "no rejected attempt"
     );
     let second = admin.identity().await.unwrap();

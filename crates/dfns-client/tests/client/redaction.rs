@@ -58,8 +58,9 @@ async fn no_secret_appears_in_any_debug_display_error_or_log_line() {
     let capture = Capture::default();
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
-        // The client and the HTTP stack under it; the emulator's own logs are its business.
-        .with_env_filter("dfns_client=trace,reqwest=trace,hyper=trace,hyper_util=trace")
+        // Every target at its most verbose: the client, the HTTP and TLS stack under it, and
+        // anything else a program embedding the client would print alongside.
+        .with_env_filter("trace")
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
