@@ -11,3 +11,4 @@ mod guards;
 mod leader_election;
 mod leader_lost;
 mod lifecycle;
+mod token_connections;
