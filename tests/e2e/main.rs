@@ -11,4 +11,5 @@ mod guards;
 mod leader_election;
 mod leader_lost;
 mod lifecycle;
+mod login_keys;
 mod token_connections;
