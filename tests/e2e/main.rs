@@ -12,4 +12,5 @@ mod leader_election;
 mod leader_lost;
 mod lifecycle;
 mod login_keys;
+mod tls;
 mod token_connections;
