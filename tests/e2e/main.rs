@@ -4,6 +4,7 @@
 
 mod blocked_cleanup;
 mod chart_rbac;
+mod cluster_connections;
 mod cluster_smoke;
 mod cost;
 mod crash_safety;
