@@ -22,7 +22,8 @@ const RESYNC: Duration = Duration::from_secs(3);
 /// With `name` blocked: a few more reconciles take at least the resync interval each, and try
 /// the deactivation at most once each (a hot loop would run them back to back).
 async fn assert_retried_calmly(setup: &mut Setup, name: &str) {
-    const MORE: u64 = 3;
+    // One wake-up besides the retries is allowed (the connection's own status changing).
+    const MORE: u64 = 4;
     let start = tokio::time::Instant::now();
     let reconciles = setup.operator().metrics.reconcile_count(KIND);
     let attempts = requests_to(&setup.emulator, DEACTIVATE);
@@ -31,7 +32,7 @@ async fn assert_retried_calmly(setup: &mut Setup, name: &str) {
     let done = setup.operator().metrics.reconcile_count(KIND) - reconciles;
     let tried = requests_to(&setup.emulator, DEACTIVATE) - attempts;
     assert!(
-        elapsed >= RESYNC * (MORE as u32 - 1),
+        elapsed >= RESYNC * (MORE as u32 - 2),
         "{name}: {done} reconciles in {elapsed:?}, faster than the resync interval"
     );
     assert!(

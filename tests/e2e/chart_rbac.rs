@@ -107,7 +107,7 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
     let cluster_spec = json!({
         "apiVersion": "dfns.io/v1alpha1",
         "kind": "ClusterDfnsConnection",
-        "metadata": { "name": cluster_connection },
+        "metadata": { "name": cluster_connection, "labels": setup.cluster_labels() },
         "spec": {
             "apiUrl": setup.emulator.api_url(),
             "allowInsecureHttp": true,
