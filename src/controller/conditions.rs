@@ -36,6 +36,31 @@ pub enum Verdict {
     Unchanged,
 }
 
+impl Verdict {
+    /// The verdict of a failure while the resource is being deleted: same condition and reason,
+    /// but the message says that the deletion waits for it, so a person reading a bare Dfns
+    /// refusal knows the resource is held back and how to let it go.
+    pub fn during_cleanup(self) -> Self {
+        let explain = |message: String| {
+            format!(
+                "cannot clean up in Dfns, deletion waits: {message}. Fix the connection, or annotate this \
+                 resource with dfns.io/skip-cleanup=\"true\" to release it without touching Dfns"
+            )
+        };
+        match self {
+            Self::Progressing { reason, message } => Self::Progressing {
+                reason,
+                message: explain(message),
+            },
+            Self::Stalled { reason, message } => Self::Stalled {
+                reason,
+                message: explain(message),
+            },
+            other => other,
+        }
+    }
+}
+
 /// The conditions that `verdict` implies, keeping transition times of unchanged statuses.
 pub fn conditions_for(
     verdict: &Verdict,
@@ -87,6 +112,31 @@ pub fn find(conditions: &[Condition], kind: ConditionType) -> Option<&Condition>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_during_cleanup_keeps_its_reason_and_says_the_deletion_waits() {
+        let failed = Verdict::Stalled {
+            reason: ConditionReason::Forbidden,
+            message: "HTTP 403: not authorized".into(),
+        };
+        let Verdict::Stalled { reason, message } = failed.during_cleanup() else {
+            panic!("still stalled");
+        };
+        assert_eq!(reason, ConditionReason::Forbidden);
+        assert!(
+            message.contains("deletion waits: HTTP 403: not authorized"),
+            "{message}"
+        );
+        assert!(message.contains("dfns.io/skip-cleanup"), "{message}");
+        // A verdict that already explains the cleanup (CleanupBlocked) is left alone.
+        let blocked = Verdict::NotReady {
+            reason: ConditionReason::CleanupBlocked,
+            message: "cannot clean up".into(),
+        };
+        assert!(
+            matches!(blocked.during_cleanup(), Verdict::NotReady { message, .. } if message == "cannot clean up")
+        );
+    }
 
     fn t(secs: i64) -> Time {
         Time(jiff::Timestamp::from_second(secs).unwrap())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Config as ControllerRuntimeConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -328,6 +328,7 @@ async fn credential_controller<K: CredentialResource>(
         .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
     let controller = Controller::for_stream(changes, store.clone());
     metrics.add_credential_source(Box::new(CachedCredentials(store.clone())));
+    let namespace_store = store.clone();
     let by_connection = move |kind: ConnectionKind, namespace: Option<String>, name: String| {
         store
             .state()
@@ -345,6 +346,24 @@ async fn credential_controller<K: CredentialResource>(
             .map(|r| ObjectRef::from_obj(&*r))
             .collect::<Vec<_>>()
     };
+    // Relabelling a namespace can move it into or out of a ClusterDfnsConnection's
+    // namespaceSelector: its resources that use a cluster connection decide again.
+    let in_namespace = move |namespace: Namespace| {
+        namespace_store
+            .state()
+            .into_iter()
+            .filter(|r| {
+                r.namespace() == namespace.metadata.name
+                    && r.credential_spec()
+                        .connection_ref
+                        .clone()
+                        .unwrap_or_default()
+                        .kind
+                        == ConnectionKind::ClusterDfnsConnection
+            })
+            .map(|r| ObjectRef::from_obj(&*r))
+            .collect::<Vec<_>>()
+    };
     let for_namespaced = by_connection.clone();
     controller
         .owns(scoped::<Secret>(&ctx), secrets)
@@ -358,6 +377,11 @@ async fn credential_controller<K: CredentialResource>(
             Api::<ClusterDfnsConnection>::all(kube.clone()),
             cluster_connections(&ctx.config),
             move |c| by_connection(ConnectionKind::ClusterDfnsConnection, None, c.name_any()),
+        )
+        .watches(
+            Api::<Namespace>::all(kube.clone()),
+            watched_namespaces(&ctx.config),
+            in_namespace,
         )
         .with_config(ControllerRuntimeConfig::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown)
@@ -378,6 +402,14 @@ async fn credential_controller<K: CredentialResource>(
         )
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+/// The namespaces whose labels matter: the watched one, or all.
+fn watched_namespaces(config: &ControllerConfig) -> watcher::Config {
+    match &config.watch_namespace {
+        Some(namespace) => watcher::Config::default().fields(&format!("metadata.name={namespace}")),
+        None => watcher::Config::default(),
+    }
 }
 
 /// What the operator watches of `ClusterDfnsConnection`s: those its selector picks, or all.

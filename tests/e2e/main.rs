@@ -2,7 +2,9 @@
 //! kube-controller-manager (one shared control plane, a namespace per test) and the in-process
 //! Dfns emulator. One test binary; a module per scenario.
 
+mod blocked_cleanup;
 mod chart_rbac;
+mod cluster_connections;
 mod cluster_smoke;
 mod cost;
 mod crash_points;
@@ -13,3 +15,6 @@ mod leader_election;
 mod leader_lost;
 mod leak_check;
 mod lifecycle;
+mod login_keys;
+mod tls;
+mod token_connections;

@@ -360,9 +360,21 @@ pub async fn create_org_user(
     permission_ids: &[String],
 ) -> (serde_json::Value, GeneratedKeyPair) {
     let key = generate_p256().expect("generate key");
-    let user = reqwest::Client::new()
+    let user = create_org_user_with_key(setup, username, &key.public_key_pem, permission_ids).await;
+    (user, key)
+}
+
+/// A new organization user in the emulator whose Key credential is `public_key_pem` (any key
+/// type Dfns accepts); returns the emulator's answer (`userId`, `credId`, …).
+pub async fn create_org_user_with_key(
+    setup: &Setup,
+    username: &str,
+    public_key_pem: &str,
+    permission_ids: &[String],
+) -> serde_json::Value {
+    reqwest::Client::new()
         .post(format!("{}/_emulator/users", setup.emulator.api_url()))
-        .json(&json!({ "username": username, "publicKey": key.public_key_pem, "permissionIds": permission_ids }))
+        .json(&json!({ "username": username, "publicKey": public_key_pem, "permissionIds": permission_ids }))
         .send()
         .await
         .expect("emulator reachable")
@@ -370,8 +382,7 @@ pub async fn create_org_user(
         .expect("user created")
         .json()
         .await
-        .expect("JSON answer");
-    (user, key)
+        .expect("JSON answer")
 }
 
 pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {

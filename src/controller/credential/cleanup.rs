@@ -43,7 +43,7 @@ impl<K: CredentialResource> Run<'_, K> {
                         reason: ConditionReason::CleanupBlocked,
                         message: message.clone(),
                     },
-                    _ => error.verdict(),
+                    _ => error.verdict().during_cleanup(),
                 };
                 if let Err(save_error) = self.save(verdict).await {
                     tracing::warn!(error = %save_error, "could not record the cleanup failure in status");

@@ -89,7 +89,12 @@ pub fn error_policy<K: CredentialResource>(
 async fn report_unobserved<K: CredentialResource>(obj: &K, ctx: &Context, error: Error) -> Error {
     let persisted = obj.credential_status().cloned().unwrap_or_default();
     let mut writer = StatusWriter::new(api_for(ctx, obj), obj, persisted);
-    if let Err(write_error) = writer.save_conditions_only(&error.verdict()).await {
+    let verdict = if obj.meta().deletion_timestamp.is_some() {
+        error.verdict().during_cleanup()
+    } else {
+        error.verdict()
+    };
+    if let Err(write_error) = writer.save_conditions_only(&verdict).await {
         tracing::warn!(error = %write_error, "could not record the failure in status");
     }
     ctx.publish(

@@ -16,6 +16,7 @@ mod pats;
 mod permissions;
 mod requests;
 mod service_accounts;
+mod users;
 
 use std::fmt;
 use std::sync::Arc;
