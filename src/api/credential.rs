@@ -259,6 +259,10 @@ pub struct PendingCreate {
     pub started_at: Time,
     /// Fingerprint of the key the create call registers.
     pub public_key_sha256: String,
+    /// Identities Dfns showed without key or `externalId` before this attempt began (reported
+    /// for an earlier one): they cannot be this attempt's result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preexisting: Vec<String>,
 }
 
 /// Conditions as a map keyed by `type`, so server-side apply merges them per type.

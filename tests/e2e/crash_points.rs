@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use dfns_emulator::Faults;
+use dfns_emulator::{Faults, PublicKeyForm};
 use dfns_operator::api::{DfnsPersonalAccessToken, DfnsServiceAccount};
 use dfns_operator::controller::crash_point::CrashPoint;
 use dfns_operator::controller::credential::CredentialResource;
@@ -344,4 +344,130 @@ async fn a_crash_after_dfns_cleanup_still_deletes_the_secret_and_releases_the_re
         crash_during_cleanup::<DfnsPersonalAccessToken>("e2e-crashpt-pat"),
     );
     report(CrashPoint::CleanupDfnsDone, [sa, pat]);
+}
+
+/// Dfns shows a service account's or PAT's key as PEM, as a `SHA256:` fingerprint or as `""`
+/// depending on the page and revision. A crash after Dfns created the credential but before its
+/// token was written leaves an orphan that only its key can prove to be ours.
+async fn crash_before_the_token_under<K: CredentialResource>(
+    prefix: &str,
+    form: PublicKeyForm,
+) -> usize {
+    let (setup, command, log) = prepare(prefix).await;
+    let mut profile = setup.emulator.profile();
+    assert!(
+        !profile.external_id_in_responses,
+        "no externalId to lean on"
+    );
+    profile.public_key_form = form;
+    setup.emulator.set_profile(profile).unwrap();
+    apply::<K>(&setup).await;
+    let point = CrashPoint::CreateDfnsReturned;
+    command
+        .spawn(&setup, Some(point))
+        .assert_crashed_at_armed_point()
+        .await;
+    assert_eq!(
+        at_crash::<K>(&setup).await.dfns,
+        vec![(true, false)],
+        "one orphan, active"
+    );
+    let orphan = active_in_dfns(&setup)
+        .await
+        .into_keys()
+        .next()
+        .expect("the orphan is listed");
+
+    if form != PublicKeyForm::Empty {
+        // The key proves the orphan ours: retired, and the create repeated with a fresh key.
+        let (_, hits) = recover::<K>(&setup, &command, &log, point).await;
+        assert_eq!(
+            at_crash_archived::<K>(&setup),
+            1,
+            "{form:?}: the orphan is archived"
+        );
+        return hits;
+    }
+
+    // Nothing proves whose it is: reported by id, neither retired nor used, nothing else created.
+    let mut operator = command.spawn(&setup, None);
+    let stalled = setup
+        .wait_condition::<K>(NAME, "Stalled", "True", Some("OrphanNotProven"))
+        .await;
+    let message = serde_json::to_string(&stalled.credential_status()).unwrap();
+    assert!(
+        message.contains(&orphan),
+        "the report names {orphan}: {message}"
+    );
+    let left = at_crash::<K>(&setup).await;
+    assert_eq!(
+        left.dfns,
+        vec![(true, false)],
+        "the orphan is left as it was, and alone"
+    );
+    assert_eq!(left.recorded, None);
+    operator.assert_running();
+
+    // A person deactivates it in Dfns and touches the resource: the create continues with a new
+    // key, and the deactivated identity stays as the person left it.
+    let admin = setup.admin_client();
+    admin
+        .deactivate(K::DFNS_KIND, &orphan)
+        .await
+        .expect("deactivate the orphan");
+    setup
+        .api::<K>()
+        .patch(
+            NAME,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({ "metadata": { "annotations": { "example.com/checked": "orphan" } } }),
+            ),
+        )
+        .await
+        .expect("annotate the resource");
+    let obj = setup.wait_ready::<K>(NAME).await;
+    operator.assert_running();
+    operator.kill().await;
+    assert_ne!(
+        obj.credential_status().and_then(|s| s.recorded_id()),
+        Some(orphan.as_str())
+    );
+    // Show keys again so the one-working-credential check can compare them.
+    setup
+        .emulator
+        .set_profile(dfns_emulator::Profile::default())
+        .unwrap();
+    assert_one_working_credential_each(&setup, &[Recorded::of(&obj)]).await;
+    assert_eq!(
+        at_crash_archived::<K>(&setup),
+        0,
+        "the unproven identity was never archived"
+    );
+    setup
+        .leak_check()
+        .with_log_file(log.to_path_buf())
+        .assert_clean()
+        .await;
+    command.marker_count(point)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_is_retired_when_dfns_shows_its_key_and_reported_when_dfns_hides_it() {
+    for (form, prefix) in [
+        (PublicKeyForm::Pem, "e2e-keyform-pem"),
+        (PublicKeyForm::Fingerprint, "e2e-keyform-fp"),
+        (PublicKeyForm::Empty, "e2e-keyform-empty"),
+    ] {
+        let (sa_prefix, pat_prefix) = (format!("{prefix}-sa"), format!("{prefix}-pat"));
+        let (sa, pat) = tokio::join!(
+            crash_before_the_token_under::<DfnsServiceAccount>(&sa_prefix, form),
+            crash_before_the_token_under::<DfnsPersonalAccessToken>(&pat_prefix, form),
+        );
+        eprintln!(
+            "publicKey form {form:?}: crash point hit {} times",
+            sa + pat
+        );
+        assert_eq!([sa, pat], [1, 1], "{form:?}: hit once per kind");
+    }
 }

@@ -86,6 +86,7 @@ fn an_unfinished_create_is_retired_on_delete_even_with_retain() {
     o.status.pending_create = Some(PendingCreate {
         started_at: jiff::Timestamp::UNIX_EPOCH.into(),
         public_key_sha256: "k2".into(),
+        preexisting: vec![],
     });
     o.secret = SecretState::Owned(SecretMaterial {
         key_fingerprint: Some("k2".into()),

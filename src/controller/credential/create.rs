@@ -38,6 +38,7 @@ impl<K: CredentialResource> Run<'_, K> {
         status.pending_create = Some(PendingCreate {
             started_at: jiff::Timestamp::now().into(),
             public_key_sha256: key_fingerprint,
+            preexisting: super::plan::unproven_ids(&self.facts.view()),
         });
         Effect::saved(vec![Change::Status(status)], creating())
     }

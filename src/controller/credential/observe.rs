@@ -152,6 +152,7 @@ fn may_stem_from(identity: &Identity, display_name: &str, pending: &PendingCreat
     const SKEW: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
     identity.public_key_sha256().is_none()
         && identity.external_id.is_none()
+        && !pending.preexisting.contains(&identity.id)
         && identity.name.as_deref() == Some(display_name)
         && identity
             .date_created

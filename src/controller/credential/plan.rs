@@ -170,17 +170,18 @@ fn create_path(o: &Observed) -> Step {
         {
             return Step::Adopt(created.clone());
         }
-        let in_doubt = unproven_candidates(o);
-        if !in_doubt.is_empty() {
+        let reported = unproven_candidates(o);
+        if !reported.is_empty() {
             return Step::Stall {
                 reason: ConditionReason::OrphanNotProven,
-                message: unproven_message(&in_doubt),
+                message: unproven_message(&reported),
             };
         }
         // A key that an earlier attempt registered, or may have, is never used again.
-        let burnt = candidates.iter().any(|c| {
-            c.key_fingerprint.as_deref() == Some(pending.public_key_sha256.as_str()) || unproven(c)
-        });
+        let burnt = candidates
+            .iter()
+            .any(|c| c.key_fingerprint.as_deref() == Some(pending.public_key_sha256.as_str()))
+            || in_doubt(o).next().is_some();
         return match key {
             Some(fp) if fp == pending.public_key_sha256 && !burnt => Step::Create,
             Some(fp) if fp != pending.public_key_sha256 && Some(fp) != retired_key => {
@@ -224,23 +225,41 @@ pub(super) fn find_orphan(o: &Observed) -> Option<&DfnsObject> {
 /// Active identities that may stem from an interrupted create without proof either way (see
 /// `observe::may_stem_from`): never retired, never ignored, reported to a person.
 pub(super) fn unproven_candidates(o: &Observed) -> Vec<&DfnsObject> {
-    let DfnsView::Candidates(candidates) = &o.dfns else {
-        return Vec::new();
+    in_doubt(o).filter(|c| c.active).collect()
+}
+
+/// Every identity that may stem from the pending attempt without proof, active or not: what a
+/// new attempt records as `preexisting`, so it is never mistaken for that attempt's result.
+pub(super) fn unproven_ids(o: &Observed) -> Vec<String> {
+    in_doubt(o).map(|c| c.id.clone()).collect()
+}
+
+fn in_doubt(o: &Observed) -> impl Iterator<Item = &DfnsObject> {
+    let candidates = match &o.dfns {
+        DfnsView::Candidates(candidates) => candidates.as_slice(),
+        _ => &[],
     };
-    candidates
-        .iter()
-        .filter(|c| {
-            !c.archived && c.active && unproven(c) && !o.secret_holds_token_of(&c.credential_id)
-        })
-        .collect()
+    let preexisting = o
+        .status
+        .pending_create
+        .as_ref()
+        .map(|p| p.preexisting.as_slice())
+        .unwrap_or_default();
+    candidates.iter().filter(move |c| {
+        !c.archived
+            && unproven(c)
+            && !preexisting.contains(&c.id)
+            && !o.secret_holds_token_of(&c.credential_id)
+    })
 }
 
 pub(super) fn unproven_message(unproven: &[&DfnsObject]) -> String {
     let ids: Vec<&str> = unproven.iter().map(|c| c.id.as_str()).collect();
     format!(
         "an interrupted create may have made {} in Dfns, but Dfns shows neither its key nor an \
-         externalId to prove it; if it is not in use elsewhere, deactivate it in Dfns and the \
-         operator continues with a new key",
+         externalId to prove it; if it is not in use elsewhere, deactivate it in Dfns, then \
+         annotate this resource (or wait for the next resync) and the operator continues with a \
+         new key",
         ids.join(", ")
     )
 }

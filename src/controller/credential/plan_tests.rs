@@ -46,6 +46,7 @@ fn pending(fp: &str) -> Option<PendingCreate> {
     Some(PendingCreate {
         started_at: jiff::Timestamp::UNIX_EPOCH.into(),
         public_key_sha256: fp.into(),
+        preexisting: vec![],
     })
 }
 
@@ -464,4 +465,23 @@ fn an_identity_carrying_the_resources_uid_as_external_id_is_proven_without_its_k
     orphan.external_id = Some("uid-1".into());
     o.dfns = DfnsView::Candidates(vec![orphan.clone()]);
     assert_eq!(next_step(&o), Step::RetireOrphan(orphan));
+}
+
+#[test]
+fn identities_reported_before_an_attempt_began_are_not_taken_for_its_result() {
+    let mut o = observed();
+    o.secret = key_only(KEY_B);
+    o.status.pending_create = Some(PendingCreate {
+        started_at: jiff::Timestamp::UNIX_EPOCH.into(),
+        public_key_sha256: KEY_B.into(),
+        preexisting: vec!["us-1".into()],
+    });
+    let mut deactivated = keyless("us-1", "cr-1");
+    deactivated.active = false;
+    o.dfns = DfnsView::Candidates(vec![deactivated]);
+    assert_eq!(
+        next_step(&o),
+        Step::Create,
+        "the new key is not burnt by us-1"
+    );
 }
