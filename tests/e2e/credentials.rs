@@ -168,21 +168,26 @@ async fn applied_credentials_become_ready_with_working_secrets_and_deletion_appl
             .map(String::as_str),
         Some("pay")
     );
-    // `verify --from-secret` reads the same Secret through the Kubernetes API.
-    let from_secret = Command::new(env!("CARGO_BIN_EXE_dfns-operator"))
-        .args(["verify", "--allow-insecure-http", "--from-secret"])
-        .arg(format!("{}/payments", setup.namespace()))
-        .arg("--kubeconfig")
-        .arg(setup.cp.kubeconfig_path())
-        .output()
-        .await
-        .expect("run dfns-operator verify --from-secret");
-    let text = String::from_utf8_lossy(&from_secret.stdout).to_string()
-        + &String::from_utf8_lossy(&from_secret.stderr);
-    assert!(
-        from_secret.status.success() && text.contains("signing ok"),
-        "verify --from-secret: {text}"
-    );
+    // `verify --from-secret` reads the same Secrets through the Kubernetes API: a service
+    // account's and a PAT's, against an emulator that answers as strictly as Dfns' pages.
+    for secret in ["payments", "ci-token"] {
+        let from_secret = Command::new(env!("CARGO_BIN_EXE_dfns-operator"))
+            .args(["verify", "--allow-insecure-http", "--from-secret"])
+            .arg(format!("{}/{secret}", setup.namespace()))
+            .arg("--kubeconfig")
+            .arg(setup.cp.kubeconfig_path())
+            .output()
+            .await
+            .expect("run dfns-operator verify --from-secret");
+        let text = String::from_utf8_lossy(&from_secret.stdout).to_string()
+            + &String::from_utf8_lossy(&from_secret.stderr);
+        assert!(
+            from_secret.status.success()
+                && text.contains("read ok:     GET /auth/pats")
+                && text.contains("signing ok"),
+            "verify --from-secret {secret}: {text}"
+        );
+    }
 
     // Deactivate (default): deactivated in Dfns, Secret removed.
     setup
