@@ -201,6 +201,8 @@ pub struct ConnectionIdentity {
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_id: Option<String>,
+    /// When a static token (`auth.token`) expires; absent for a user login, whose session the
+    /// operator renews itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_expires_at: Option<Time>,
 }

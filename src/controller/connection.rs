@@ -80,7 +80,7 @@ pub async fn reconcile<C: ConnectionResource>(
     let persisted = connection.status.clone().unwrap_or_default();
     let (verdict, identity) = match &checked {
         Ok(claims) => {
-            let identity = identity_of(claims);
+            let identity = identity_of(claims, connection.spec.auth.token.is_some());
             let verdict = Verdict::Ready {
                 reason: ConditionReason::Ready,
                 message: format!("authenticated as {} {}", identity.kind, identity.user_id),
@@ -114,8 +114,10 @@ pub fn error_policy<C: ConnectionResource>(
     Action::requeue(error.retry_after().map_or(delay, |after| after.max(delay)))
 }
 
-/// Dfns calls a user's login session token `Temp` (older: `Auth`); we say `User`.
-fn identity_of(claims: &TokenClaims) -> ConnectionIdentity {
+/// Dfns calls a user's login session token `Temp` (older: `Auth`); we say `User`. A static
+/// token's expiry is worth showing (someone must replace it); a login session's is not: the
+/// operator renews it itself, and recording it would rewrite the status after every renewal.
+fn identity_of(claims: &TokenClaims, static_token: bool) -> ConnectionIdentity {
     let kind = match claims.token_kind.as_deref() {
         Some("ServiceAccount") => "ServiceAccount",
         Some("Pat") => "Pat",
@@ -125,6 +127,6 @@ fn identity_of(claims: &TokenClaims) -> ConnectionIdentity {
         kind: kind.into(),
         user_id: claims.user_id.clone().unwrap_or_default(),
         org_id: claims.org_id.clone(),
-        token_expires_at: claims.expires_at.map(Into::into),
+        token_expires_at: claims.expires_at.filter(|_| static_token).map(Into::into),
     }
 }
