@@ -289,7 +289,10 @@ pub async fn decide_change_request(
     verb: &str,
     reason: Option<&str>,
 ) {
-    let body = reason.map_or(serde_json::json!({}), |r| serde_json::json!({ "reason": r }));
+    let body = reason.map_or(
+        serde_json::json!({}),
+        |r| serde_json::json!({ "reason": r }),
+    );
     let _: serde_json::Value = answer(
         reqwest::Client::new()
             .post(format!(

@@ -162,9 +162,15 @@ mod tests {
         .err()
         .expect("a 202 is not a success");
         assert_eq!(error.pending_approval(), Some((Some("cr-1"), Some("ap-9"))));
-        let bare = into_result(Method::POST, "/p", StatusCode::ACCEPTED, None, b"{}".to_vec())
-            .err()
-            .expect("a 202 is not a success");
+        let bare = into_result(
+            Method::POST,
+            "/p",
+            StatusCode::ACCEPTED,
+            None,
+            b"{}".to_vec(),
+        )
+        .err()
+        .expect("a 202 is not a success");
         assert_eq!(bare.pending_approval(), Some((None, None)));
     }
 

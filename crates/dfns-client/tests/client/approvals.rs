@@ -6,7 +6,9 @@ use dfns_client::{DfnsClient, ErrorCategory, IdentityKind, NewIdentity, generate
 use dfns_test_support::dfns::*;
 
 /// A service account and a permission, with assignments held for approval from now on.
-async fn held_assignment(emulator: &dfns_emulator::RunningEmulator) -> (DfnsClient, String, String) {
+async fn held_assignment(
+    emulator: &dfns_emulator::RunningEmulator,
+) -> (DfnsClient, String, String) {
     let admin = admin_client(emulator);
     let pair = generate_p256().unwrap();
     let created = admin
