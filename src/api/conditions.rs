@@ -41,6 +41,8 @@ pub enum ConditionReason {
     DfnsUnavailable,
     RateLimited,
     PendingApproval,
+    ApprovalDenied,
+    ApprovedWithoutToken,
     CleanupBlocked,
     OrphanNotProven,
 }
@@ -67,6 +69,8 @@ impl ConditionReason {
             Self::DfnsUnavailable => "DfnsUnavailable",
             Self::RateLimited => "RateLimited",
             Self::PendingApproval => "PendingApproval",
+            Self::ApprovalDenied => "ApprovalDenied",
+            Self::ApprovedWithoutToken => "ApprovedWithoutToken",
             Self::CleanupBlocked => "CleanupBlocked",
             Self::OrphanNotProven => "OrphanNotProven",
         }

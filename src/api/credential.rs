@@ -232,6 +232,10 @@ pub struct CredentialStatus {
     /// its replacement is in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retiring: Option<RetiringCredential>,
+    /// A write Dfns holds for a policy approval (it answered 202). While set, the write is not
+    /// sent again (docs/architecture.md, "Approvals").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_approval: Option<PendingApproval>,
 }
 
 impl CredentialStatus {
@@ -263,6 +267,29 @@ pub struct PendingCreate {
     /// for an earlier one): they cannot be this attempt's result.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preexisting: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingApproval {
+    /// What waits, e.g. `assign permission pm-…` or `create service account`.
+    pub operation: String,
+    /// The Dfns policy approval deciding it, which the operator looks at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    /// The change request Dfns queued (`cr-…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_request_id: Option<String>,
+    pub requested_at: Time,
+    /// The resource's generation when the write was sent; a spec change ends a decided approval.
+    pub generation: i64,
+    /// Once decided against: `Denied`, `Expired`, or `ApprovedWithoutToken` (an approved create,
+    /// whose token Dfns shows to no one). Not retried until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The approver's reason, where Dfns gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Conditions as a map keyed by `type`, so server-side apply merges them per type.

@@ -18,7 +18,7 @@ pub use crds::{all_crds, crds_yaml};
 pub use credential::{
     ConnectionKind, ConnectionRef, CredentialSpec, CredentialStatus, DeletionPolicy,
     DfnsPersonalAccessToken, DfnsPersonalAccessTokenSpec, DfnsServiceAccount,
-    DfnsServiceAccountSpec, PendingCreate, RetiringCredential, SecretTemplate,
+    DfnsServiceAccountSpec, PendingApproval, PendingCreate, RetiringCredential, SecretTemplate,
 };
 
 /// API group of every resource of this operator.

@@ -21,6 +21,10 @@ pub struct RunArgs {
     /// `10m`, `90s`, `1h`. Jittered by up to 10%.
     #[arg(long, env = "DFNS_OPERATOR_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: Duration,
+    /// How often a write that Dfns holds for a policy approval (HTTP 202) is looked at again
+    /// (one read of the approval); the write itself is never sent again while it is pending.
+    #[arg(long, env = "DFNS_OPERATOR_APPROVAL_CHECK_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub approval_check_interval: Duration,
     /// Reconciles running at once, per kind.
     #[arg(long, env = "DFNS_OPERATOR_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
@@ -170,6 +174,7 @@ pub async fn run(args: RunArgs) -> i32 {
     let config = ControllerConfig {
         operator_namespace: args.namespace,
         resync_interval: args.resync_interval,
+        approval_check_interval: args.approval_check_interval,
         concurrency: args.concurrency,
         watch_namespace: args.watch_namespace,
         cluster_connection_selector: args.cluster_connection_selector,

@@ -20,6 +20,8 @@ pub struct ControllerConfig {
     pub operator_namespace: String,
     /// How often an idle resource is compared with Dfns (jittered by up to 10%).
     pub resync_interval: Duration,
+    /// How often a write held for a Dfns policy approval is looked at again.
+    pub approval_check_interval: Duration,
     /// Reconciles running at once, per kind.
     pub concurrency: u16,
     /// Watch only this namespace's resources (default: all namespaces).

@@ -121,6 +121,7 @@ fn values_outside_the_schema_are_refused() {
         "operator.concurrency=0",
         "operator.logFormat=xml",
         "operator.resyncInterval=soon",
+        "operator.approvalCheckInterval=soon",
         "unknownKey=1",
     ] {
         let output = std::process::Command::new(tool("helm"))

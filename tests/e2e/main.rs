@@ -2,6 +2,7 @@
 //! kube-controller-manager (one shared control plane, a namespace per test) and the in-process
 //! Dfns emulator. One test binary; a module per scenario.
 
+mod approvals;
 mod blocked_cleanup;
 mod chart_rbac;
 mod cluster_connections;

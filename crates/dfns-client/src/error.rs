@@ -61,6 +61,8 @@ pub enum DfnsError {
         method: Method,
         path: String,
         change_request_id: Option<String>,
+        /// The approval to follow with [`crate::DfnsClient::approval`].
+        approval_id: Option<String>,
     },
     #[error("cannot reach Dfns for {method} {path}: {reason}")]
     Transport {
@@ -135,6 +137,19 @@ impl DfnsError {
             Self::CredentialNotAllowed { .. } | Self::Key(_) | Self::Config(_) => {
                 ErrorCategory::Misconfigured
             }
+        }
+    }
+
+    /// For a write held for approval (202): the change request id (`cr-…`) and the approval id
+    /// to follow it with.
+    pub fn pending_approval(&self) -> Option<(Option<&str>, Option<&str>)> {
+        match self {
+            Self::PendingApproval {
+                change_request_id,
+                approval_id,
+                ..
+            } => Some((change_request_id.as_deref(), approval_id.as_deref())),
+            _ => None,
         }
     }
 
@@ -247,6 +262,7 @@ mod tests {
             method: Method::POST,
             path: "/p".into(),
             change_request_id: None,
+            approval_id: None,
         };
         assert!(!pending.category().is_transient());
     }

@@ -271,3 +271,35 @@ impl UserSession {
         .await;
     }
 }
+
+/// Holds the named writes for approval (`PUT /_emulator/approvals`), e.g. `["assignment"]`.
+pub async fn require_approval(emulator: &RunningEmulator, operations: &[&str]) {
+    let _: serde_json::Value = answer(
+        reqwest::Client::new()
+            .put(format!("{}/_emulator/approvals", emulator.api_url()))
+            .json(&serde_json::json!({ "operations": operations })),
+    )
+    .await;
+}
+
+/// The approver's decision on change request `id`: `"approve"` or `"deny"` (with `reason`).
+pub async fn decide_change_request(
+    emulator: &RunningEmulator,
+    id: &str,
+    verb: &str,
+    reason: Option<&str>,
+) {
+    let body = reason.map_or(
+        serde_json::json!({}),
+        |r| serde_json::json!({ "reason": r }),
+    );
+    let _: serde_json::Value = answer(
+        reqwest::Client::new()
+            .post(format!(
+                "{}/_emulator/change-requests/{id}/{verb}",
+                emulator.api_url()
+            ))
+            .json(&body),
+    )
+    .await;
+}

@@ -135,6 +135,7 @@ impl Setup {
         ControllerConfig {
             operator_namespace: self.namespace().into(),
             resync_interval: Duration::from_secs(600),
+            approval_check_interval: Duration::from_secs(60),
             concurrency: 8,
             watch_namespace: Some(self.namespace().into()),
             cluster_connection_selector: Some(self.cluster_selector()),

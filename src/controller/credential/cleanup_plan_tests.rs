@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::api::{ConditionReason, CredentialStatus, PendingCreate, RetiringCredential};
-use crate::controller::credential::observed::{Desired, DfnsObject, SecretMaterial};
+use crate::controller::credential::observed::{ApprovalView, Desired, DfnsObject, SecretMaterial};
 
 fn ready(policy: DeletionPolicy) -> Observed {
     let status = CredentialStatus {
@@ -27,6 +27,7 @@ fn ready(policy: DeletionPolicy) -> Observed {
             credential_id: Some("cr-1".into()),
         }),
         dfns: DfnsView::Recorded(Some(active_object())),
+        approval: ApprovalView::NotAsked,
         guard: Guard::Allowed,
     }
 }

@@ -5,11 +5,12 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::EventType;
 
-use super::observed::{Desired, DfnsObject, DfnsView, Guard, Observed};
+use super::observed::{ApprovalView, Desired, DfnsObject, DfnsView, Guard, Observed};
 use crate::api::CredentialStatus;
 use crate::controller::conditions::Verdict;
 use crate::controller::secret_layout;
 use dfns_client::Identity;
+use dfns_client::types::permission::{ApprovalStatus, PolicyApproval};
 
 /// The raw facts: the resource's status, its Secret and what Dfns holds. No `Debug`: the Secret
 /// holds a token and a private key, and nothing here may ever be logged whole.
@@ -24,6 +25,8 @@ pub struct Facts {
     /// The Secret named by the spec, as last read or written.
     pub secret: Option<Secret>,
     pub dfns: DfnsFacts,
+    /// The approval of the write in `status.pendingApproval`, where it was looked at.
+    pub approval: Option<PolicyApproval>,
 }
 
 /// What Dfns holds for this resource.
@@ -143,6 +146,10 @@ impl Facts {
                         .collect(),
                 ),
             },
+            approval: self
+                .approval
+                .as_ref()
+                .map_or(ApprovalView::NotAsked, approval_view),
             guard: self.guard.clone(),
         }
     }
@@ -180,6 +187,18 @@ impl Facts {
             },
             Change::Unknown => self.dfns = DfnsFacts::NotAsked,
         }
+    }
+}
+
+/// The planner's view of a policy approval: unknown statuses keep the write waiting.
+pub fn approval_view(approval: &PolicyApproval) -> ApprovalView {
+    match &approval.status {
+        ApprovalStatus::Approved => ApprovalView::Approved,
+        ApprovalStatus::Denied | ApprovalStatus::Expired => ApprovalView::Refused {
+            outcome: approval.status.as_str().to_owned(),
+            reason: approval.reason().map(str::to_owned),
+        },
+        ApprovalStatus::Pending | ApprovalStatus::Other(_) => ApprovalView::Pending,
     }
 }
 

@@ -127,16 +127,31 @@ pub async fn observe<K: CredentialResource>(
         }
         _ => DfnsFacts::NotAsked,
     };
+    // The approval of a held write, while undecided and for the spec it was sent for; one read
+    // per reconcile, and a pending one requeues at `approval_check_interval`.
+    let generation = obj.meta().generation.unwrap_or_default();
+    let approval = match (&handle, &status.pending_approval) {
+        (Some(h), Some(pending))
+            if pending.outcome.is_none() && pending.generation == generation =>
+        {
+            match &pending.approval_id {
+                Some(id) => Some(h.client.approval(id).await?),
+                None => None,
+            }
+        }
+        _ => None,
+    };
 
     Ok(Observation {
         facts: Facts {
-            generation: obj.meta().generation.unwrap_or_default(),
+            generation,
             uid,
             desired,
             guard,
             status,
             secret,
             dfns,
+            approval,
         },
         connection,
         handle,

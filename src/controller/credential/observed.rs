@@ -77,6 +77,22 @@ pub enum DfnsView {
     Candidates(Vec<DfnsObject>),
 }
 
+/// Where the Dfns policy approval of a held write (`status.pendingApproval`) stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ApprovalView {
+    /// Not looked at: nothing held, already decided, or no approval id to look at.
+    NotAsked,
+    /// Still waiting for an approver (or a status the operator does not know).
+    Pending,
+    /// Approved: the held write has been done by Dfns.
+    Approved,
+    /// Denied or expired: the write will not happen.
+    Refused {
+        outcome: String,
+        reason: Option<String>,
+    },
+}
+
 /// Whether the connection lets this resource have what it asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Guard {
@@ -101,6 +117,7 @@ pub struct Observed {
     pub status: CredentialStatus,
     pub secret: SecretState,
     pub dfns: DfnsView,
+    pub approval: ApprovalView,
     pub guard: Guard,
 }
 

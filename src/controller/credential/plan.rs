@@ -3,8 +3,12 @@
 //! and idempotent; the reconciler performs it, takes what it changed and asks again until the
 //! plan says the resource is up to date or must wait.
 
-use super::observed::{DfnsObject, DfnsView, Guard, Observed, SecretState};
-use crate::api::ConditionReason;
+use super::observed::{ApprovalView, DfnsObject, DfnsView, Guard, Observed, SecretState};
+use crate::api::{ConditionReason, PendingApproval};
+use dfns_client::IdentityKind;
+
+/// `status.pendingApproval.outcome` of an approved create: Dfns shows its token to no one.
+pub const APPROVED_WITHOUT_TOKEN: &str = "ApprovedWithoutToken";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
@@ -60,8 +64,49 @@ pub enum Step {
         permission_id: Option<String>,
         assignment_id: Option<String>,
     },
+    /// A write is held for a Dfns policy approval that is still pending: report it, send nothing.
+    AwaitApproval {
+        message: String,
+    },
+    /// The approval was decided against the write (or approved a create whose token nobody
+    /// has): record it, so it is not looked at or retried until the spec changes.
+    RecordApprovalOutcome {
+        outcome: String,
+        reason: Option<String>,
+    },
+    /// The held write was approved and done by Dfns: read the recorded identity again (the
+    /// change happened outside this operator) and forget the approval.
+    ApprovalGranted,
+    /// The spec changed since the held write was sent: forget it and plan afresh.
+    ForgetApproval,
     /// Nothing to do in Dfns or the Secret.
     UpToDate,
+}
+
+/// What a step asks Dfns to do, as `status.pendingApproval.operation` names it when Dfns holds it
+/// for approval; `None` for steps that send no write.
+pub fn held_operation(
+    step: &Step,
+    kind: IdentityKind,
+    recorded_id: Option<&str>,
+) -> Option<String> {
+    let target = || format!("{kind} {}", recorded_id.unwrap_or_default());
+    Some(match step {
+        Step::Create => format!("create {kind}"),
+        Step::AssignPermission { permission_id } => {
+            format!("assign permission {permission_id} to {}", target())
+        }
+        Step::RevokeAssignment {
+            permission_id,
+            assignment_id,
+        } => format!("revoke assignment {assignment_id} of permission {permission_id}"),
+        Step::Activate => format!("activate {}", target()),
+        Step::Deactivate => format!("deactivate {}", target()),
+        Step::Rename { name } => format!("rename {} to {name}", target()),
+        Step::RetireOrphan(object) => format!("retire {kind} {}", object.id),
+        Step::RetirePrevious { id } => format!("deactivate {kind} {id}"),
+        _ => return None,
+    })
 }
 
 /// What to do next for a resource that is not being deleted.
@@ -94,6 +139,9 @@ pub fn next_step(o: &Observed) -> Step {
         SecretState::Missing => None,
         SecretState::Owned(material) => Some(material),
     };
+    if let Some(pending) = &o.status.pending_approval {
+        return approval_step(o, pending);
+    }
 
     let Some(recorded_id) = o.recorded_id() else {
         return create_path(o);
@@ -141,6 +189,83 @@ pub fn next_step(o: &Observed) -> Step {
         };
     }
     permission_step(o, object).unwrap_or(Step::UpToDate)
+}
+
+/// A write Dfns holds for approval (docs/architecture.md, "Approvals"): it is never sent again
+/// while pending; a decision against it stands until the spec changes.
+fn approval_step(o: &Observed, pending: &PendingApproval) -> Step {
+    let operation = &pending.operation;
+    let spec_changed = pending.generation != o.generation;
+    match pending.outcome.as_deref() {
+        Some(APPROVED_WITHOUT_TOKEN) if !spec_changed => match find_orphan(o) {
+            // Provably ours (it carries the pending key) and unusable: nobody has its token.
+            Some(orphan) => Step::RetireOrphan(orphan.clone()),
+            None => Step::Stall {
+                reason: ConditionReason::ApprovedWithoutToken,
+                message: format!(
+                    "a Dfns policy approver approved \"{operation}\", but Dfns shows an approved create's \
+                     token to no one, so the new identity cannot be used; the operator deactivates and \
+                     archives what it created (it carries this resource's key). Exempt the operator's connection from the approval policy for creates, \
+                     then change this resource's spec (or re-create the resource) to create again"
+                ),
+            },
+        },
+        Some(APPROVED_WITHOUT_TOKEN) => {
+            // The key that identity was created with is never registered again.
+            let key = match &o.secret {
+                SecretState::Owned(m) => m.key_fingerprint.as_deref(),
+                _ => None,
+            };
+            let pending_key = o
+                .status
+                .pending_create
+                .as_ref()
+                .map(|p| p.public_key_sha256.as_str());
+            if key.is_none() || key == pending_key {
+                Step::GenerateKey
+            } else {
+                Step::ForgetApproval
+            }
+        }
+        Some(outcome) if !spec_changed => {
+            let why = pending
+                .reason
+                .as_deref()
+                .map(|r| format!(" (reason: {r})"))
+                .unwrap_or_default();
+            let decided = if outcome == "Expired" {
+                "the Dfns policy approval of".to_owned()
+            } else {
+                "a Dfns policy approver denied".to_owned()
+            };
+            let tail = if outcome == "Expired" { " expired" } else { "" };
+            Step::Stall {
+                reason: ConditionReason::ApprovalDenied,
+                message: format!(
+                    "{decided} \"{operation}\"{tail}{why}; it is not sent again until the spec changes"
+                ),
+            }
+        }
+        Some(_) => Step::ForgetApproval,
+        None if spec_changed => Step::ForgetApproval,
+        None => match &o.approval {
+            ApprovalView::Approved if o.recorded_id().is_none() => Step::RecordApprovalOutcome {
+                outcome: APPROVED_WITHOUT_TOKEN.into(),
+                reason: None,
+            },
+            ApprovalView::Approved => Step::ApprovalGranted,
+            ApprovalView::Refused { outcome, reason } => Step::RecordApprovalOutcome {
+                outcome: outcome.clone(),
+                reason: reason.clone(),
+            },
+            ApprovalView::Pending | ApprovalView::NotAsked => Step::AwaitApproval {
+                message: format!(
+                    "waiting for a Dfns policy approval of \"{operation}\"; the request is not sent \
+                     again while the approval is pending (ids in status.pendingApproval)"
+                ),
+            },
+        },
+    }
 }
 
 /// Nothing recorded yet: the crash-safe create (docs/architecture.md).

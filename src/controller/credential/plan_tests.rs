@@ -3,7 +3,10 @@
 
 use super::*;
 use crate::api::{CredentialStatus, DeletionPolicy, PendingCreate, RetiringCredential};
-use crate::controller::credential::observed::{Desired, SecretMaterial};
+use crate::controller::credential::observed::{ApprovalView, Desired, SecretMaterial};
+
+#[path = "plan_approval_tests.rs"]
+mod approvals;
 
 const KEY_A: &str = "aaaa";
 const KEY_B: &str = "bbbb";
@@ -22,6 +25,7 @@ fn observed() -> Observed {
         status: CredentialStatus::default(),
         secret: SecretState::Missing,
         dfns: DfnsView::NotAsked,
+        approval: ApprovalView::NotAsked,
         guard: Guard::Allowed,
     }
 }

@@ -14,7 +14,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::facts::{Change, Effect, Facts, Then};
 use super::observe::{Observation, observe};
-use super::plan::{Step, next_step};
+use super::plan::{Step, held_operation, next_step};
 use super::resource::CredentialResource;
 use crate::api::{ConditionReason, CredentialStatus};
 use crate::controller::conditions::Verdict;
@@ -204,7 +204,21 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             if writes && !self.ensure_fresh().await? {
                 continue;
             }
-            let effect = self.perform(step).await?;
+            let operation = held_operation(&step, K::DFNS_KIND, self.facts.status.recorded_id());
+            let effect = match self.perform(step).await {
+                Ok(effect) => effect,
+                // A 202: Dfns holds the write for an approver; never send it again while pending.
+                Err(Error::Dfns(ref e))
+                    if let Some((change_request, approval)) = e.pending_approval() =>
+                {
+                    self.held_for_approval(
+                        operation.unwrap_or_else(|| "a write".into()),
+                        change_request.map(str::to_owned),
+                        approval.map(str::to_owned),
+                    )
+                }
+                Err(error) => return Err(error),
+            };
             if let Some(verdict) = self.take(effect).await? {
                 return Ok(verdict);
             }
@@ -266,7 +280,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             Verdict::Progressing {
                 reason: ConditionReason::PendingApproval,
                 ..
-            } => Duration::from_secs(60),
+            } => self.ctx.config.approval_check_interval,
             Verdict::Progressing { .. } => Duration::from_secs(15),
             Verdict::Unchanged => Duration::from_secs(30),
         }

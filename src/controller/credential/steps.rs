@@ -9,7 +9,7 @@ use super::facts::{Change, Effect, Then};
 use super::plan::Step;
 use super::reconcile::Run;
 use super::resource::{CredentialResource, clear_ids};
-use crate::api::{ConditionReason, RetiringCredential};
+use crate::api::{ConditionReason, PendingApproval, RetiringCredential};
 use crate::controller::conditions::Verdict;
 use crate::controller::crash_point::{self, CrashPoint};
 use crate::controller::dfns_clients::ConnectionHandle;
@@ -27,6 +27,17 @@ impl<K: CredentialResource> Run<'_, K> {
                 message,
             }))),
             Step::UpToDate => Ok(Effect::then(Then::Finish(self.steady_verdict()))),
+            Step::AwaitApproval { message } => {
+                Ok(Effect::then(Then::Finish(Verdict::Progressing {
+                    reason: ConditionReason::PendingApproval,
+                    message,
+                })))
+            }
+            Step::RecordApprovalOutcome { outcome, reason } => {
+                Ok(self.record_approval_outcome(outcome, reason))
+            }
+            Step::ApprovalGranted => self.approval_granted().await,
+            Step::ForgetApproval => Ok(self.forget_approval()),
             Step::GenerateKey => self.generate_key().await,
             Step::MarkPendingCreate { key_fingerprint } => {
                 Ok(self.mark_pending_create(key_fingerprint))
@@ -270,6 +281,102 @@ impl<K: CredentialResource> Run<'_, K> {
             "PermissionRevoked",
             format!("revoked {permission_id} from {kind} {id}"),
         ))
+    }
+
+    /// Dfns answered 202: the write waits for an approver. Recorded (and saved with the reconcile's
+    /// status) so that it is never sent again while pending.
+    pub(super) fn held_for_approval(
+        &self,
+        operation: String,
+        change_request_id: Option<String>,
+        approval_id: Option<String>,
+    ) -> Effect {
+        let mut status = self.facts.status.clone();
+        status.pending_approval = Some(PendingApproval {
+            operation: operation.clone(),
+            approval_id,
+            change_request_id,
+            requested_at: jiff::Timestamp::now().into(),
+            generation: self.facts.generation,
+            outcome: None,
+            reason: None,
+        });
+        let message = format!(
+            "Dfns holds \"{operation}\" for a policy approval; the request is not sent again while \
+             the approval is pending (ids in status.pendingApproval)"
+        );
+        Effect {
+            changes: vec![Change::Status(status)],
+            ..Effect::then(Then::Finish(Verdict::Progressing {
+                reason: ConditionReason::PendingApproval,
+                message: message.clone(),
+            }))
+        }
+        .with_event(EventType::Normal, "PendingApproval", message)
+    }
+
+    fn record_approval_outcome(&self, outcome: String, reason: Option<String>) -> Effect {
+        let mut status = self.facts.status.clone();
+        let Some(pending) = status.pending_approval.as_mut() else {
+            return Effect::then(Then::Continue);
+        };
+        let note = format!(
+            "the Dfns policy approval of \"{}\" ended: {outcome}{}",
+            pending.operation,
+            reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+        pending.outcome = Some(outcome);
+        pending.reason = reason;
+        Effect::changed(vec![Change::Status(status)]).with_event(
+            EventType::Warning,
+            "ApprovalDecided",
+            note,
+        )
+    }
+
+    /// Dfns did the approved write itself, so the inventory's copy of the identity predates it.
+    async fn approval_granted(&self) -> Result<Effect, Error> {
+        let mut status = self.facts.status.clone();
+        let operation = status
+            .pending_approval
+            .take()
+            .map(|p| p.operation)
+            .unwrap_or_default();
+        let mut changes = vec![Change::Status(status)];
+        if let Some(id) = self.facts.status.recorded_id() {
+            let fresh = ignore_not_found(self.handle()?.client.get(K::DFNS_KIND, id).await)?;
+            changes.push(Change::Recorded(fresh));
+        }
+        Ok(Effect::changed(changes).with_event(
+            EventType::Normal,
+            "ApprovalGranted",
+            format!("a Dfns policy approver approved \"{operation}\""),
+        ))
+    }
+
+    /// The spec changed while a write was held: plan for the new spec. A change request still
+    /// pending stays in the approvers' queue, so the Event names it for them to deny.
+    fn forget_approval(&self) -> Effect {
+        let mut status = self.facts.status.clone();
+        let Some(pending) = status.pending_approval.take() else {
+            return Effect::then(Then::Continue);
+        };
+        let effect = Effect::changed(vec![Change::Status(status)]);
+        match (&pending.outcome, &pending.change_request_id) {
+            (None, Some(id)) => effect.with_event(
+                EventType::Warning,
+                "ApprovalAbandoned",
+                format!(
+                    "the spec changed while \"{}\" waited for approval; change request {id} may \
+                     still be pending in Dfns and should be denied",
+                    pending.operation
+                ),
+            ),
+            _ => effect,
+        }
     }
 
     /// The recorded identity with an edit Dfns made but did not answer with.

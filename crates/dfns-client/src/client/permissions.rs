@@ -6,6 +6,7 @@ use crate::error::DfnsError;
 use crate::identity::path_segment;
 use crate::types::permission::{
     AssignPermissionRequest, CreatePermissionRequest, Permission, PermissionAssignment,
+    PolicyApproval,
 };
 
 impl DfnsClient {
@@ -41,5 +42,16 @@ impl DfnsClient {
             path_segment(assignment_id)
         );
         self.write_ignoring_body(Method::DELETE, &path).await
+    }
+
+    /// `GET /v2/policy-approvals/{approvalId}`: where a write held for approval (a 202, see
+    /// [`DfnsError::pending_approval`]) stands. The decision's reason is scrubbed like Dfns' messages.
+    pub async fn approval(&self, approval_id: &str) -> Result<PolicyApproval, DfnsError> {
+        let path = format!("/v2/policy-approvals/{}", path_segment(approval_id));
+        let mut approval: PolicyApproval = self.read(&path).await?;
+        for decision in &mut approval.decisions {
+            decision.reason = decision.reason.as_deref().map(crate::error::scrub);
+        }
+        Ok(approval)
     }
 }

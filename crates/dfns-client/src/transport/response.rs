@@ -48,13 +48,12 @@ pub(super) fn into_result(
     body: Vec<u8>,
 ) -> Result<ApiResponse, DfnsError> {
     if status == StatusCode::ACCEPTED {
-        let change_request_id = serde_json::from_slice::<ChangeRequest>(&body)
-            .ok()
-            .map(|change| change.id);
+        let change = serde_json::from_slice::<ChangeRequest>(&body).ok();
         return Err(DfnsError::PendingApproval {
             method,
             path: path.to_owned(),
-            change_request_id,
+            change_request_id: change.as_ref().map(|c| scrub(&c.id)),
+            approval_id: change.and_then(|c| c.approval_id).map(|id| scrub(&id)),
         });
     }
     if status.is_success() {
@@ -148,6 +147,31 @@ mod tests {
             error_message(StatusCode::UNAUTHORIZED, body),
             "token [redacted] is expired"
         );
+    }
+
+    #[test]
+    fn a_202_carries_the_change_request_and_approval_ids() {
+        let body = br#"{"id":"cr-1","kind":"Assignment","operationKind":"Create","status":"Pending","approvalId":"ap-9","body":{"identityId":"us-1"}}"#;
+        let error = into_result(
+            Method::POST,
+            "/permissions/pm-1/assignments",
+            StatusCode::ACCEPTED,
+            None,
+            body.to_vec(),
+        )
+        .err()
+        .expect("a 202 is not a success");
+        assert_eq!(error.pending_approval(), Some((Some("cr-1"), Some("ap-9"))));
+        let bare = into_result(
+            Method::POST,
+            "/p",
+            StatusCode::ACCEPTED,
+            None,
+            b"{}".to_vec(),
+        )
+        .err()
+        .expect("a 202 is not a success");
+        assert_eq!(bare.pending_approval(), Some((None, None)));
     }
 
     #[test]

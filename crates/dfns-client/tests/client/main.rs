@@ -2,6 +2,7 @@
 //! purpose, a scripted stub): every typed call, every error category, login, rate limiting and
 //! redaction. One test binary; a module per concern.
 
+mod approvals;
 mod calls;
 mod errors;
 mod exchange;
