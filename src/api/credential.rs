@@ -197,7 +197,8 @@ pub struct CredentialStatus {
     /// Dfns access token id (`to-…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
-    /// Dfns credential id of the key (what `DFNS_CRED_ID` holds).
+    /// Dfns `credId` of the key (base64url, what `DFNS_CRED_ID` holds and the signer uses; not
+    /// the `cr-…` `credentialUuid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<String>,
     /// The user a PAT belongs to (`us-…`).
