@@ -291,6 +291,10 @@ pub struct PendingApproval {
     /// The approver's reason, where Dfns gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Held while the resource was being deleted (a `deletionPolicy` write): the deletion waits
+    /// for it. A write held before the deletion began is forgotten by the deletion.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub during_deletion: bool,
 }
 
 /// Conditions as a map keyed by `type`, so server-side apply merges them per type.

@@ -36,6 +36,10 @@ pub enum Error {
     UnexpectedDfnsAnswer(String),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Not a failure: the deletion waits for something outside the operator (a Dfns policy
+    /// approval), looked at again after `retry_in`. An error only so that the finalizer stays.
+    #[error("{message}")]
+    DeletionWaits { message: String, retry_in: Duration },
 }
 
 impl Error {
@@ -63,6 +67,7 @@ impl Error {
             Self::SecretKey(_) => "secret_key",
             Self::UnexpectedDfnsAnswer(_) => "dfns_unexpected_answer",
             Self::Finalizer(_) => "finalizer",
+            Self::DeletionWaits { .. } => "deletion_waits",
         }
     }
 
@@ -84,7 +89,8 @@ impl Error {
             | Self::KeyGeneration(_)
             | Self::SecretKey(_)
             | Self::UnexpectedDfnsAnswer(_)
-            | Self::Finalizer(_) => false,
+            | Self::Finalizer(_)
+            | Self::DeletionWaits { .. } => false,
         }
     }
 
@@ -109,6 +115,7 @@ impl Error {
                 ConditionReason::Forbidden
             }
             Self::UnexpectedDfnsAnswer(_) => ConditionReason::DfnsUnavailable,
+            Self::DeletionWaits { .. } => ConditionReason::PendingApproval,
             Self::Kube(_)
             | Self::Conflict(_)
             | Self::KeyGeneration(_)
@@ -129,6 +136,7 @@ impl Error {
                 ErrorCategory::RateLimited { retry_after } => retry_after,
                 _ => None,
             },
+            Self::DeletionWaits { retry_in, .. } => Some(*retry_in),
             _ => None,
         }
     }

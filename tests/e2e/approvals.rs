@@ -281,3 +281,93 @@ async fn a_denied_create_stalls_with_the_reason_and_is_not_resent() {
     setup.stop_operator().await;
     setup.assert_no_leaks().await;
 }
+
+const SA_DEACTIVATIONS: &str = "PUT /auth/service-accounts/{id}/deactivate";
+
+/// Deleting a resource whose `deletionPolicy: Deactivate` needs approval: the deletion waits
+/// (`PendingApproval`, the finalizer kept, the deactivation sent once while the operator keeps
+/// looking), a denial blocks it with the reason until `dfns.io/skip-cleanup` releases it, and an
+/// approval lets it finish.
+#[tokio::test]
+async fn a_deletion_whose_deactivation_needs_approval_waits_and_is_never_resent() {
+    let mut setup = Setup::new("e2e-approve-delete").await;
+    start(&mut setup, &[]).await;
+    for name in ["app", "other"] {
+        setup.apply::<DfnsServiceAccount>(name, spec(None)).await;
+        setup.wait_ready::<DfnsServiceAccount>(name).await;
+    }
+    require_approval(&setup.emulator, &["service-account-deactivate"]).await;
+    let api = setup.api::<DfnsServiceAccount>();
+    let mut held = Vec::new();
+    for name in ["app", "other"] {
+        let before = requests_to(&setup.emulator, SA_DEACTIVATIONS);
+        api.delete(name, &Default::default()).await.unwrap();
+        let sa = setup
+            .wait_condition::<DfnsServiceAccount>(name, "Ready", "False", Some("PendingApproval"))
+            .await;
+        let status = sa.status.unwrap();
+        let message = &status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap()
+            .message;
+        assert!(
+            message.contains("deactivate") && message.contains("not sent again"),
+            "{message}"
+        );
+        let pending = status.pending_approval.expect("status.pendingApproval");
+        let looks = requests_to(&setup.emulator, APPROVAL_READS);
+        wait_for_looks(&setup, looks).await;
+        assert_eq!(
+            requests_to(&setup.emulator, SA_DEACTIVATIONS) - before,
+            1,
+            "{name}: the deactivation was sent once while its approval was pending"
+        );
+        assert!(
+            api.get_opt(name).await.unwrap().is_some(),
+            "{name}: the deletion waits"
+        );
+        held.push(pending.change_request_id.expect("change request id"));
+    }
+
+    // Approved: the deactivation is done by Dfns and the deletion finishes.
+    decide_change_request(&setup.emulator, &held[0], "approve", None).await;
+    setup.wait_gone::<DfnsServiceAccount>("app").await;
+
+    // Denied: blocked with the reason, never resent, until skip-cleanup releases it.
+    let before = requests_to(&setup.emulator, SA_DEACTIVATIONS);
+    decide_change_request(&setup.emulator, &held[1], "deny", Some("keep it running")).await;
+    let blocked = setup
+        .wait_condition::<DfnsServiceAccount>("other", "Ready", "False", Some("CleanupBlocked"))
+        .await;
+    let message = serde_json::to_string(&blocked.status).unwrap();
+    assert!(
+        message.contains("keep it running") && message.contains("skip-cleanup"),
+        "{message}"
+    );
+    assert_eq!(
+        requests_to(&setup.emulator, SA_DEACTIVATIONS),
+        before,
+        "not resent after the denial"
+    );
+    api.patch(
+        "other",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(
+            json!({ "metadata": { "annotations": { "dfns.io/skip-cleanup": "true" } } }),
+        ),
+    )
+    .await
+    .unwrap();
+    setup.wait_gone::<DfnsServiceAccount>("other").await;
+    let state = setup.emulator.state();
+    let active: Vec<bool> = state.service_accounts.iter().map(|s| s.is_active).collect();
+    assert_eq!(
+        active.iter().filter(|a| !**a).count(),
+        1,
+        "only the approved one deactivated: {active:?}"
+    );
+    setup.stop_operator().await;
+    setup.assert_no_leaks().await;
+}

@@ -114,7 +114,7 @@ struct Args {
     public_key_form: Option<PublicKeyForm>,
 
     /// Writes held for approval (202 + change request), comma-separated: assignment, revoke,
-    /// service-account-create, pat-create. Decide with POST
+    /// service-account-create, pat-create, service-account-deactivate. Decide with POST
     /// /_emulator/change-requests/{id}/approve|deny.
     #[arg(long, env = "DFNS_EMULATOR_REQUIRE_APPROVAL", value_delimiter = ',')]
     require_approval: Vec<ApprovalOperation>,

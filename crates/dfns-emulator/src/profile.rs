@@ -44,14 +44,17 @@ pub enum ApprovalOperation {
     ServiceAccountCreate,
     /// `POST /auth/pats`.
     PatCreate,
+    /// `PUT /auth/service-accounts/{id}/deactivate` (what a `deletionPolicy: Deactivate` sends).
+    ServiceAccountDeactivate,
 }
 
 impl ApprovalOperation {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Assignment,
         Self::Revoke,
         Self::ServiceAccountCreate,
         Self::PatCreate,
+        Self::ServiceAccountDeactivate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +63,7 @@ impl ApprovalOperation {
             Self::Revoke => "revoke",
             Self::ServiceAccountCreate => "service-account-create",
             Self::PatCreate => "pat-create",
+            Self::ServiceAccountDeactivate => "service-account-deactivate",
         }
     }
 }

@@ -33,8 +33,23 @@ impl<K: CredentialResource> Run<'_, K> {
             if !self.ensure_fresh().await? {
                 continue;
             }
+            if let CleanupStep::AwaitApproval { message } = &step {
+                return self.await_approval(message.clone()).await;
+            }
             let performed = match self.perform_cleanup(&step).await {
                 Ok(effect) => self.take(effect).await,
+                // A 202: Dfns holds the write for an approver; never send it again while pending.
+                Err(Error::Dfns(ref e))
+                    if let Some((change_request, approval)) = e.pending_approval() =>
+                {
+                    let held = self.held_for_approval(
+                        cleanup_operation(&step, K::DFNS_KIND),
+                        change_request.map(str::to_owned),
+                        approval.map(str::to_owned),
+                    );
+                    self.take(held).await?;
+                    return self.await_approval(String::new()).await;
+                }
                 Err(error) => Err(error),
             };
             if let Err(error) = performed {
@@ -51,12 +66,51 @@ impl<K: CredentialResource> Run<'_, K> {
                 return Err(error);
             }
         }
-        Ok(Action::requeue(Duration::from_secs(5)))
+        // Ok would let the finalizer go: the deletion is not done, so look again soon.
+        Err(Error::DeletionWaits {
+            message: format!("deletion still in progress after {MAX_STEPS} steps"),
+            retry_in: Duration::from_secs(5),
+        })
+    }
+
+    /// Reports the held write (a fresh message, or the recorded one) and looks again later.
+    async fn await_approval(&mut self, message: String) -> Result<Action, Error> {
+        let operation = self
+            .facts
+            .status
+            .pending_approval
+            .as_ref()
+            .map(|p| p.operation.clone())
+            .unwrap_or_default();
+        let message = if message.is_empty() {
+            format!(
+                "deleting: Dfns holds \"{operation}\" for a policy approval; it is not sent again \
+                 while the approval is pending (ids in status.pendingApproval)"
+            )
+        } else {
+            message
+        };
+        self.save(Verdict::Progressing {
+            reason: ConditionReason::PendingApproval,
+            message: message.clone(),
+        })
+        .await?;
+        // Ok would let the finalizer go: the deletion is not done.
+        Err(Error::DeletionWaits {
+            message,
+            retry_in: self.ctx.config.approval_check_interval,
+        })
     }
 
     async fn perform_cleanup(&self, step: &CleanupStep) -> Result<Effect, Error> {
         let kind = K::DFNS_KIND;
         match step {
+            CleanupStep::AwaitApproval { .. } => Ok(Effect::changed(Vec::new())),
+            CleanupStep::RecordApprovalOutcome { outcome, reason } => {
+                Ok(self.record_approval_outcome(outcome.clone(), reason.clone()))
+            }
+            CleanupStep::ApprovalGranted => self.approval_granted().await,
+            CleanupStep::ForgetApproval => Ok(self.forget_approval()),
             CleanupStep::Blocked { message } => Err(Error::Connection(message.clone())),
             CleanupStep::RetirePrevious { id } => {
                 ignore_not_found(self.handle()?.client.deactivate(kind, id).await)?;
@@ -114,5 +168,17 @@ impl<K: CredentialResource> Run<'_, K> {
         self.facts
             .owned_secret()
             .ok_or_else(|| Error::Conflict("the Secret changed owner during cleanup".into()))
+    }
+}
+
+/// What a cleanup step asks Dfns to do, as `status.pendingApproval.operation` names it.
+fn cleanup_operation(step: &CleanupStep, kind: dfns_client::IdentityKind) -> String {
+    match step {
+        CleanupStep::Deactivate { id } | CleanupStep::RetirePrevious { id } => {
+            format!("deactivate {kind} {id}")
+        }
+        CleanupStep::Archive { id } => format!("archive {kind} {id}"),
+        CleanupStep::RetireOrphan { id } => format!("retire {kind} {id}"),
+        _ => "a deletion write".to_owned(),
     }
 }

@@ -1,7 +1,7 @@
 //! What to do next for a resource being deleted: apply `deletionPolicy` in Dfns, then deal with
 //! the Secret, then release the finalizer. Pure, like `plan`.
 
-use super::observed::{DfnsView, Guard, Observed, SecretState};
+use super::observed::{ApprovalView, DfnsView, Guard, Observed, SecretState};
 use super::plan::{find_orphan, unproven_candidates, unproven_message};
 use crate::api::DeletionPolicy;
 
@@ -30,11 +30,57 @@ pub enum CleanupStep {
     DeleteSecret,
     /// Dfns and the Secret are as the policy wants: remove the finalizer.
     RemoveFinalizer,
+    /// A `deletionPolicy` write is held for a Dfns policy approval: wait, send nothing.
+    AwaitApproval {
+        message: String,
+    },
+    /// The held write was decided against: record it (the deletion then stays blocked).
+    RecordApprovalOutcome {
+        outcome: String,
+        reason: Option<String>,
+    },
+    /// The held write was approved and done by Dfns: read the identity again, forget the approval.
+    ApprovalGranted,
+    /// A write held before the deletion began no longer matters: forget it.
+    ForgetApproval,
 }
 
 /// `skip_cleanup` is the user's `dfns.io/skip-cleanup: "true"`: leave Dfns untouched.
 pub fn next_cleanup_step(o: &Observed, skip_cleanup: bool) -> CleanupStep {
     let policy = o.desired.deletion_policy;
+    if let Some(pending) = &o.status.pending_approval {
+        if skip_cleanup || !pending.during_deletion {
+            return CleanupStep::ForgetApproval;
+        }
+        let operation = &pending.operation;
+        if let Some(outcome) = &pending.outcome {
+            let why = pending
+                .reason
+                .as_deref()
+                .map(|r| format!(" (reason: {r})"))
+                .unwrap_or_default();
+            return CleanupStep::Blocked {
+                message: format!(
+                    "the Dfns policy approval of \"{operation}\" ended {outcome}{why}, so Dfns cannot \
+                     be cleaned up and it is not sent again; annotate this resource with \
+                     dfns.io/skip-cleanup=\"true\" to release it without touching Dfns"
+                ),
+            };
+        }
+        return match &o.approval {
+            ApprovalView::Approved => CleanupStep::ApprovalGranted,
+            ApprovalView::Refused { outcome, reason } => CleanupStep::RecordApprovalOutcome {
+                outcome: outcome.clone(),
+                reason: reason.clone(),
+            },
+            ApprovalView::Pending | ApprovalView::NotAsked => CleanupStep::AwaitApproval {
+                message: format!(
+                    "deleting: waiting for a Dfns policy approval of \"{operation}\"; it is not sent \
+                     again while the approval is pending (ids in status.pendingApproval)"
+                ),
+            },
+        };
+    }
     if !skip_cleanup && let Some(step) = dfns_cleanup(o, policy) {
         return step;
     }

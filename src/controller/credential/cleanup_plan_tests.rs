@@ -151,3 +151,72 @@ fn skip_cleanup_leaves_dfns_untouched() {
     };
     assert_eq!(next_cleanup_step(&o, true), CleanupStep::DeleteSecret);
 }
+
+fn held_during_deletion() -> crate::api::PendingApproval {
+    crate::api::PendingApproval {
+        operation: "deactivate service account us-1".into(),
+        approval_id: Some("ap-1".into()),
+        change_request_id: Some("cr-9".into()),
+        requested_at: jiff::Timestamp::UNIX_EPOCH.into(),
+        generation: 2,
+        outcome: None,
+        reason: None,
+        during_deletion: true,
+    }
+}
+
+#[test]
+fn a_deletion_write_held_for_approval_is_waited_for_and_never_resent() {
+    let mut o = ready(DeletionPolicy::Deactivate);
+    o.status.pending_approval = Some(held_during_deletion());
+    for approval in [ApprovalView::NotAsked, ApprovalView::Pending] {
+        o.approval = approval;
+        assert!(matches!(
+            next_cleanup_step(&o, false),
+            CleanupStep::AwaitApproval { message } if message.contains("deactivate service account us-1") && !message.contains("cr-9")
+        ));
+    }
+    o.approval = ApprovalView::Approved;
+    assert_eq!(next_cleanup_step(&o, false), CleanupStep::ApprovalGranted);
+}
+
+#[test]
+fn a_denied_deletion_write_blocks_the_deletion_until_skip_cleanup_releases_it() {
+    let mut o = ready(DeletionPolicy::Deactivate);
+    o.status.pending_approval = Some(held_during_deletion());
+    o.approval = ApprovalView::Refused {
+        outcome: "Denied".into(),
+        reason: Some("not today".into()),
+    };
+    assert_eq!(
+        next_cleanup_step(&o, false),
+        CleanupStep::RecordApprovalOutcome {
+            outcome: "Denied".into(),
+            reason: Some("not today".into())
+        }
+    );
+    let mut decided = held_during_deletion();
+    decided.outcome = Some("Denied".into());
+    decided.reason = Some("not today".into());
+    o.status.pending_approval = Some(decided);
+    assert!(matches!(
+        next_cleanup_step(&o, false),
+        CleanupStep::Blocked { message } if message.contains("not today") && message.contains("dfns.io/skip-cleanup")
+    ));
+    assert_eq!(next_cleanup_step(&o, true), CleanupStep::ForgetApproval);
+}
+
+#[test]
+fn a_write_held_before_the_deletion_began_is_forgotten_by_it() {
+    let mut o = ready(DeletionPolicy::Deactivate);
+    let mut assignment = held_during_deletion();
+    assignment.operation = "assign permission pm-1 to service account us-1".into();
+    assignment.during_deletion = false;
+    o.status.pending_approval = Some(assignment);
+    assert_eq!(next_cleanup_step(&o, false), CleanupStep::ForgetApproval);
+    o.status.pending_approval = None;
+    assert_eq!(
+        next_cleanup_step(&o, false),
+        CleanupStep::Deactivate { id: "us-1".into() }
+    );
+}

@@ -13,6 +13,7 @@ fn held(operation: &str, generation: i64) -> Option<PendingApproval> {
         generation,
         outcome: None,
         reason: None,
+        during_deletion: false,
     })
 }
 

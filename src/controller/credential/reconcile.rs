@@ -66,6 +66,10 @@ pub fn error_policy<K: CredentialResource>(
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
+    // Waiting is not failing: no backoff growth, no warning.
+    if let Error::DeletionWaits { retry_in, .. } = error {
+        return Action::requeue(*retry_in);
+    }
     let delay = if error.needs_a_person() {
         ctx.resync_delay().min(Duration::from_secs(300))
     } else {

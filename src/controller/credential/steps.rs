@@ -300,6 +300,7 @@ impl<K: CredentialResource> Run<'_, K> {
             generation: self.facts.generation,
             outcome: None,
             reason: None,
+            during_deletion: self.obj.meta().deletion_timestamp.is_some(),
         });
         let message = format!(
             "Dfns holds \"{operation}\" for a policy approval; the request is not sent again while \
@@ -315,7 +316,11 @@ impl<K: CredentialResource> Run<'_, K> {
         .with_event(EventType::Normal, "PendingApproval", message)
     }
 
-    fn record_approval_outcome(&self, outcome: String, reason: Option<String>) -> Effect {
+    pub(super) fn record_approval_outcome(
+        &self,
+        outcome: String,
+        reason: Option<String>,
+    ) -> Effect {
         let mut status = self.facts.status.clone();
         let Some(pending) = status.pending_approval.as_mut() else {
             return Effect::then(Then::Continue);
@@ -338,7 +343,7 @@ impl<K: CredentialResource> Run<'_, K> {
     }
 
     /// Dfns did the approved write itself, so the inventory's copy of the identity predates it.
-    async fn approval_granted(&self) -> Result<Effect, Error> {
+    pub(super) async fn approval_granted(&self) -> Result<Effect, Error> {
         let mut status = self.facts.status.clone();
         let operation = status
             .pending_approval
@@ -359,7 +364,7 @@ impl<K: CredentialResource> Run<'_, K> {
 
     /// The spec changed while a write was held: plan for the new spec. A change request still
     /// pending stays in the approvers' queue, so the Event names it for them to deny.
-    fn forget_approval(&self) -> Effect {
+    pub(super) fn forget_approval(&self) -> Effect {
         let mut status = self.facts.status.clone();
         let Some(pending) = status.pending_approval.take() else {
             return Effect::then(Then::Continue);

@@ -78,6 +78,7 @@ fn kinds(operation: ApprovalOperation) -> (&'static str, &'static str) {
         ApprovalOperation::Revoke => ("Assignment", "Delete"),
         ApprovalOperation::ServiceAccountCreate => ("ServiceAccount", "Create"),
         ApprovalOperation::PatCreate => ("PersonalAccessToken", "Create"),
+        ApprovalOperation::ServiceAccountDeactivate => ("ServiceAccount", "Update"),
     }
 }
 
@@ -88,6 +89,7 @@ fn activity_kind(operation: ApprovalOperation) -> &'static str {
         ApprovalOperation::Revoke => ops::PERMISSIONS_REVOKE,
         ApprovalOperation::ServiceAccountCreate => ops::SA_CREATE,
         ApprovalOperation::PatCreate => ops::PATS_CREATE,
+        ApprovalOperation::ServiceAccountDeactivate => ops::SA_DEACTIVATE,
     }
 }
 
@@ -275,6 +277,11 @@ fn perform(app: &AppState, c: &ChangeRequest) -> ApiResult<String> {
                 false,
             )?)?;
             Ok(id_at(&v, "/id"))
+        }
+        ApprovalOperation::ServiceAccountDeactivate => {
+            let id = c.path_ids.first().cloned().unwrap_or_default();
+            service_accounts::write_activation(app, who, &id, false, false)?;
+            Ok(id)
         }
         ApprovalOperation::Revoke => {
             let [permission_id, assignment_id] = c.path_ids.as_slice() else {

@@ -277,13 +277,46 @@ pub(crate) async fn deactivate(
     State(app): State<Shared>,
     Path(id): Path<String>,
     signed: Signed,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let _: DeactivateBody = parse_body(&signed.body)?;
-    change_activation(&app, &signed.caller, &id, false)
+    Ok(write_activation(&app, &signed.caller, &id, false, true)?.reply())
+}
+
+/// Deactivates (or activates) a service account; `may_hold`: an approval policy may hold a
+/// deactivation back (not when it runs because its change request was approved).
+pub(crate) fn write_activation(
+    app: &AppState,
+    caller: &Caller,
+    id: &str,
+    active: bool,
+    may_hold: bool,
+) -> ApiResult<Written> {
+    if !active
+        && may_hold
+        && app
+            .store
+            .lock()
+            .profile
+            .requires_approval(ApprovalOperation::ServiceAccountDeactivate)
+    {
+        let mut state = app.store.lock();
+        state.require(caller, ops::SA_DEACTIVATE)?;
+        live_sa(&state, id)?;
+        let held = approvals::hold(
+            &mut state,
+            caller,
+            ApprovalOperation::ServiceAccountDeactivate,
+            vec![id.to_owned()],
+            b"",
+            Some(id.to_owned()),
+        );
+        return Ok(Written::Held(held));
+    }
+    change_activation(app, caller, id, active).map(|Json(v)| Written::Done(v))
 }
 
 fn change_activation(
-    app: &Shared,
+    app: &AppState,
     caller: &Caller,
     id: &str,
     active: bool,

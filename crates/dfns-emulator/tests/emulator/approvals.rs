@@ -333,3 +333,42 @@ async fn approvals_control_replaces_only_the_held_operations_and_rejects_unknown
         .await
         .error(StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_held_service_account_deactivation_happens_only_once_approved() {
+    let emu = start().await;
+    let admin = admin(&emu).await;
+    let (sa, _) = create_service_account(&admin, "held", &TestKey::p256(), json!({})).await;
+    let id = sa["userInfo"]["userId"].as_str().unwrap().to_owned();
+    require_approval(&emu, &["service-account-deactivate"]).await;
+    let held = admin
+        .signed(
+            Method::PUT,
+            &format!("/auth/service-accounts/{id}/deactivate"),
+            Body::Json(json!({})),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED);
+    assert_eq!(
+        (&held["kind"], &held["operationKind"], &held["entityId"]),
+        (&json!("ServiceAccount"), &json!("Update"), &json!(id))
+    );
+    assert!(
+        emu.state().service_accounts[0].is_active,
+        "nothing changes while held"
+    );
+    let change = held["id"].as_str().unwrap();
+    assert_eq!(
+        approval_of(&emu, &admin, change).await["activity"]["kind"],
+        "Auth:ServiceAccounts:Deactivate"
+    );
+    decide(&emu, change, "approve", None).await.ok();
+    assert!(
+        !emu.state().service_accounts[0].is_active,
+        "deactivated on approval"
+    );
+    assert_eq!(
+        approval_of(&emu, &admin, change).await["status"],
+        "Approved"
+    );
+}
