@@ -51,7 +51,13 @@ impl fmt::Display for IdentityKind {
 }
 
 /// Percent-encodes anything outside the characters Dfns ids use, so an id cannot change the path.
+/// An id that would be empty or a dot segment (`.`, `..`: URL parsing resolves them, encoded or
+/// not) becomes `invalid-id`, which names nothing in Dfns: an id taken from a status or a
+/// response can never move a request to another endpoint.
 pub(crate) fn path_segment(id: &str) -> String {
+    if id.bytes().all(|b| b == b'.') {
+        return "invalid-id".to_owned();
+    }
     id.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -258,6 +264,12 @@ mod tests {
             IdentityKind::PersonalAccessToken.item_path("../x y"),
             "/auth/pats/..%2Fx%20y"
         );
+        for dots in ["", ".", ".."] {
+            assert_eq!(
+                IdentityKind::PersonalAccessToken.item_path(dots),
+                "/auth/pats/invalid-id"
+            );
+        }
     }
 
     #[test]

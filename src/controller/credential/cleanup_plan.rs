@@ -2,7 +2,7 @@
 //! the Secret, then release the finalizer. Pure, like `plan`.
 
 use super::observed::{ApprovalView, DfnsView, Guard, Observed, SecretState};
-use super::plan::{find_orphan, unproven_candidates, unproven_message};
+use super::plan::{find_orphan, reason_suffix, unproven_candidates, unproven_message};
 use crate::api::DeletionPolicy;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -54,11 +54,7 @@ pub fn next_cleanup_step(o: &Observed, skip_cleanup: bool) -> CleanupStep {
         }
         let operation = &pending.operation;
         if let Some(outcome) = &pending.outcome {
-            let why = pending
-                .reason
-                .as_deref()
-                .map(|r| format!(" (reason: {r})"))
-                .unwrap_or_default();
+            let why = reason_suffix(pending);
             return CleanupStep::Blocked {
                 message: format!(
                     "the Dfns policy approval of \"{operation}\" ended {outcome}{why}, so Dfns cannot \

@@ -228,11 +228,7 @@ fn approval_step(o: &Observed, pending: &PendingApproval) -> Step {
             }
         }
         Some(outcome) if !spec_changed => {
-            let why = pending
-                .reason
-                .as_deref()
-                .map(|r| format!(" (reason: {r})"))
-                .unwrap_or_default();
+            let why = reason_suffix(pending);
             let decided = if outcome == "Expired" {
                 "the Dfns policy approval of".to_owned()
             } else {
@@ -266,6 +262,15 @@ fn approval_step(o: &Observed, pending: &PendingApproval) -> Step {
             },
         },
     }
+}
+
+/// ` (reason: …)` where the approver gave one.
+pub(super) fn reason_suffix(pending: &PendingApproval) -> String {
+    pending
+        .reason
+        .as_deref()
+        .map(|r| format!(" (reason: {r})"))
+        .unwrap_or_default()
 }
 
 /// Nothing recorded yet: the crash-safe create (docs/architecture.md).
@@ -379,7 +384,13 @@ fn in_doubt(o: &Observed) -> impl Iterator<Item = &DfnsObject> {
 }
 
 pub(super) fn unproven_message(unproven: &[&DfnsObject]) -> String {
-    let ids: Vec<&str> = unproven.iter().map(|c| c.id.as_str()).collect();
+    // Dfns' listing decides how many there are: name a few, count the rest.
+    const NAMED: usize = 5;
+    let mut ids: Vec<&str> = unproven.iter().take(NAMED).map(|c| c.id.as_str()).collect();
+    let more = unproven.len().saturating_sub(NAMED).to_string() + " more";
+    if unproven.len() > NAMED {
+        ids.push(&more);
+    }
     format!(
         "an interrupted create may have made {} in Dfns, but Dfns shows neither its key nor an \
          externalId to prove it; if it is not in use elsewhere, deactivate it in Dfns, then \

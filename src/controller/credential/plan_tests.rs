@@ -489,3 +489,16 @@ fn identities_reported_before_an_attempt_began_are_not_taken_for_its_result() {
         "the new key is not burnt by us-1"
     );
 }
+
+#[test]
+fn an_orphan_report_names_a_few_ids_and_counts_the_rest() {
+    let many: Vec<DfnsObject> = (0..8)
+        .map(|i| keyless(&format!("us-{i}"), &format!("cr-{i}")))
+        .collect();
+    let message = unproven_message(&many.iter().collect::<Vec<_>>());
+    assert!(
+        message.contains("us-0, us-1, us-2, us-3, us-4, 3 more"),
+        "{message}"
+    );
+    assert!(!message.contains("us-5"), "{message}");
+}
