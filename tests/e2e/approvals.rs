@@ -5,10 +5,9 @@
 
 use std::time::Duration;
 
-use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_operator::api::{DfnsConnection, DfnsServiceAccount};
 use dfns_test_support::dfns::{decide_change_request, requests_to, require_approval};
-use dfns_test_support::operator::Setup;
+use dfns_test_support::operator::{Setup, condition};
 use serde_json::{Value, json};
 
 const APPROVAL_READS: &str = "GET /v2/policy-approvals/{id}";
@@ -16,18 +15,6 @@ const ASSIGNMENTS: &str = "POST /permissions/{id}/assignments";
 const SA_CREATES: &str = "POST /auth/service-accounts";
 /// How many looks at the approval prove that the held write is not resent meanwhile.
 const LOOKS: u64 = 5;
-
-async fn create_role(setup: &Setup, name: &str) -> String {
-    setup
-        .admin_client()
-        .create_permission(&CreatePermissionRequest {
-            name: name.into(),
-            operations: vec!["Auth:Pats:Create".into()],
-        })
-        .await
-        .expect("create role")
-        .id
-}
 
 /// A connection allowing `roles`, and an operator looking at approvals every 2 s.
 async fn start(setup: &mut Setup, roles: &[&str]) {
@@ -69,11 +56,7 @@ async fn held_without_resend(setup: &Setup, operation: &str, write: &str, before
         .wait_condition::<DfnsServiceAccount>("app", "Ready", "False", Some("PendingApproval"))
         .await;
     let status = sa.status.unwrap();
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = condition(&status.conditions, "Ready");
     assert!(
         ready.message.contains(operation) && ready.message.contains("not sent again"),
         "{}",
@@ -101,8 +84,8 @@ async fn held_without_resend(setup: &Setup, operation: &str, write: &str, before
 /// approval; returns the setup, role `b`, and the held change request.
 async fn assignment_held(prefix: &str) -> (Setup, String, String) {
     let mut setup = Setup::new(prefix).await;
-    let a = create_role(&setup, "role-a").await;
-    let b = create_role(&setup, "role-b").await;
+    let a = setup.create_role("role-a", &["Auth:Pats:Create"]).await;
+    let b = setup.create_role("role-b", &["Auth:Pats:Create"]).await;
     start(&mut setup, &[&a, &b]).await;
     setup
         .apply::<DfnsServiceAccount>("app", spec(Some(&a)))
@@ -161,11 +144,7 @@ async fn a_denied_assignment_stalls_with_the_approvers_reason() {
         .wait_condition::<DfnsServiceAccount>("app", "Stalled", "True", Some("ApprovalDenied"))
         .await;
     let status = sa.status.unwrap();
-    let stalled = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Stalled")
-        .unwrap();
+    let stalled = condition(&status.conditions, "Stalled");
     assert!(
         stalled.message.contains("not this role"),
         "{}",
@@ -206,15 +185,7 @@ async fn an_approved_create_stalls_without_token_and_its_unusable_identity_is_re
             Some("ApprovedWithoutToken"),
         )
         .await;
-    let stalled = sa
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Stalled")
-        .unwrap()
-        .clone();
+    let stalled = condition(&sa.status.as_ref().unwrap().conditions, "Stalled");
     assert!(stalled.message.contains("Exempt"), "{}", stalled.message);
     assert_eq!(
         requests_to(&setup.emulator, SA_CREATES),
@@ -255,15 +226,7 @@ async fn a_denied_create_stalls_with_the_reason_and_is_not_resent() {
     let sa = setup
         .wait_condition::<DfnsServiceAccount>("app", "Stalled", "True", Some("ApprovalDenied"))
         .await;
-    let stalled = sa
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Stalled")
-        .unwrap()
-        .clone();
+    let stalled = condition(&sa.status.as_ref().unwrap().conditions, "Stalled");
     assert!(
         stalled.message.contains("no new identities"),
         "{}",
@@ -306,12 +269,7 @@ async fn a_deletion_whose_deactivation_needs_approval_waits_and_is_never_resent(
             .wait_condition::<DfnsServiceAccount>(name, "Ready", "False", Some("PendingApproval"))
             .await;
         let status = sa.status.unwrap();
-        let message = &status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")
-            .unwrap()
-            .message;
+        let message = &condition(&status.conditions, "Ready").message;
         assert!(
             message.contains("deactivate") && message.contains("not sent again"),
             "{message}"

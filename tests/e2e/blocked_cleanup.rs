@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_operator::api::{DfnsConnection, DfnsServiceAccount};
 use dfns_test_support::dfns::requests_to;
 use dfns_test_support::operator::{Setup, create_org_user, ready_condition};
@@ -51,18 +50,16 @@ async fn assert_retried_calmly(setup: &mut Setup, name: &str) {
 async fn a_deletion_dfns_refuses_is_reported_retried_calmly_and_completes_once_allowed() {
     let mut setup = Setup::new("e2e-blocked-cleanup").await;
     let admin = setup.admin_client();
-    let role = admin
-        .create_permission(&CreatePermissionRequest {
-            name: "cleaner".into(),
-            operations: vec![
-                "Auth:ServiceAccounts:Create".into(),
-                "Auth:ServiceAccounts:Read".into(),
-                "Auth:ServiceAccounts:Deactivate".into(),
+    let role = setup
+        .create_role(
+            "cleaner",
+            &[
+                "Auth:ServiceAccounts:Create",
+                "Auth:ServiceAccounts:Read",
+                "Auth:ServiceAccounts:Deactivate",
             ],
-        })
-        .await
-        .expect("create role")
-        .id;
+        )
+        .await;
     let (user, key) = create_org_user(&setup, "cleaner@example.com", &[]).await;
     let user_id = user["userId"].as_str().unwrap().to_owned();
     let assignment = admin

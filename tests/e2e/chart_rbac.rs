@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_operator::api::{
     ClusterDfnsConnection, DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount,
 };
@@ -69,14 +68,8 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
     // Connections, created by an administrator as a platform team would.
     let b = setup.emulator.bootstrap();
     let role = setup
-        .admin_client()
-        .create_permission(&CreatePermissionRequest {
-            name: "rbac-role".into(),
-            operations: vec!["Auth:ServiceAccounts:Read".into()],
-        })
-        .await
-        .expect("create role")
-        .id;
+        .create_role("rbac-role", &["Auth:ServiceAccounts:Read"])
+        .await;
     setup
         .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
         .await;

@@ -3,7 +3,6 @@
 
 use tokio::process::Command;
 
-use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
 use dfns_test_support::operator::{
     NamespacedResource, Setup, kubernetes_writes_by_resource, secret_map, secret_text,
@@ -12,21 +11,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::DeleteParams;
 use serde_json::json;
-
-async fn create_role(setup: &Setup, name: &str) -> String {
-    let operations = vec![
-        "Auth:ServiceAccounts:Read".to_string(),
-        "Auth:Pats:Create".to_string(),
-    ];
-    let role = setup
-        .admin_client()
-        .create_permission(&CreatePermissionRequest {
-            name: name.into(),
-            operations,
-        })
-        .await;
-    role.expect("create role").id
-}
 
 /// Runs `dfns-operator verify` with a Secret's keys in the environment, as a workload would get
 /// them through `envFrom`; returns (success, combined output). Async, so the in-process emulator
@@ -51,7 +35,12 @@ async fn verify_with(secret: &Secret) -> (bool, String) {
 #[tokio::test]
 async fn applied_credentials_become_ready_with_working_secrets_and_deletion_applies_each_policy() {
     let mut setup = Setup::new("e2e-lifecycle").await;
-    let role = create_role(&setup, "app-role").await;
+    let role = setup
+        .create_role(
+            "app-role",
+            &["Auth:ServiceAccounts:Read", "Auth:Pats:Create"],
+        )
+        .await;
     setup
         .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
         .await;
@@ -314,7 +303,12 @@ async fn versions<K: NamespacedResource>(setup: &Setup, names: &[&str]) -> Vec<O
 #[tokio::test]
 async fn a_ready_service_account_and_token_reconciled_again_write_nothing_to_kubernetes_or_dfns() {
     let mut setup = Setup::new("e2e-quiet").await;
-    let role = create_role(&setup, "quiet-role").await;
+    let role = setup
+        .create_role(
+            "quiet-role",
+            &["Auth:ServiceAccounts:Read", "Auth:Pats:Create"],
+        )
+        .await;
     setup
         .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
         .await;

@@ -4,7 +4,7 @@
 use dfns_emulator::EmulatorConfig;
 use dfns_operator::api::DfnsConnection;
 use dfns_test_support::dfns::start_emulator_with;
-use dfns_test_support::operator::Setup;
+use dfns_test_support::operator::{Setup, condition};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -69,11 +69,7 @@ async fn a_tls_connection_is_ready_with_its_ca_bundle_and_reports_an_untrusted_c
             .wait_condition::<DfnsConnection>(name, "Ready", "False", None)
             .await;
         let status = connection.status.unwrap();
-        let ready = status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")
-            .unwrap();
+        let ready = condition(&status.conditions, "Ready");
         assert!(
             ready.message.to_lowercase().contains("certificate"),
             "{name}: the condition names the certificate problem: {} ({})",

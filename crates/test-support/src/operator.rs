@@ -343,6 +343,18 @@ impl Setup {
         }
     }
 
+    /// A Dfns role (permission) with these operations, created by the bootstrap admin; its id.
+    pub async fn create_role(&self, name: &str, operations: &[&str]) -> String {
+        self.admin_client()
+            .create_permission(&dfns_client::types::permission::CreatePermissionRequest {
+                name: name.into(),
+                operations: operations.iter().map(|o| (*o).to_owned()).collect(),
+            })
+            .await
+            .expect("create role")
+            .id
+    }
+
     /// A Dfns client acting as the bootstrap admin (to prepare roles, users, and check results).
     pub fn admin_client(&self) -> DfnsClient {
         let (auth, signer) = crate::dfns::admin_login(&self.emulator);
@@ -407,10 +419,19 @@ pub fn secret_map(secret: &Secret) -> BTreeMap<String, String> {
 pub fn ready_condition(
     status: Option<&CredentialStatus>,
 ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    status
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+    condition(&status.expect("a status").conditions, "Ready")
+}
+
+/// The condition of type `type_` among a status's conditions.
+pub fn condition(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    type_: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    conditions
+        .iter()
+        .find(|c| c.type_ == type_)
         .cloned()
-        .expect("a Ready condition")
+        .unwrap_or_else(|| panic!("a {type_} condition"))
 }
 
 fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
