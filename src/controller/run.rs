@@ -328,6 +328,8 @@ async fn credential_controller<K: CredentialResource>(
         .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
     let controller = Controller::for_stream(changes, store.clone());
     metrics.add_credential_source(Box::new(CachedCredentials(store.clone())));
+    let cache = store.clone();
+    let stop = shutdown.clone();
     let namespace_store = store.clone();
     let by_connection = move |kind: ConnectionKind, namespace: Option<String>, name: String| {
         store
@@ -365,7 +367,7 @@ async fn credential_controller<K: CredentialResource>(
             .collect::<Vec<_>>()
     };
     let for_namespaced = by_connection.clone();
-    controller
+    let run = controller
         .owns(scoped::<Secret>(&ctx), secrets)
         // A connection turning Ready (or changing) wakes the resources that use it.
         .watches(
@@ -400,8 +402,8 @@ async fn credential_controller<K: CredentialResource>(
             credential::error_policy::<K>,
             ctx,
         )
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|_| futures::future::ready(()));
+    until_shutdown(run, cache, stop).await;
 }
 
 /// The namespaces whose labels matter: the watched one, or all.
@@ -427,7 +429,10 @@ async fn connection_controller<C: ConnectionResource>(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
-    Controller::new(api, watched.any_semantic())
+    let controller = Controller::new(api, watched.any_semantic());
+    let cache = controller.store();
+    let stop = shutdown.clone();
+    let run = controller
         .with_config(ControllerRuntimeConfig::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(
@@ -445,6 +450,32 @@ async fn connection_controller<C: ConnectionResource>(
             connection::error_policy::<C>,
             ctx,
         )
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|_| futures::future::ready(()));
+    until_shutdown(run, cache, stop).await;
+}
+
+/// Runs a controller until it has shut down gracefully. kube-runtime holds a controller's
+/// reconciles until its cache has filled, and a shutdown does not release that hold: a
+/// controller stopped before its first list completed (a slow or refused watch backs off the
+/// whole trigger stream) would wait forever. Such a controller has never reconciled, so
+/// dropping it then loses nothing.
+async fn until_shutdown<K>(
+    run: impl Future<Output = ()>,
+    cache: Store<K>,
+    shutdown: impl Future<Output = ()>,
+) where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    tokio::pin!(run);
+    tokio::select! {
+        () = &mut run => return,
+        () = shutdown => {}
+    }
+    let filled = futures::FutureExt::now_or_never(cache.wait_until_ready()).is_some();
+    if filled {
+        run.await;
+    } else {
+        tracing::debug!("shut down before the first list completed; nothing was reconciled");
+    }
 }
