@@ -157,14 +157,13 @@ async fn killing_the_operator_during_creation_never_loses_a_token_nor_leaves_an_
         "Dfns requests: {} total, {} writes, {} lost responses, {} injected errors",
         counts.total, counts.writes, counts.lost_responses, counts.injected_errors
     );
-    // With 15% of responses lost, some creates succeeded unseen: their orphans were retired.
+    // How many orphans (from lost create answers or kills right after Dfns answered) were
+    // retired is left to chance here; that the retirement happens is proven, deterministically,
+    // by crash_points::a_crash_before_the_token_is_written_retires_the_orphan_and_creates_again.
     let state = setup.emulator.state();
     let retired = state.service_accounts.iter().filter(|s| s.archived).count()
         + state.pats.iter().filter(|p| p.archived).count();
-    assert!(
-        retired > 0,
-        "the lost-response recovery path ran (archived orphans in Dfns)"
-    );
+    eprintln!("{retired} orphans retired");
     setup
         .leak_check()
         .with_log_file(log.to_path_buf())
