@@ -45,6 +45,8 @@ pub enum ConditionReason {
     ApprovedWithoutToken,
     CleanupBlocked,
     OrphanNotProven,
+    /// An id in status names a Dfns identity that cannot be proven this resource's.
+    ForeignCredential,
 }
 
 impl ConditionReason {
@@ -73,6 +75,7 @@ impl ConditionReason {
             Self::ApprovedWithoutToken => "ApprovedWithoutToken",
             Self::CleanupBlocked => "CleanupBlocked",
             Self::OrphanNotProven => "OrphanNotProven",
+            Self::ForeignCredential => "ForeignCredential",
         }
     }
 }

@@ -201,6 +201,10 @@ pub struct CredentialStatus {
     /// the `cr-…` `credentialUuid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<String>,
+    /// The operator's seal of the recorded id for this resource: its proof, where the key in the
+    /// Secret cannot give one, that it recorded the id itself (docs/architecture.md, "Ownership").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
     /// The user a PAT belongs to (`us-…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linked_user_id: Option<String>,
@@ -256,6 +260,9 @@ pub struct RetiringCredential {
     /// Fingerprint of its key, so that a replacement never reuses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key_sha256: Option<String>,
+    /// The operator's seal of `id` for this resource; without it the id is never acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -268,6 +275,10 @@ pub struct PendingCreate {
     /// for an earlier one): they cannot be this attempt's result.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preexisting: Vec<String>,
+    /// The operator's seal of `publicKeySha256` for this resource: only then does an identity
+    /// with that key count as this attempt's result once the Secret lost the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]

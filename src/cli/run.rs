@@ -35,6 +35,14 @@ pub struct RunArgs {
     /// `dfns.io/shard=a`), so several operators can split them; default: all.
     #[arg(long, env = "DFNS_OPERATOR_CLUSTER_CONNECTION_SELECTOR")]
     pub cluster_connection_selector: Option<String>,
+    /// Secret in --namespace holding the key that seals the Dfns ids the operator records in
+    /// status (created on first start; back it up with the operator's other state).
+    #[arg(
+        long,
+        env = "DFNS_OPERATOR_SEAL_KEY_SECRET",
+        default_value = "dfns-operator-seal-key"
+    )]
+    pub seal_key_secret: String,
     /// Log format.
     #[arg(long, env = "DFNS_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -179,6 +187,7 @@ pub async fn run(args: RunArgs) -> i32 {
         watch_namespace: args.watch_namespace,
         cluster_connection_selector: args.cluster_connection_selector,
         request_observer: Some(request_observer),
+        seal_key_secret: args.seal_key_secret,
     };
     tracing::info!(
         ?config,

@@ -2,7 +2,7 @@
 //! inventory, the event recorder and per-object failure backoff.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -13,6 +13,7 @@ use rand::RngExt;
 
 use super::dfns_clients::DfnsClients;
 use super::inventory::Inventory;
+use super::seal::Sealer;
 
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
@@ -31,6 +32,9 @@ pub struct ControllerConfig {
     pub cluster_connection_selector: Option<String>,
     /// Told about every Dfns HTTP exchange, for metrics.
     pub request_observer: Option<dfns_client::RequestObserver>,
+    /// The Secret in `operator_namespace` holding the key that seals recorded ids (`seal.rs`);
+    /// created on first start.
+    pub seal_key_secret: String,
 }
 
 pub struct Context {
@@ -38,12 +42,13 @@ pub struct Context {
     pub config: ControllerConfig,
     pub dfns_clients: DfnsClients,
     pub inventory: Inventory,
+    pub sealer: Arc<Sealer>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(kube: Client, config: ControllerConfig) -> Self {
+    pub fn new(kube: Client, config: ControllerConfig, sealer: Sealer) -> Self {
         let reporter = Reporter {
             controller: "dfns-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -55,6 +60,7 @@ impl Context {
                 config.request_observer.clone(),
             ),
             inventory: Inventory::new(config.resync_interval),
+            sealer: Arc::new(sealer),
             recorder: Recorder::new(kube.clone(), reporter),
             failures: Mutex::default(),
             kube,

@@ -40,6 +40,9 @@ pub enum Error {
     /// approval), looked at again after `retry_in`. An error only so that the finalizer stays.
     #[error("{message}")]
     DeletionWaits { message: String, retry_in: Duration },
+    /// An id in status names a Dfns identity that cannot be proven this resource's.
+    #[error("{0}")]
+    ForeignCredential(String),
 }
 
 impl Error {
@@ -68,6 +71,7 @@ impl Error {
             Self::UnexpectedDfnsAnswer(_) => "dfns_unexpected_answer",
             Self::Finalizer(_) => "finalizer",
             Self::DeletionWaits { .. } => "deletion_waits",
+            Self::ForeignCredential(_) => "foreign_credential",
         }
     }
 
@@ -82,7 +86,7 @@ impl Error {
                     | ErrorCategory::Conflict
                     | ErrorCategory::Misconfigured
             ),
-            Self::Connection(_) | Self::InvalidSpec(_) => true,
+            Self::Connection(_) | Self::InvalidSpec(_) | Self::ForeignCredential(_) => true,
             Self::Kube(kube::Error::Api(status)) => status.code == 403 || status.code == 422,
             Self::Kube(_)
             | Self::Conflict(_)
@@ -116,6 +120,7 @@ impl Error {
             }
             Self::UnexpectedDfnsAnswer(_) => ConditionReason::DfnsUnavailable,
             Self::DeletionWaits { .. } => ConditionReason::PendingApproval,
+            Self::ForeignCredential(_) => ConditionReason::ForeignCredential,
             Self::Kube(_)
             | Self::Conflict(_)
             | Self::KeyGeneration(_)
@@ -127,6 +132,14 @@ impl Error {
         } else {
             Verdict::Progressing { reason, message }
         }
+    }
+
+    /// A Dfns write that may or may not have happened: no answer, or a 5xx after it was sent.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Dfns(e) if matches!(
+            e.category(),
+            ErrorCategory::ServerError | ErrorCategory::Transport | ErrorCategory::Timeout
+        ))
     }
 
     /// How long Dfns asked us to wait, if it did.

@@ -104,7 +104,8 @@ impl Inventory {
             .insert(credential.id.clone(), credential);
     }
 
-    /// Record that a credential was archived.
+    /// Record that a credential was archived, or that a write to it may have changed it unseen:
+    /// either way the next read of it asks Dfns.
     pub async fn forget(&self, key: &ConnectionKey, kind: IdentityKind, id: &str) {
         self.listing(key, kind).lock().await.items.remove(id);
     }

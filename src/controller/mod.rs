@@ -11,6 +11,7 @@ pub mod guard;
 pub mod inventory;
 pub mod leader;
 pub mod run;
+pub mod seal;
 pub mod secret_layout;
 pub mod status;
 

@@ -19,6 +19,7 @@ use super::context::{Context, ControllerConfig};
 use super::credential::{self, CredentialResource};
 use super::error::Error;
 use super::leader::{LeaderElector, LeaseConfig, LeaseConfigError};
+use super::seal::{SealKeyError, Sealer};
 use super::secret_layout::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::api::{
     ClusterDfnsConnection, ConnectionKind, DfnsConnection, DfnsPersonalAccessToken,
@@ -53,6 +54,8 @@ pub enum RunError {
         "lost leadership; stopped reconciling and exiting so that a restart rejoins the election"
     )]
     LostLeadership,
+    #[error(transparent)]
+    SealKey(#[from] SealKeyError),
     #[error("controller task failed: {0}")]
     ControllerTask(#[from] tokio::task::JoinError),
 }
@@ -157,7 +160,13 @@ async fn run_controllers(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) -> Result<(), RunError> {
-    let ctx = Arc::new(Context::new(kube.clone(), config));
+    let sealer = Sealer::load_or_create(
+        kube.clone(),
+        &config.operator_namespace,
+        &config.seal_key_secret,
+    )
+    .await?;
+    let ctx = Arc::new(Context::new(kube.clone(), config, sealer));
     let mut tasks = JoinSet::new();
     tasks.spawn(credential_controller::<DfnsServiceAccount>(
         ctx.clone(),

@@ -17,5 +17,7 @@ mod leader_lost;
 mod leak_check;
 mod lifecycle;
 mod login_keys;
+mod lost_answers;
+mod tenant_isolation;
 mod tls;
 mod token_connections;

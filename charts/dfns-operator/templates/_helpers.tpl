@@ -40,3 +40,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "dfns-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* The Secret holding the key that seals recorded Dfns ids (docs/architecture.md, "Ownership"). */}}
+{{- define "dfns-operator.sealKeySecret" -}}
+{{- .Values.operator.sealKeySecret | default (printf "%s-seal-key" (include "dfns-operator.fullname" .)) -}}
+{{- end }}

@@ -140,6 +140,7 @@ impl Setup {
             watch_namespace: Some(self.namespace().into()),
             cluster_connection_selector: Some(self.cluster_selector()),
             request_observer: None,
+            seal_key_secret: "dfns-operator-seal-key".into(),
         }
     }
 
@@ -161,6 +162,13 @@ impl Setup {
 
     pub fn start_operator_with(&mut self, config: ControllerConfig) {
         assert!(self.operator.is_none(), "an operator is running already");
+        let operator = self.spawn_operator(config);
+        self.operator = Some(operator);
+    }
+
+    /// Another operator in this process, e.g. one watching a second tenant's namespace; the
+    /// caller stops it. Its metrics are searched by the leak check like the main one's.
+    pub fn spawn_operator(&mut self, config: ControllerConfig) -> Operator {
         let (tx, rx) = oneshot::channel::<()>();
         let metrics = Arc::new(Metrics::new());
         let kube = kube::client::ClientBuilder::try_from(self.cp.config())
@@ -180,11 +188,11 @@ impl Setup {
             },
         ));
         self.all_metrics.push(metrics.clone());
-        self.operator = Some(Operator {
+        Operator {
             shutdown: Some(tx),
             task,
             metrics,
-        });
+        }
     }
 
     /// Stops the running operator, asserting it stops cleanly (see [`Operator::stop`]).

@@ -50,7 +50,11 @@ impl<K: CredentialResource> Run<'_, K> {
                     self.take(held).await?;
                     return self.await_approval(String::new()).await;
                 }
-                Err(error) => Err(error),
+                Err(error) => {
+                    self.forget_if_outcome_unknown(step.written_id(), &error)
+                        .await;
+                    Err(error)
+                }
             };
             if let Err(error) = performed {
                 let verdict = match &step {
@@ -58,6 +62,7 @@ impl<K: CredentialResource> Run<'_, K> {
                         reason: ConditionReason::CleanupBlocked,
                         message: message.clone(),
                     },
+                    CleanupStep::Foreign { .. } => error.verdict(),
                     _ => error.verdict().during_cleanup(),
                 };
                 if let Err(save_error) = self.save(verdict).await {
@@ -112,6 +117,11 @@ impl<K: CredentialResource> Run<'_, K> {
             CleanupStep::ApprovalGranted => self.approval_granted().await,
             CleanupStep::ForgetApproval => Ok(self.forget_approval()),
             CleanupStep::Blocked { message } => Err(Error::Connection(message.clone())),
+            CleanupStep::Foreign { message } => {
+                self.event(EventType::Warning, "ForeignCredential", message.clone())
+                    .await;
+                Err(Error::ForeignCredential(message.clone()))
+            }
             CleanupStep::RetirePrevious { id } => {
                 ignore_not_found(self.handle()?.client.deactivate(kind, id).await)?;
                 crash_point::reached(CrashPoint::RetirePreviousDeactivated);

@@ -2,13 +2,19 @@
 //! the Secret, then release the finalizer. Pure, like `plan`.
 
 use super::observed::{ApprovalView, DfnsView, Guard, Observed, SecretState};
-use super::plan::{find_orphan, reason_suffix, unproven_candidates, unproven_message};
+use super::plan::{
+    find_orphan, foreign_message, proven_ours, reason_suffix, unproven_candidates, unproven_message,
+};
 use crate::api::DeletionPolicy;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum CleanupStep {
     /// The connection cannot be used, so Dfns cannot be cleaned up; say how to proceed.
     Blocked {
+        message: String,
+    },
+    /// An id in status cannot be proven this resource's: report it, touch nothing in Dfns.
+    Foreign {
         message: String,
     },
     /// A lost credential still waiting for retirement: deactivate it.
@@ -43,6 +49,19 @@ pub enum CleanupStep {
     ApprovalGranted,
     /// A write held before the deletion began no longer matters: forget it.
     ForgetApproval,
+}
+
+impl CleanupStep {
+    /// The Dfns identity this step writes to.
+    pub fn written_id(&self) -> Option<&str> {
+        match self {
+            Self::RetirePrevious { id }
+            | Self::RetireOrphan { id }
+            | Self::Deactivate { id }
+            | Self::Archive { id } => Some(id),
+            _ => None,
+        }
+    }
 }
 
 /// `skip_cleanup` is the user's `dfns.io/skip-cleanup: "true"`: leave Dfns untouched.
@@ -105,10 +124,24 @@ fn dfns_cleanup(o: &Observed, policy: DeletionPolicy) -> Option<CleanupStep> {
             ),
         });
     }
+    let foreign = |id: &str, field: &str| CleanupStep::Foreign {
+        message: format!(
+            "{}; or annotate this resource with dfns.io/skip-cleanup=\"true\" to release it without touching Dfns",
+            foreign_message(id, field)
+        ),
+    };
     if let Some(retiring) = &o.status.retiring {
+        if !o.seals.retiring {
+            return Some(foreign(&retiring.id, "status.retiring.id"));
+        }
         return Some(CleanupStep::RetirePrevious {
             id: retiring.id.clone(),
         });
+    }
+    if let (Some(id), DfnsView::Recorded(Some(object))) = (o.recorded_id(), &o.dfns)
+        && !proven_ours(o, object)
+    {
+        return Some(foreign(id, "the recorded id"));
     }
     let unproven = unproven_candidates(o);
     if !unproven.is_empty() {
@@ -127,9 +160,9 @@ fn dfns_cleanup(o: &Observed, policy: DeletionPolicy) -> Option<CleanupStep> {
     let ours = match &o.dfns {
         DfnsView::Recorded(Some(object)) => Some(object),
         // An unfinished create whose token the Secret already holds is ours all the same.
-        DfnsView::Candidates(candidates) => candidates
-            .iter()
-            .find(|c| !c.archived && o.secret_holds_token_of(&c.credential_id)),
+        DfnsView::Candidates(candidates) => candidates.iter().find(|c| {
+            !c.archived && o.secret_holds_token_of(&c.credential_id) && proven_ours(o, c)
+        }),
         DfnsView::Recorded(None) | DfnsView::NotAsked => None,
     }?;
     match policy {

@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::api::{ConditionReason, CredentialStatus, PendingCreate, RetiringCredential};
-use crate::controller::credential::observed::{ApprovalView, Desired, DfnsObject, SecretMaterial};
+use crate::controller::credential::observed::{
+    ApprovalView, Desired, DfnsObject, Seals, SecretMaterial,
+};
 
 fn ready(policy: DeletionPolicy) -> Observed {
     let status = CredentialStatus {
@@ -29,6 +31,12 @@ fn ready(policy: DeletionPolicy) -> Observed {
         dfns: DfnsView::Recorded(Some(active_object())),
         approval: ApprovalView::NotAsked,
         guard: Guard::Allowed,
+        // What this operator recorded carries its seal; tests of unsealed ids clear these.
+        seals: Seals {
+            recorded: true,
+            retiring: true,
+            pending_key: true,
+        },
     }
 }
 
@@ -88,6 +96,7 @@ fn an_unfinished_create_is_retired_on_delete_even_with_retain() {
         started_at: jiff::Timestamp::UNIX_EPOCH.into(),
         public_key_sha256: "k2".into(),
         preexisting: vec![],
+        seal: None,
     });
     o.secret = SecretState::Owned(SecretMaterial {
         key_fingerprint: Some("k2".into()),
@@ -122,6 +131,7 @@ fn a_lost_credential_waiting_for_retirement_is_deactivated_on_delete() {
     o.status.retiring = Some(RetiringCredential {
         id: "us-0".into(),
         public_key_sha256: None,
+        seal: None,
     });
     assert_eq!(
         next_cleanup_step(&o, false),

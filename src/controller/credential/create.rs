@@ -17,6 +17,7 @@ use super::steps::creating;
 use crate::api::PendingCreate;
 use crate::controller::crash_point::{self, CrashPoint};
 use crate::controller::error::Error;
+use crate::controller::seal::Sealed;
 use crate::controller::secret_layout::{self, SecretLayout};
 use dfns_client::keys::{PrivateKey, generate_p256};
 use dfns_client::{Identity, NewIdentity, SecretString, decode_claims};
@@ -37,6 +38,7 @@ impl<K: CredentialResource> Run<'_, K> {
         let mut status = self.facts.status.clone();
         status.pending_create = Some(PendingCreate {
             started_at: jiff::Timestamp::now().into(),
+            seal: Some(self.facts.seal(Sealed::PendingKey, &key_fingerprint)),
             public_key_sha256: key_fingerprint,
             preexisting: super::plan::unproven_ids(&self.facts.view()),
         });
@@ -118,6 +120,7 @@ impl<K: CredentialResource> Run<'_, K> {
         let facts = &self.facts;
         let mut status = facts.status.clone();
         record_ids(&mut status, &identity);
+        status.seal = Some(facts.seal(Sealed::Recorded, &identity.id));
         status.expires_at = token
             .and_then(|t| decode_claims(t.expose()).ok())
             .and_then(|c| c.expires_at)

@@ -5,17 +5,21 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::EventType;
 
-use super::observed::{ApprovalView, Desired, DfnsObject, DfnsView, Guard, Observed};
+use super::observed::{ApprovalView, Desired, DfnsObject, DfnsView, Guard, Observed, Seals};
 use crate::api::CredentialStatus;
 use crate::controller::conditions::Verdict;
 use crate::controller::secret_layout;
-use dfns_client::Identity;
+use std::sync::Arc;
+
+use crate::controller::seal::{Sealed, Sealer};
 use dfns_client::types::permission::{ApprovalStatus, PolicyApproval};
+use dfns_client::{Identity, IdentityKind};
 
 /// The raw facts: the resource's status, its Secret and what Dfns holds. No `Debug`: the Secret
 /// holds a token and a private key, and nothing here may ever be logged whole.
 #[derive(Clone)]
 pub struct Facts {
+    pub kind: IdentityKind,
     pub generation: i64,
     pub uid: String,
     pub desired: Desired,
@@ -27,6 +31,8 @@ pub struct Facts {
     pub dfns: DfnsFacts,
     /// The approval of the write in `status.pendingApproval`, where it was looked at.
     pub approval: Option<PolicyApproval>,
+    /// Checks the seals of the ids in `status`.
+    pub sealer: Arc<Sealer>,
 }
 
 /// What Dfns holds for this resource.
@@ -151,7 +157,39 @@ impl Facts {
                 .as_ref()
                 .map_or(ApprovalView::NotAsked, approval_view),
             guard: self.guard.clone(),
+            seals: self.seals(),
         }
+    }
+
+    /// Which ids in status this operator sealed for this resource.
+    fn seals(&self) -> Seals {
+        let status = &self.status;
+        let check = |what, value: Option<&str>, seal: Option<&str>| {
+            value.is_some_and(|v| self.sealer.verify(what, self.kind, &self.uid, v, seal))
+        };
+        Seals {
+            recorded: check(
+                Sealed::Recorded,
+                status.recorded_id(),
+                status.seal.as_deref(),
+            ),
+            retiring: status
+                .retiring
+                .as_ref()
+                .is_some_and(|r| check(Sealed::Retiring, Some(r.id.as_str()), r.seal.as_deref())),
+            pending_key: status.pending_create.as_ref().is_some_and(|p| {
+                check(
+                    Sealed::PendingKey,
+                    Some(p.public_key_sha256.as_str()),
+                    p.seal.as_deref(),
+                )
+            }),
+        }
+    }
+
+    /// This operator's seal of `value` for this resource.
+    pub fn seal(&self, what: Sealed, value: &str) -> String {
+        self.sealer.seal(what, self.kind, &self.uid, value)
     }
 
     /// The Secret, if this resource owns it.

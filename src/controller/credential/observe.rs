@@ -144,6 +144,7 @@ pub async fn observe<K: CredentialResource>(
 
     Ok(Observation {
         facts: Facts {
+            kind: K::DFNS_KIND,
             generation,
             uid,
             desired,
@@ -152,6 +153,7 @@ pub async fn observe<K: CredentialResource>(
             secret,
             dfns,
             approval,
+            sealer: ctx.sealer.clone(),
         },
         connection,
         handle,

@@ -119,6 +119,19 @@ pub struct Observed {
     pub dfns: DfnsView,
     pub approval: ApprovalView,
     pub guard: Guard,
+    pub seals: Seals,
+}
+
+/// Which ids in status carry this operator's seal for this resource (`controller/seal.rs`):
+/// status is writable by others, so an unsealed id proves nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Seals {
+    /// The recorded id (`serviceAccountId` / `tokenId`).
+    pub recorded: bool,
+    /// `retiring.id`.
+    pub retiring: bool,
+    /// `pendingCreate.publicKeySha256`.
+    pub pending_key: bool,
 }
 
 impl Observed {

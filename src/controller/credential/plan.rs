@@ -35,10 +35,15 @@ pub enum Step {
     /// An interrupted create left an active credential whose token nobody holds: deactivate and
     /// archive it (then a fresh key is generated and the create is repeated).
     RetireOrphan(DfnsObject),
-    /// The recorded credential is gone or unusable: remember it for retirement and mint anew.
+    /// The recorded credential is gone or unusable: mint anew, remembering it for retirement
+    /// when `retire` (it is proven this resource's and may still be active).
     LoseCredential {
         message: String,
+        retire: bool,
     },
+    /// The recorded id is proven this resource's by its key: seal it in status, so that it stays
+    /// provable should the Secret lose the key.
+    SealRecorded,
     /// The replacement of a lost credential is in place: deactivate the old one.
     RetirePrevious {
         id: String,
@@ -109,6 +114,20 @@ pub fn held_operation(
     })
 }
 
+/// The Dfns identity a step writes to, other than by creating one.
+pub fn written_id(step: &Step, recorded_id: Option<&str>) -> Option<String> {
+    match step {
+        Step::Activate
+        | Step::Deactivate
+        | Step::Rename { .. }
+        | Step::AssignPermission { .. }
+        | Step::RevokeAssignment { .. } => recorded_id.map(str::to_owned),
+        Step::RetireOrphan(object) => Some(object.id.clone()),
+        Step::RetirePrevious { id } => Some(id.clone()),
+        _ => None,
+    }
+}
+
 /// What to do next for a resource that is not being deleted.
 pub fn next_step(o: &Observed) -> Step {
     match &o.guard {
@@ -139,6 +158,9 @@ pub fn next_step(o: &Observed) -> Step {
         SecretState::Missing => None,
         SecretState::Owned(material) => Some(material),
     };
+    if let Some(step) = ownership_step(o) {
+        return step;
+    }
     if let Some(pending) = &o.status.pending_approval {
         return approval_step(o, pending);
     }
@@ -153,15 +175,19 @@ pub fn next_step(o: &Observed) -> Step {
         DfnsView::Recorded(_) => {
             return Step::LoseCredential {
                 message: format!("{recorded_id} is archived or missing in Dfns"),
+                // Nothing to retire; an unsealed id is not carried on as this resource's.
+                retire: o.seals.recorded,
             };
         }
         // Not looked up (the reconciler always looks for a recorded id); nothing to judge.
         DfnsView::NotAsked | DfnsView::Candidates(_) => return Step::UpToDate,
     };
     match material {
+        // `ownership_step` let only a proven identity through this far.
         None => {
             return Step::LoseCredential {
                 message: format!("Secret {} was deleted", o.desired.secret_name),
+                retire: true,
             };
         }
         Some(m) if m.key_fingerprint.is_none() || !m.holds_token_of(&object.credential_id) => {
@@ -170,6 +196,7 @@ pub fn next_step(o: &Observed) -> Step {
                     "Secret {} no longer holds the key material of {recorded_id}",
                     o.desired.secret_name
                 ),
+                retire: true,
             };
         }
         Some(_) => {}
@@ -296,7 +323,7 @@ fn create_path(o: &Observed) -> Step {
         }
         if let Some(created) = candidates
             .iter()
-            .find(|c| !c.archived && o.secret_holds_token_of(&c.credential_id))
+            .find(|c| !c.archived && o.secret_holds_token_of(&c.credential_id) && proven_ours(o, c))
         {
             return Step::Adopt(created.clone());
         }
@@ -375,12 +402,11 @@ fn in_doubt(o: &Observed) -> impl Iterator<Item = &DfnsObject> {
         .as_ref()
         .map(|p| p.preexisting.as_slice())
         .unwrap_or_default();
-    candidates.iter().filter(move |c| {
-        !c.archived
-            && unproven(c)
-            && !preexisting.contains(&c.id)
-            && !o.secret_holds_token_of(&c.credential_id)
-    })
+    // A token in the Secret naming its credential id proves nothing: the Secret is writable by
+    // the tenant, who can copy another identity's credential id into it.
+    candidates
+        .iter()
+        .filter(move |c| !c.archived && unproven(c) && !preexisting.contains(&c.id))
 }
 
 pub(super) fn unproven_message(unproven: &[&DfnsObject]) -> String {
@@ -405,23 +431,72 @@ fn unproven(c: &DfnsObject) -> bool {
     c.key_fingerprint.is_none() && c.external_id.is_none()
 }
 
-/// Whether Dfns' answer proves an identity came from this resource's create: it carries the
-/// resource's uid as `externalId` (where Dfns returns it), or the key the resource's Secret
-/// registered. Dfns' documented responses carry no `externalId`, so the key is what counts.
-fn proven_ours(o: &Observed, c: &DfnsObject) -> bool {
-    let pending_key = o
-        .status
-        .pending_create
-        .as_ref()
-        .map(|p| p.public_key_sha256.as_str());
+/// Whether an identity is provably this resource's (docs/architecture.md, "Ownership"): its key
+/// is the one whose private half is in the resource's own Secret, or it carries what only this
+/// operator writes for this resource — the resource's uid as `externalId` (where Dfns returns
+/// it), or an id or key fingerprint that the operator sealed in status. Status alone proves
+/// nothing: whoever may patch `/status` can write any id or fingerprint there.
+pub(super) fn proven_ours(o: &Observed, c: &DfnsObject) -> bool {
     let secret_key = match &o.secret {
         SecretState::Owned(m) => m.key_fingerprint.as_deref(),
         _ => None,
     };
-    c.external_id.as_deref() == Some(o.uid.as_str())
-        || c.key_fingerprint
-            .as_deref()
-            .is_some_and(|k| Some(k) == pending_key || Some(k) == secret_key)
+    let sealed_pending_key = o
+        .status
+        .pending_create
+        .as_ref()
+        .filter(|_| o.seals.pending_key)
+        .map(|p| p.public_key_sha256.as_str());
+    let key_is_ours = c
+        .key_fingerprint
+        .as_deref()
+        .is_some_and(|k| Some(k) == secret_key || Some(k) == sealed_pending_key);
+    let sealed_id = (o.seals.recorded && o.recorded_id() == Some(c.id.as_str()))
+        || (o.seals.retiring && o.status.retiring.as_ref().is_some_and(|r| r.id == c.id));
+    c.external_id.as_deref() == Some(o.uid.as_str()) || key_is_ours || sealed_id
+}
+
+/// Ids in status are acted on only once proven this resource's; one that cannot be proven is
+/// reported with what a person can do, and nothing is sent to Dfns for it.
+fn ownership_step(o: &Observed) -> Option<Step> {
+    if let Some(retiring) = &o.status.retiring
+        && !o.seals.retiring
+    {
+        return Some(foreign_credential(&retiring.id, "status.retiring.id"));
+    }
+    let id = o.recorded_id()?;
+    match &o.dfns {
+        DfnsView::Recorded(Some(object)) if !proven_ours(o, object) => {
+            Some(foreign_credential(id, recorded_field(o)))
+        }
+        DfnsView::Recorded(Some(_)) if !o.seals.recorded => Some(Step::SealRecorded),
+        _ => None,
+    }
+}
+
+fn recorded_field(o: &Observed) -> &'static str {
+    if o.status.service_account_id.is_some() {
+        "status.serviceAccountId"
+    } else {
+        "status.tokenId"
+    }
+}
+
+pub(super) fn foreign_credential(id: &str, field: &str) -> Step {
+    Step::Stall {
+        reason: ConditionReason::ForeignCredential,
+        message: foreign_message(id, field),
+    }
+}
+
+pub(super) fn foreign_message(id: &str, field: &str) -> String {
+    format!(
+        "{field} names {id}, which cannot be proven to be this resource's: Dfns shows no key that \
+         is in this resource's Secret, and the id carries no seal of this operator. Nothing is \
+         done to {id}. If status was edited, remove the field (kubectl patch --subresource=status); \
+         if {id} is this resource's and its Secret is gone, deactivate it in Dfns yourself, then \
+         remove the field"
+    )
 }
 
 /// `spec.active` against Dfns, without undoing a deactivation someone made in Dfns.

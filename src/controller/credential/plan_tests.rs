@@ -3,10 +3,12 @@
 
 use super::*;
 use crate::api::{CredentialStatus, DeletionPolicy, PendingCreate, RetiringCredential};
-use crate::controller::credential::observed::{ApprovalView, Desired, SecretMaterial};
+use crate::controller::credential::observed::{ApprovalView, Desired, Seals, SecretMaterial};
 
 #[path = "plan_approval_tests.rs"]
 mod approvals;
+#[path = "plan_ownership_tests.rs"]
+mod ownership;
 
 const KEY_A: &str = "aaaa";
 const KEY_B: &str = "bbbb";
@@ -27,6 +29,12 @@ fn observed() -> Observed {
         dfns: DfnsView::NotAsked,
         approval: ApprovalView::NotAsked,
         guard: Guard::Allowed,
+        // What this operator recorded carries its seal; tests of unsealed ids clear these.
+        seals: Seals {
+            recorded: true,
+            retiring: true,
+            pending_key: true,
+        },
     }
 }
 
@@ -51,6 +59,7 @@ fn pending(fp: &str) -> Option<PendingCreate> {
         started_at: jiff::Timestamp::UNIX_EPOCH.into(),
         public_key_sha256: fp.into(),
         preexisting: vec![],
+        seal: None,
     })
 }
 
@@ -317,6 +326,7 @@ fn a_lost_credential_is_replaced_with_a_new_key_then_retired() {
     o.status.retiring = Some(RetiringCredential {
         id: "us-1".into(),
         public_key_sha256: Some(KEY_A.into()),
+        seal: None,
     });
     o.secret = key_only(KEY_A);
     assert_eq!(
@@ -341,6 +351,7 @@ fn a_lost_credential_is_replaced_with_a_new_key_then_retired() {
     o.status.retiring = Some(RetiringCredential {
         id: "us-0".into(),
         public_key_sha256: Some(KEY_A.into()),
+        seal: None,
     });
     assert_eq!(next_step(&o), Step::RetirePrevious { id: "us-0".into() });
 }
@@ -440,13 +451,18 @@ fn an_interrupted_create_whose_result_dfns_shows_without_a_key_is_reported_not_r
 }
 
 #[test]
-fn a_keyless_identity_whose_token_the_secret_holds_is_adopted() {
+fn a_keyless_identity_is_not_adopted_on_a_credential_id_the_secret_names() {
+    // The Secret is the tenant's to edit: naming another identity's credential id in it must not
+    // make that identity this resource's. Without a key to compare, it is reported.
     let mut o = observed();
     o.secret = full_secret(KEY_A, "cr-1");
     o.status.pending_create = pending(KEY_A);
-    let created = keyless("us-1", "cr-1");
-    o.dfns = DfnsView::Candidates(vec![created.clone()]);
-    assert_eq!(next_step(&o), Step::Adopt(created));
+    o.dfns = DfnsView::Candidates(vec![keyless("us-1", "cr-1")]);
+    let step = next_step(&o);
+    assert!(
+        matches!(&step, Step::Stall { reason: ConditionReason::OrphanNotProven, message } if message.contains("us-1")),
+        "{step:?}"
+    );
 }
 
 #[test]
@@ -479,6 +495,7 @@ fn identities_reported_before_an_attempt_began_are_not_taken_for_its_result() {
         started_at: jiff::Timestamp::UNIX_EPOCH.into(),
         public_key_sha256: KEY_B.into(),
         preexisting: vec!["us-1".into()],
+        seal: None,
     });
     let mut deactivated = keyless("us-1", "cr-1");
     deactivated.active = false;

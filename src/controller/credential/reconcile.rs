@@ -14,7 +14,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::facts::{Change, Effect, Facts, Then};
 use super::observe::{Observation, observe};
-use super::plan::{Step, held_operation, next_step};
+use super::plan::{Step, held_operation, next_step, written_id};
 use super::resource::CredentialResource;
 use crate::api::{ConditionReason, CredentialStatus};
 use crate::controller::conditions::Verdict;
@@ -209,6 +209,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                 continue;
             }
             let operation = held_operation(&step, K::DFNS_KIND, self.facts.status.recorded_id());
+            let written = written_id(&step, self.facts.status.recorded_id());
             let effect = match self.perform(step).await {
                 Ok(effect) => effect,
                 // A 202: Dfns holds the write for an approver; never send it again while pending.
@@ -221,7 +222,11 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                         approval.map(str::to_owned),
                     )
                 }
-                Err(error) => return Err(error),
+                Err(error) => {
+                    self.forget_if_outcome_unknown(written.as_deref(), &error)
+                        .await;
+                    return Err(error);
+                }
             };
             if let Some(verdict) = self.take(effect).await? {
                 return Ok(verdict);
@@ -273,6 +278,21 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                     .await
             }
             _ => {}
+        }
+    }
+
+    /// A write whose answer never came may have been done: the shared listing's copy of that
+    /// identity is dropped, so the next reconcile reads it from Dfns instead of repeating the
+    /// write against a stale copy (and meeting a 409 for a change that did happen).
+    pub(super) async fn forget_if_outcome_unknown(&self, written: Option<&str>, error: &Error) {
+        let (Some(id), Some(handle)) = (written, &self.handle) else {
+            return;
+        };
+        if error.outcome_unknown() {
+            self.ctx
+                .inventory
+                .forget(&handle.key, K::DFNS_KIND, id)
+                .await;
         }
     }
 

@@ -70,6 +70,7 @@ pub fn record_ids(status: &mut CredentialStatus, credential: &Identity) {
 
 /// Clears every id of the recorded credential.
 pub fn clear_ids(status: &mut CredentialStatus) {
+    status.seal = None;
     status.service_account_id = None;
     status.token_id = None;
     status.credential_id = None;

@@ -14,6 +14,7 @@ use crate::controller::conditions::Verdict;
 use crate::controller::crash_point::{self, CrashPoint};
 use crate::controller::dfns_clients::ConnectionHandle;
 use crate::controller::error::{Error, ignore_not_found};
+use crate::controller::seal::Sealed;
 use dfns_client::Identity;
 use dfns_client::types::PermissionAssignmentRef;
 
@@ -22,10 +23,7 @@ impl<K: CredentialResource> Run<'_, K> {
     pub(super) async fn perform(&self, step: Step) -> Result<Effect, Error> {
         match step {
             Step::Wait { reason, message } => Ok(self.wait(reason, message)),
-            Step::Stall { reason, message } => Ok(Effect::then(Then::Finish(Verdict::Stalled {
-                reason,
-                message,
-            }))),
+            Step::Stall { reason, message } => Ok(stall(reason, message)),
             Step::UpToDate => Ok(Effect::then(Then::Finish(self.steady_verdict()))),
             Step::AwaitApproval { message } => {
                 Ok(Effect::then(Then::Finish(Verdict::Progressing {
@@ -45,7 +43,8 @@ impl<K: CredentialResource> Run<'_, K> {
             Step::Create => self.create().await,
             Step::Adopt(object) => self.adopt(&object.id).await,
             Step::RetireOrphan(object) => self.retire_orphan(&object.id).await,
-            Step::LoseCredential { message } => self.lose_credential(message).await,
+            Step::LoseCredential { message, retire } => Ok(self.lose_credential(message, retire)),
+            Step::SealRecorded => Ok(self.seal_recorded()),
             Step::RetirePrevious { id } => self.retire_previous(&id).await,
             Step::Activate => self.set_active(true).await,
             Step::Deactivate => self.set_active(false).await,
@@ -145,24 +144,36 @@ impl<K: CredentialResource> Run<'_, K> {
         ))
     }
 
-    /// The recorded identity is gone or unusable: remember it for retirement, then mint anew.
-    async fn lose_credential(&self, message: String) -> Result<Effect, Error> {
+    /// The recorded identity is gone or unusable: remember it for retirement (sealed, so it stays
+    /// provable without its key), then mint anew.
+    fn lose_credential(&self, message: String, retire: bool) -> Effect {
         let mut status = self.facts.status.clone();
-        status.retiring = Some(RetiringCredential {
-            id: self.recorded_id(),
-            public_key_sha256: status.public_key_sha256.clone(),
-        });
+        if retire {
+            let id = self.recorded_id();
+            status.retiring = Some(RetiringCredential {
+                seal: Some(self.facts.seal(Sealed::Retiring, &id)),
+                id,
+                public_key_sha256: status.public_key_sha256.clone(),
+            });
+        }
         clear_ids(&mut status);
         status.pending_create = None;
         let note = format!("{message}; minting a new credential");
-        Ok(Effect::saved(
+        Effect::saved(
             vec![Change::Status(status), Change::Unknown],
             Verdict::Progressing {
                 reason: ConditionReason::CredentialLost,
                 message,
             },
         )
-        .with_event(EventType::Warning, "CredentialLost", note))
+        .with_event(EventType::Warning, "CredentialLost", note)
+    }
+
+    /// The recorded id, proven by the key in the Secret, gets this operator's seal.
+    fn seal_recorded(&self) -> Effect {
+        let mut status = self.facts.status.clone();
+        status.seal = Some(self.facts.seal(Sealed::Recorded, &self.recorded_id()));
+        Effect::changed(vec![Change::Status(status)])
     }
 
     async fn retire_previous(&self, id: &str) -> Result<Effect, Error> {
@@ -391,6 +402,21 @@ impl<K: CredentialResource> Run<'_, K> {
         };
         edit(&mut identity);
         vec![Change::Recorded(Some(identity))]
+    }
+}
+
+/// Something only a person can fix. An id that cannot be proven is also told as a Warning Event,
+/// so that whoever watches Events sees which id was refused.
+fn stall(reason: ConditionReason, message: String) -> Effect {
+    let effect = Effect::then(Then::Finish(Verdict::Stalled {
+        reason,
+        message: message.clone(),
+    }));
+    match reason {
+        ConditionReason::ForeignCredential => {
+            effect.with_event(EventType::Warning, "ForeignCredential", message)
+        }
+        _ => effect,
     }
 }
 
