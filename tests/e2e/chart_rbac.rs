@@ -38,7 +38,8 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
     .flat_map(|kind| of_kind(&docs, kind))
     .cloned()
     .collect();
-    assert_eq!(rbac.len(), 5, "the chart renders one of each RBAC object");
+    // Two Roles (the Lease; the seal key in the release namespace), one of each other kind.
+    assert_eq!(rbac.len(), 7, "the chart renders these RBAC objects");
     // The cluster-scoped ones carry the test's labels, so the namespace's clean-up removes them
     // also when the test fails.
     for doc in &mut rbac {
@@ -108,9 +109,22 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
         ..RunOptions::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // The seal key Secret the chart's Deployment names (its Role grants get on that name only).
+    let seal_key_secret = of_kind(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+        [0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|a| a.as_str()?.strip_prefix("--seal-key-secret="))
+        .expect("the Deployment names its seal key Secret")
+        .to_owned();
+    let config = dfns_operator::controller::ControllerConfig {
+        seal_key_secret,
+        ..setup.config()
+    };
     let operator = tokio::spawn(dfns_operator::controller::run_with(
         client,
-        setup.config(),
+        config,
         options,
         async move {
             let _ = stopped.await;
