@@ -6,9 +6,7 @@
 
 use std::time::Duration;
 
-use dfns_operator::api::{
-    ClusterDfnsConnection, DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount,
-};
+use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
 use dfns_operator::controller::RunOptions;
 use dfns_operator::controller::leader::LeaseConfig;
 use dfns_operator::telemetry::Metrics;
@@ -16,7 +14,7 @@ use dfns_test_support::chart::{documents, helm_template, kubectl, of_kind, to_ya
 use dfns_test_support::operator::{Setup, WAIT};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +65,6 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
     let lease_name = "dfns-operator"; // the chart's operator.leaderElection.leaseName
 
     // Connections, created by an administrator as a platform team would.
-    let b = setup.emulator.bootstrap();
     let role = setup
         .create_role("rbac-role", &["Auth:ServiceAccounts:Read"])
         .await;
@@ -76,27 +73,16 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
         .await;
     let cluster_connection = format!("rbac-{ns}");
     setup.create_admin_login_secret("cluster-login").await;
-    let cluster_spec = json!({
-        "apiVersion": "dfns.io/v1alpha1",
-        "kind": "ClusterDfnsConnection",
-        "metadata": { "name": cluster_connection, "labels": setup.cluster_labels() },
-        "spec": {
-            "apiUrl": setup.emulator.api_url(),
-            "allowInsecureHttp": true,
-            "orgId": b.org_id,
-            "auth": { "userLogin": { "username": b.admin.username, "secretRef": { "name": "cluster-login" } } },
-            "allowUnscopedTokens": true,
-            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } },
-        },
-    });
-    Api::<ClusterDfnsConnection>::all(setup.kube.clone())
-        .patch(
+    setup
+        .admin_cluster_connection(
             &cluster_connection,
-            &PatchParams::apply("e2e-test").force(),
-            &Patch::Apply(&cluster_spec),
+            "cluster-login",
+            json!({
+                "allowUnscopedTokens": true,
+                "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } },
+            }),
         )
-        .await
-        .expect("apply ClusterDfnsConnection");
+        .await;
 
     // The operator as the chart's ServiceAccount, with leader election on the chart's Lease,
     // serving only this test's cluster connection (setup.config()).

@@ -15,27 +15,9 @@ const ALLOWED: &str = "e2e.dfns.io/credentials";
 
 /// Applies cluster connection `name` (the test's labels, the admin's login Secret) with `extra`.
 async fn apply_cluster_connection(setup: &Setup, name: &str, extra: Value) {
-    let b = setup.emulator.bootstrap();
-    let mut spec = json!({
-        "apiUrl": setup.emulator.api_url(), "allowInsecureHttp": true, "orgId": b.org_id,
-        "auth": { "userLogin": { "username": b.admin.username, "secretRef": { "name": "cluster-login" } } },
-    });
-    if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra) {
-        spec.extend(extra);
-    }
-    let body = json!({
-        "apiVersion": "dfns.io/v1alpha1", "kind": "ClusterDfnsConnection",
-        "metadata": { "name": name, "labels": setup.cluster_labels() },
-        "spec": spec,
-    });
-    Api::<ClusterDfnsConnection>::all(setup.kube.clone())
-        .patch(
-            name,
-            &PatchParams::apply("e2e-test").force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .expect("apply ClusterDfnsConnection");
+    setup
+        .admin_cluster_connection(name, "cluster-login", extra)
+        .await;
 }
 
 async fn label_namespace(setup: &Setup, value: &str) {

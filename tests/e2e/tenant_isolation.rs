@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use dfns_operator::api::{ClusterDfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
+use dfns_operator::api::{DfnsPersonalAccessToken, DfnsServiceAccount};
 use dfns_operator::controller::credential::CredentialResource;
 use dfns_test_support::TestNamespace;
 use dfns_test_support::operator::{Setup, WAIT};
@@ -136,24 +136,13 @@ async fn two_tenants<K: CredentialResource>(prefix: &str) -> Tenants {
     let mut setup = Setup::new(prefix).await;
     setup.create_admin_login_secret("shared-login").await;
     let connection = format!("shared-{}", setup.namespace());
-    let boot = setup.emulator.bootstrap();
-    let body = json!({
-        "apiVersion": "dfns.io/v1alpha1", "kind": "ClusterDfnsConnection",
-        "metadata": { "name": connection, "labels": setup.cluster_labels() },
-        "spec": {
-            "apiUrl": setup.emulator.api_url(), "allowInsecureHttp": true, "orgId": boot.org_id,
-            "allowUnscopedTokens": true,
-            "auth": { "userLogin": { "username": boot.admin.username, "secretRef": { "name": "shared-login" } } },
-        },
-    });
-    Api::<ClusterDfnsConnection>::all(setup.kube.clone())
-        .patch(
+    setup
+        .admin_cluster_connection(
             &connection,
-            &PatchParams::apply("e2e-tenant").force(),
-            &Patch::Apply(&body),
+            "shared-login",
+            json!({ "allowUnscopedTokens": true }),
         )
-        .await
-        .expect("apply the ClusterDfnsConnection");
+        .await;
     let b = TestNamespace::new(setup.cp, &format!("{prefix}-b")).await;
     setup.start_operator();
     let b_operator = setup.spawn_operator(dfns_operator::controller::ControllerConfig {

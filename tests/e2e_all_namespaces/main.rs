@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use dfns_operator::api::{ClusterDfnsConnection, DfnsServiceAccount};
+use dfns_operator::api::DfnsServiceAccount;
 use dfns_test_support::TestNamespace;
 use dfns_test_support::operator::{Setup, WAIT, secret_text};
 use k8s_openapi::api::core::v1::Secret;
@@ -44,27 +44,16 @@ async fn an_operator_watching_all_namespaces_serves_resources_in_each() {
     // The first namespace has its own connection; both may use the cluster connection.
     setup.admin_connection("main", json!({})).await;
     setup.create_admin_login_secret("cluster-login").await;
-    let b = setup.emulator.bootstrap();
     let cluster = format!("all-{first}");
-    let body = json!({
-        "apiVersion": "dfns.io/v1alpha1", "kind": "ClusterDfnsConnection",
-        "metadata": { "name": cluster, "labels": setup.cluster_labels() },
-        "spec": {
-            "apiUrl": setup.emulator.api_url(), "allowInsecureHttp": true, "orgId": b.org_id,
-            "auth": { "userLogin": { "username": b.admin.username, "secretRef": { "name": "cluster-login" } } },
-            "namespaceSelector": { "matchExpressions": [
-                { "key": "kubernetes.io/metadata.name", "operator": "In", "values": [first, second] },
-            ] },
-        },
-    });
-    Api::<ClusterDfnsConnection>::all(setup.kube.clone())
-        .patch(
+    setup
+        .admin_cluster_connection(
             &cluster,
-            &PatchParams::apply("e2e-test").force(),
-            &Patch::Apply(&body),
+            "cluster-login",
+            json!({ "namespaceSelector": { "matchExpressions": [
+                { "key": "kubernetes.io/metadata.name", "operator": "In", "values": [first, second] },
+            ] } }),
         )
-        .await
-        .expect("apply ClusterDfnsConnection");
+        .await;
 
     let mut config = setup.config();
     config.watch_namespace = None;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use dfns_client::keys::{GeneratedKeyPair, generate_p256};
 use dfns_client::{ClientConfig, DfnsClient};
 use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};
-use dfns_operator::api::{CredentialStatus, DfnsConnection};
+use dfns_operator::api::{ClusterDfnsConnection, CredentialStatus, DfnsConnection};
 use dfns_operator::controller::run::RunError;
 use dfns_operator::controller::{ControllerConfig, RunOptions};
 use dfns_operator::telemetry::{KubeWriteCounterLayer, Metrics};
@@ -242,6 +242,39 @@ impl Setup {
         });
         merge(&mut spec, spec_extra);
         self.apply::<DfnsConnection>(name, spec).await
+    }
+
+    /// Applies the `ClusterDfnsConnection` `name` as the bootstrap admin, logging in with the
+    /// Secret `login_secret` in this namespace (the test's operator namespace), with `spec_extra`
+    /// merged into its spec. It carries [`Setup::cluster_labels`], so only this test's operators
+    /// serve it and it goes with the test's namespace.
+    pub async fn admin_cluster_connection(
+        &self,
+        name: &str,
+        login_secret: &str,
+        spec_extra: serde_json::Value,
+    ) -> ClusterDfnsConnection {
+        let boot = self.emulator.bootstrap();
+        let mut spec = json!({
+            "apiUrl": self.emulator.api_url(),
+            "allowInsecureHttp": true,
+            "orgId": boot.org_id,
+            "auth": { "userLogin": { "username": boot.admin.username, "secretRef": { "name": login_secret } } },
+        });
+        merge(&mut spec, spec_extra);
+        let body = json!({
+            "apiVersion": "dfns.io/v1alpha1", "kind": "ClusterDfnsConnection",
+            "metadata": { "name": name, "labels": self.cluster_labels() },
+            "spec": spec,
+        });
+        Api::<ClusterDfnsConnection>::all(self.kube.clone())
+            .patch(
+                name,
+                &PatchParams::apply("e2e-test").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .expect("apply ClusterDfnsConnection")
     }
 
     /// A Secret with the bootstrap admin's credential id and login key, as a connection's

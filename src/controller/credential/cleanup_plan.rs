@@ -3,7 +3,8 @@
 
 use super::observed::{ApprovalView, DfnsView, Guard, Observed, SecretState};
 use super::plan::{
-    find_orphan, foreign_message, proven_ours, reason_suffix, unproven_candidates, unproven_message,
+    find_orphan, foreign_id, foreign_message, proven_ours, reason_suffix, unproven_candidates,
+    unproven_message,
 };
 use crate::api::DeletionPolicy;
 
@@ -124,24 +125,18 @@ fn dfns_cleanup(o: &Observed, policy: DeletionPolicy) -> Option<CleanupStep> {
             ),
         });
     }
-    let foreign = |id: &str, field: &str| CleanupStep::Foreign {
-        message: format!(
-            "{}; or annotate this resource with dfns.io/skip-cleanup=\"true\" to release it without touching Dfns",
-            foreign_message(id, field)
-        ),
-    };
+    if let Some((id, field)) = foreign_id(o) {
+        return Some(CleanupStep::Foreign {
+            message: format!(
+                "{}; or annotate this resource with dfns.io/skip-cleanup=\"true\" to release it without touching Dfns",
+                foreign_message(id, field)
+            ),
+        });
+    }
     if let Some(retiring) = &o.status.retiring {
-        if !o.seals.retiring {
-            return Some(foreign(&retiring.id, "status.retiring.id"));
-        }
         return Some(CleanupStep::RetirePrevious {
             id: retiring.id.clone(),
         });
-    }
-    if let (Some(id), DfnsView::Recorded(Some(object))) = (o.recorded_id(), &o.dfns)
-        && !proven_ours(o, object)
-    {
-        return Some(foreign(id, "the recorded id"));
     }
     let unproven = unproven_candidates(o);
     if !unproven.is_empty() {

@@ -2,16 +2,16 @@
 //! what they changed as [`Change`]s that one function applies, and the planner's view is derived
 //! from it each time it is asked.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::EventType;
 
 use super::observed::{ApprovalView, Desired, DfnsObject, DfnsView, Guard, Observed, Seals};
 use crate::api::CredentialStatus;
 use crate::controller::conditions::Verdict;
-use crate::controller::secret_layout;
-use std::sync::Arc;
-
 use crate::controller::seal::{Sealed, Sealer};
+use crate::controller::secret_layout;
 use dfns_client::types::permission::{ApprovalStatus, PolicyApproval};
 use dfns_client::{Identity, IdentityKind};
 

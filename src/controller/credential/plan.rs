@@ -459,17 +459,28 @@ pub(super) fn proven_ours(o: &Observed, c: &DfnsObject) -> bool {
 /// Ids in status are acted on only once proven this resource's; one that cannot be proven is
 /// reported with what a person can do, and nothing is sent to Dfns for it.
 fn ownership_step(o: &Observed) -> Option<Step> {
+    if let Some((id, field)) = foreign_id(o) {
+        return Some(foreign_credential(id, field));
+    }
+    match &o.dfns {
+        DfnsView::Recorded(Some(_)) if !o.seals.recorded => Some(Step::SealRecorded),
+        _ => None,
+    }
+}
+
+/// An id in status naming an identity not proven this resource's, with the field it is in:
+/// a retiring id without this operator's seal, or a recorded id Dfns shows and nothing proves.
+pub(super) fn foreign_id(o: &Observed) -> Option<(&str, &'static str)> {
     if let Some(retiring) = &o.status.retiring
         && !o.seals.retiring
     {
-        return Some(foreign_credential(&retiring.id, "status.retiring.id"));
+        return Some((&retiring.id, "status.retiring.id"));
     }
     let id = o.recorded_id()?;
     match &o.dfns {
         DfnsView::Recorded(Some(object)) if !proven_ours(o, object) => {
-            Some(foreign_credential(id, recorded_field(o)))
+            Some((id, recorded_field(o)))
         }
-        DfnsView::Recorded(Some(_)) if !o.seals.recorded => Some(Step::SealRecorded),
         _ => None,
     }
 }
@@ -482,7 +493,7 @@ fn recorded_field(o: &Observed) -> &'static str {
     }
 }
 
-pub(super) fn foreign_credential(id: &str, field: &str) -> Step {
+fn foreign_credential(id: &str, field: &str) -> Step {
     Step::Stall {
         reason: ConditionReason::ForeignCredential,
         message: foreign_message(id, field),
