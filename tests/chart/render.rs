@@ -203,3 +203,115 @@ async fn rendered_chart_applies_with_server_side_dry_run() {
         );
     }
 }
+
+/// Rules of the operator's own ClusterRole (not the tenants' aggregated ones).
+fn operator_cluster_role(docs: &[serde_json::Value]) -> &serde_json::Value {
+    let mut roles = of_kind(docs, "ClusterRole")
+        .into_iter()
+        .filter(|r| !r["metadata"]["labels"].to_string().contains("aggregate-to-"));
+    let role = roles.next().expect("the operator's ClusterRole");
+    assert!(roles.next().is_none(), "one operator ClusterRole");
+    role
+}
+
+fn grants_secrets(rules: &serde_json::Value) -> bool {
+    rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|rule| rule["resources"].as_array().unwrap().iter().any(|r| r == "secrets"))
+}
+
+#[test]
+fn watching_one_namespace_grants_secrets_in_that_namespace_only() {
+    ControlPlane::shared();
+    let all = documents(&helm_template("dfns", "dfns-system", &[]));
+    assert!(grants_secrets(&operator_cluster_role(&all)["rules"]));
+
+    let scoped = documents(&helm_template(
+        "dfns",
+        "dfns-system",
+        &["operator.watchNamespace=payments"],
+    ));
+    let cluster_role = operator_cluster_role(&scoped);
+    assert!(
+        !grants_secrets(&cluster_role["rules"]),
+        "no cluster-wide Secret access: {cluster_role}"
+    );
+    assert!(
+        !cluster_role.to_string().contains("dfnsserviceaccounts"),
+        "namespaced kinds are not granted cluster-wide: {cluster_role}"
+    );
+    let in_payments: Vec<_> = of_kind(&scoped, "Role")
+        .into_iter()
+        .filter(|r| r["metadata"]["namespace"] == "payments")
+        .collect();
+    assert_eq!(in_payments.len(), 1, "one Role in the watched namespace");
+    assert!(grants_secrets(&in_payments[0]["rules"]));
+    assert!(
+        of_kind(&scoped, "RoleBinding")
+            .iter()
+            .any(|b| b["metadata"]["namespace"] == "payments"
+                && b["roleRef"]["name"] == in_payments[0]["metadata"]["name"]),
+        "the watched namespace's Role is bound"
+    );
+    // A ClusterDfnsConnection's login Secret is read in the release namespace, with get only.
+    let release_secret_verbs: Vec<_> = of_kind(&scoped, "Role")
+        .into_iter()
+        .filter(|r| r["metadata"]["namespace"] == "dfns-system")
+        .flat_map(|r| r["rules"].as_array().unwrap().iter())
+        .filter(|rule| rule["resources"].as_array().unwrap().iter().any(|r| r == "secrets"))
+        .filter(|rule| rule["resourceNames"].is_null())
+        .flat_map(|rule| rule["verbs"].as_array().unwrap().iter().cloned())
+        .collect();
+    assert_eq!(
+        release_secret_verbs,
+        vec![serde_json::json!("create"), serde_json::json!("get")],
+        "create (the seal key) and get (connection Secrets) in the release namespace"
+    );
+}
+
+#[test]
+fn tenant_roles_aggregate_into_edit_and_view_without_status_writes() {
+    ControlPlane::shared();
+    let docs = documents(&helm_template("dfns", "dfns-system", &[]));
+    let tenant: Vec<_> = of_kind(&docs, "ClusterRole")
+        .into_iter()
+        .filter(|r| r["metadata"]["labels"].to_string().contains("aggregate-to-"))
+        .collect();
+    assert_eq!(tenant.len(), 2);
+    for role in tenant {
+        let labels = &role["metadata"]["labels"];
+        let rules = role["rules"].as_array().unwrap();
+        let writes = rules.iter().any(|rule| {
+            rule["verbs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| !["get", "list", "watch"].contains(&v.as_str().unwrap()))
+        });
+        let status_writes = rules.iter().any(|rule| {
+            rule["resources"].to_string().contains("/status")
+                && rule["verbs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| !["get", "list", "watch"].contains(&v.as_str().unwrap()))
+        });
+        assert!(!status_writes, "no tenant role writes status: {role}");
+        assert!(!role.to_string().contains("clusterdfnsconnections"), "{role}");
+        if labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true" {
+            assert_eq!(labels["rbac.authorization.k8s.io/aggregate-to-admin"], "true");
+            assert!(writes, "edit may manage the kinds");
+        } else {
+            assert_eq!(labels["rbac.authorization.k8s.io/aggregate-to-view"], "true");
+            assert!(!writes, "view only reads: {role}");
+        }
+    }
+    let off = documents(&helm_template(
+        "dfns",
+        "dfns-system",
+        &["rbac.aggregateToDefaultRoles=false"],
+    ));
+    assert_eq!(of_kind(&off, "ClusterRole").len(), 1);
+}

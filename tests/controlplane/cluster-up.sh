@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts etcd, kube-apiserver and kube-controller-manager (garbage collector + namespace controller
-# only) on free loopback ports, installs crds/*.yaml, writes $CONTROLPLANE_DIR/kubeconfig and returns
+# Starts etcd, kube-apiserver and kube-controller-manager (garbage collector, namespace controller
+# and ClusterRole aggregation only) on free loopback ports, installs crds/*.yaml, writes $CONTROLPLANE_DIR/kubeconfig and returns
 # with the processes running in the background. Running it again while the cluster is up only
 # re-applies the CRDs.
 #
@@ -163,7 +163,7 @@ start_controller_manager() {
   write_kubeconfig "$state_dir/controller-manager.kubeconfig" "$apiserver_url" controller-manager
   launch kube-controller-manager \
     --kubeconfig="$state_dir/controller-manager.kubeconfig" \
-    --controllers=garbage-collector-controller,namespace-controller \
+    --controllers=garbage-collector-controller,namespace-controller,clusterrole-aggregation-controller \
     --leader-elect=false --use-service-account-credentials=false \
     --secure-port=0 --profiling=false
 }

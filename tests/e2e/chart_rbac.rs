@@ -2,7 +2,8 @@
 //! bindings that `helm template` renders are applied to the real control plane, and the operator
 //! runs as that ServiceAccount (impersonation) through create, update and delete, with leader
 //! election, Events, a namespaced and a cluster connection. Any missing permission would show as
-//! a 403 and the resources would never get Ready.
+//! a 403 and the resources would never get Ready. Also: tenants get exactly the access the
+//! chart aggregates into the default roles.
 
 use std::time::Duration;
 
@@ -14,17 +15,32 @@ use dfns_test_support::chart::{documents, helm_template, kubectl, of_kind, to_ya
 use dfns_test_support::operator::{Setup, WAIT};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
-    let setup = Setup::new("e2e-chart-rbac").await;
+    operator_with_the_charts_rbac("e2e-chart-rbac", false).await;
+}
+
+/// With `operator.watchNamespace`, Secrets and the namespaced kinds are granted by a Role in that
+/// namespace only; the operator needs nothing cluster-wide beyond ClusterDfnsConnections,
+/// namespaces and Events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_watching_one_namespace_needs_no_cluster_wide_secret_access() {
+    operator_with_the_charts_rbac("e2e-chart-rbac-ns", true).await;
+}
+
+async fn operator_with_the_charts_rbac(prefix: &str, namespace_scoped: bool) {
+    let setup = Setup::new(prefix).await;
     let ns = setup.namespace().to_owned();
     let release = format!("r-{ns}");
 
-    // The chart's RBAC, as `helm install` would create it in the release namespace.
-    let docs = documents(&helm_template(&release, &ns, &[]));
+    // The chart's RBAC, as `helm install` would create it in the release namespace (which is also
+    // the watched namespace: the test operator watches its own namespace).
+    let watch = format!("operator.watchNamespace={ns}");
+    let values: &[&str] = if namespace_scoped { &[&watch] } else { &[] };
+    let docs = documents(&helm_template(&release, &ns, values));
     let mut rbac: Vec<serde_json::Value> = [
         "ServiceAccount",
         "ClusterRole",
@@ -36,8 +52,24 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
     .flat_map(|kind| of_kind(&docs, kind))
     .cloned()
     .collect();
-    // Two Roles (the Lease; the seal key in the release namespace), one of each other kind.
-    assert_eq!(rbac.len(), 7, "the chart renders these RBAC objects");
+    // Roles for the Lease and the seal key, plus one for the watched namespace when scoped;
+    // the operator's ClusterRole and the tenants' edit and view ClusterRoles.
+    let expected = if namespace_scoped { 11 } else { 9 };
+    assert_eq!(rbac.len(), expected, "the chart renders these RBAC objects");
+    if namespace_scoped {
+        // The operator's own ClusterRole: the one not aggregated into a tenant role.
+        let cluster_role = of_kind(&docs, "ClusterRole")
+            .into_iter()
+            .find(|r| {
+                let labels = r["metadata"]["labels"].to_string();
+                !labels.contains("aggregate-to-")
+            })
+            .expect("the operator's ClusterRole");
+        assert!(
+            !cluster_role.to_string().contains("\"secrets\""),
+            "no cluster-wide Secret access: {cluster_role}"
+        );
+    }
     // The cluster-scoped ones carry the test's labels, so the namespace's clean-up removes them
     // also when the test fails.
     for doc in &mut rbac {
@@ -240,4 +272,97 @@ async fn operator_with_exactly_the_charts_rbac_creates_updates_and_deletes() {
         .with_metrics(&metrics)
         .assert_clean()
         .await;
+}
+
+/// Tenants use the kinds through Kubernetes' default roles (the chart's aggregated ClusterRoles):
+/// a namespace editor manages its credentials and connections, a viewer reads them, and neither
+/// can write the `/status` the operator keeps its record in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_editor_manages_credentials_but_cannot_write_their_status() {
+    let setup = Setup::new("e2e-tenant-roles").await;
+    let ns = setup.namespace().to_owned();
+    let docs = documents(&helm_template(&format!("r-{ns}"), &ns, &[]));
+    let mut tenant_roles: Vec<serde_json::Value> = of_kind(&docs, "ClusterRole")
+        .into_iter()
+        .filter(|r| r["metadata"]["labels"].to_string().contains("aggregate-to-"))
+        .cloned()
+        .collect();
+    assert_eq!(tenant_roles.len(), 2, "the chart renders an edit and a view role");
+    for role in &mut tenant_roles {
+        for (key, value) in setup.cluster_labels() {
+            role["metadata"]["labels"][key] = value.into();
+        }
+    }
+    let bindings: Vec<serde_json::Value> = [("editor", "edit"), ("viewer", "view")]
+        .iter()
+        .map(|(user, role)| {
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": { "name": format!("tenant-{user}"), "namespace": ns },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
+                "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": format!("{ns}-{user}") }],
+            })
+        })
+        .collect();
+    let objects: Vec<&serde_json::Value> = tenant_roles.iter().chain(bindings.iter()).collect();
+    let (ok, output) = kubectl(
+        setup.cp.kubeconfig_path(),
+        &["apply", "--server-side", "-f", "-"],
+        &to_yaml(&objects),
+    );
+    assert!(ok, "applying the tenant roles failed:\n{output}");
+
+    let editor = setup.cp.impersonating(&format!("{ns}-editor"), &[]);
+    let viewer = setup.cp.impersonating(&format!("{ns}-viewer"), &[]);
+    let spec = json!({
+        "apiVersion": "dfns.io/v1alpha1",
+        "kind": "DfnsServiceAccount",
+        "metadata": { "name": "svc", "namespace": ns },
+        "spec": { "connectionRef": { "kind": "DfnsConnection", "name": "main" } },
+    });
+    let service_account: DfnsServiceAccount = serde_json::from_value(spec).unwrap();
+    // The aggregation controller folds the chart's rules into `edit` shortly after they exist.
+    let as_editor = Api::<DfnsServiceAccount>::namespaced(editor, &ns);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match as_editor.create(&PostParams::default(), &service_account).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(e)) if e.code == 403 && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("an editor could not create a DfnsServiceAccount: {e}"),
+        }
+    }
+    as_editor
+        .patch("svc", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "active": false } })))
+        .await
+        .expect("an editor changes the spec");
+    let forged = Patch::Merge(json!({ "status": { "serviceAccountId": "sa-someone-elses" } }));
+    let refused = as_editor
+        .patch_status("svc", &PatchParams::default(), &forged)
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(e)) if e.code == 403),
+        "an editor must not write status: {refused:?}"
+    );
+
+    let as_viewer = Api::<DfnsServiceAccount>::namespaced(viewer, &ns);
+    as_viewer.get("svc").await.expect("a viewer reads the resource");
+    for refused in [
+        as_viewer
+            .patch("svc", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "active": true } })))
+            .await,
+        as_viewer.patch_status("svc", &PatchParams::default(), &forged).await,
+    ] {
+        assert!(
+            matches!(&refused, Err(kube::Error::Api(e)) if e.code == 403),
+            "a viewer must not write: {refused:?}"
+        );
+    }
+    let status = setup.api::<DfnsServiceAccount>().get("svc").await.unwrap().status;
+    assert!(
+        status.and_then(|s| s.service_account_id).is_none(),
+        "no tenant wrote an id into status"
+    );
 }

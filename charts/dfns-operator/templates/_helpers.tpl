@@ -45,3 +45,36 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "dfns-operator.sealKeySecret" -}}
 {{- .Values.operator.sealKeySecret | default (printf "%s-seal-key" (include "dfns-operator.fullname" .)) -}}
 {{- end }}
+
+{{/*
+What the operator does with namespaced objects: its credentials and connections, and the Secrets
+next to them. Granted cluster-wide by the ClusterRole when it watches all namespaces, and only in
+the watched namespace (role-watch-namespace.yaml) when operator.watchNamespace is set.
+*/}}
+{{- define "dfns-operator.namespacedRules" -}}
+# Credentials: watched; finalizer added and removed with a JSON patch; status by server-side apply.
+- apiGroups: ["dfns.io"]
+  resources: ["dfnsserviceaccounts", "dfnspersonalaccesstokens"]
+  verbs: ["get", "list", "watch", "patch"]
+# Connections: watched and read; only their status is written.
+- apiGroups: ["dfns.io"]
+  resources: ["dfnsconnections"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["dfns.io"]
+  resources:
+    - dfnsserviceaccounts/status
+    - dfnspersonalaccesstokens/status
+    - dfnsconnections/status
+  verbs: ["patch"]
+# The Secrets it writes carry an ownerReference with blockOwnerDeletion, which the
+# OwnerReferencesPermissionEnforcement admission plugin allows only with this.
+- apiGroups: ["dfns.io"]
+  resources: ["dfnsserviceaccounts/finalizers", "dfnspersonalaccesstokens/finalizers"]
+  verbs: ["update"]
+# Credential Secrets live next to their resources. The watch is filtered by the label
+# app.kubernetes.io/managed-by=dfns-operator (RBAC cannot express label filters); Secrets it does
+# not own are never modified. Connection Secrets are read with get.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "update", "delete"]
+{{- end }}
