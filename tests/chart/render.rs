@@ -206,20 +206,24 @@ async fn rendered_chart_applies_with_server_side_dry_run() {
 
 /// Rules of the operator's own ClusterRole (not the tenants' aggregated ones).
 fn operator_cluster_role(docs: &[serde_json::Value]) -> &serde_json::Value {
-    let mut roles = of_kind(docs, "ClusterRole")
-        .into_iter()
-        .filter(|r| !r["metadata"]["labels"].to_string().contains("aggregate-to-"));
+    let mut roles = of_kind(docs, "ClusterRole").into_iter().filter(|r| {
+        !r["metadata"]["labels"]
+            .to_string()
+            .contains("aggregate-to-")
+    });
     let role = roles.next().expect("the operator's ClusterRole");
     assert!(roles.next().is_none(), "one operator ClusterRole");
     role
 }
 
 fn grants_secrets(rules: &serde_json::Value) -> bool {
-    rules
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|rule| rule["resources"].as_array().unwrap().iter().any(|r| r == "secrets"))
+    rules.as_array().unwrap().iter().any(|rule| {
+        rule["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "secrets")
+    })
 }
 
 #[test]
@@ -260,7 +264,13 @@ fn watching_one_namespace_grants_secrets_in_that_namespace_only() {
         .into_iter()
         .filter(|r| r["metadata"]["namespace"] == "dfns-system")
         .flat_map(|r| r["rules"].as_array().unwrap().iter())
-        .filter(|rule| rule["resources"].as_array().unwrap().iter().any(|r| r == "secrets"))
+        .filter(|rule| {
+            rule["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == "secrets")
+        })
         .filter(|rule| rule["resourceNames"].is_null())
         .flat_map(|rule| rule["verbs"].as_array().unwrap().iter().cloned())
         .collect();
@@ -277,7 +287,11 @@ fn tenant_roles_aggregate_into_edit_and_view_without_status_writes() {
     let docs = documents(&helm_template("dfns", "dfns-system", &[]));
     let tenant: Vec<_> = of_kind(&docs, "ClusterRole")
         .into_iter()
-        .filter(|r| r["metadata"]["labels"].to_string().contains("aggregate-to-"))
+        .filter(|r| {
+            r["metadata"]["labels"]
+                .to_string()
+                .contains("aggregate-to-")
+        })
         .collect();
     assert_eq!(tenant.len(), 2);
     for role in tenant {
@@ -299,12 +313,21 @@ fn tenant_roles_aggregate_into_edit_and_view_without_status_writes() {
                     .any(|v| !["get", "list", "watch"].contains(&v.as_str().unwrap()))
         });
         assert!(!status_writes, "no tenant role writes status: {role}");
-        assert!(!role.to_string().contains("clusterdfnsconnections"), "{role}");
+        assert!(
+            !role.to_string().contains("clusterdfnsconnections"),
+            "{role}"
+        );
         if labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true" {
-            assert_eq!(labels["rbac.authorization.k8s.io/aggregate-to-admin"], "true");
+            assert_eq!(
+                labels["rbac.authorization.k8s.io/aggregate-to-admin"],
+                "true"
+            );
             assert!(writes, "edit may manage the kinds");
         } else {
-            assert_eq!(labels["rbac.authorization.k8s.io/aggregate-to-view"], "true");
+            assert_eq!(
+                labels["rbac.authorization.k8s.io/aggregate-to-view"],
+                "true"
+            );
             assert!(!writes, "view only reads: {role}");
         }
     }

@@ -284,10 +284,18 @@ async fn a_namespace_editor_manages_credentials_but_cannot_write_their_status() 
     let docs = documents(&helm_template(&format!("r-{ns}"), &ns, &[]));
     let mut tenant_roles: Vec<serde_json::Value> = of_kind(&docs, "ClusterRole")
         .into_iter()
-        .filter(|r| r["metadata"]["labels"].to_string().contains("aggregate-to-"))
+        .filter(|r| {
+            r["metadata"]["labels"]
+                .to_string()
+                .contains("aggregate-to-")
+        })
         .cloned()
         .collect();
-    assert_eq!(tenant_roles.len(), 2, "the chart renders an edit and a view role");
+    assert_eq!(
+        tenant_roles.len(),
+        2,
+        "the chart renders an edit and a view role"
+    );
     for role in &mut tenant_roles {
         for (key, value) in setup.cluster_labels() {
             role["metadata"]["labels"][key] = value.into();
@@ -326,7 +334,10 @@ async fn a_namespace_editor_manages_credentials_but_cannot_write_their_status() 
     let as_editor = Api::<DfnsServiceAccount>::namespaced(editor, &ns);
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        match as_editor.create(&PostParams::default(), &service_account).await {
+        match as_editor
+            .create(&PostParams::default(), &service_account)
+            .await
+        {
             Ok(_) => break,
             Err(kube::Error::Api(e)) if e.code == 403 && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -335,7 +346,11 @@ async fn a_namespace_editor_manages_credentials_but_cannot_write_their_status() 
         }
     }
     as_editor
-        .patch("svc", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "active": false } })))
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "active": false } })),
+        )
         .await
         .expect("an editor changes the spec");
     let forged = Patch::Merge(json!({ "status": { "serviceAccountId": "sa-someone-elses" } }));
@@ -348,19 +363,33 @@ async fn a_namespace_editor_manages_credentials_but_cannot_write_their_status() 
     );
 
     let as_viewer = Api::<DfnsServiceAccount>::namespaced(viewer, &ns);
-    as_viewer.get("svc").await.expect("a viewer reads the resource");
+    as_viewer
+        .get("svc")
+        .await
+        .expect("a viewer reads the resource");
     for refused in [
         as_viewer
-            .patch("svc", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "active": true } })))
+            .patch(
+                "svc",
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "active": true } })),
+            )
             .await,
-        as_viewer.patch_status("svc", &PatchParams::default(), &forged).await,
+        as_viewer
+            .patch_status("svc", &PatchParams::default(), &forged)
+            .await,
     ] {
         assert!(
             matches!(&refused, Err(kube::Error::Api(e)) if e.code == 403),
             "a viewer must not write: {refused:?}"
         );
     }
-    let status = setup.api::<DfnsServiceAccount>().get("svc").await.unwrap().status;
+    let status = setup
+        .api::<DfnsServiceAccount>()
+        .get("svc")
+        .await
+        .unwrap()
+        .status;
     assert!(
         status.and_then(|s| s.service_account_id).is_none(),
         "no tenant wrote an id into status"

@@ -49,10 +49,23 @@ async fn the_leak_check_reports_a_token_and_the_bytes_of_a_key_published_in_even
     let secret = setup.secrets().get("app").await.unwrap();
     let token = secret_text(&secret, "DFNS_AUTH_TOKEN").expect("a token");
     let key = secret_text(&secret, "DFNS_PRIVATE_KEY").expect("a key");
+    let seal_secret_name = setup.config().seal_key_secret;
+    let seal_secret = setup.secrets().get(&seal_secret_name).await.unwrap();
+    let seal_key = seal_secret.data.as_ref().unwrap()["seal-key"].0.clone();
     let events = Api::<Event>::namespaced(setup.kube.clone(), setup.namespace());
     for (name, message) in [
         ("leaked-token", format!("logged in with {token}")),
         ("leaked-key", format!("key bytes: {:?}", key.as_bytes())),
+        (
+            "leaked-seal-key",
+            format!(
+                "seal={}",
+                seal_key
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            ),
+        ),
     ] {
         events
             .create(&PostParams::default(), &event(&setup, name, message))
@@ -61,9 +74,11 @@ async fn the_leak_check_reports_a_token_and_the_bytes_of_a_key_published_in_even
     }
 
     let found = setup.leak_check().findings().await;
+    let seal_finding = format!("Secret {seal_secret_name} seal-key in Events (as hex)");
     for expected in [
         "Secret app DFNS_AUTH_TOKEN in Events (as text)",
         "Secret app DFNS_PRIVATE_KEY in Events (as bytes {:?})",
+        seal_finding.as_str(),
     ] {
         assert!(
             found.iter().any(|f| f == expected),
@@ -82,7 +97,7 @@ async fn the_leak_check_reports_a_token_and_the_bytes_of_a_key_published_in_even
     );
 
     // With the two Events gone the check is clean again: they were what it found.
-    for name in ["leaked-token", "leaked-key"] {
+    for name in ["leaked-token", "leaked-key", "leaked-seal-key"] {
         events.delete(name, &DeleteParams::default()).await.unwrap();
     }
     setup.assert_no_leaks().await;

@@ -18,6 +18,8 @@ use crate::operator::Setup;
 
 /// Keys of a Secret whose values are secret (the rest are ids and URLs).
 const SECRET_KEYS: [&str; 2] = ["DFNS_AUTH_TOKEN", "DFNS_PRIVATE_KEY"];
+/// The field of the operator's seal key Secret (src/controller/seal.rs).
+const SEAL_KEY_FIELD: &str = "seal-key";
 
 /// What one leak check searches for and where; built with [`Setup::leak_check`].
 pub struct LeakCheck<'a> {
@@ -95,6 +97,13 @@ impl<'a> LeakCheck<'a> {
             .await
             .expect("list Secrets");
         for secret in &secrets {
+            // The operator's seal key (binary) lives in its namespace, the test's own.
+            if let Some(key) = secret.data.as_ref().and_then(|d| d.get(SEAL_KEY_FIELD)) {
+                needles.push(Needle::from_bytes(
+                    format!("Secret {} {SEAL_KEY_FIELD}", secret.name_any()),
+                    &key.0,
+                ));
+            }
             for key in SECRET_KEYS {
                 if let Some(value) = crate::operator::secret_text(secret, key) {
                     needles.push(Needle::new(

@@ -53,6 +53,20 @@ impl Needle {
         }
     }
 
+    /// Binary key material (the operator's seal key): its bytes as standard base64, hex and a
+    /// run printed with `{:?}`.
+    pub fn from_bytes(what: impl Into<String>, value: &[u8]) -> Self {
+        let window = middle(value, 12);
+        Self {
+            what: what.into(),
+            forms: vec![
+                ("base64".to_owned(), STANDARD.encode(value)),
+                ("hex".to_owned(), hex::encode(window)),
+                ("bytes {:?}".to_owned(), debug_bytes(window)),
+            ],
+        }
+    }
+
     /// The form of this secret found in `haystack`, if any.
     pub fn found_in(&self, haystack: &str) -> Option<&str> {
         self.forms
@@ -149,6 +163,22 @@ mod tests {
         }
         assert!(key.found_in("nothing secret here").is_none());
         assert!(token.found_in("eyJ but another token").is_none());
+    }
+
+    #[test]
+    fn binary_key_material_is_found_as_base64_hex_and_bytes() {
+        let key: Vec<u8> = (0u8..32)
+            .map(|i| i.wrapping_mul(37).wrapping_add(11))
+            .collect();
+        let needle = Needle::from_bytes("a seal key", &key);
+        for haystack in [
+            format!("data: {{\"seal-key\": \"{}\"}}", STANDARD.encode(&key)),
+            format!("key={}", hex::encode(&key)),
+            format!("{:?}", key),
+        ] {
+            assert!(needle.found_in(&haystack).is_some(), "{haystack}");
+        }
+        assert!(needle.found_in("nothing secret here").is_none());
     }
 
     #[test]
