@@ -168,6 +168,13 @@ pub fn next_step(o: &Observed) -> Step {
     let Some(recorded_id) = o.recorded_id() else {
         return create_path(o);
     };
+    // The credential this one replaced is retired before anything else is decided: a second
+    // loss would otherwise overwrite its record and leave it active, forgotten.
+    if let Some(retiring) = &o.status.retiring {
+        return Step::RetirePrevious {
+            id: retiring.id.clone(),
+        };
+    }
 
     // The recorded credential: is it still there and usable?
     let object = match &o.dfns {
@@ -201,12 +208,6 @@ pub fn next_step(o: &Observed) -> Step {
         }
         Some(_) => {}
     }
-    if let Some(retiring) = &o.status.retiring {
-        return Step::RetirePrevious {
-            id: retiring.id.clone(),
-        };
-    }
-
     if let Some(step) = activation_step(o, object) {
         return step;
     }

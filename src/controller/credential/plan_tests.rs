@@ -357,6 +357,27 @@ fn a_lost_credential_is_replaced_with_a_new_key_then_retired() {
 }
 
 #[test]
+fn a_replacement_lost_before_the_previous_was_retired_retires_the_previous_first() {
+    // us-0 was replaced by us-1, and us-1's Secret went missing before us-0 was deactivated:
+    // losing us-1 now would overwrite the record of us-0 and leave it active.
+    let retiring = Some(RetiringCredential {
+        id: "us-0".into(),
+        public_key_sha256: Some(KEY_A.into()),
+        seal: None,
+    });
+    for secret in [SecretState::Missing, key_only(KEY_A)] {
+        let mut o = ready();
+        o.secret = secret;
+        o.status.retiring = retiring.clone();
+        assert_eq!(next_step(&o), Step::RetirePrevious { id: "us-0".into() });
+    }
+    let mut o = ready();
+    o.status.retiring = retiring;
+    o.dfns = DfnsView::Recorded(None);
+    assert_eq!(next_step(&o), Step::RetirePrevious { id: "us-0".into() });
+}
+
+#[test]
 fn a_new_display_name_renames() {
     let mut o = ready();
     o.desired.display_name = "renamed".into();
