@@ -12,6 +12,7 @@ mod crash_points;
 mod crash_safety;
 mod credentials;
 mod fairness;
+mod fencing;
 mod guards;
 mod leader_election;
 mod leader_lost;
