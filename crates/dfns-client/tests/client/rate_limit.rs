@@ -189,7 +189,10 @@ async fn closing_the_gate_ends_a_rate_limit_wait_at_once_and_sends_nothing_more(
     });
     let deadline = Instant::now() + Duration::from_secs(30);
     while emulator.request_counts().total == 0 {
-        assert!(Instant::now() < deadline, "the first request was never sent");
+        assert!(
+            Instant::now() < deadline,
+            "the first request was never sent"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let closed_at = Instant::now();
@@ -200,7 +203,11 @@ async fn closing_the_gate_ends_a_rate_limit_wait_at_once_and_sends_nothing_more(
         .unwrap();
     assert!(halted(result), "closed after {:?}", closed_at.elapsed());
     assert!(halted(admin.list_pats().await));
-    assert_eq!(emulator.request_counts().total, 1, "nothing sent after closing");
+    assert_eq!(
+        emulator.request_counts().total,
+        1,
+        "nothing sent after closing"
+    );
     emulator.shutdown().await;
 }
 
