@@ -213,6 +213,36 @@ mod tests {
     }
 
     #[test]
+    fn waits_that_give_the_worker_back_are_not_failures_and_say_when_to_come_back() {
+        let in_a_minute = Duration::from_secs(60);
+        let throttled = Error::Dfns(DfnsError::Throttled {
+            retry_in: in_a_minute,
+        });
+        assert_eq!(throttled.waiting(), Some(in_a_minute));
+        assert_eq!(throttled.category(), "dfns_throttled");
+        let busy = Error::ConnectionBusy {
+            connection: "DfnsConnection ns/slow".into(),
+            retry_in: Duration::from_secs(3),
+        };
+        assert_eq!(busy.waiting(), Some(Duration::from_secs(3)));
+        let halted = Error::Dfns(DfnsError::Halted);
+        let fenced = Error::Kube(kube::Error::Service(Box::new(super::fence::Fenced)));
+        for stop in [&halted, &fenced] {
+            assert_eq!(stop.waiting(), Some(NOT_LEADING_RETRY));
+            assert_eq!(stop.category(), "not_leading");
+        }
+        for wait in [&throttled, &busy, &halted, &fenced] {
+            assert!(!wait.needs_a_person(), "{wait}");
+        }
+        // Real failures are not waits.
+        assert_eq!(Error::Conflict("x".into()).waiting(), None);
+        assert_eq!(
+            Error::Kube(kube::Error::Service("connection reset".into())).waiting(),
+            None
+        );
+    }
+
+    #[test]
     fn what_only_a_person_can_fix_stalls_with_its_reason() {
         let spec = Error::InvalidSpec("resource has no namespace".into());
         assert!(spec.needs_a_person());
