@@ -77,6 +77,11 @@ pub async fn reconcile<C: ConnectionResource>(
         Ok(claims)
     }
     .await;
+    // A wait for the rate limit (or a stop) is no news about the connection.
+    let checked = match checked {
+        Err(error) if error.waiting().is_some() => return Err(error),
+        checked => checked,
+    };
     let persisted = connection.status.clone().unwrap_or_default();
     let (verdict, identity) = match &checked {
         Ok(claims) => {
@@ -109,6 +114,9 @@ pub fn error_policy<C: ConnectionResource>(
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
+    if let Some(retry_in) = error.waiting() {
+        return Action::requeue(retry_in);
+    }
     let delay = ctx.failure_delay(&ObjectRef::from_obj(&*obj));
     tracing::warn!(kind = C::kind(&()).as_ref(), name = obj.name_any(), category = error.category(), %error, "connection check failed");
     Action::requeue(error.retry_after().map_or(delay, |after| after.max(delay)))

@@ -11,6 +11,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use rand::RngExt;
 
+use super::connection_slots::ConnectionSlots;
 use super::dfns_clients::DfnsClients;
 use super::inventory::Inventory;
 use super::seal::Sealer;
@@ -43,12 +44,21 @@ pub struct Context {
     pub dfns_clients: DfnsClients,
     pub inventory: Inventory,
     pub sealer: Arc<Sealer>,
+    /// Each connection's share of the workers.
+    pub connection_slots: ConnectionSlots,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(kube: Client, config: ControllerConfig, sealer: Sealer) -> Self {
+    /// `gate` is shared by every Dfns client: closed at shutdown, and past its deadline when
+    /// this replica's leadership may have expired.
+    pub fn new(
+        kube: Client,
+        config: ControllerConfig,
+        sealer: Sealer,
+        gate: dfns_client::Gate,
+    ) -> Self {
         let reporter = Reporter {
             controller: "dfns-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -58,7 +68,9 @@ impl Context {
                 kube.clone(),
                 config.operator_namespace.clone(),
                 config.request_observer.clone(),
+                gate,
             ),
+            connection_slots: ConnectionSlots::for_workers(config.concurrency),
             inventory: Inventory::new(config.resync_interval),
             sealer: Arc::new(sealer),
             recorder: Recorder::new(kube.clone(), reporter),

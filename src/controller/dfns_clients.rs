@@ -15,7 +15,13 @@ use super::secret_layout::{AUTH_TOKEN, CRED_ID, PRIVATE_KEY, TextError, text};
 use crate::api::{
     ClusterDfnsConnection, ConnectionKind, ConnectionSpec, ConnectionStatus, DfnsConnection,
 };
-use dfns_client::{AuthMode, ClientConfig, DfnsClient, KeySigner, RequestObserver, SecretString};
+use dfns_client::{
+    AuthMode, ClientConfig, DfnsClient, Gate, KeySigner, RequestObserver, SecretString,
+};
+
+/// The longest a reconcile waits for a connection's rate limit before its next Dfns call; beyond
+/// it the worker is given back and the resource requeued for when a request is possible.
+const RATE_LIMIT_WAIT_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Which connection: kind, namespace (for `DfnsConnection`) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -106,6 +112,8 @@ pub struct DfnsClients {
     operator_namespace: String,
     cache: Mutex<HashMap<ConnectionKey, (Version, Arc<ConnectionHandle>)>>,
     request_observer: Option<RequestObserver>,
+    /// Shared by every client built here (see [`crate::controller::Context::new`]).
+    gate: Gate,
 }
 
 impl DfnsClients {
@@ -113,12 +121,14 @@ impl DfnsClients {
         kube: Client,
         operator_namespace: String,
         request_observer: Option<RequestObserver>,
+        gate: Gate,
     ) -> Self {
         Self {
             kube,
             operator_namespace,
             cache: Mutex::default(),
             request_observer,
+            gate,
         }
     }
 
@@ -181,6 +191,7 @@ impl DfnsClients {
             &secret,
             &format!("{secret_namespace}/{secret_name}"),
             self.request_observer.clone(),
+            self.gate.clone(),
         )?);
         self.cache
             .lock()
@@ -208,6 +219,7 @@ fn build(
     secret: &Secret,
     secret_path: &str,
     request_observer: Option<RequestObserver>,
+    gate: Gate,
 ) -> Result<ConnectionHandle, Error> {
     let spec = &connection.spec;
     let read = |key: &str| -> Result<&str, Error> {
@@ -250,6 +262,8 @@ fn build(
         .as_ref()
         .map_or(1000, |r| r.requests_per_minute);
     config.request_observer = request_observer;
+    config.rate_limit_wait_bound = Some(RATE_LIMIT_WAIT_BOUND);
+    config.gate = gate;
     let client = DfnsClient::new(config)
         .map_err(|e| Error::Connection(format!("{}: {e}", connection.key)))?;
     Ok(ConnectionHandle {

@@ -6,8 +6,13 @@
 use std::time::Duration;
 
 use super::conditions::Verdict;
+use super::fence;
 use crate::api::ConditionReason;
 use dfns_client::{DfnsError, ErrorCategory, KeyError};
+
+/// When a reconcile stopped by shutdown or an expired leadership is looked at again: moot when
+/// the process stops; after a renewal that came in late, the work resumes.
+const NOT_LEADING_RETRY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -43,12 +48,20 @@ pub enum Error {
     /// An id in status names a Dfns identity that cannot be proven this resource's.
     #[error("{0}")]
     ForeignCredential(String),
+    /// Not a failure: the connection already runs as many reconciles as it may (its share of
+    /// the workers), so this one gives its worker back and comes back after `retry_in`.
+    #[error("{connection} already runs its share of reconciles; trying again in {}s", .retry_in.as_secs())]
+    ConnectionBusy {
+        connection: String,
+        retry_in: Duration,
+    },
 }
 
 impl Error {
     /// Short label for metrics and logs.
     pub fn category(&self) -> &'static str {
         match self {
+            Self::Kube(e) if fence::refused(e) => "not_leading",
             Self::Kube(_) => "kubernetes",
             Self::Dfns(e) => match e.category() {
                 ErrorCategory::Unauthorized => "dfns_unauthorized",
@@ -62,6 +75,8 @@ impl Error {
                 ErrorCategory::Timeout => "dfns_timeout",
                 ErrorCategory::PendingApproval => "dfns_pending_approval",
                 ErrorCategory::Misconfigured => "dfns_misconfigured",
+                ErrorCategory::Throttled { .. } => "dfns_throttled",
+                ErrorCategory::Halted => "not_leading",
             },
             Self::Connection(_) => "connection",
             Self::InvalidSpec(_) => "invalid_spec",
@@ -72,6 +87,23 @@ impl Error {
             Self::Finalizer(_) => "finalizer",
             Self::DeletionWaits { .. } => "deletion_waits",
             Self::ForeignCredential(_) => "foreign_credential",
+            Self::ConnectionBusy { .. } => "connection_busy",
+        }
+    }
+
+    /// Not a failure but a wait that gives the worker back (a rate limit, the connection's
+    /// share of workers) or a stop (shutdown, leadership that may have expired): no status
+    /// write, no Warning, no backoff growth; the resource comes back after the returned time.
+    pub fn waiting(&self) -> Option<Duration> {
+        match self {
+            Self::ConnectionBusy { retry_in, .. } => Some(*retry_in),
+            Self::Kube(e) if fence::refused(e) => Some(NOT_LEADING_RETRY),
+            Self::Dfns(e) => match e.category() {
+                ErrorCategory::Throttled { retry_in } => Some(retry_in),
+                ErrorCategory::Halted => Some(NOT_LEADING_RETRY),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -94,7 +126,8 @@ impl Error {
             | Self::SecretKey(_)
             | Self::UnexpectedDfnsAnswer(_)
             | Self::Finalizer(_)
-            | Self::DeletionWaits { .. } => false,
+            | Self::DeletionWaits { .. }
+            | Self::ConnectionBusy { .. } => false,
         }
     }
 
@@ -121,6 +154,7 @@ impl Error {
             Self::UnexpectedDfnsAnswer(_) => ConditionReason::DfnsUnavailable,
             Self::DeletionWaits { .. } => ConditionReason::PendingApproval,
             Self::ForeignCredential(_) => ConditionReason::ForeignCredential,
+            Self::ConnectionBusy { .. } => ConditionReason::RateLimited,
             Self::Kube(_)
             | Self::Conflict(_)
             | Self::KeyGeneration(_)
@@ -176,6 +210,36 @@ mod tests {
         let edited_key = Error::SecretKey(KeyError::NotPem);
         assert!(!edited_key.needs_a_person());
         assert!(matches!(edited_key.verdict(), Verdict::Progressing { .. }));
+    }
+
+    #[test]
+    fn waits_that_give_the_worker_back_are_not_failures_and_say_when_to_come_back() {
+        let in_a_minute = Duration::from_secs(60);
+        let throttled = Error::Dfns(DfnsError::Throttled {
+            retry_in: in_a_minute,
+        });
+        assert_eq!(throttled.waiting(), Some(in_a_minute));
+        assert_eq!(throttled.category(), "dfns_throttled");
+        let busy = Error::ConnectionBusy {
+            connection: "DfnsConnection ns/slow".into(),
+            retry_in: Duration::from_secs(3),
+        };
+        assert_eq!(busy.waiting(), Some(Duration::from_secs(3)));
+        let halted = Error::Dfns(DfnsError::Halted);
+        let fenced = Error::Kube(kube::Error::Service(Box::new(super::fence::Fenced)));
+        for stop in [&halted, &fenced] {
+            assert_eq!(stop.waiting(), Some(NOT_LEADING_RETRY));
+            assert_eq!(stop.category(), "not_leading");
+        }
+        for wait in [&throttled, &busy, &halted, &fenced] {
+            assert!(!wait.needs_a_person(), "{wait}");
+        }
+        // Real failures are not waits.
+        assert_eq!(Error::Conflict("x".into()).waiting(), None);
+        assert_eq!(
+            Error::Kube(kube::Error::Service("connection reset".into())).waiting(),
+            None
+        );
     }
 
     #[test]

@@ -2,11 +2,13 @@
 
 pub mod conditions;
 pub mod connection;
+pub mod connection_slots;
 pub mod context;
 pub mod crash_point;
 pub mod credential;
 pub mod dfns_clients;
 pub mod error;
+pub mod fence;
 pub mod guard;
 pub mod inventory;
 pub mod leader;

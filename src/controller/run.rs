@@ -3,7 +3,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use dfns_client::Gate;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -18,7 +20,8 @@ use super::connection::{self, ConnectionResource};
 use super::context::{Context, ControllerConfig};
 use super::credential::{self, CredentialResource};
 use super::error::Error;
-use super::leader::{LeaderElector, LeaseConfig, LeaseConfigError};
+use super::fence::fenced_client;
+use super::leader::{LeaderElector, Leadership, LeaseConfig, LeaseConfigError};
 use super::seal::{SealKeyError, Sealer};
 use super::secret_layout::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::api::{
@@ -66,6 +69,13 @@ enum Stop {
     LostLeadership,
 }
 
+/// How long in-flight reconciles may take to finish after shutdown begins. With the Dfns gate
+/// closed they end at once unless a Dfns call is on the wire; what has not finished by then is
+/// dropped (a Dfns write already sent is resolved by the crash-safe create on the next start).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long handing the Lease back may take, after [`SHUTDOWN_GRACE`].
+const RELEASE_BOUND: Duration = Duration::from_secs(1);
+
 /// Runs every controller until `shutdown` resolves.
 pub async fn run(
     kube: Client,
@@ -78,7 +88,8 @@ pub async fn run(
 /// Runs every controller until `shutdown` resolves; with leader election, only while this
 /// replica leads. Losing leadership stops reconciling at once and returns an error, so the
 /// process exits and its restart rejoins the election with fresh caches (client-go does the same).
-/// On shutdown, in-flight reconciles finish first, then the Lease is handed back.
+/// On shutdown, no Dfns request is sent any more and every wait for one ends; in-flight
+/// reconciles get [`SHUTDOWN_GRACE`] to finish, then the Lease is handed back.
 pub async fn run_with(
     kube: Client,
     config: ControllerConfig,
@@ -91,36 +102,63 @@ pub async fn run_with(
         health,
     } = options;
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let gate = Gate::new();
     // Not ready from the moment shutdown starts, so no new traffic (scrapes) is routed here.
     let mark_shutdown = tokio::spawn({
-        let (shutdown, health) = (shutdown.clone(), health.clone());
+        let (shutdown, health, gate) = (shutdown.clone(), health.clone(), gate.clone());
         async move {
             shutdown.await;
+            gate.close();
             health.set(Phase::ShuttingDown);
         }
     });
-    let result = lead_and_run(kube, config, leader_election, &metrics, &health, shutdown).await;
+    let result = lead_and_run(
+        kube,
+        config,
+        leader_election,
+        Shared {
+            metrics: &metrics,
+            health: &health,
+            gate,
+        },
+        shutdown,
+    )
+    .await;
     mark_shutdown.abort();
     health.set(Phase::ShuttingDown);
     result
+}
+
+/// What the run shares with the controllers.
+struct Shared<'a> {
+    metrics: &'a Arc<Metrics>,
+    health: &'a Arc<Health>,
+    /// In front of every Dfns request and (past its deadline) every Kubernetes write.
+    gate: Gate,
 }
 
 async fn lead_and_run(
     kube: Client,
     config: ControllerConfig,
     leader_election: Option<LeaseConfig>,
-    metrics: &Arc<Metrics>,
-    health: &Arc<Health>,
+    shared: Shared<'_>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) -> Result<(), RunError> {
+    let Shared {
+        metrics,
+        health,
+        gate,
+    } = shared;
     check_crds_installed(&kube, config.watch_namespace.as_deref()).await?;
     let leadership = match leader_election {
         None => None,
         Some(lease) => {
             lease.validate()?;
             health.set(Phase::Standby);
+            // The elector writes the Lease through the unfenced client: it must be able to
+            // renew (or hand back) the Lease whatever the fence says.
             match LeaderElector::new(kube.clone(), lease)
-                .acquire(shutdown.clone())
+                .acquire(shutdown.clone(), gate.clone())
                 .await
             {
                 Some(leadership) => Some(leadership),
@@ -131,21 +169,44 @@ async fn lead_and_run(
     };
     health.set(Phase::Leading);
     metrics.set_leader(true);
-    let controllers = run_controllers(kube, config, metrics.clone(), shutdown);
-    let stop = match &leadership {
-        None => controllers.await.map(|()| Stop::Shutdown),
-        Some(leadership) => {
-            tokio::select! {
-                result = controllers => result.map(|()| Stop::Shutdown),
-                // Dropping `controllers` aborts every reconcile in flight.
-                () = leadership.lost() => Ok(Stop::LostLeadership),
-            }
+    let controllers = run_controllers(
+        fenced_client(kube, gate.clone()),
+        config,
+        metrics.clone(),
+        shutdown.clone(),
+        gate,
+    );
+    let grace_over = async move {
+        shutdown.await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tracing::warn!(
+            grace_secs = SHUTDOWN_GRACE.as_secs(),
+            "reconciles still in flight after the shutdown grace period; dropping them"
+        );
+    };
+    let lost = leadership.as_ref().map(Leadership::lost);
+    let lost = async move {
+        match lost {
+            Some(lost) => lost.await,
+            None => std::future::pending().await,
         }
+    };
+    // Dropping `controllers` aborts every reconcile in flight.
+    let stop = tokio::select! {
+        result = controllers => result.map(|()| Stop::Shutdown),
+        () = lost => Ok(Stop::LostLeadership),
+        () = grace_over => Ok(Stop::Shutdown),
     };
     metrics.set_leader(false);
     metrics.clear_credential_sources();
-    if let Some(leadership) = leadership {
-        leadership.release().await;
+    if let Some(leadership) = leadership
+        && tokio::time::timeout(RELEASE_BOUND, leadership.release())
+            .await
+            .is_err()
+    {
+        tracing::warn!(
+            "could not hand the Lease back in time; a standby takes over when it expires"
+        );
     }
     match stop? {
         Stop::Shutdown => Ok(()),
@@ -159,6 +220,7 @@ async fn run_controllers(
     config: ControllerConfig,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+    gate: Gate,
 ) -> Result<(), RunError> {
     let sealer = Sealer::load_or_create(
         kube.clone(),
@@ -166,7 +228,7 @@ async fn run_controllers(
         &config.seal_key_secret,
     )
     .await?;
-    let ctx = Arc::new(Context::new(kube.clone(), config, sealer));
+    let ctx = Arc::new(Context::new(kube.clone(), config, sealer, gate));
     let mut tasks = JoinSet::new();
     tasks.spawn(credential_controller::<DfnsServiceAccount>(
         ctx.clone(),

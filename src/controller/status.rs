@@ -1,6 +1,11 @@
 //! The one status writer both reconcilers use: conditions from a [`Verdict`], and a write only
 //! when the status differs from what the API server holds, so a reconcile that learns nothing
 //! new costs no write.
+//!
+//! Every full-status apply carries the `resourceVersion` the decision was made on. All replicas
+//! share one field manager and the apply is forced, so without it a replica that was paused
+//! past its Lease would overwrite, on waking, the ids the new leader recorded; with it, such a
+//! write fails with 409 and the reconcile decides again on a fresh read.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
@@ -50,6 +55,8 @@ pub struct StatusWriter<K, S> {
     api: Api<K>,
     name: String,
     generation: i64,
+    /// The object's version as read or last written: the precondition of the next apply.
+    resource_version: Option<String>,
     persisted: S,
 }
 
@@ -64,6 +71,7 @@ where
             api,
             name: obj.name_any(),
             generation: obj.meta().generation.unwrap_or_default(),
+            resource_version: obj.resource_version(),
             persisted,
         }
     }
@@ -97,18 +105,16 @@ where
         if status == self.persisted {
             return Ok(());
         }
-        let patch = json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "status": status,
-        });
-        self.api
+        let patch = versioned_apply::<K>(&status, self.resource_version.as_deref());
+        let written = self
+            .api
             .patch_status(
                 &self.name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&patch),
             )
             .await?;
+        self.resource_version = written.resource_version();
         self.persisted = status;
         Ok(())
     }
@@ -122,10 +128,49 @@ where
             return Ok(());
         }
         let patch = json!({ "status": { "conditions": status.conditions() } });
-        self.api
+        let written = self
+            .api
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
+        self.resource_version = written.resource_version();
         self.persisted.set_conditions(status.conditions().to_vec());
         Ok(())
+    }
+}
+
+/// A server-side apply of `status` that only succeeds on `resource_version` (when known).
+fn versioned_apply<K: Resource<DynamicType = ()>>(
+    status: &impl Serialize,
+    resource_version: Option<&str>,
+) -> serde_json::Value {
+    let mut patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    if let Some(version) = resource_version {
+        patch["metadata"] = json!({ "resourceVersion": version });
+    }
+    patch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::DfnsServiceAccount;
+
+    #[test]
+    fn a_status_apply_is_conditional_on_the_version_it_was_decided_on() {
+        let status = CredentialStatus {
+            service_account_id: Some("us-1".into()),
+            ..CredentialStatus::default()
+        };
+        let patch = versioned_apply::<DfnsServiceAccount>(&status, Some("4711"));
+        assert_eq!(patch["metadata"]["resourceVersion"], "4711");
+        assert_eq!(patch["status"]["serviceAccountId"], "us-1");
+        assert_eq!(patch["kind"], "DfnsServiceAccount");
+        // An object never read (no version) is applied without a precondition.
+        let patch = versioned_apply::<DfnsServiceAccount>(&status, None);
+        assert!(patch.get("metadata").is_none());
     }
 }

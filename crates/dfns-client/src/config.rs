@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::auth::AuthMode;
 use super::exchange::RequestObserver;
+use super::gate::Gate;
 use super::retry::RetryPolicy;
 use super::signer::KeySigner;
 
@@ -26,6 +27,14 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Told about every HTTP exchange (for metrics); none by default.
     pub request_observer: Option<RequestObserver>,
+    /// The longest an operation waits for this client's rate limit before its first request;
+    /// beyond it the call fails at once with [`crate::DfnsError::Throttled`]. Requests after
+    /// the first of an operation (a signed write's handshake, a login) always wait, so an
+    /// operation once started is not abandoned halfway. `None` (the default): always wait.
+    pub rate_limit_wait_bound: Option<Duration>,
+    /// Closed at shutdown: nothing more is sent and every wait ends ([`crate::DfnsError::Halted`]).
+    /// Share one gate between the clients of a process. Default: a gate nobody closes.
+    pub gate: Gate,
 }
 
 impl ClientConfig {
@@ -41,6 +50,8 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             request_observer: None,
+            rate_limit_wait_bound: None,
+            gate: Gate::new(),
         }
     }
 }

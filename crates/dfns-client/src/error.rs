@@ -33,6 +33,11 @@ pub enum ErrorCategory {
     PendingApproval,
     /// The local configuration is wrong (bad key, credential not allowed, bad URL); no request helps.
     Misconfigured,
+    /// Nothing was sent: the connection's own rate limit has no token for longer than the caller
+    /// may wait. Come back after `retry_in`.
+    Throttled { retry_in: Duration },
+    /// Nothing was sent: the process is shutting down.
+    Halted,
 }
 
 impl ErrorCategory {
@@ -96,6 +101,13 @@ pub enum DfnsError {
     Key(#[from] KeyError),
     #[error("invalid Dfns client configuration: {0}")]
     Config(String),
+    #[error(
+        "waiting for this connection's rate limit: the next request to Dfns is possible in {}s",
+        .retry_in.as_secs_f32().ceil()
+    )]
+    Throttled { retry_in: Duration },
+    #[error("shutting down: no more requests are sent to Dfns")]
+    Halted,
 }
 
 fn change_request_suffix(id: &Option<String>) -> String {
@@ -137,6 +149,10 @@ impl DfnsError {
             Self::CredentialNotAllowed { .. } | Self::Key(_) | Self::Config(_) => {
                 ErrorCategory::Misconfigured
             }
+            Self::Throttled { retry_in } => ErrorCategory::Throttled {
+                retry_in: *retry_in,
+            },
+            Self::Halted => ErrorCategory::Halted,
         }
     }
 

@@ -1,11 +1,19 @@
 //! A per-connection token bucket, so the operator stays under the organisation's Dfns limit
 //! (1000 requests per minute on paid plans) however many resources share the connection.
 //!
+//! A caller may bound its wait ([`RateLimiter::acquire`]): when the next token is further away,
+//! it gets [`DfnsError::Throttled`] at once instead of holding its reconcile slot, with a time to
+//! come back. Those times are handed out one token interval apart, so many callers turned away
+//! at once come back spread out, not in a burst that would be turned away again.
+//!
 //! The bucket arithmetic takes the current instant as an argument, so it is tested without sleeping.
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use super::error::DfnsError;
+use super::gate::Gate;
 
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -37,6 +45,8 @@ struct BucketState {
     rate: f64,
     /// Last time the rate changed.
     rate_changed_at: Instant,
+    /// The earliest time the next turned-away caller may be told to come back.
+    next_return: Instant,
 }
 
 impl RateLimiter {
@@ -61,15 +71,45 @@ impl RateLimiter {
                 paused_until: None,
                 rate,
                 rate_changed_at: now,
+                next_return: now,
             }),
         }
     }
 
-    /// Waits until a request may be sent, and takes its token.
-    pub async fn acquire(&self) {
-        while let Err(wait) = self.try_take(Instant::now()) {
-            tokio::time::sleep(wait).await;
+    /// Waits until a request may be sent, and takes its token. With a `bound`, a wait that would
+    /// end later than `bound` from now is not started: [`DfnsError::Throttled`] says when to come
+    /// back. A closed `gate` ends any wait at once with [`DfnsError::Halted`].
+    pub async fn acquire(&self, bound: Option<Duration>, gate: &Gate) -> Result<(), DfnsError> {
+        let deadline = bound.map(|bound| Instant::now() + bound);
+        loop {
+            if gate.is_closed() {
+                return Err(DfnsError::Halted);
+            }
+            let now = Instant::now();
+            let wait = match self.try_take(now) {
+                Ok(()) => return Ok(()),
+                Err(wait) => wait,
+            };
+            if deadline.is_some_and(|deadline| now + wait > deadline) {
+                return Err(DfnsError::Throttled {
+                    retry_in: self.return_time(now, wait),
+                });
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = gate.closed() => return Err(DfnsError::Halted),
+            }
         }
+    }
+
+    /// When a caller turned away at `now`, whose token is `wait` away, should come back: no
+    /// earlier than its token, and one token interval after the previous caller turned away.
+    fn return_time(&self, now: Instant, wait: Duration) -> Duration {
+        let mut state = self.state.lock().expect("rate limiter lock");
+        let interval = Duration::from_secs_f64(1.0 / state.rate);
+        let at = (now + wait).max(state.next_return);
+        state.next_return = at + interval;
+        at - now
     }
 
     /// The rate currently allowed, in requests per minute (for metrics and tests).
@@ -241,10 +281,93 @@ mod tests {
     #[tokio::test]
     async fn acquire_waits_for_a_token() {
         let limiter = RateLimiter::new(600, 1); // one per 100 ms
+        let gate = Gate::new();
         let start = Instant::now();
-        limiter.acquire().await;
-        limiter.acquire().await;
+        limiter.acquire(None, &gate).await.unwrap();
+        limiter.acquire(None, &gate).await.unwrap();
         assert!(Instant::now() - start >= Duration::from_millis(99));
+    }
+
+    fn throttled_for(result: Result<(), DfnsError>) -> Duration {
+        match result {
+            Err(DfnsError::Throttled { retry_in }) => retry_in,
+            other => panic!("expected Throttled, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bounded_acquire_waits_within_the_bound_and_refuses_at_once_beyond_it() {
+        let limiter = RateLimiter::new(60, 1); // one per second
+        let gate = Gate::new();
+        let bound = Some(2 * SECOND);
+        limiter.acquire(bound, &gate).await.unwrap();
+        // The next token is a second away: within the bound, so it waits for it.
+        let start = Instant::now();
+        limiter.acquire(bound, &gate).await.unwrap();
+        assert_eq!(Instant::now() - start, SECOND);
+
+        let slow = RateLimiter::new(1, 1); // one per minute
+        slow.acquire(bound, &gate).await.unwrap();
+        let start = Instant::now();
+        let retry_in = throttled_for(slow.acquire(bound, &gate).await);
+        assert_eq!(Instant::now(), start, "refused without waiting");
+        assert!(
+            retry_in > 59 * SECOND && retry_in <= 60 * SECOND,
+            "{retry_in:?}"
+        );
+        // Coming back when told, the token is there.
+        tokio::time::sleep(retry_in).await;
+        slow.acquire(Some(Duration::ZERO), &gate).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_turned_away_together_are_told_to_come_back_one_token_apart() {
+        let limiter = RateLimiter::new(1, 1); // one per minute
+        let gate = Gate::new();
+        let bound = Some(2 * SECOND);
+        limiter.acquire(bound, &gate).await.unwrap();
+        let mut returns = Vec::new();
+        for _ in 0..5 {
+            returns.push(throttled_for(limiter.acquire(bound, &gate).await));
+        }
+        for (index, pair) in returns.windows(2).enumerate() {
+            assert_eq!(
+                pair[1] - pair[0],
+                60 * SECOND,
+                "caller {index}: {returns:?}"
+            );
+        }
+        // Each comes back at its time and finds its token: none is turned away again.
+        let start = Instant::now();
+        for retry_in in returns {
+            tokio::time::sleep_until(start + retry_in).await;
+            limiter.acquire(bound, &gate).await.unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_the_gate_ends_a_wait_at_once_and_refuses_further_requests() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(1, 1));
+        let gate = Gate::new();
+        limiter.acquire(None, &gate).await.unwrap();
+        let waiting = tokio::spawn({
+            let (limiter, gate) = (limiter.clone(), gate.clone());
+            async move { limiter.acquire(None, &gate).await }
+        });
+        tokio::time::sleep(10 * SECOND).await;
+        assert!(!waiting.is_finished(), "waits for the next token");
+        gate.close();
+        let ended = tokio::time::timeout(Duration::from_millis(1), waiting)
+            .await
+            .expect("the wait ends at once")
+            .unwrap();
+        assert!(matches!(ended, Err(DfnsError::Halted)), "{ended:?}");
+        // Even with a token available, a closed gate admits nothing.
+        tokio::time::sleep(600 * SECOND).await;
+        assert!(matches!(
+            limiter.acquire(None, &gate).await,
+            Err(DfnsError::Halted)
+        ));
     }
 
     #[test]

@@ -151,6 +151,18 @@ impl OperatorProcess {
         );
     }
 
+    /// Sends `signal` (a name `kill` understands: `TERM`, `STOP`, `CONT`) to the process.
+    pub async fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the operator process is running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .await
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
     /// SIGKILL, then waits (bounded) until the process is gone; nothing if it ended already
     /// (callers that expect it alive say so with [`Self::assert_running`] first).
     pub async fn kill(&mut self) {

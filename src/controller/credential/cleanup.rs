@@ -57,6 +57,9 @@ impl<K: CredentialResource> Run<'_, K> {
                 }
             };
             if let Err(error) = performed {
+                if error.waiting().is_some() {
+                    return Err(error);
+                }
                 let verdict = match &step {
                     CleanupStep::Blocked { message } => Verdict::NotReady {
                         reason: ConditionReason::CleanupBlocked,

@@ -25,6 +25,21 @@ pub struct Observation {
     pub handle: Option<Arc<ConnectionHandle>>,
 }
 
+/// The connection a resource names.
+pub fn connection_key<K: CredentialResource>(obj: &K) -> ConnectionKey {
+    let reference = obj
+        .credential_spec()
+        .connection_ref
+        .clone()
+        .unwrap_or_default();
+    ConnectionKey {
+        kind: reference.kind,
+        namespace: (reference.kind == ConnectionKind::DfnsConnection)
+            .then(|| obj.namespace().unwrap_or_default()),
+        name: reference.name,
+    }
+}
+
 pub async fn observe<K: CredentialResource>(
     obj: &K,
     ctx: &Context,
@@ -50,12 +65,7 @@ pub async fn observe<K: CredentialResource>(
             .unwrap_or_else(|| name.clone()),
     };
 
-    let reference = spec.connection_ref.clone().unwrap_or_default();
-    let key = ConnectionKey {
-        kind: reference.kind,
-        namespace: (reference.kind == ConnectionKind::DfnsConnection).then(|| namespace.clone()),
-        name: reference.name,
-    };
+    let key = connection_key(obj);
     let connection = ctx.dfns_clients.fetch(&key).await?;
     let namespace_labels = match connection
         .as_ref()

@@ -13,11 +13,12 @@ use kube::runtime::finalizer::{self, Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 
 use super::facts::{Change, Effect, Facts, Then};
-use super::observe::{Observation, observe};
+use super::observe::{Observation, connection_key, observe};
 use super::plan::{Step, held_operation, next_step, written_id};
 use super::resource::CredentialResource;
 use crate::api::{ConditionReason, CredentialStatus};
 use crate::controller::conditions::Verdict;
+use crate::controller::connection_slots::ConnectionSlots;
 use crate::controller::context::Context;
 use crate::controller::dfns_clients::{ConnectionHandle, ConnectionObject};
 use crate::controller::error::Error;
@@ -38,6 +39,14 @@ pub async fn reconcile<K: CredentialResource>(
         .ok_or_else(|| Error::InvalidSpec("resource has no namespace".into()))?;
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
     let object_ref = ObjectRef::from_obj(&*obj);
+    let connection = connection_key(&*obj);
+    // Held until this reconcile ends.
+    let Some(_slot) = ctx.connection_slots.try_take(&connection) else {
+        return Err(Error::ConnectionBusy {
+            connection: connection.to_string(),
+            retry_in: ConnectionSlots::retry_in(),
+        });
+    };
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         let (obj, deleting) = match event {
             FinalizerEvent::Apply(obj) => (obj, false),
@@ -70,6 +79,17 @@ pub fn error_policy<K: CredentialResource>(
     if let Error::DeletionWaits { retry_in, .. } = error {
         return Action::requeue(*retry_in);
     }
+    if let Some(retry_in) = error.waiting() {
+        tracing::debug!(
+            kind = K::kind(&()).as_ref(),
+            namespace = obj.namespace().unwrap_or_default(),
+            name = obj.name_any(),
+            %error,
+            retry_in_ms = retry_in.as_millis() as u64,
+            "reconcile gave its worker back"
+        );
+        return Action::requeue(retry_in);
+    }
     let delay = if error.needs_a_person() {
         ctx.resync_delay().min(Duration::from_secs(300))
     } else {
@@ -91,6 +111,9 @@ pub fn error_policy<K: CredentialResource>(
 /// A reconcile that could not even observe (e.g. RBAC refuses a read) still shows why in the
 /// resource's conditions, without touching the fields it never saw.
 async fn report_unobserved<K: CredentialResource>(obj: &K, ctx: &Context, error: Error) -> Error {
+    if error.waiting().is_some() {
+        return error;
+    }
     let persisted = obj.credential_status().cloned().unwrap_or_default();
     let mut writer = StatusWriter::new(api_for(ctx, obj), obj, persisted);
     let verdict = if obj.meta().deletion_timestamp.is_some() {
@@ -313,6 +336,11 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     /// Shows the failure in status (when decided on a fresh read) and as an Event, then hands it
     /// to the error policy.
     pub(super) async fn fail(&mut self, error: Error) -> Error {
+        // A wait for the rate limit (or a stop) keeps the conditions as they are: writing them
+        // at every throttled attempt would churn status for nothing.
+        if error.waiting().is_some() {
+            return error;
+        }
         if self.fresh
             && let Err(save_error) = self.save(error.verdict()).await
         {
@@ -337,7 +365,17 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     /// Records the facts' status with this verdict, if the API server does not hold it already.
     pub(super) async fn save(&mut self, verdict: Verdict) -> Result<(), Error> {
         let status = self.status_for(&verdict);
-        self.status.save(status.clone()).await?;
+        self.status
+            .save(status.clone())
+            .await
+            .map_err(|error| match error {
+                // The resource changed since this reconcile read it (another writer, such as a
+                // replica that leads now): nothing is recorded; the next attempt reads it afresh.
+                kube::Error::Api(status) if status.code == 409 => Error::Conflict(
+                    "the resource changed since it was read; deciding again on a fresh read".into(),
+                ),
+                other => Error::Kube(other),
+            })?;
         self.facts.status = status;
         Ok(())
     }

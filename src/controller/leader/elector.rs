@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dfns_client::Gate;
 use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -60,16 +61,19 @@ impl LeaderElector {
     }
 
     /// Waits until this process leads, or `stop` resolves first (then `None`). API errors while
-    /// standing by are logged and retried: a standby has nothing to protect.
-    pub async fn acquire(self, stop: impl Future<Output = ()>) -> Option<Leadership> {
+    /// standing by are logged and retried: a standby has nothing to protect. While leading,
+    /// `fence` stays open only until the renew deadline after the last successful renewal.
+    pub async fn acquire(self, stop: impl Future<Output = ()>, fence: Gate) -> Option<Leadership> {
         let stop = stop.fuse();
         futures::pin_mut!(stop);
         let mut last_holder: Option<String> = None;
         loop {
+            let attempt_started = Instant::now();
             match self.try_acquire_or_renew().await {
                 Ok(Attempt::Held) => {
                     tracing::info!(lease = %self.config.name, identity = %self.config.identity, "became the leader");
-                    return Some(Leadership::start(Arc::new(self)));
+                    fence.open_until(attempt_started + self.config.renew_deadline);
+                    return Some(Leadership::start(Arc::new(self), fence));
                 }
                 Ok(Attempt::HeldByOther(holder)) => {
                     if last_holder.as_deref() != Some(&holder) {

@@ -2,6 +2,7 @@
 //! deadline or another replica takes the Lease, handed back on release.
 use std::sync::Arc;
 
+use dfns_client::Gate;
 use futures::FutureExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -17,10 +18,10 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    pub(super) fn start(elector: Arc<LeaderElector>) -> Self {
+    pub(super) fn start(elector: Arc<LeaderElector>, fence: Gate) -> Self {
         let (lost_tx, lost) = watch::channel(false);
         let (stop_renewing, stop) = tokio::sync::oneshot::channel();
-        let renewer = tokio::spawn(renew_until_lost(elector.clone(), lost_tx, stop));
+        let renewer = tokio::spawn(renew_until_lost(elector.clone(), lost_tx, stop, fence));
         Self {
             elector,
             lost,
@@ -69,10 +70,15 @@ impl Drop for Leadership {
     }
 }
 
+/// Renews every retry period. Each success moves `fence` on to the renew deadline counted from
+/// when that attempt started (before the Lease was written, so before any standby can have seen
+/// the renewal): a standby takes over no earlier than a lease duration after it saw it, and the
+/// renew deadline is shorter than the lease duration.
 async fn renew_until_lost(
     elector: Arc<LeaderElector>,
     lost: watch::Sender<bool>,
     stop: tokio::sync::oneshot::Receiver<()>,
+    fence: Gate,
 ) {
     let config = elector.config.clone();
     let mut stop = stop.fuse();
@@ -83,10 +89,12 @@ async fn renew_until_lost(
             _ = tokio::time::sleep(config.retry_period) => {}
         }
         let deadline = renewed_at + config.renew_deadline;
+        let attempt_started = Instant::now();
         let attempt = tokio::time::timeout_at(deadline, elector.try_acquire_or_renew()).await;
         let reason = match attempt {
             Ok(Ok(Attempt::Held)) => {
-                renewed_at = Instant::now();
+                renewed_at = attempt_started;
+                fence.open_until(attempt_started + config.renew_deadline);
                 continue;
             }
             Ok(Ok(Attempt::HeldByOther(holder))) => format!("replica {holder} took the Lease"),
@@ -100,6 +108,7 @@ async fn renew_until_lost(
             }
         };
         tracing::error!(lease = %config.name, %reason, "lost leadership");
+        fence.close();
         let _ = lost.send(true);
         return;
     }

@@ -67,6 +67,8 @@ impl DfnsClient {
             connect_timeout: config.connect_timeout,
             requests_per_minute: config.requests_per_minute,
             request_observer: config.request_observer,
+            rate_limit_wait_bound: config.rate_limit_wait_bound,
+            gate: config.gate,
         })?;
         Ok(Self {
             inner: Arc::new(Inner {

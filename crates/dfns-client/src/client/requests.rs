@@ -10,7 +10,7 @@ use super::DfnsClient;
 use crate::auth::Session;
 use crate::error::{DfnsError, ErrorCategory};
 use crate::sensitive::SecretString;
-use crate::transport::{ApiRequest, ApiResponse};
+use crate::transport::{ApiRequest, ApiResponse, as_one_operation};
 use crate::types::user_action::{Challenge, UserActionInitRequest, UserActionResponse};
 
 impl DfnsClient {
@@ -52,7 +52,15 @@ impl DfnsClient {
     ///
     /// The operation takes the session by value so its future borrows nothing from the loop,
     /// which keeps every client future `Send` (the controller spawns them).
-    pub(super) async fn retrying<T, F, Fut>(&self, mut operation: F) -> Result<T, DfnsError>
+    pub(super) async fn retrying<T, F, Fut>(&self, operation: F) -> Result<T, DfnsError>
+    where
+        F: FnMut(Session) -> Fut,
+        Fut: Future<Output = Result<T, DfnsError>>,
+    {
+        as_one_operation(self.retrying_in_operation(operation)).await
+    }
+
+    async fn retrying_in_operation<T, F, Fut>(&self, mut operation: F) -> Result<T, DfnsError>
     where
         F: FnMut(Session) -> Fut,
         Fut: Future<Output = Result<T, DfnsError>>,
@@ -86,7 +94,7 @@ impl DfnsClient {
                 category if category.is_transient() && inner.retry.allows_another(attempts) => {
                     let delay = inner.retry.delay(attempts, retry_after(&category));
                     tracing::debug!(error = %error, attempt = attempts, ?delay, "retrying Dfns request");
-                    tokio::time::sleep(delay).await;
+                    inner.transport.pause(delay).await?;
                 }
                 _ => return Err(error),
             }
@@ -95,6 +103,15 @@ impl DfnsClient {
 
     /// A write with user-action signing; see the module documentation for when it is re-sent.
     async fn signed_write(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<ApiResponse, DfnsError> {
+        as_one_operation(self.signed_write_in_operation(method, path, body)).await
+    }
+
+    async fn signed_write_in_operation(
         &self,
         method: Method,
         path: &str,
@@ -122,7 +139,10 @@ impl DfnsClient {
                 category @ ErrorCategory::RateLimited { .. }
                     if inner.retry.allows_another(attempts) =>
                 {
-                    tokio::time::sleep(inner.retry.delay(attempts, retry_after(&category))).await;
+                    inner
+                        .transport
+                        .pause(inner.retry.delay(attempts, retry_after(&category)))
+                        .await?;
                 }
                 _ => return Err(error),
             }

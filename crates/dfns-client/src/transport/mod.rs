@@ -1,8 +1,9 @@
-//! One HTTP exchange with Dfns: rate limiting, timeout, headers, and turning statuses into
-//! [`DfnsError`]s. No retries and no signing here; the client layers those on top.
+//! One HTTP exchange with Dfns: rate limiting, the shutdown gate, timeout, headers, and turning
+//! statuses into [`DfnsError`]s. No retries and no signing here; the client layers those on top.
 mod base_url;
 mod response;
 
+use std::cell::Cell;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use zeroize::Zeroizing;
 
 use super::error::{DfnsError, scrub};
 use super::exchange::{ExchangeOutcome, RequestObserver};
+use super::gate::Gate;
 use super::rate_limit::RateLimiter;
 use super::sensitive::SecretString;
 use base_url::normalize_base_url;
@@ -36,6 +38,9 @@ pub struct TransportConfig {
     pub connect_timeout: Duration,
     pub requests_per_minute: u32,
     pub request_observer: Option<RequestObserver>,
+    /// See [`crate::ClientConfig::rate_limit_wait_bound`].
+    pub rate_limit_wait_bound: Option<Duration>,
+    pub gate: Gate,
 }
 
 pub(crate) struct Transport {
@@ -43,7 +48,25 @@ pub(crate) struct Transport {
     base_url: String,
     timeout: Duration,
     limiter: RateLimiter,
+    wait_bound: Option<Duration>,
+    gate: Gate,
     observer: Option<RequestObserver>,
+}
+
+tokio::task_local! {
+    /// Whether the current operation has sent (or been admitted to send) a request already.
+    static OPERATION_STARTED: Cell<bool>;
+}
+
+/// Runs `operation` as one operation for the rate limiter: only its first request may be turned
+/// away by the wait bound; the rest wait their turn, so a signed write is never abandoned between
+/// its handshake and the write. Nested calls belong to the outermost operation.
+pub(crate) async fn as_one_operation<F: Future>(operation: F) -> F::Output {
+    if OPERATION_STARTED.try_with(|_| ()).is_ok() {
+        operation.await
+    } else {
+        OPERATION_STARTED.scope(Cell::new(false), operation).await
+    }
 }
 
 /// One request to send. `path` may carry a query string; bodies are pre-serialized so the bytes
@@ -96,8 +119,27 @@ impl Transport {
             base_url,
             timeout: config.request_timeout,
             limiter: RateLimiter::per_minute(config.requests_per_minute),
+            wait_bound: config.rate_limit_wait_bound,
+            gate: config.gate.clone(),
             observer: config.request_observer.clone(),
         })
+    }
+
+    /// Sleeps `delay` (a retry backoff), unless the gate closes first.
+    pub async fn pause(&self, delay: Duration) -> Result<(), DfnsError> {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => Ok(()),
+            () = self.gate.closed() => Err(DfnsError::Halted),
+        }
+    }
+
+    /// Takes a rate-limit token; bounded for the first request of an operation only.
+    async fn admit(&self) -> Result<(), DfnsError> {
+        let first = OPERATION_STARTED
+            .try_with(|started| !started.replace(true))
+            .unwrap_or(true);
+        let bound = if first { self.wait_bound } else { None };
+        self.limiter.acquire(bound, &self.gate).await
     }
 
     pub fn base_url(&self) -> &str {
@@ -105,7 +147,7 @@ impl Transport {
     }
 
     pub async fn send(&self, request: ApiRequest<'_>) -> Result<ApiResponse, DfnsError> {
-        self.limiter.acquire().await;
+        self.admit().await?;
         let method = request.method.clone();
         let mut builder = self
             .http

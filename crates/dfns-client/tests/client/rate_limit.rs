@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use dfns_client::{DfnsClient, RetryPolicy};
+use dfns_client::{DfnsClient, DfnsError, Gate, RetryPolicy};
 use dfns_emulator::{EmulatorConfig, Faults};
 use dfns_test_support::dfns::*;
 
@@ -136,5 +136,91 @@ async fn clones_share_one_limiter() {
         "6 shared requests at 2/s, took {:?}",
         started.elapsed()
     );
+    emulator.shutdown().await;
+}
+
+fn halted(result: Result<impl std::fmt::Debug, DfnsError>) -> bool {
+    matches!(result, Err(DfnsError::Halted))
+}
+
+#[tokio::test]
+async fn a_call_that_would_wait_past_the_bound_fails_at_once_and_sends_nothing() {
+    let emulator = start_emulator().await;
+    let mut config = admin_config(&emulator);
+    config.requests_per_minute = 20; // one per 3 s
+    config.rate_limit_wait_bound = Some(Duration::from_secs(2));
+    let admin = DfnsClient::new(config).unwrap();
+    // The login's second request waits 3 s, past the bound: an operation once started finishes.
+    admin.identity().await.unwrap();
+    let sent = emulator.request_counts().total;
+    let started = Instant::now();
+    let retry_in = match admin.list_pats().await {
+        Err(DfnsError::Throttled { retry_in }) => retry_in,
+        other => panic!("expected Throttled, got {other:?}"),
+    };
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "refused at once, took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        retry_in > Duration::from_secs(2) && retry_in <= Duration::from_secs(3),
+        "{retry_in:?}"
+    );
+    assert_eq!(emulator.request_counts().total, sent, "nothing was sent");
+    // Coming back when told, the call goes through.
+    tokio::time::sleep(retry_in).await;
+    admin.list_pats().await.unwrap();
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn closing_the_gate_ends_a_rate_limit_wait_at_once_and_sends_nothing_more() {
+    let emulator = start_emulator().await;
+    let mut config = admin_config(&emulator);
+    config.requests_per_minute = 1;
+    let gate = Gate::new();
+    config.gate = gate.clone();
+    let admin = DfnsClient::new(config).unwrap();
+    // The login's first request goes out; its second waits a minute for the next token.
+    let waiting = tokio::spawn({
+        let admin = admin.clone();
+        async move { admin.identity().await.map(drop) }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while emulator.request_counts().total == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first request was never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let closed_at = Instant::now();
+    gate.close();
+    let result = tokio::time::timeout(Duration::from_secs(1), waiting)
+        .await
+        .expect("the wait ends at once")
+        .unwrap();
+    assert!(halted(result), "closed after {:?}", closed_at.elapsed());
+    assert!(halted(admin.list_pats().await));
+    assert_eq!(
+        emulator.request_counts().total,
+        1,
+        "nothing sent after closing"
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn past_its_lease_deadline_the_gate_sends_nothing() {
+    let emulator = start_emulator().await;
+    let mut config = admin_config(&emulator);
+    let gate = Gate::new();
+    gate.open_until(tokio::time::Instant::now());
+    config.gate = gate;
+    let admin = DfnsClient::new(config).unwrap();
+    assert!(halted(admin.list_pats().await));
+    assert!(halted(admin.identity().await));
+    assert_eq!(emulator.request_counts().total, 0);
     emulator.shutdown().await;
 }
