@@ -43,6 +43,12 @@ pub enum Error {
     /// An id in status names a Dfns identity that cannot be proven this resource's.
     #[error("{0}")]
     ForeignCredential(String),
+    /// The connection's apiUrl names a host outside `--allowed-api-hosts`; nothing was sent.
+    #[error(
+        "apiUrl host {host} is not allowed by this operator (--allowed-api-hosts: {allowed}); \
+         point apiUrl at an allowed host, or ask the operator's administrator to allow this one"
+    )]
+    ApiHostNotAllowed { host: String, allowed: String },
 }
 
 impl Error {
@@ -62,6 +68,7 @@ impl Error {
                 ErrorCategory::Timeout => "dfns_timeout",
                 ErrorCategory::PendingApproval => "dfns_pending_approval",
                 ErrorCategory::Misconfigured => "dfns_misconfigured",
+                ErrorCategory::EndpointMisbehaved => "dfns_endpoint_misbehaved",
             },
             Self::Connection(_) => "connection",
             Self::InvalidSpec(_) => "invalid_spec",
@@ -72,6 +79,7 @@ impl Error {
             Self::Finalizer(_) => "finalizer",
             Self::DeletionWaits { .. } => "deletion_waits",
             Self::ForeignCredential(_) => "foreign_credential",
+            Self::ApiHostNotAllowed { .. } => "api_host_not_allowed",
         }
     }
 
@@ -86,7 +94,10 @@ impl Error {
                     | ErrorCategory::Conflict
                     | ErrorCategory::Misconfigured
             ),
-            Self::Connection(_) | Self::InvalidSpec(_) | Self::ForeignCredential(_) => true,
+            Self::Connection(_)
+            | Self::InvalidSpec(_)
+            | Self::ForeignCredential(_)
+            | Self::ApiHostNotAllowed { .. } => true,
             Self::Kube(kube::Error::Api(status)) => status.code == 403 || status.code == 422,
             Self::Kube(_)
             | Self::Conflict(_)
@@ -100,7 +111,8 @@ impl Error {
 
     /// The condition this failure shows.
     pub fn verdict(&self) -> Verdict {
-        let message = self.to_string();
+        // Kubernetes' and the endpoint's texts end up here; no secret may reach a condition.
+        let message = dfns_client::scrub(&self.to_string());
         let reason = match self {
             Self::Dfns(e) => match e.category() {
                 ErrorCategory::Unauthorized => ConditionReason::Unauthorized,
@@ -121,6 +133,7 @@ impl Error {
             Self::UnexpectedDfnsAnswer(_) => ConditionReason::DfnsUnavailable,
             Self::DeletionWaits { .. } => ConditionReason::PendingApproval,
             Self::ForeignCredential(_) => ConditionReason::ForeignCredential,
+            Self::ApiHostNotAllowed { .. } => ConditionReason::ApiHostNotAllowed,
             Self::Kube(_)
             | Self::Conflict(_)
             | Self::KeyGeneration(_)
@@ -136,9 +149,13 @@ impl Error {
 
     /// A Dfns write that may or may not have happened: no answer, or a 5xx after it was sent.
     pub fn outcome_unknown(&self) -> bool {
+        // A misbehaving endpoint answered after the write was sent: it may have acted on it.
         matches!(self, Self::Dfns(e) if matches!(
             e.category(),
-            ErrorCategory::ServerError | ErrorCategory::Transport | ErrorCategory::Timeout
+            ErrorCategory::ServerError
+                | ErrorCategory::Transport
+                | ErrorCategory::Timeout
+                | ErrorCategory::EndpointMisbehaved
         ))
     }
 

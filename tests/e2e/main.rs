@@ -12,6 +12,7 @@ mod crash_points;
 mod crash_safety;
 mod credentials;
 mod guards;
+mod hostile_endpoints;
 mod leader_election;
 mod leader_lost;
 mod leak_check;
