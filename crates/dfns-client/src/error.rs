@@ -73,11 +73,16 @@ pub enum DfnsError {
         path: String,
         reason: String,
     },
-    #[error("Dfns {method} {path} did not answer within {}s", .timeout.as_secs_f32())]
+    #[error(
+        "Dfns {method} {path} did not answer in time (limits: {}s to connect, {}s of silence, {}s in all)",
+        .limits.connect.as_secs_f32(),
+        .limits.read.as_secs_f32(),
+        .limits.total.as_secs_f32()
+    )]
     Timeout {
         method: Method,
         path: String,
-        timeout: Duration,
+        limits: TimeoutLimits,
     },
     #[error("Dfns {method} {path} returned an unexpected response (HTTP {status}): {reason}")]
     UnexpectedResponse {
@@ -139,6 +144,16 @@ fn announced_suffix(announced: &Option<u64>) -> String {
     announced
         .map(|length| format!(" (Content-Length {length})"))
         .unwrap_or_default()
+}
+
+/// The three timeouts of an exchange, for a message naming whichever may have fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeoutLimits {
+    pub connect: Duration,
+    /// Longest silence between two reads.
+    pub read: Duration,
+    /// The whole exchange, body included.
+    pub total: Duration,
 }
 
 fn change_request_suffix(id: &Option<String>) -> String {

@@ -12,7 +12,7 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode};
 use zeroize::Zeroizing;
 
-use super::error::{DfnsError, scrub};
+use super::error::{DfnsError, TimeoutLimits, scrub};
 use super::exchange::{ExchangeOutcome, RequestObserver};
 use super::rate_limit::RateLimiter;
 use super::sensitive::SecretString;
@@ -46,7 +46,7 @@ pub struct TransportConfig {
 pub(crate) struct Transport {
     http: reqwest::Client,
     base_url: String,
-    timeout: Duration,
+    timeouts: TimeoutLimits,
     max_response_bytes: usize,
     limiter: RateLimiter,
     observer: Option<RequestObserver>,
@@ -103,7 +103,11 @@ impl Transport {
         Ok(Self {
             http,
             base_url,
-            timeout: config.request_timeout,
+            timeouts: TimeoutLimits {
+                connect: config.connect_timeout,
+                read: config.read_timeout,
+                total: config.request_timeout,
+            },
             max_response_bytes: config.max_response_bytes,
             limiter: RateLimiter::per_minute(config.requests_per_minute),
             observer: config.request_observer.clone(),
@@ -244,7 +248,7 @@ impl Transport {
             DfnsError::Timeout {
                 method: method.clone(),
                 path: path.to_owned(),
-                timeout: self.timeout,
+                limits: self.timeouts,
             }
         } else {
             DfnsError::Transport {

@@ -132,6 +132,7 @@ async fn an_answer_that_stalls_after_its_headers_ends_at_the_read_timeout() {
     let started = Instant::now();
     let error = client.list_pats().await.unwrap_err();
     assert_eq!(error.category(), ErrorCategory::Timeout, "{error}");
+    assert!(error.to_string().contains("0.3s of silence"), "{error}");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
