@@ -1,7 +1,8 @@
 //! No endpoint can hurt the operator: a connection whose `apiUrl` streams a gigabyte, announces a
 //! huge body, redirects elsewhere, or names a host outside `--allowed-api-hosts` is reported on
 //! the connection, costs the operator no memory to speak of, sends nothing anywhere else, and
-//! leaves every other connection working.
+//! leaves every other connection working; an endpoint quoting the caller's token back inside its
+//! error message gets it redacted before it reaches a condition, an Event or a log line.
 use std::time::Duration;
 
 use dfns_operator::api::{DfnsConnection, DfnsServiceAccount};
@@ -245,6 +246,54 @@ async fn a_host_outside_allowed_api_hosts_stalls_its_connection_and_receives_not
     );
     setup.stop_operator().await;
     setup.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn a_token_echoed_back_glued_to_other_text_never_reaches_status_events_or_logs() {
+    let mut setup = Setup::new("e2e-hostile-echo").await;
+    let echo = HostileEndpoint::start(Behaviour::EchoBearer).await;
+    // Opaque, not JWT-shaped: only the registry of secrets can recognise it.
+    let token = format!("opaque{}", uuid::Uuid::new_v4().simple());
+    let admin = &setup.emulator.bootstrap().admin;
+    setup
+        .create_secret(
+            "echo-token",
+            &[
+                ("DFNS_AUTH_TOKEN", &token),
+                ("DFNS_CRED_ID", &admin.cred_id),
+                ("DFNS_PRIVATE_KEY", &admin.private_key),
+            ],
+        )
+        .await;
+    setup
+        .apply::<DfnsConnection>(
+            "echoing",
+            json!({
+                "apiUrl": echo.url(),
+                "allowInsecureHttp": true,
+                "auth": { "token": { "secretRef": { "name": "echo-token" } } },
+            }),
+        )
+        .await;
+    setup.start_operator_with(ControllerConfig {
+        allowed_api_hosts: AllowedHosts::parse(&allowing_local_endpoints(&setup)).unwrap(),
+        ..setup.config()
+    });
+
+    let stalled = setup
+        .wait_condition::<DfnsConnection>("echoing", "Stalled", "True", Some("Unauthorized"))
+        .await;
+    let message = connection_ready(&stalled).message;
+    assert!(
+        message.contains("rejected credential token=[redacted];retry"),
+        "{message}"
+    );
+    setup.stop_operator().await;
+    setup
+        .leak_check()
+        .with_secret("the connection's static token", &token)
+        .assert_clean()
+        .await;
 }
 
 /// Points an existing connection at `api_url`, keeping the rest of its spec.

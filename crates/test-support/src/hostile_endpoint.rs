@@ -1,6 +1,6 @@
 //! Local HTTP endpoints that misbehave the way a hostile or broken `apiUrl` could: a body that
-//! never ends, a huge announced length, a redirect, a stall after the headers, and a listener
-//! that only counts who connects. Raw tokio, on 127.0.0.1, bounded: each answer sends at most
+//! never ends, a huge announced length, a redirect, a stall after the headers, an error message
+//! quoting the caller's token, and a listener that only counts who connects. Raw tokio, on 127.0.0.1, bounded: each answer sends at most
 //! [`MAX_STREAM_BYTES`], every connection ends after [`CONNECTION_LIFETIME`], and the server stops
 //! when dropped.
 use std::net::SocketAddr;
@@ -29,6 +29,9 @@ pub enum Behaviour {
     StallAfterHeaders,
     /// Accept and close at once, sending nothing: a host that must receive no request.
     CountOnly,
+    /// `401` whose Dfns-style error message quotes the request's bearer token glued to other
+    /// text (`…token=<token>;…`), as a careless or hostile server might.
+    EchoBearer,
 }
 
 /// A running endpoint; stops when dropped.
@@ -115,7 +118,7 @@ async fn answer(
     if matches!(behaviour, Behaviour::CountOnly) {
         return Ok(());
     }
-    read_request_head(&mut stream).await?;
+    let head = read_request_head(&mut stream).await?;
     match behaviour {
         Behaviour::EndlessBody { bytes } => {
             stream
@@ -156,12 +159,33 @@ async fn answer(
                 .await?;
             hold(&mut stream).await
         }
+        Behaviour::EchoBearer => {
+            let head = String::from_utf8_lossy(&head);
+            let bearer = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("authorization")
+                        .then(|| value.trim().trim_start_matches("Bearer ").to_owned())
+                })
+                .unwrap_or_default();
+            let body = serde_json::json!({
+                "error": { "status": 401, "message": format!("rejected credential token={bearer};retry") }
+            })
+            .to_string();
+            let response = format!(
+                "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(response.as_bytes()).await?;
+            stream.shutdown().await
+        }
         Behaviour::CountOnly => Ok(()),
     }
 }
 
 /// Reads up to the end of the request head (bounded), ignoring any body.
-async fn read_request_head(stream: &mut TcpStream) -> std::io::Result<()> {
+async fn read_request_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::new();
     let mut buffer = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
@@ -171,7 +195,7 @@ async fn read_request_head(stream: &mut TcpStream) -> std::io::Result<()> {
         }
         head.extend_from_slice(&buffer[..read]);
     }
-    Ok(())
+    Ok(head)
 }
 
 /// Keeps the connection open, reading (and dropping) whatever comes, until the peer leaves.
