@@ -196,6 +196,51 @@ mod tests {
     }
 
     #[test]
+    fn a_misbehaving_endpoint_is_retried_with_backoff_and_a_write_to_it_has_an_unknown_outcome() {
+        let too_large = Error::Dfns(DfnsError::ResponseTooLarge {
+            method: reqwest::Method::POST,
+            path: "/auth/service-accounts".into(),
+            limit: 4 * 1024 * 1024,
+            announced: None,
+        });
+        assert!(!too_large.needs_a_person());
+        assert!(too_large.outcome_unknown());
+        assert_eq!(too_large.category(), "dfns_endpoint_misbehaved");
+        let Verdict::Progressing { reason, message } = too_large.verdict() else {
+            panic!("not progressing");
+        };
+        assert_eq!(reason, ConditionReason::DfnsUnavailable);
+        assert!(message.contains("body over 4 MiB; refused"), "{message}");
+    }
+
+    #[test]
+    fn a_host_that_is_not_allowed_stalls_and_names_the_host_and_the_flag() {
+        let error = Error::ApiHostNotAllowed {
+            host: "evil.example:8443".into(),
+            allowed: "api.dfns.io".into(),
+        };
+        let Verdict::Stalled { reason, message } = error.verdict() else {
+            panic!("not stalled");
+        };
+        assert_eq!(reason, ConditionReason::ApiHostNotAllowed);
+        assert!(
+            message.contains("evil.example:8443") && message.contains("--allowed-api-hosts"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn condition_messages_are_scrubbed_of_secrets() {
+        let error = Error::Connection(
+            "Secret said token=eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl".into(),
+        );
+        let Verdict::Stalled { message, .. } = error.verdict() else {
+            panic!("not stalled");
+        };
+        assert_eq!(message, "Secret said token=[redacted]");
+    }
+
+    #[test]
     fn what_only_a_person_can_fix_stalls_with_its_reason() {
         let spec = Error::InvalidSpec("resource has no namespace".into());
         assert!(spec.needs_a_person());

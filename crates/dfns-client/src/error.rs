@@ -269,6 +269,13 @@ mod tests {
             approval_id: None,
         };
         assert!(!pending.category().is_transient());
+        let redirected = DfnsError::Redirected {
+            method: Method::GET,
+            path: "/p".into(),
+            status: 307,
+        };
+        assert_eq!(redirected.category(), ErrorCategory::EndpointMisbehaved);
+        assert!(!redirected.category().is_transient());
     }
 
     #[test]
