@@ -79,6 +79,9 @@ api_url="$(json_field "$work/bootstrap.json" .apiUrl)"
 org_id="$(json_field "$work/bootstrap.json" .orgId)"
 username="$(json_field "$work/bootstrap.json" .admin.username)"
 cred_id="$(json_field "$work/bootstrap.json" .admin.credId)"
+# The operator talks only to hosts it is told to (--allowed-api-hosts): here the emulator's host:port.
+api_host="${api_url#*://}"
+api_host="${api_host%%/*}"
 echo "Dfns emulator at $api_url, organization $org_id, admin $username"
 
 step "Namespaces, and the connection as the emulator's bootstrap admin (examples/cluster-connection.yaml)"
@@ -117,7 +120,7 @@ kubectl apply -f "$work/cluster-connection.yaml"
 step "Running the operator (leader election on, metrics on 127.0.0.1:9464)"
 # Only the demo's namespace: `make test` shares this control plane, and its namespaces are not ours.
 "$bin/dfns-operator" run --kubeconfig "$kubeconfig" --namespace "$operator_ns" \
-  --watch-namespace "$app_ns" --leader-election --metrics-address 127.0.0.1:9464 --log-format text \
+  --watch-namespace "$app_ns" --allowed-api-hosts "$api_host" --leader-election --metrics-address 127.0.0.1:9464 --log-format text \
   >"$work/operator.log" 2>&1 &
 pids+=($!)
 kubectl wait --for=condition=Ready clusterdfnsconnection/default --timeout="$wait_timeout"

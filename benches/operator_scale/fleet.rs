@@ -74,6 +74,12 @@ impl Fleet {
         apply_connection(&kube, &namespace, &emulator, options.requests_per_minute).await?;
         own_writes.connections += 1;
 
+        let emulator_host = emulator
+            .api_url()
+            .split_once("://")
+            .map_or(emulator.api_url(), |(_, host)| host)
+            .trim_end_matches('/')
+            .to_owned();
         let operator = OperatorProcess::spawn(OperatorOptions {
             kubeconfig: cp.kubeconfig_path(),
             namespace: &namespace,
@@ -82,6 +88,7 @@ impl Fleet {
                 .then_some(namespace.as_str()),
             resync_interval: options.resync_interval,
             concurrency: options.operator_concurrency,
+            allowed_api_hosts: &emulator_host,
             log: bench_dir().join(format!("operator-{}.log", options.prefix)),
         })?;
         let fleet = Self {

@@ -16,6 +16,8 @@ pub struct OperatorOptions<'a> {
     pub watch_namespace: Option<&'a str>,
     pub resync_interval: Duration,
     pub concurrency: u16,
+    /// `--allowed-api-hosts`: the emulator's `host:port`.
+    pub allowed_api_hosts: &'a str,
     pub log: PathBuf,
 }
 
@@ -63,6 +65,7 @@ impl OperatorProcess {
                 &format!("{}s", options.resync_interval.as_secs()),
             ])
             .args(["--concurrency", &options.concurrency.to_string()])
+            .args(["--allowed-api-hosts", options.allowed_api_hosts])
             .arg("--kubeconfig")
             .arg(options.kubeconfig);
         if let Some(ns) = options.watch_namespace {

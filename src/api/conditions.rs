@@ -47,6 +47,8 @@ pub enum ConditionReason {
     OrphanNotProven,
     /// An id in status names a Dfns identity that cannot be proven this resource's.
     ForeignCredential,
+    /// The connection's apiUrl host is outside the operator's `--allowed-api-hosts`.
+    ApiHostNotAllowed,
 }
 
 impl ConditionReason {
@@ -76,6 +78,7 @@ impl ConditionReason {
             Self::CleanupBlocked => "CleanupBlocked",
             Self::OrphanNotProven => "OrphanNotProven",
             Self::ForeignCredential => "ForeignCredential",
+            Self::ApiHostNotAllowed => "ApiHostNotAllowed",
         }
     }
 }

@@ -27,6 +27,8 @@ pub enum Command {
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
     /// Check that a Dfns credential works: one authenticated read and one user-action signature.
+    /// It calls whatever DFNS_API_URL names (your own command): `run`'s --allowed-api-hosts does
+    /// not apply.
     Verify(verify::VerifyArgs),
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use dfns_client::RequestObserver;
 
 use super::Error;
+use crate::controller::allowed_hosts::{AllowedHosts, DEFAULT_ALLOWED_API_HOSTS};
 use crate::controller::leader::{LeaseConfig, default_identity};
 use crate::controller::{ControllerConfig, RunOptions};
 use crate::telemetry::{Health, KubeWriteCounterLayer, Metrics};
@@ -43,6 +44,17 @@ pub struct RunArgs {
         default_value = "dfns-operator-seal-key"
     )]
     pub seal_key_secret: String,
+    /// API hosts a connection's apiUrl may name, comma-separated: `host` (any port) or
+    /// `host:port`, case-insensitive; `*.example.com` matches any subdomain of example.com. A
+    /// connection naming another host goes Stalled (ApiHostNotAllowed) and that host is sent
+    /// nothing.
+    #[arg(
+        long,
+        env = "DFNS_OPERATOR_ALLOWED_API_HOSTS",
+        default_value = DEFAULT_ALLOWED_API_HOSTS,
+        value_parser = AllowedHosts::parse
+    )]
+    pub allowed_api_hosts: AllowedHosts,
     /// Log format.
     #[arg(long, env = "DFNS_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -188,6 +200,7 @@ pub async fn run(args: RunArgs) -> i32 {
         cluster_connection_selector: args.cluster_connection_selector,
         request_observer: Some(request_observer),
         seal_key_secret: args.seal_key_secret,
+        allowed_api_hosts: args.allowed_api_hosts,
     };
     tracing::info!(
         ?config,

@@ -11,6 +11,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use rand::RngExt;
 
+use super::allowed_hosts::AllowedHosts;
 use super::connection_slots::ConnectionSlots;
 use super::dfns_clients::DfnsClients;
 use super::inventory::Inventory;
@@ -36,6 +37,8 @@ pub struct ControllerConfig {
     /// The Secret in `operator_namespace` holding the key that seals recorded ids (`seal.rs`);
     /// created on first start.
     pub seal_key_secret: String,
+    /// The API hosts a connection may name (`--allowed-api-hosts`); others go Stalled unasked.
+    pub allowed_api_hosts: AllowedHosts,
 }
 
 pub struct Context {
@@ -69,6 +72,7 @@ impl Context {
                 config.operator_namespace.clone(),
                 config.request_observer.clone(),
                 gate,
+                config.allowed_api_hosts.clone(),
             ),
             connection_slots: ConnectionSlots::for_workers(config.concurrency),
             inventory: Inventory::new(config.resync_interval),
@@ -92,7 +96,8 @@ impl Context {
         let event = Event {
             type_,
             reason: reason.into(),
-            note: Some(note),
+            // Notes quote error texts; the scrub catches any secret they carry (dfns_client::redact).
+            note: Some(dfns_client::scrub(&note)),
             action: reason.into(),
             secondary: None,
         };

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{Api, Client, ResourceExt};
 
+use super::allowed_hosts::AllowedHosts;
 use super::error::Error;
 use super::secret_layout::{AUTH_TOKEN, CRED_ID, PRIVATE_KEY, TextError, text};
 use crate::api::{
@@ -114,6 +115,7 @@ pub struct DfnsClients {
     request_observer: Option<RequestObserver>,
     /// Shared by every client built here (see [`crate::controller::Context::new`]).
     gate: Gate,
+    allowed_api_hosts: AllowedHosts,
 }
 
 impl DfnsClients {
@@ -122,6 +124,7 @@ impl DfnsClients {
         operator_namespace: String,
         request_observer: Option<RequestObserver>,
         gate: Gate,
+        allowed_api_hosts: AllowedHosts,
     ) -> Self {
         Self {
             kube,
@@ -129,6 +132,7 @@ impl DfnsClients {
             cache: Mutex::default(),
             request_observer,
             gate,
+            allowed_api_hosts,
         }
     }
 
@@ -158,6 +162,8 @@ impl DfnsClients {
         &self,
         connection: &ConnectionObject,
     ) -> Result<Arc<ConnectionHandle>, Error> {
+        // Before any client exists: a host that is not allowed receives nothing, not even a login.
+        self.check_api_host(connection)?;
         let secret_namespace = connection
             .key
             .namespace
@@ -198,6 +204,16 @@ impl DfnsClients {
             .expect("registry lock")
             .insert(connection.key.clone(), (version, handle.clone()));
         Ok(handle)
+    }
+
+    /// Whether the connection's apiUrl names a host in `--allowed-api-hosts`.
+    pub fn check_api_host(&self, connection: &ConnectionObject) -> Result<(), Error> {
+        self.allowed_api_hosts
+            .check_url(&connection.spec.api_url)
+            .map_err(|host| Error::ApiHostNotAllowed {
+                host,
+                allowed: self.allowed_api_hosts.to_string(),
+            })
     }
 
     /// Forget a deleted connection's client.

@@ -55,6 +55,12 @@ pub enum Error {
         connection: String,
         retry_in: Duration,
     },
+    /// The connection's apiUrl names a host outside `--allowed-api-hosts`; nothing was sent.
+    #[error(
+        "apiUrl host {host} is not allowed by this operator (--allowed-api-hosts: {allowed}); \
+         point apiUrl at an allowed host, or ask the operator's administrator to allow this one"
+    )]
+    ApiHostNotAllowed { host: String, allowed: String },
 }
 
 impl Error {
@@ -77,6 +83,7 @@ impl Error {
                 ErrorCategory::Misconfigured => "dfns_misconfigured",
                 ErrorCategory::Throttled { .. } => "dfns_throttled",
                 ErrorCategory::Halted => "not_leading",
+                ErrorCategory::EndpointMisbehaved => "dfns_endpoint_misbehaved",
             },
             Self::Connection(_) => "connection",
             Self::InvalidSpec(_) => "invalid_spec",
@@ -88,6 +95,7 @@ impl Error {
             Self::DeletionWaits { .. } => "deletion_waits",
             Self::ForeignCredential(_) => "foreign_credential",
             Self::ConnectionBusy { .. } => "connection_busy",
+            Self::ApiHostNotAllowed { .. } => "api_host_not_allowed",
         }
     }
 
@@ -118,7 +126,10 @@ impl Error {
                     | ErrorCategory::Conflict
                     | ErrorCategory::Misconfigured
             ),
-            Self::Connection(_) | Self::InvalidSpec(_) | Self::ForeignCredential(_) => true,
+            Self::Connection(_)
+            | Self::InvalidSpec(_)
+            | Self::ForeignCredential(_)
+            | Self::ApiHostNotAllowed { .. } => true,
             Self::Kube(kube::Error::Api(status)) => status.code == 403 || status.code == 422,
             Self::Kube(_)
             | Self::Conflict(_)
@@ -133,7 +144,8 @@ impl Error {
 
     /// The condition this failure shows.
     pub fn verdict(&self) -> Verdict {
-        let message = self.to_string();
+        // Kubernetes' and the endpoint's texts end up here; no secret may reach a condition.
+        let message = dfns_client::scrub(&self.to_string());
         let reason = match self {
             Self::Dfns(e) => match e.category() {
                 ErrorCategory::Unauthorized => ConditionReason::Unauthorized,
@@ -155,6 +167,7 @@ impl Error {
             Self::DeletionWaits { .. } => ConditionReason::PendingApproval,
             Self::ForeignCredential(_) => ConditionReason::ForeignCredential,
             Self::ConnectionBusy { .. } => ConditionReason::RateLimited,
+            Self::ApiHostNotAllowed { .. } => ConditionReason::ApiHostNotAllowed,
             Self::Kube(_)
             | Self::Conflict(_)
             | Self::KeyGeneration(_)
@@ -170,9 +183,13 @@ impl Error {
 
     /// A Dfns write that may or may not have happened: no answer, or a 5xx after it was sent.
     pub fn outcome_unknown(&self) -> bool {
+        // A misbehaving endpoint answered after the write was sent: it may have acted on it.
         matches!(self, Self::Dfns(e) if matches!(
             e.category(),
-            ErrorCategory::ServerError | ErrorCategory::Transport | ErrorCategory::Timeout
+            ErrorCategory::ServerError
+                | ErrorCategory::Transport
+                | ErrorCategory::Timeout
+                | ErrorCategory::EndpointMisbehaved
         ))
     }
 
@@ -240,6 +257,51 @@ mod tests {
             Error::Kube(kube::Error::Service("connection reset".into())).waiting(),
             None
         );
+    }
+
+    #[test]
+    fn a_misbehaving_endpoint_is_retried_with_backoff_and_a_write_to_it_has_an_unknown_outcome() {
+        let too_large = Error::Dfns(DfnsError::ResponseTooLarge {
+            method: reqwest::Method::POST,
+            path: "/auth/service-accounts".into(),
+            limit: 4 * 1024 * 1024,
+            announced: None,
+        });
+        assert!(!too_large.needs_a_person());
+        assert!(too_large.outcome_unknown());
+        assert_eq!(too_large.category(), "dfns_endpoint_misbehaved");
+        let Verdict::Progressing { reason, message } = too_large.verdict() else {
+            panic!("not progressing");
+        };
+        assert_eq!(reason, ConditionReason::DfnsUnavailable);
+        assert!(message.contains("body over 4 MiB; refused"), "{message}");
+    }
+
+    #[test]
+    fn a_host_that_is_not_allowed_stalls_and_names_the_host_and_the_flag() {
+        let error = Error::ApiHostNotAllowed {
+            host: "evil.example:8443".into(),
+            allowed: "api.dfns.io".into(),
+        };
+        let Verdict::Stalled { reason, message } = error.verdict() else {
+            panic!("not stalled");
+        };
+        assert_eq!(reason, ConditionReason::ApiHostNotAllowed);
+        assert!(
+            message.contains("evil.example:8443") && message.contains("--allowed-api-hosts"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn condition_messages_are_scrubbed_of_secrets() {
+        let error = Error::Connection(
+            "Secret said token=eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl".into(),
+        );
+        let Verdict::Stalled { message, .. } = error.verdict() else {
+            panic!("not stalled");
+        };
+        assert_eq!(message, "Secret said token=[redacted]");
     }
 
     #[test]

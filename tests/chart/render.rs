@@ -83,7 +83,8 @@ fn deployment_runs_non_root_read_only_without_capabilities_with_probes_and_reque
     assert_eq!(args[0], "run");
     assert!(
         args.contains(&"--leader-election=true")
-            && args.contains(&"--metrics-address=0.0.0.0:8080"),
+            && args.contains(&"--metrics-address=0.0.0.0:8080")
+            && args.contains(&"--allowed-api-hosts=api.dfns.io,api.uae.dfns.io"),
         "{args:?}"
     );
     // Two replicas by default, so a PodDisruptionBudget keeps one during drains.
@@ -122,6 +123,10 @@ fn values_outside_the_schema_are_refused() {
         "operator.logFormat=xml",
         "operator.resyncInterval=soon",
         "operator.approvalCheckInterval=soon",
+        "operator.allowedApiHosts={https://api.dfns.io}",
+        "operator.allowedApiHosts={api.dfns.io/path}",
+        "operator.allowedApiHosts=null",
+        "operator.allowedApiHosts={}",
         "unknownKey=1",
     ] {
         let output = std::process::Command::new(tool("helm"))
@@ -132,6 +137,26 @@ fn values_outside_the_schema_are_refused() {
             .unwrap();
         assert!(!output.status.success(), "{bad} was accepted");
     }
+}
+
+#[test]
+fn allowed_api_hosts_render_as_one_comma_separated_flag() {
+    ControlPlane::shared();
+    let docs = documents(&helm_template(
+        "dfns",
+        "dfns-system",
+        &["operator.allowedApiHosts={api.dfns.io,*.gateway.example,127.0.0.1:8080}"],
+    ));
+    let args =
+        one_of_kind(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .clone();
+    assert!(
+        args.iter()
+            .any(|a| a == "--allowed-api-hosts=api.dfns.io,*.gateway.example,127.0.0.1:8080"),
+        "{args:?}"
+    );
 }
 
 #[test]

@@ -55,6 +55,7 @@ fn start_replica(setup: &Setup, name: &'static str, log: &std::fs::File) -> Repl
         // Only this test's cluster connections; traced as in-process operators are, so the leak
         // check reads everything it would print.
         .args(["--cluster-connection-selector", &setup.cluster_selector()])
+        .args(["--allowed-api-hosts", &setup.allowed_api_hosts()])
         .env("RUST_LOG", dfns_test_support::logs::FILTER)
         .arg("--kubeconfig")
         .arg(setup.cp.kubeconfig_path())

@@ -14,6 +14,7 @@ mod credentials;
 mod fairness;
 mod fencing;
 mod guards;
+mod hostile_endpoints;
 mod leader_election;
 mod leader_lost;
 mod leak_check;

@@ -81,9 +81,11 @@ async fn sigterm_while_resources_wait_on_slow_and_silent_connections_exits_withi
         )
         .await;
     let log_path = log_file();
+    let allowed = format!("{},127.0.0.1:{silent_port}", setup.allowed_api_hosts());
     let command = OperatorCommand::new(env!("CARGO_BIN_EXE_dfns-operator"), &log_path)
         .with_args(&["--leader-election", "--leader-election-lease-name", LEASE])
-        .with_args(&["--concurrency", "4"]);
+        .with_args(&["--concurrency", "4"])
+        .with_args(&["--allowed-api-hosts", &allowed]);
     let mut operator = command.spawn(&setup, None);
     wait_new_holder(&leases, None).await;
     setup.wait_ready::<DfnsConnection>("slow").await;

@@ -3,6 +3,8 @@
 
 use dfns_emulator::EmulatorConfig;
 use dfns_operator::api::DfnsConnection;
+use dfns_operator::controller::ControllerConfig;
+use dfns_operator::controller::allowed_hosts::AllowedHosts;
 use dfns_test_support::dfns::start_emulator_with;
 use dfns_test_support::operator::{Setup, condition};
 use serde_json::{Value, json};
@@ -57,7 +59,19 @@ async fn a_tls_connection_is_ready_with_its_ca_bundle_and_reports_an_untrusted_c
     setup
         .apply::<DfnsConnection>("wrong-ca", spec(Some(&wrong_ca)))
         .await;
-    setup.start_operator();
+    // The HTTPS emulator is another server: the operator must be told it may talk to it.
+    let https_host = https
+        .api_url()
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    setup.start_operator_with(ControllerConfig {
+        allowed_api_hosts: AllowedHosts::parse(&format!(
+            "{},{https_host}",
+            setup.allowed_api_hosts()
+        ))
+        .expect("valid host patterns"),
+        ..setup.config()
+    });
 
     let trusted = setup.wait_ready::<DfnsConnection>("trusted").await;
     assert_eq!(

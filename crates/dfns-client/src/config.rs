@@ -11,6 +11,9 @@ use super::signer::KeySigner;
 /// The production Dfns API (Europe). `https://api.uae.dfns.io` is the other region.
 pub const DEFAULT_API_URL: &str = "https://api.dfns.io";
 
+/// Dfns' largest answers (a page of identities) are tens of KiB; 4 MiB leaves ample room.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Everything needed to build a [`crate::DfnsClient`].
 pub struct ClientConfig {
     pub api_url: String,
@@ -22,8 +25,13 @@ pub struct ClientConfig {
     pub allow_insecure_http: bool,
     /// Shared by every request of this client (Dfns' paid-plan limit is 1000).
     pub requests_per_minute: u32,
+    /// The whole exchange, body included.
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Longest silence while reading an answer (between two chunks).
+    pub read_timeout: Duration,
+    /// Largest response body read; a larger one fails with [`crate::DfnsError::ResponseTooLarge`].
+    pub max_response_bytes: usize,
     pub retry: RetryPolicy,
     /// Told about every HTTP exchange (for metrics); none by default.
     pub request_observer: Option<RequestObserver>,
@@ -48,6 +56,8 @@ impl ClientConfig {
             requests_per_minute: 1000,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(15),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             retry: RetryPolicy::default(),
             request_observer: None,
             rate_limit_wait_bound: None,

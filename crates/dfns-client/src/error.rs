@@ -1,7 +1,7 @@
 //! The one error type of the Dfns client, and the categories callers branch on.
 //!
 //! Messages keep what Dfns said (it is what a user needs to fix the problem) but pass it through
-//! [`scrub`] first, and never include request or response bodies, headers or key material.
+//! [`scrub`] (`redact.rs`) first, and never include request or response bodies, headers or key material.
 use std::time::Duration;
 
 use reqwest::Method;
@@ -38,6 +38,9 @@ pub enum ErrorCategory {
     Throttled { retry_in: Duration },
     /// Nothing was sent: the process is shutting down.
     Halted,
+    /// The endpoint answered in a way Dfns never does (a body over the cap, a redirect). Not
+    /// retried at once: asking a hostile or misconfigured endpoint again only costs more.
+    EndpointMisbehaved,
 }
 
 impl ErrorCategory {
@@ -75,11 +78,16 @@ pub enum DfnsError {
         path: String,
         reason: String,
     },
-    #[error("Dfns {method} {path} did not answer within {}s", .timeout.as_secs_f32())]
+    #[error(
+        "Dfns {method} {path} did not answer in time (limits: {}s to connect, {}s of silence, {}s in all)",
+        .limits.connect.as_secs_f32(),
+        .limits.read.as_secs_f32(),
+        .limits.total.as_secs_f32()
+    )]
     Timeout {
         method: Method,
         path: String,
-        timeout: Duration,
+        limits: TimeoutLimits,
     },
     #[error("Dfns {method} {path} returned an unexpected response (HTTP {status}): {reason}")]
     UnexpectedResponse {
@@ -108,6 +116,56 @@ pub enum DfnsError {
     Throttled { retry_in: Duration },
     #[error("shutting down: no more requests are sent to Dfns")]
     Halted,
+    #[error(
+        "Dfns {method} {path} answered with a body over {}{}; refused",
+        byte_size(*.limit),
+        announced_suffix(.announced)
+    )]
+    ResponseTooLarge {
+        method: Method,
+        path: String,
+        /// The cap, in bytes.
+        limit: usize,
+        /// The Content-Length the endpoint announced, when it announced one over the cap.
+        announced: Option<u64>,
+    },
+    /// Never followed: a redirect would carry the bearer token and user action elsewhere. The
+    /// target is not named, since its query may carry anything.
+    #[error(
+        "Dfns {method} {path} answered with a redirect (HTTP {status}), which is never followed; \
+         check the connection's apiUrl"
+    )]
+    Redirected {
+        method: Method,
+        path: String,
+        status: u16,
+    },
+}
+
+/// `4 MiB`, or bytes when not a whole number of MiB.
+fn byte_size(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+fn announced_suffix(announced: &Option<u64>) -> String {
+    announced
+        .map(|length| format!(" (Content-Length {length})"))
+        .unwrap_or_default()
+}
+
+/// The three timeouts of an exchange, for a message naming whichever may have fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeoutLimits {
+    pub connect: Duration,
+    /// Longest silence between two reads.
+    pub read: Duration,
+    /// The whole exchange, body included.
+    pub total: Duration,
 }
 
 fn change_request_suffix(id: &Option<String>) -> String {
@@ -153,6 +211,9 @@ impl DfnsError {
                 retry_in: *retry_in,
             },
             Self::Halted => ErrorCategory::Halted,
+            Self::ResponseTooLarge { .. } | Self::Redirected { .. } => {
+                ErrorCategory::EndpointMisbehaved
+            }
         }
     }
 
@@ -178,64 +239,7 @@ impl DfnsError {
     }
 }
 
-const MAX_MESSAGE_CHARS: usize = 500;
-
-/// Removes anything that looks like a secret from text that came from outside: JWTs
-/// (`eyJ...` three-part tokens), PEM blocks, and `Bearer` values. Also bounds the length.
-pub(crate) fn scrub(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_CHARS));
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        out.push_str(&scrub_words(&rest[..start]));
-        out.push_str(super::sensitive::REDACTED);
-        rest = match rest[start..].find("-----END ") {
-            Some(end) => {
-                let after_end = start + end + "-----END ".len();
-                match rest[after_end..].find("-----") {
-                    Some(close) => &rest[after_end + close + 5..],
-                    None => "",
-                }
-            }
-            None => "",
-        };
-    }
-    out.push_str(&scrub_words(rest));
-    if out.chars().count() > MAX_MESSAGE_CHARS {
-        out = out.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "…";
-    }
-    out
-}
-
-fn scrub_words(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut after_bearer = false;
-    for (index, piece) in text.split(' ').enumerate() {
-        if index > 0 {
-            out.push(' ');
-        }
-        let secret = after_bearer || looks_like_jwt(piece);
-        after_bearer = piece.eq_ignore_ascii_case("bearer");
-        if secret && !piece.is_empty() {
-            out.push_str(super::sensitive::REDACTED);
-        } else {
-            out.push_str(piece);
-        }
-    }
-    out
-}
-
-fn looks_like_jwt(word: &str) -> bool {
-    let word = word
-        .trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'));
-    let parts: Vec<&str> = word.split('.').collect();
-    parts.len() == 3
-        && parts[0].starts_with("eyJ")
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
-}
+pub use super::redact::scrub;
 
 #[cfg(test)]
 mod tests {
@@ -281,33 +285,13 @@ mod tests {
             approval_id: None,
         };
         assert!(!pending.category().is_transient());
-    }
-
-    #[test]
-    fn scrub_removes_jwts_pem_blocks_and_bearer_values() {
-        let jwt = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
-        let text = format!(
-            "token {jwt}, key -----BEGIN PRIVATE KEY-----\nMIGHAgEA\n-----END PRIVATE KEY----- and Bearer opaque123 done"
-        );
-        let scrubbed = scrub(&text);
-        assert!(!scrubbed.contains("eyJzdWIi"), "{scrubbed}");
-        assert!(!scrubbed.contains("MIGHAgEA"), "{scrubbed}");
-        assert!(!scrubbed.contains("opaque123"), "{scrubbed}");
-        assert_eq!(
-            scrubbed,
-            "token [redacted] key [redacted] and Bearer [redacted] done"
-        );
-    }
-
-    #[test]
-    fn scrub_keeps_ordinary_messages_and_bounds_length() {
-        let message =
-            "CustomerEmployee us-abc is not authorized to perform operation (Auth:Pats:Create)";
-        assert_eq!(scrub(message), message);
-        assert_eq!(
-            scrub(&"x".repeat(2000)).chars().count(),
-            MAX_MESSAGE_CHARS + 1
-        );
+        let redirected = DfnsError::Redirected {
+            method: Method::GET,
+            path: "/p".into(),
+            status: 307,
+        };
+        assert_eq!(redirected.category(), ErrorCategory::EndpointMisbehaved);
+        assert!(!redirected.category().is_transient());
     }
 
     #[test]

@@ -15,8 +15,11 @@ pub const REDACTED: &str = "[redacted]";
 pub struct SecretString(String);
 
 impl SecretString {
+    /// Also registers the value with [`crate::redact`], so error texts never carry it.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        let value = value.into();
+        crate::redact::register(&value);
+        Self(value)
     }
 
     /// The secret itself. Call sites are where a secret leaves the process; keep them few.
@@ -31,13 +34,13 @@ impl SecretString {
 
 impl From<String> for SecretString {
     fn from(value: String) -> Self {
-        Self(value)
+        Self::new(value)
     }
 }
 
 impl From<&str> for SecretString {
     fn from(value: &str) -> Self {
-        Self(value.to_owned())
+        Self::new(value)
     }
 }
 
@@ -62,7 +65,7 @@ impl fmt::Display for SecretString {
 /// Responses carry tokens (`accessToken`, `token`, `userAction`); they are wrapped on arrival.
 impl<'de> Deserialize<'de> for SecretString {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Self)
+        String::deserialize(deserializer).map(Self::new)
     }
 }
 

@@ -12,6 +12,7 @@ use dfns_client::keys::{GeneratedKeyPair, generate_p256};
 use dfns_client::{ClientConfig, DfnsClient};
 use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use dfns_operator::api::{ClusterDfnsConnection, CredentialStatus, DfnsConnection};
+use dfns_operator::controller::allowed_hosts::{AllowedHosts, DEFAULT_ALLOWED_API_HOSTS};
 use dfns_operator::controller::run::RunError;
 use dfns_operator::controller::{ControllerConfig, RunOptions};
 use dfns_operator::telemetry::{KubeWriteCounterLayer, Metrics};
@@ -141,7 +142,20 @@ impl Setup {
             cluster_connection_selector: Some(self.cluster_selector()),
             request_observer: None,
             seal_key_secret: "dfns-operator-seal-key".into(),
+            allowed_api_hosts: AllowedHosts::parse(&self.allowed_api_hosts())
+                .expect("the emulator's host is a valid pattern"),
         }
+    }
+
+    /// `--allowed-api-hosts` for this test's operators: Dfns' public hosts and the emulator's
+    /// host and port (no other port of that host).
+    pub fn allowed_api_hosts(&self) -> String {
+        let url = reqwest::Url::parse(self.emulator.api_url()).expect("the emulator's URL");
+        let port = url.port_or_known_default().expect("the emulator's port");
+        format!(
+            "{DEFAULT_ALLOWED_API_HOSTS},{}:{port}",
+            url.host_str().expect("the emulator's host")
+        )
     }
 
     /// Labels for this test's cluster-scoped objects: its operators serve only those, and they

@@ -66,6 +66,16 @@ impl OperatorCommand {
             .stderr(log)
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        // The emulator's host, unless the test chose the allowed hosts itself.
+        if !self
+            .extra_args
+            .iter()
+            .any(|a| a.starts_with("--allowed-api-hosts"))
+        {
+            command
+                .arg("--allowed-api-hosts")
+                .arg(setup.allowed_api_hosts());
+        }
         if let Some(point) = crash_at {
             command.env(crash_point::ENV, point.name());
         }
@@ -113,6 +123,18 @@ impl OperatorProcess {
                 self.log_file.display()
             ),
         }
+    }
+
+    /// The process's peak resident memory so far (`VmHWM` in `/proc/<pid>/status`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("the operator process is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
     }
 
     /// The process ended by itself, if it did.

@@ -92,6 +92,18 @@ pub async fn observe<K: CredentialResource>(
         needs_create: recorded_id.is_none(),
     };
     let mut guard = judge(facts.as_ref(), &key.to_string(), &request);
+    // A connection moved to a host that is not allowed stalls its credentials at once, whatever
+    // its (possibly stale) Ready says: a credential kept Ready would hide that its connection is
+    // now unusable, and nothing may be sent there.
+    if let Some(c) = &connection
+        && !matches!(guard, Guard::Refused { .. })
+        && let Err(e) = ctx.dfns_clients.check_api_host(c)
+    {
+        guard = Guard::Refused {
+            reason: ConditionReason::ApiHostNotAllowed,
+            message: e.to_string(),
+        };
+    }
 
     // Cleanup may use the connection even where the rules now refuse new requests.
     let may_call_dfns =

@@ -65,6 +65,8 @@ impl DfnsClient {
             allow_insecure_http: config.allow_insecure_http,
             request_timeout: config.request_timeout,
             connect_timeout: config.connect_timeout,
+            read_timeout: config.read_timeout,
+            max_response_bytes: config.max_response_bytes,
             requests_per_minute: config.requests_per_minute,
             request_observer: config.request_observer,
             rate_limit_wait_bound: config.rate_limit_wait_bound,

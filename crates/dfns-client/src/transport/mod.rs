@@ -13,7 +13,7 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode};
 use zeroize::Zeroizing;
 
-use super::error::{DfnsError, scrub};
+use super::error::{DfnsError, TimeoutLimits, scrub};
 use super::exchange::{ExchangeOutcome, RequestObserver};
 use super::gate::Gate;
 use super::rate_limit::RateLimiter;
@@ -34,8 +34,13 @@ pub struct TransportConfig {
     pub ca_bundle_pem: Option<String>,
     /// `http://` is refused unless this is set (local emulators only).
     pub allow_insecure_http: bool,
+    /// The whole exchange, body included.
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Longest silence while reading (between two chunks of the answer).
+    pub read_timeout: Duration,
+    /// Largest response body read; a larger one is refused (announced ones without reading).
+    pub max_response_bytes: usize,
     pub requests_per_minute: u32,
     pub request_observer: Option<RequestObserver>,
     /// See [`crate::ClientConfig::rate_limit_wait_bound`].
@@ -46,7 +51,8 @@ pub struct TransportConfig {
 pub(crate) struct Transport {
     http: reqwest::Client,
     base_url: String,
-    timeout: Duration,
+    timeouts: TimeoutLimits,
+    max_response_bytes: usize,
     limiter: RateLimiter,
     wait_bound: Option<Duration>,
     gate: Gate,
@@ -100,7 +106,10 @@ impl Transport {
         let mut builder = reqwest::Client::builder()
             .default_headers(headers)
             .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout);
+            .read_timeout(config.read_timeout)
+            .timeout(config.request_timeout)
+            // A redirect would carry the bearer token and the user action to another place.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = &config.ca_bundle_pem {
             let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
                 .map_err(|_| DfnsError::Config("CA bundle is not valid PEM certificates".into()))?;
@@ -117,7 +126,12 @@ impl Transport {
         Ok(Self {
             http,
             base_url,
-            timeout: config.request_timeout,
+            timeouts: TimeoutLimits {
+                connect: config.connect_timeout,
+                read: config.read_timeout,
+                total: config.request_timeout,
+            },
+            max_response_bytes: config.max_response_bytes,
             limiter: RateLimiter::per_minute(config.requests_per_minute),
             wait_bound: config.rate_limit_wait_bound,
             gate: config.gate.clone(),
@@ -165,20 +179,48 @@ impl Transport {
                 .body(body.to_owned());
         }
         let started = Instant::now();
-        let response = builder
+        let mut response = builder
             .send()
             .await
             .map_err(|error| self.failed(&method, request.path, &error, started))?;
         let status = response.status();
+        if status.is_redirection() {
+            self.report(
+                &method,
+                request.path,
+                ExchangeOutcome::Status(status.as_u16()),
+                started,
+            );
+            return Err(DfnsError::Redirected {
+                method,
+                path: request.path.to_owned(),
+                status: status.as_u16(),
+            });
+        }
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
             .and_then(parse_retry_after);
-        let body = response
-            .bytes()
+        let body = self
+            .read_body(&mut response)
             .await
-            .map_err(|error| self.failed(&method, request.path, &error, started))?
-            .to_vec();
+            .map_err(|failure| match failure {
+                BodyFailure::TooLarge { announced } => {
+                    self.report(
+                        &method,
+                        request.path,
+                        ExchangeOutcome::Status(status.as_u16()),
+                        started,
+                    );
+                    DfnsError::ResponseTooLarge {
+                        method: method.clone(),
+                        path: request.path.to_owned(),
+                        limit: self.max_response_bytes,
+                        announced,
+                    }
+                }
+                BodyFailure::Http(error) => self.failed(&method, request.path, &error, started),
+            })?;
         self.report(
             &method,
             request.path,
@@ -190,6 +232,33 @@ impl Transport {
                 .pause_for(retry_after.unwrap_or(DEFAULT_RATE_LIMIT_PAUSE));
         }
         into_result(method, request.path, status, retry_after, body)
+    }
+
+    /// The body, chunk by chunk, stopping as soon as it passes the cap; an announced length over
+    /// the cap is refused before reading anything.
+    async fn read_body(
+        &self,
+        response: &mut reqwest::Response,
+    ) -> Result<Zeroizing<Vec<u8>>, BodyFailure> {
+        let limit = self.max_response_bytes;
+        if let Some(announced) = response.content_length()
+            && announced > limit as u64
+        {
+            return Err(BodyFailure::TooLarge {
+                announced: Some(announced),
+            });
+        }
+        let expected = response.content_length().unwrap_or(0) as usize;
+        // Sized from Content-Length when announced: growing moves the bytes and leaves an
+        // unzeroized copy of a token behind.
+        let mut body = Zeroizing::new(Vec::with_capacity(expected.max(8 * 1024)));
+        while let Some(chunk) = response.chunk().await.map_err(BodyFailure::Http)? {
+            if body.len() + chunk.len() > limit {
+                return Err(BodyFailure::TooLarge { announced: None });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// Tells the configured observer, if any, how an exchange ended and how long it took.
@@ -221,7 +290,7 @@ impl Transport {
             DfnsError::Timeout {
                 method: method.clone(),
                 path: path.to_owned(),
-                timeout: self.timeout,
+                limits: self.timeouts,
             }
         } else {
             DfnsError::Transport {
@@ -231,6 +300,11 @@ impl Transport {
             }
         }
     }
+}
+
+enum BodyFailure {
+    TooLarge { announced: Option<u64> },
+    Http(reqwest::Error),
 }
 
 fn sensitive_header(value: &str) -> Result<HeaderValue, DfnsError> {

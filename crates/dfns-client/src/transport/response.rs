@@ -45,7 +45,7 @@ pub(super) fn into_result(
     path: &str,
     status: StatusCode,
     retry_after: Option<Duration>,
-    body: Vec<u8>,
+    body: Zeroizing<Vec<u8>>,
 ) -> Result<ApiResponse, DfnsError> {
     if status == StatusCode::ACCEPTED {
         let change = serde_json::from_slice::<ChangeRequest>(&body).ok();
@@ -57,10 +57,7 @@ pub(super) fn into_result(
         });
     }
     if status.is_success() {
-        return Ok(ApiResponse {
-            status,
-            body: Zeroizing::new(body),
-        });
+        return Ok(ApiResponse { status, body });
     }
     Err(DfnsError::Api {
         method,
@@ -157,7 +154,7 @@ mod tests {
             "/permissions/pm-1/assignments",
             StatusCode::ACCEPTED,
             None,
-            body.to_vec(),
+            Zeroizing::new(body.to_vec()),
         )
         .err()
         .expect("a 202 is not a success");
@@ -167,7 +164,7 @@ mod tests {
             "/p",
             StatusCode::ACCEPTED,
             None,
-            b"{}".to_vec(),
+            Zeroizing::new(b"{}".to_vec()),
         )
         .err()
         .expect("a 202 is not a success");

@@ -6,6 +6,7 @@ mod approvals;
 mod calls;
 mod errors;
 mod exchange;
+mod hostile;
 mod login;
 mod rate_limit;
 mod redaction;
