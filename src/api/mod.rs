@@ -11,7 +11,7 @@ mod credential;
 pub use conditions::{ConditionReason, ConditionType};
 pub use connection::{
     ClusterDfnsConnection, ClusterDfnsConnectionSpec, ConnectionAuth, ConnectionIdentity,
-    ConnectionSpec, ConnectionStatus, DfnsConnection, DfnsConnectionSpec, RateLimit, SecretRef,
+    ConnectionSpec, ConnectionStatus, CredentialLimits, DfnsConnection, DfnsConnectionSpec, RateLimit, SecretRef,
     TokenAuth, UserLoginAuth,
 };
 pub use crds::{all_crds, crds_yaml};
@@ -19,6 +19,7 @@ pub use credential::{
     ConnectionKind, ConnectionRef, CredentialSpec, CredentialStatus, DeletionPolicy,
     DfnsPersonalAccessToken, DfnsPersonalAccessTokenSpec, DfnsServiceAccount,
     DfnsServiceAccountSpec, PendingApproval, PendingCreate, RetiringCredential, SecretTemplate,
+    UnaskedPermissions,
 };
 
 /// API group of every resource of this operator.

@@ -14,6 +14,7 @@ use rand::RngExt;
 use super::dfns_clients::DfnsClients;
 use super::inventory::Inventory;
 use super::seal::Sealer;
+use crate::telemetry::Metrics;
 
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
@@ -43,12 +44,14 @@ pub struct Context {
     pub dfns_clients: DfnsClients,
     pub inventory: Inventory,
     pub sealer: Arc<Sealer>,
+    /// Counters the reconcilers feed directly (rule enforcement, credentials left active).
+    pub metrics: Arc<Metrics>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(kube: Client, config: ControllerConfig, sealer: Sealer) -> Self {
+    pub fn new(kube: Client, config: ControllerConfig, sealer: Sealer, metrics: Arc<Metrics>) -> Self {
         let reporter = Reporter {
             controller: "dfns-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -61,6 +64,7 @@ impl Context {
             ),
             inventory: Inventory::new(config.resync_interval),
             sealer: Arc::new(sealer),
+            metrics,
             recorder: Recorder::new(kube.clone(), reporter),
             failures: Mutex::default(),
             kube,

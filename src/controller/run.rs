@@ -166,7 +166,7 @@ async fn run_controllers(
         &config.seal_key_secret,
     )
     .await?;
-    let ctx = Arc::new(Context::new(kube.clone(), config, sealer));
+    let ctx = Arc::new(Context::new(kube.clone(), config, sealer, metrics.clone()));
     let mut tasks = JoinSet::new();
     tasks.spawn(credential_controller::<DfnsServiceAccount>(
         ctx.clone(),

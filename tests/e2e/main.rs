@@ -7,6 +7,8 @@ mod blocked_cleanup;
 mod chart_rbac;
 mod cluster_connections;
 mod cluster_smoke;
+mod connection_changes;
+mod connection_rules;
 mod cost;
 mod crash_points;
 mod crash_safety;

@@ -9,6 +9,8 @@ use crate::controller::credential::observed::{ApprovalView, Desired, Seals, Secr
 mod approvals;
 #[path = "plan_ownership_tests.rs"]
 mod ownership;
+#[path = "plan_rules_tests.rs"]
+mod connection_rules;
 
 const KEY_A: &str = "aaaa";
 const KEY_B: &str = "bbbb";
@@ -35,6 +37,7 @@ fn observed() -> Observed {
             retiring: true,
             pending_key: true,
         },
+        connection: None,
     }
 }
 
