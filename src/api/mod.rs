@@ -11,8 +11,8 @@ mod credential;
 pub use conditions::{ConditionReason, ConditionType};
 pub use connection::{
     ClusterDfnsConnection, ClusterDfnsConnectionSpec, ConnectionAuth, ConnectionIdentity,
-    ConnectionSpec, ConnectionStatus, CredentialLimits, DfnsConnection, DfnsConnectionSpec, RateLimit, SecretRef,
-    TokenAuth, UserLoginAuth,
+    ConnectionSpec, ConnectionStatus, CredentialLimits, DfnsConnection, DfnsConnectionSpec,
+    RateLimit, SecretRef, TokenAuth, UserLoginAuth,
 };
 pub use crds::{all_crds, crds_yaml};
 pub use credential::{

@@ -51,7 +51,12 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(kube: Client, config: ControllerConfig, sealer: Sealer, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        kube: Client,
+        config: ControllerConfig,
+        sealer: Sealer,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let reporter = Reporter {
             controller: "dfns-operator".into(),
             instance: std::env::var("POD_NAME").ok(),

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::credential::observed::Guard;
-use crate::api::{ConditionReason, ConditionType, ConnectionSpec, ConnectionStatus, DeletionPolicy};
+use crate::api::{
+    ConditionReason, ConditionType, ConnectionSpec, ConnectionStatus, DeletionPolicy,
+};
 
 /// What the guard needs to know about the connection a resource names.
 pub struct ConnectionFacts<'a> {

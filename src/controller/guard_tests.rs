@@ -204,7 +204,10 @@ fn limited(limits: crate::api::CredentialLimits) -> ConnectionSpec {
     }
 }
 
-fn connection_facts<'a>(spec: &'a ConnectionSpec, status: &'a ConnectionStatus) -> ConnectionFacts<'a> {
+fn connection_facts<'a>(
+    spec: &'a ConnectionSpec,
+    status: &'a ConnectionStatus,
+) -> ConnectionFacts<'a> {
     ConnectionFacts {
         display: "DfnsConnection ns/main".into(),
         spec,
@@ -278,7 +281,11 @@ fn the_strictest_allowed_deletion_policy_replaces_a_refused_one() {
         ..Default::default()
     };
     let table = [
-        (only(vec![DeletionPolicy::Deactivate]), DeletionPolicy::Retain, DeletionPolicy::Deactivate),
+        (
+            only(vec![DeletionPolicy::Deactivate]),
+            DeletionPolicy::Retain,
+            DeletionPolicy::Deactivate,
+        ),
         (
             only(vec![DeletionPolicy::Deactivate, DeletionPolicy::Archive]),
             DeletionPolicy::Retain,
@@ -289,10 +296,18 @@ fn the_strictest_allowed_deletion_policy_replaces_a_refused_one() {
             DeletionPolicy::Deactivate,
             DeletionPolicy::Deactivate,
         ),
-        (CredentialLimits::default(), DeletionPolicy::Retain, DeletionPolicy::Retain),
+        (
+            CredentialLimits::default(),
+            DeletionPolicy::Retain,
+            DeletionPolicy::Retain,
+        ),
     ];
     for (limits, asked, applied) in table {
-        assert_eq!(limits.deletion_policy_for(asked), applied, "{limits:?} {asked:?}");
+        assert_eq!(
+            limits.deletion_policy_for(asked),
+            applied,
+            "{limits:?} {asked:?}"
+        );
     }
     assert!(CredentialLimits::default().honours_skip_cleanup());
     assert!(

@@ -54,7 +54,8 @@ async fn wait_cluster_ready(setup: &Setup, name: &str) {
 }
 
 #[tokio::test]
-async fn namespace_selector_refuses_admits_on_relabel_deactivates_on_narrowing_and_default_is_used() {
+async fn namespace_selector_refuses_admits_on_relabel_deactivates_on_narrowing_and_default_is_used()
+{
     let mut setup = Setup::new("e2e-cluster-conn").await;
     setup.create_admin_login_secret("cluster-login").await;
     let picky = format!("picky-{}", setup.namespace());

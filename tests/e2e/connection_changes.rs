@@ -17,8 +17,13 @@ use serde_json::json;
 /// either place, so only the connection's spec tells them apart.
 async fn share_admin_login(setup: &Setup, other: &RunningEmulator) {
     let theirs = &other.bootstrap().admin;
-    let session =
-        UserSession::login(other, &theirs.username, &theirs.cred_id, &theirs.private_key).await;
+    let session = UserSession::login(
+        other,
+        &theirs.username,
+        &theirs.cred_id,
+        &theirs.private_key,
+    )
+    .await;
     let ours = &setup.emulator.bootstrap().admin;
     let public = PrivateKey::from_pem(&ours.private_key)
         .unwrap()
@@ -67,7 +72,13 @@ async fn a_connection_moved_to_another_endpoint_stalls_its_credentials_and_sends
         .apply::<DfnsServiceAccount>("app", json!({ "connectionRef": main }))
         .await;
     let sa = setup.wait_ready::<DfnsServiceAccount>("app").await;
-    let id = sa.status.as_ref().unwrap().service_account_id.clone().unwrap();
+    let id = sa
+        .status
+        .as_ref()
+        .unwrap()
+        .service_account_id
+        .clone()
+        .unwrap();
     assert_eq!(
         sa.status.as_ref().unwrap().api_url.as_deref(),
         Some(setup.emulator.api_url()),
@@ -83,10 +94,16 @@ async fn a_connection_moved_to_another_endpoint_stalls_its_credentials_and_sends
         .await;
     let message = ready_condition(stalled.status.as_ref()).message;
     assert!(
-        message.contains(&id) && message.contains(elsewhere.api_url()) && message.contains("skip-cleanup"),
+        message.contains(&id)
+            && message.contains(elsewhere.api_url())
+            && message.contains("skip-cleanup"),
         "{message}"
     );
-    assert_eq!(identity_requests(&elsewhere), 0, "nothing sent to the new place");
+    assert_eq!(
+        identity_requests(&elsewhere),
+        0,
+        "nothing sent to the new place"
+    );
     assert!(elsewhere.state().service_accounts.is_empty());
     let secret = setup.secrets().get("app").await.unwrap();
     assert_eq!(secret.data, secret_before, "Secret unchanged");
@@ -111,7 +128,9 @@ async fn a_connection_moved_to_another_endpoint_stalls_its_credentials_and_sends
         .patch(
             "app",
             &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "annotations": { "dfns.io/skip-cleanup": "true" } } })),
+            &Patch::Merge(
+                json!({ "metadata": { "annotations": { "dfns.io/skip-cleanup": "true" } } }),
+            ),
         )
         .await
         .unwrap();

@@ -68,7 +68,11 @@ async fn wait_event(setup: &Setup, name: &str, reason: &str) -> String {
 /// Whether the emulator shows identity `id` (a service account or PAT) active, and archived.
 fn in_dfns(setup: &Setup, id: &str) -> (bool, bool) {
     let state = setup.emulator.state();
-    if let Some(sa) = state.service_accounts.iter().find(|s| s.service_account_id == id) {
+    if let Some(sa) = state
+        .service_accounts
+        .iter()
+        .find(|s| s.service_account_id == id)
+    {
         return (sa.is_active, sa.archived);
     }
     let pat = state
@@ -114,7 +118,12 @@ async fn narrowing_allowed_permission_ids_deactivates_ready_credentials_until_wi
     let mut setup = Setup::new("e2e-narrowed").await;
     let role_a = setup.create_role("a", &["Auth:ServiceAccounts:Read"]).await;
     let role_b = setup.create_role("b", &["Auth:ServiceAccounts:Read"]).await;
-    connection(&setup, json!({ "allowedPermissionIds": [role_a, role_b] }), true).await;
+    connection(
+        &setup,
+        json!({ "allowedPermissionIds": [role_a, role_b] }),
+        true,
+    )
+    .await;
     setup.start_operator();
     let spec = json!({ "connectionRef": main_ref(), "permissionId": role_a });
     setup.apply::<DfnsServiceAccount>("sa", spec.clone()).await;
@@ -125,12 +134,25 @@ async fn narrowing_allowed_permission_ids_deactivates_ready_credentials_until_wi
     // The owner takes role a away: both credentials leave Ready and are deactivated in Dfns.
     connection(&setup, json!({ "allowedPermissionIds": [role_b] }), false).await;
     let stalled = setup
-        .wait_condition::<DfnsServiceAccount>("sa", "Stalled", "True", Some("CredentialNoLongerAllowed"))
+        .wait_condition::<DfnsServiceAccount>(
+            "sa",
+            "Stalled",
+            "True",
+            Some("CredentialNoLongerAllowed"),
+        )
         .await;
     let message = ready_condition(stalled.status.as_ref()).message;
-    assert!(message.contains(&role_a) && message.contains("deactivated"), "{message}");
+    assert!(
+        message.contains(&role_a) && message.contains("deactivated"),
+        "{message}"
+    );
     setup
-        .wait_condition::<DfnsPersonalAccessToken>("pat", "Stalled", "True", Some("CredentialNoLongerAllowed"))
+        .wait_condition::<DfnsPersonalAccessToken>(
+            "pat",
+            "Stalled",
+            "True",
+            Some("CredentialNoLongerAllowed"),
+        )
         .await;
     wait_in_dfns(&setup, &sa, false, false).await;
     wait_in_dfns(&setup, &pat, false, false).await;
@@ -145,7 +167,12 @@ async fn narrowing_allowed_permission_ids_deactivates_ready_credentials_until_wi
     }
 
     // Widened again: the operator's own deactivation is undone.
-    connection(&setup, json!({ "allowedPermissionIds": [role_a, role_b] }), false).await;
+    connection(
+        &setup,
+        json!({ "allowedPermissionIds": [role_a, role_b] }),
+        false,
+    )
+    .await;
     setup.wait_ready::<DfnsServiceAccount>("sa").await;
     setup.wait_ready::<DfnsPersonalAccessToken>("pat").await;
     wait_in_dfns(&setup, &sa, true, false).await;
@@ -155,36 +182,63 @@ async fn narrowing_allowed_permission_ids_deactivates_ready_credentials_until_wi
 }
 
 #[tokio::test]
-async fn credential_limits_cap_the_validity_and_refuse_a_deletion_policy_before_anything_is_minted() {
+async fn credential_limits_cap_the_validity_and_refuse_a_deletion_policy_before_anything_is_minted()
+{
     let mut setup = Setup::new("e2e-limits").await;
     let limits = json!({ "credentialLimits": { "maxDaysValid": 30, "allowedDeletionPolicies": ["Deactivate", "Archive"] } });
     connection(&setup, limits, true).await;
     setup.start_operator();
     let main = main_ref();
     setup
-        .apply::<DfnsServiceAccount>("too-long", json!({ "connectionRef": main, "daysValid": 60 }))
+        .apply::<DfnsServiceAccount>(
+            "too-long",
+            json!({ "connectionRef": main, "daysValid": 60 }),
+        )
         .await;
     setup
-        .apply::<DfnsServiceAccount>("retainer", json!({ "connectionRef": main, "deletionPolicy": "Retain" }))
+        .apply::<DfnsServiceAccount>(
+            "retainer",
+            json!({ "connectionRef": main, "deletionPolicy": "Retain" }),
+        )
         .await;
     setup
         .apply::<DfnsServiceAccount>("capped", json!({ "connectionRef": main }))
         .await;
     let too_long = setup
-        .wait_condition::<DfnsServiceAccount>("too-long", "Stalled", "True", Some("LifetimeNotAllowed"))
+        .wait_condition::<DfnsServiceAccount>(
+            "too-long",
+            "Stalled",
+            "True",
+            Some("LifetimeNotAllowed"),
+        )
         .await;
     let message = ready_condition(too_long.status.as_ref()).message;
-    assert!(message.contains("maxDaysValid") && message.contains("30 days"), "{message}");
+    assert!(
+        message.contains("maxDaysValid") && message.contains("30 days"),
+        "{message}"
+    );
     let retainer = setup
-        .wait_condition::<DfnsServiceAccount>("retainer", "Stalled", "True", Some("DeletionPolicyNotAllowed"))
+        .wait_condition::<DfnsServiceAccount>(
+            "retainer",
+            "Stalled",
+            "True",
+            Some("DeletionPolicyNotAllowed"),
+        )
         .await;
     let message = ready_condition(retainer.status.as_ref()).message;
-    assert!(message.contains("Retain") && message.contains("Deactivate, Archive"), "{message}");
+    assert!(
+        message.contains("Retain") && message.contains("Deactivate, Archive"),
+        "{message}"
+    );
 
     // Asking for no validity gets the connection's maximum, not Dfns' (undocumented) default.
     let capped = recorded_id(&setup.wait_ready::<DfnsServiceAccount>("capped").await);
     let state = setup.emulator.state();
-    assert_eq!(state.service_accounts.len(), 1, "only the allowed one is minted");
+    assert_eq!(
+        state.service_accounts.len(),
+        1,
+        "only the allowed one is minted"
+    );
     let expires: jiff::Timestamp = state.service_accounts[0]
         .expires_at
         .as_deref()
@@ -192,7 +246,10 @@ async fn credential_limits_cap_the_validity_and_refuse_a_deletion_policy_before_
         .parse()
         .unwrap();
     assert_eq!(state.service_accounts[0].service_account_id, capped);
-    let days = (expires - jiff::Timestamp::now()).total(jiff::Unit::Hour).unwrap() / 24.0;
+    let days = (expires - jiff::Timestamp::now())
+        .total(jiff::Unit::Hour)
+        .unwrap()
+        / 24.0;
     assert!((29.0..=30.0).contains(&days), "valid for {days} days");
     setup.stop_operator().await;
     setup.assert_no_leaks().await;
@@ -205,10 +262,16 @@ async fn deletion_follows_the_connections_limits_and_reports_what_it_leaves_acti
     setup.start_operator();
     let main = main_ref();
     setup
-        .apply::<DfnsServiceAccount>("left", json!({ "connectionRef": main, "deletionPolicy": "Retain" }))
+        .apply::<DfnsServiceAccount>(
+            "left",
+            json!({ "connectionRef": main, "deletionPolicy": "Retain" }),
+        )
         .await;
     setup
-        .apply::<DfnsServiceAccount>("kept", json!({ "connectionRef": main, "deletionPolicy": "Retain" }))
+        .apply::<DfnsServiceAccount>(
+            "kept",
+            json!({ "connectionRef": main, "deletionPolicy": "Retain" }),
+        )
         .await;
     setup
         .apply::<DfnsServiceAccount>("skipper", json!({ "connectionRef": main }))
@@ -232,13 +295,25 @@ async fn deletion_follows_the_connections_limits_and_reports_what_it_leaves_acti
     let limits = json!({ "credentialLimits": { "allowedDeletionPolicies": ["Deactivate", "Archive"], "honourSkipCleanup": false } });
     connection(&setup, limits, false).await;
     setup
-        .wait_condition::<DfnsServiceAccount>("kept", "Stalled", "True", Some("DeletionPolicyNotAllowed"))
+        .wait_condition::<DfnsServiceAccount>(
+            "kept",
+            "Stalled",
+            "True",
+            Some("DeletionPolicyNotAllowed"),
+        )
         .await;
-    assert_eq!(in_dfns(&setup, &kept), (true, false), "a live credential is left alone");
+    assert_eq!(
+        in_dfns(&setup, &kept),
+        (true, false),
+        "a live credential is left alone"
+    );
     delete::<DfnsServiceAccount>(&setup, "kept").await;
     setup.wait_gone::<DfnsServiceAccount>("kept").await;
     assert!(in_dfns(&setup, &kept).1, "archived at deletion");
-    assert!(setup.secrets().get_opt("kept").await.unwrap().is_none(), "Secret deleted, not released");
+    assert!(
+        setup.secrets().get_opt("kept").await.unwrap().is_none(),
+        "Secret deleted, not released"
+    );
 
     // skip-cleanup is ignored, with an Event: the credential is deactivated anyway.
     setup
@@ -246,13 +321,19 @@ async fn deletion_follows_the_connections_limits_and_reports_what_it_leaves_acti
         .patch(
             "skipper",
             &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "annotations": { "dfns.io/skip-cleanup": "true" } } })),
+            &Patch::Merge(
+                json!({ "metadata": { "annotations": { "dfns.io/skip-cleanup": "true" } } }),
+            ),
         )
         .await
         .unwrap();
     delete::<DfnsServiceAccount>(&setup, "skipper").await;
     setup.wait_gone::<DfnsServiceAccount>("skipper").await;
-    assert_eq!(in_dfns(&setup, &skipper), (false, false), "deactivated anyway");
+    assert_eq!(
+        in_dfns(&setup, &skipper),
+        (false, false),
+        "deactivated anyway"
+    );
     let note = wait_event(&setup, "skipper", "SkipCleanupIgnored").await;
     assert!(note.contains("honourSkipCleanup"), "{note}");
     setup.stop_operator().await;
@@ -260,7 +341,8 @@ async fn deletion_follows_the_connections_limits_and_reports_what_it_leaves_acti
 }
 
 #[tokio::test]
-async fn a_service_account_dfns_creates_with_its_creators_roles_is_retired_at_once_and_never_usable() {
+async fn a_service_account_dfns_creates_with_its_creators_roles_is_retired_at_once_and_never_usable()
+ {
     let mut setup = Setup::new("e2e-unasked").await;
     setup
         .emulator
@@ -285,7 +367,10 @@ async fn a_service_account_dfns_creates_with_its_creators_roles_is_retired_at_on
     assert!(!created.permission_ids.is_empty(), "it did inherit");
     assert!(message.contains(&created.service_account_id), "{message}");
     let status = sa.status.unwrap();
-    assert!(status.service_account_id.is_none(), "never recorded as this resource's credential");
+    assert!(
+        status.service_account_id.is_none(),
+        "never recorded as this resource's credential"
+    );
     let secret = setup.secrets().get("heir").await.unwrap();
     assert!(
         secret_text(&secret, "DFNS_AUTH_TOKEN").is_none_or(|t| t.is_empty()),

@@ -121,7 +121,10 @@ struct Args {
 
     /// A service account created without permissionId gets its creator's roles (older Dfns
     /// pages); the latest reference page gives it none.
-    #[arg(long, env = "DFNS_EMULATOR_SERVICE_ACCOUNTS_INHERIT_CREATOR_PERMISSIONS")]
+    #[arg(
+        long,
+        env = "DFNS_EMULATOR_SERVICE_ACCOUNTS_INHERIT_CREATOR_PERMISSIONS"
+    )]
     service_accounts_inherit_creator_permissions: Option<bool>,
 
     /// Log format on stderr.

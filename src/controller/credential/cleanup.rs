@@ -104,7 +104,10 @@ impl<K: CredentialResource> Run<'_, K> {
     /// A credential deliberately left active in Dfns by a deletion: valid, and tracked by nobody
     /// from now on, so it is told loudly (Warning Event, metric).
     async fn report_left_active(&self, reason: &'static str) {
-        let (kind, id) = (K::DFNS_KIND, self.facts.status.recorded_id().unwrap_or_default());
+        let (kind, id) = (
+            K::DFNS_KIND,
+            self.facts.status.recorded_id().unwrap_or_default(),
+        );
         let why = if reason == "Retain" {
             "deletionPolicy Retain".to_owned()
         } else {

@@ -2,11 +2,11 @@
 //! the Secret, then release the finalizer. Pure, like `plan`.
 
 use super::observed::{ApprovalView, DfnsView, Guard, Observed, SecretState};
-use super::rules;
 use super::plan::{
     find_orphan, foreign_id, foreign_message, proven_ours, reason_suffix, unproven_candidates,
     unproven_message,
 };
+use super::rules;
 use crate::api::DeletionPolicy;
 
 #[derive(Clone, Debug, PartialEq)]

@@ -9,8 +9,8 @@ use kube::{Api, ResourceExt};
 
 use super::facts::{Candidate, DfnsFacts, Facts};
 use super::observed::{ConnectionView, Desired, Guard};
-use super::rules;
 use super::resource::CredentialResource;
+use super::rules;
 use crate::api::{ConditionReason, ConnectionKind, PendingCreate};
 use crate::controller::context::Context;
 use crate::controller::dfns_clients::{ConnectionHandle, ConnectionKey, ConnectionObject};
@@ -102,7 +102,10 @@ pub async fn observe<K: CredentialResource>(
     // Cleanup, and the enforcement of narrowed rules on a credential already held, may use the
     // connection even where the rules now refuse new requests; a connection that moved to another
     // endpoint or organization is never sent this resource's ids.
-    let moved = view.as_ref().and_then(|v| rules::moved(&status, v)).is_some();
+    let moved = view
+        .as_ref()
+        .and_then(|v| rules::moved(&status, v))
+        .is_some();
     let may_call_dfns = !moved
         && (matches!(guard, Guard::Allowed)
             || ((deleting || recorded_id.is_some()) && matches!(guard, Guard::Refused { .. })));

@@ -144,7 +144,11 @@ pub fn written_id(step: &Step, recorded_id: Option<&str>) -> Option<String> {
 pub fn next_step(o: &Observed) -> Step {
     // Before anything else, even a connection that is not ready: what status holds belongs to
     // another endpoint or organization than the connection now names.
-    if let Some(message) = o.connection.as_ref().and_then(|c| rules::moved(&o.status, c)) {
+    if let Some(message) = o
+        .connection
+        .as_ref()
+        .and_then(|c| rules::moved(&o.status, c))
+    {
         return Step::Stall {
             reason: ConditionReason::ConnectionChanged,
             message,

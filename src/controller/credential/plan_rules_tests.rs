@@ -60,7 +60,7 @@ fn a_credential_allowed_as_it_is_stays_up_to_date() {
 
 #[test]
 fn a_role_removed_from_allowed_permission_ids_deactivates_then_stalls_then_reactivates_once_allowed()
-{
+ {
     let mut narrowed = holding_role();
     narrowed.connection = Some(connection(&["pm-other"]));
     refused(&mut narrowed, ConditionReason::PermissionNotAllowed);
@@ -75,7 +75,10 @@ fn a_role_removed_from_allowed_permission_ids_deactivates_then_stalls_then_react
     let done = deactivated(narrowed);
     assert!(matches!(
         next_step(&done),
-        Step::Stall { reason: ConditionReason::CredentialNoLongerAllowed, .. }
+        Step::Stall {
+            reason: ConditionReason::CredentialNoLongerAllowed,
+            ..
+        }
     ));
     // Widened again: the deactivation was the operator's, so it is undone.
     let mut widened = done;
@@ -119,7 +122,10 @@ fn a_refused_new_role_leaves_the_allowed_credential_active_and_stalls() {
     refused(&mut o, ConditionReason::PermissionNotAllowed);
     assert!(matches!(
         next_step(&o),
-        Step::Stall { reason: ConditionReason::PermissionNotAllowed, .. }
+        Step::Stall {
+            reason: ConditionReason::PermissionNotAllowed,
+            ..
+        }
     ));
 }
 
@@ -142,7 +148,10 @@ fn a_deletion_policy_refused_while_live_stalls_without_touching_the_credential()
     refused(&mut o, ConditionReason::DeletionPolicyNotAllowed);
     assert!(matches!(
         next_step(&o),
-        Step::Stall { reason: ConditionReason::DeletionPolicyNotAllowed, .. }
+        Step::Stall {
+            reason: ConditionReason::DeletionPolicyNotAllowed,
+            ..
+        }
     ));
 }
 
@@ -165,7 +174,9 @@ fn a_connection_moved_to_another_url_or_organization_stalls_before_anything_is_s
             panic!("stalled: {:?}", next_step(&o));
         };
         assert!(
-            message.contains("us-1") && message.contains("skip-cleanup") && message.contains("revert"),
+            message.contains("us-1")
+                && message.contains("skip-cleanup")
+                && message.contains("revert"),
             "{message}"
         );
         // Deleting it waits the same way, and skip-cleanup releases it without touching Dfns.
@@ -263,7 +274,10 @@ fn skip_cleanup_is_ignored_where_the_connection_does_not_honour_it() {
     );
     // Honoured (the default), it leaves the credential active: that is reported.
     let honoured = holding_role();
-    assert_eq!(next_cleanup_step(&honoured, true), CleanupStep::DeleteSecret);
+    assert_eq!(
+        next_cleanup_step(&honoured, true),
+        CleanupStep::DeleteSecret
+    );
     assert_eq!(rules::left_active(&honoured, true), Some("SkipCleanup"));
 }
 

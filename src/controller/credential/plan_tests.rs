@@ -7,10 +7,10 @@ use crate::controller::credential::observed::{ApprovalView, Desired, Seals, Secr
 
 #[path = "plan_approval_tests.rs"]
 mod approvals;
-#[path = "plan_ownership_tests.rs"]
-mod ownership;
 #[path = "plan_rules_tests.rs"]
 mod connection_rules;
+#[path = "plan_ownership_tests.rs"]
+mod ownership;
 
 const KEY_A: &str = "aaaa";
 const KEY_B: &str = "bbbb";

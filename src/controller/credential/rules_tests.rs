@@ -35,7 +35,10 @@ fn only_a_known_record_that_differs_counts_as_moved() {
     let learnt = minted_at(Some("https://api.dfns.io"), None);
     assert!(moved(&learnt, &now).is_none());
     assert!(needs_record(&learnt, &now));
-    assert!(!needs_record(&minted_at(Some("https://api.dfns.io"), Some("or-a")), &now));
+    assert!(!needs_record(
+        &minted_at(Some("https://api.dfns.io"), Some("or-a")),
+        &now
+    ));
 }
 
 #[test]

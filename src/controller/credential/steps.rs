@@ -225,7 +225,9 @@ impl<K: CredentialResource> Run<'_, K> {
     fn record_connection(&self) -> Effect {
         let mut status = self.facts.status.clone();
         if let Some(connection) = &self.facts.connection {
-            status.api_url.get_or_insert_with(|| connection.api_url.clone());
+            status
+                .api_url
+                .get_or_insert_with(|| connection.api_url.clone());
             if status.org_id.is_none() {
                 status.org_id = connection.org_id.clone();
             }
