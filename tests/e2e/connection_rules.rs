@@ -310,6 +310,11 @@ async fn deletion_follows_the_connections_limits_and_reports_what_it_leaves_acti
     delete::<DfnsServiceAccount>(&setup, "kept").await;
     setup.wait_gone::<DfnsServiceAccount>("kept").await;
     assert!(in_dfns(&setup, &kept).1, "archived at deletion");
+    let note = wait_event(&setup, "kept", "DeletionPolicyReplaced").await;
+    assert!(
+        note.contains("Retain") && note.contains("Archive"),
+        "{note}"
+    );
     assert!(
         setup.secrets().get_opt("kept").await.unwrap().is_none(),
         "Secret deleted, not released"

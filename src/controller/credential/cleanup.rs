@@ -43,6 +43,20 @@ impl<K: CredentialResource> Run<'_, K> {
             )
             .await;
         }
+        let view = self.facts.view();
+        let applied = rules::deletion_policy(&view);
+        if applied != view.desired.deletion_policy {
+            self.event(
+                EventType::Warning,
+                "DeletionPolicyReplaced",
+                format!(
+                    "deletionPolicy {:?} is not allowed by the connection \
+                     (spec.credentialLimits.allowedDeletionPolicies); {applied:?} is applied instead",
+                    view.desired.deletion_policy
+                ),
+            )
+            .await;
+        }
         for _ in 0..MAX_STEPS {
             let view = self.facts.view();
             let step = next_cleanup_step(&view, skip);
