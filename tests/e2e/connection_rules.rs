@@ -1,18 +1,15 @@
 //! The connection's owner sets the rules (docs/architecture.md, "Connection rules"): a credential
 //! its connection no longer allows is deactivated and never left Ready; `credentialLimits` cap
 //! the validity, the deletion policies and `dfns.io/skip-cleanup`; a credential deliberately left
-//! active is reported; a service account that Dfns created with unasked roles never becomes usable.
+//! active is reported. (Unasked roles after a create: `unasked_permissions.rs`.)
 
 use std::time::Duration;
 
-use dfns_emulator::Profile;
 use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
-use dfns_test_support::operator::{NamespacedResource, Setup, ready_condition, secret_text};
-use k8s_openapi::api::core::v1::Event;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use dfns_test_support::events::wait_event;
+use dfns_test_support::operator::{NamespacedResource, Setup, WAIT, ready_condition};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(60);
 
 /// The `DfnsConnection` `main` as the bootstrap admin, with `extra` merged into its spec. Its
 /// login Secret is created once, by the first call.
@@ -36,33 +33,6 @@ async fn connection(setup: &Setup, extra: Value, first: bool) {
 
 fn main_ref() -> Value {
     json!({ "kind": "DfnsConnection", "name": "main" })
-}
-
-async fn events_of(setup: &Setup, name: &str) -> Vec<(String, String)> {
-    kube::Api::<Event>::namespaced(setup.kube.clone(), setup.namespace())
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(name))
-        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
-        .collect()
-}
-
-async fn wait_event(setup: &Setup, name: &str, reason: &str) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let events = events_of(setup, name).await;
-        if let Some((_, note)) = events.iter().find(|(r, _)| r == reason) {
-            return note.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {reason} event for {name}: {events:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Whether the emulator shows identity `id` (a service account or PAT) active, and archived.
@@ -341,48 +311,6 @@ async fn deletion_follows_the_connections_limits_and_reports_what_it_leaves_acti
     );
     let note = wait_event(&setup, "skipper", "SkipCleanupIgnored").await;
     assert!(note.contains("honourSkipCleanup"), "{note}");
-    setup.stop_operator().await;
-    setup.assert_no_leaks().await;
-}
-
-#[tokio::test]
-async fn a_service_account_dfns_creates_with_its_creators_roles_is_retired_at_once_and_never_usable()
- {
-    let mut setup = Setup::new("e2e-unasked").await;
-    setup
-        .emulator
-        .set_profile(Profile {
-            service_accounts_inherit_creator_permissions: true,
-            ..Profile::strict()
-        })
-        .unwrap();
-    connection(&setup, json!({}), true).await;
-    setup.start_operator();
-    setup
-        .apply::<DfnsServiceAccount>("heir", json!({ "connectionRef": main_ref() }))
-        .await;
-    let sa = setup
-        .wait_condition::<DfnsServiceAccount>("heir", "Stalled", "True", Some("UnaskedPermissions"))
-        .await;
-    let message = ready_condition(sa.status.as_ref()).message;
-    let state = setup.emulator.state();
-    assert_eq!(state.service_accounts.len(), 1, "created once, not again");
-    let created = &state.service_accounts[0];
-    assert!(!created.is_active, "deactivated at once");
-    assert!(!created.permission_ids.is_empty(), "it did inherit");
-    assert!(message.contains(&created.service_account_id), "{message}");
-    let status = sa.status.unwrap();
-    assert!(
-        status.service_account_id.is_none(),
-        "never recorded as this resource's credential"
-    );
-    let secret = setup.secrets().get("heir").await.unwrap();
-    assert!(
-        secret_text(&secret, "DFNS_AUTH_TOKEN").is_none_or(|t| t.is_empty()),
-        "no token in the Secret"
-    );
-    let note = wait_event(&setup, "heir", "UnaskedPermissions").await;
-    assert!(note.contains(&created.service_account_id), "{note}");
     setup.stop_operator().await;
     setup.assert_no_leaks().await;
 }

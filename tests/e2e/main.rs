@@ -23,3 +23,4 @@ mod lost_answers;
 mod tenant_isolation;
 mod tls;
 mod token_connections;
+mod unasked_permissions;
