@@ -100,7 +100,12 @@ impl From<&ClusterDfnsConnection> for ConnectionObject {
 pub struct ConnectionHandle {
     pub key: ConnectionKey,
     pub client: DfnsClient,
+    /// Unique per client built: what the shared inventory listed through another client (a
+    /// connection re-created or pointed elsewhere under the same name) is not served through this one.
+    pub build: u64,
 }
+
+static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// What a cached client was built from: the connection object, its spec, and its Secret (UID
 /// and version). Any difference builds a new client; the generation alone is not enough, since a
@@ -276,6 +281,7 @@ fn build(
     Ok(ConnectionHandle {
         key: connection.key.clone(),
         client,
+        build: BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     })
 }
 
