@@ -246,7 +246,7 @@ pub fn next_step(o: &Observed) -> Step {
         };
     }
 
-    if let Some(why) = rules::held_refusal(o, object) {
+    if let Some(refusal) = rules::held_refusal(o, object) {
         // Moving to an allowed role (assign it, revoke the old one) resolves it without harm.
         if matches!(o.guard, Guard::Allowed)
             && let Some(step) = permission_step(o, object)
@@ -255,12 +255,12 @@ pub fn next_step(o: &Observed) -> Step {
         }
         return if object.active {
             Step::DeactivateNotAllowed {
-                message: rules::no_longer_allowed_message(&why, recorded_id),
+                message: refusal.message(recorded_id),
             }
         } else {
             Step::Stall {
                 reason: ConditionReason::CredentialNoLongerAllowed,
-                message: rules::no_longer_allowed_message(&why, recorded_id),
+                message: refusal.message(recorded_id),
             }
         };
     }

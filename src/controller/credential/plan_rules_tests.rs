@@ -94,7 +94,8 @@ fn a_namespace_no_longer_selected_deactivates_the_credential() {
     refused(&mut o, ConditionReason::ConnectionNotAllowed);
     assert!(matches!(
         next_step(&o),
-        Step::DeactivateNotAllowed { message } if message.contains("namespaceSelector")
+        Step::DeactivateNotAllowed { message }
+            if message.contains("namespaceSelector") && message.contains("another connection")
     ));
 }
 

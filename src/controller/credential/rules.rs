@@ -8,33 +8,54 @@ use crate::api::{CredentialStatus, DeletionPolicy};
 /// Why the connection no longer allows the credential as Dfns shows it, if it does not: its
 /// namespace is no longer selected, it holds a role the connection does not allow, or it holds no
 /// role where the connection wants one (a PAT without a role carries its user's full rights).
-pub fn held_refusal(o: &Observed, object: &DfnsObject) -> Option<String> {
+pub fn held_refusal(o: &Observed, object: &DfnsObject) -> Option<Refusal> {
     let c = o.connection.as_ref()?;
-    let why = if !c.namespace_allowed {
-        "no longer selects this namespace (spec.namespaceSelector)".to_owned()
+    let (rule, way_forward) = if !c.namespace_allowed {
+        (
+            "no longer selects this namespace (spec.namespaceSelector)".to_owned(),
+            "use another connection (in a new resource: connectionRef is immutable)",
+        )
     } else if let Some((role, _)) = object
         .assignments
         .iter()
         .find(|(role, _)| !c.allowed_permission_ids.contains(role))
     {
-        format!("no longer allows role {role} (spec.allowedPermissionIds)")
+        (
+            format!("no longer allows role {role} (spec.allowedPermissionIds)"),
+            "set spec.permissionId to an allowed role",
+        )
     } else if object.assignments.is_empty() && !c.roleless_allowed {
-        "no longer allows a PAT without a role, which carries its user's full rights \
-         (spec.allowUnscopedTokens)"
-            .to_owned()
+        (
+            "no longer allows a PAT without a role, which carries its user's full rights \
+             (spec.allowUnscopedTokens)"
+                .to_owned(),
+            "set spec.permissionId to an allowed role",
+        )
     } else {
         return None;
     };
-    Some(format!("{} {why}", c.display))
+    Some(Refusal {
+        rule: format!("{} {rule}", c.display),
+        way_forward,
+    })
 }
 
-/// The way forward, once the credential was deactivated for a narrowed rule.
-pub fn no_longer_allowed_message(why: &str, id: &str) -> String {
-    format!(
-        "{why}; {id} is deactivated in Dfns and this resource is not Ready. It is activated again \
-         once the connection allows it; or set spec.permissionId to an allowed role, or delete \
-         this resource"
-    )
+/// A rule the credential no longer meets, and what the resource's owner can do about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    pub rule: String,
+    pub way_forward: &'static str,
+}
+
+impl Refusal {
+    /// What the resource says once its credential is deactivated for it.
+    pub fn message(&self, id: &str) -> String {
+        format!(
+            "{}; {id} is deactivated in Dfns and this resource is not Ready. It is activated again \
+             once the connection allows it; or {}, or delete this resource",
+            self.rule, self.way_forward
+        )
+    }
 }
 
 /// The connection now names another Dfns endpoint or organization than the one this resource's
