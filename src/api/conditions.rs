@@ -49,6 +49,16 @@ pub enum ConditionReason {
     ForeignCredential,
     /// The connection's apiUrl host is outside the operator's `--allowed-api-hosts`.
     ApiHostNotAllowed,
+    /// The connection's rules changed and no longer allow what the credential holds.
+    CredentialNoLongerAllowed,
+    /// The resource asks for a longer validity than the connection's `credentialLimits`.
+    LifetimeNotAllowed,
+    /// The resource's `deletionPolicy` is not among the connection's allowed ones.
+    DeletionPolicyNotAllowed,
+    /// The connection's `apiUrl` or organization differs from the one the credential was minted with.
+    ConnectionChanged,
+    /// Dfns created an identity with permissions nobody asked for; it was deactivated at once.
+    UnaskedPermissions,
 }
 
 impl ConditionReason {
@@ -79,6 +89,11 @@ impl ConditionReason {
             Self::OrphanNotProven => "OrphanNotProven",
             Self::ForeignCredential => "ForeignCredential",
             Self::ApiHostNotAllowed => "ApiHostNotAllowed",
+            Self::CredentialNoLongerAllowed => "CredentialNoLongerAllowed",
+            Self::LifetimeNotAllowed => "LifetimeNotAllowed",
+            Self::DeletionPolicyNotAllowed => "DeletionPolicyNotAllowed",
+            Self::ConnectionChanged => "ConnectionChanged",
+            Self::UnaskedPermissions => "UnaskedPermissions",
         }
     }
 }

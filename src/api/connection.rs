@@ -4,6 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, T
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::credential::DeletionPolicy;
+
 /// Settings shared by both connection kinds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -34,13 +36,74 @@ pub struct ConnectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
     /// Roles (`pm-…`) that resources may request. A request for any other role goes `Stalled`
-    /// with reason `PermissionNotAllowed`; unset or empty allows none.
+    /// with reason `PermissionNotAllowed`; unset or empty allows none. A credential that holds a
+    /// role no longer listed is deactivated in Dfns (`CredentialNoLongerAllowed`) until it is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub allowed_permission_ids: Vec<String>,
-    /// Allow PATs without `permissionId`, which carry the user's full rights.
+    /// Allow PATs without `permissionId`, which carry the user's full rights. Turned off, such
+    /// PATs already minted are deactivated in Dfns (`CredentialNoLongerAllowed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_unscoped_tokens: Option<bool>,
+    /// Limits on the credentials minted through this connection, set by its owner
+    /// (docs/architecture.md, "Connection rules").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_limits: Option<CredentialLimits>,
+}
+
+/// What the connection's owner allows the credentials minted through it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.allowedDeletionPolicies) || self.allowedDeletionPolicies.all(p, self.allowedDeletionPolicies.exists_one(q, q == p))")
+        .message("allowedDeletionPolicies lists each policy at most once"),
+)]
+pub struct CredentialLimits {
+    /// Longest validity, in days, of a credential minted through this connection. A resource
+    /// asking for more (`daysValid`, or `secondsValid` of a PAT) goes `Stalled` with reason
+    /// `LifetimeNotAllowed`; one asking for nothing is minted with this validity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 730))]
+    pub max_days_valid: Option<u32>,
+    /// The `deletionPolicy` values resources may use; unset allows all three. A resource with
+    /// another goes `Stalled` (`DeletionPolicyNotAllowed`) while it lives; at deletion the
+    /// strictest allowed policy applies instead (Archive, then Deactivate, then Retain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 3))]
+    pub allowed_deletion_policies: Option<Vec<DeletionPolicy>>,
+    /// Whether `dfns.io/skip-cleanup: "true"` on a resource being deleted is honoured (default
+    /// `true`). When `false` the annotation is ignored (with a Warning Event) and the deletion
+    /// policy is applied in Dfns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub honour_skip_cleanup: Option<bool>,
+}
+
+impl CredentialLimits {
+    /// Whether resources may use this deletion policy.
+    pub fn allows_deletion_policy(&self, policy: DeletionPolicy) -> bool {
+        self.allowed_deletion_policies
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(&policy))
+    }
+
+    /// The policy applied at deletion: the resource's when allowed, else the strictest allowed.
+    pub fn deletion_policy_for(&self, asked: DeletionPolicy) -> DeletionPolicy {
+        if self.allows_deletion_policy(asked) {
+            return asked;
+        }
+        [
+            DeletionPolicy::Archive,
+            DeletionPolicy::Deactivate,
+            DeletionPolicy::Retain,
+        ]
+        .into_iter()
+        .find(|p| self.allows_deletion_policy(*p))
+        .unwrap_or(DeletionPolicy::Archive)
+    }
+
+    pub fn honours_skip_cleanup(&self) -> bool {
+        self.honour_skip_cleanup != Some(false)
+    }
 }
 
 fn default_api_url() -> String {
@@ -175,7 +238,9 @@ pub struct DfnsConnectionSpec {
 pub struct ClusterDfnsConnectionSpec {
     #[serde(flatten)]
     pub connection: ConnectionSpec,
-    /// Namespaces whose resources may use this connection; empty or unset selects all.
+    /// Namespaces whose resources may use this connection; empty or unset selects all. The
+    /// credentials of a namespace no longer selected are deactivated in Dfns
+    /// (`CredentialNoLongerAllowed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<LabelSelector>,
 }

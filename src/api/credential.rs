@@ -241,6 +241,29 @@ pub struct CredentialStatus {
     /// sent again (docs/architecture.md, "Approvals").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_approval: Option<PendingApproval>,
+    /// The Dfns API URL of the connection the credential was minted through. When the
+    /// connection's `apiUrl` changes, the resource goes `Stalled` (`ConnectionChanged`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// The Dfns organization the credential was minted in, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+    /// A create that Dfns answered with permissions nobody asked for (an identity that inherited
+    /// its creator's rights): the identity was deactivated at once and its token never stored.
+    /// Nothing is created again until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unasked_permissions: Option<UnaskedPermissions>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnaskedPermissions {
+    /// The identity Dfns created (`us-…` or `to-…`), deactivated at once.
+    pub id: String,
+    /// The roles it carried that were not asked for.
+    pub permission_ids: Vec<String>,
+    /// The resource's generation when it happened; a spec change allows a new create.
+    pub generation: i64,
 }
 
 impl CredentialStatus {

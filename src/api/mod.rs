@@ -11,14 +11,15 @@ mod credential;
 pub use conditions::{ConditionReason, ConditionType};
 pub use connection::{
     ClusterDfnsConnection, ClusterDfnsConnectionSpec, ConnectionAuth, ConnectionIdentity,
-    ConnectionSpec, ConnectionStatus, DfnsConnection, DfnsConnectionSpec, RateLimit, SecretRef,
-    TokenAuth, UserLoginAuth,
+    ConnectionSpec, ConnectionStatus, CredentialLimits, DfnsConnection, DfnsConnectionSpec,
+    RateLimit, SecretRef, TokenAuth, UserLoginAuth,
 };
 pub use crds::{all_crds, crds_yaml};
 pub use credential::{
     ConnectionKind, ConnectionRef, CredentialSpec, CredentialStatus, DeletionPolicy,
     DfnsPersonalAccessToken, DfnsPersonalAccessTokenSpec, DfnsServiceAccount,
     DfnsServiceAccountSpec, PendingApproval, PendingCreate, RetiringCredential, SecretTemplate,
+    UnaskedPermissions,
 };
 
 /// API group of every resource of this operator.

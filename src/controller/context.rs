@@ -16,6 +16,7 @@ use super::connection_slots::ConnectionSlots;
 use super::dfns_clients::DfnsClients;
 use super::inventory::Inventory;
 use super::seal::Sealer;
+use crate::telemetry::Metrics;
 
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
@@ -49,6 +50,8 @@ pub struct Context {
     pub sealer: Arc<Sealer>,
     /// Each connection's share of the workers.
     pub connection_slots: ConnectionSlots,
+    /// Counters the reconcilers feed directly (rule enforcement, credentials left active).
+    pub metrics: Arc<Metrics>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -61,6 +64,7 @@ impl Context {
         config: ControllerConfig,
         sealer: Sealer,
         gate: dfns_client::Gate,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let reporter = Reporter {
             controller: "dfns-operator".into(),
@@ -77,6 +81,7 @@ impl Context {
             connection_slots: ConnectionSlots::for_workers(config.concurrency),
             inventory: Inventory::new(config.resync_interval),
             sealer: Arc::new(sealer),
+            metrics,
             recorder: Recorder::new(kube.clone(), reporter),
             failures: Mutex::default(),
             kube,

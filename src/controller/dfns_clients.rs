@@ -1,5 +1,6 @@
 //! Resolving a resource's `connectionRef` to a ready Dfns client. Clients are cached per
-//! connection and rebuilt when the connection's spec or Secret changes, so rotated bootstrap
+//! connection object (its UID) and spec, and its Secret's version: a connection deleted and
+//! re-created under the same name, or edited, gets a new client, and rotated bootstrap
 //! credentials are picked up without a restart.
 
 use std::collections::HashMap;
@@ -50,6 +51,8 @@ impl fmt::Display for ConnectionKey {
 #[derive(Clone, Debug)]
 pub struct ConnectionObject {
     pub key: ConnectionKey,
+    /// The object's UID: a connection re-created under the same name is another connection.
+    pub uid: String,
     pub generation: i64,
     pub spec: ConnectionSpec,
     pub status: Option<ConnectionStatus>,
@@ -74,6 +77,7 @@ impl From<&DfnsConnection> for ConnectionObject {
                 namespace: c.namespace(),
                 name: c.name_any(),
             },
+            uid: c.uid().unwrap_or_default(),
             generation: c.metadata.generation.unwrap_or_default(),
             spec: c.spec.connection.clone(),
             status: c.status.clone(),
@@ -90,6 +94,7 @@ impl From<&ClusterDfnsConnection> for ConnectionObject {
                 namespace: None,
                 name: c.name_any(),
             },
+            uid: c.uid().unwrap_or_default(),
             generation: c.metadata.generation.unwrap_or_default(),
             spec: c.spec.connection.clone(),
             status: c.status.clone(),
@@ -102,10 +107,34 @@ impl From<&ClusterDfnsConnection> for ConnectionObject {
 pub struct ConnectionHandle {
     pub key: ConnectionKey,
     pub client: DfnsClient,
+    /// Unique per client built: what the shared inventory listed through another client (a
+    /// connection re-created or pointed elsewhere under the same name) is not served through this one.
+    pub build: u64,
 }
 
-/// The spec generation and Secret version a cached client was built from.
-type Version = (i64, String);
+static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// What a cached client was built from: the connection object, its spec, and its Secret (UID
+/// and version). Any difference builds a new client; the generation alone is not enough, since a
+/// re-created connection starts again at generation 1.
+#[derive(Clone, Debug, PartialEq)]
+struct Version {
+    connection_uid: String,
+    spec: ConnectionSpec,
+    secret_uid: String,
+    secret_version: String,
+}
+
+impl Version {
+    fn of(connection: &ConnectionObject, secret: &Secret) -> Self {
+        Self {
+            connection_uid: connection.uid.clone(),
+            spec: connection.spec.clone(),
+            secret_uid: secret.uid().unwrap_or_default(),
+            secret_version: secret.resource_version().unwrap_or_default(),
+        }
+    }
+}
 
 pub struct DfnsClients {
     kube: Client,
@@ -179,10 +208,7 @@ impl DfnsClients {
                     connection.key
                 ))
             })?;
-        let version = (
-            connection.generation,
-            secret.resource_version().unwrap_or_default(),
-        );
+        let version = Version::of(connection, &secret);
         if let Some((cached_version, handle)) = self
             .cache
             .lock()
@@ -285,5 +311,66 @@ fn build(
     Ok(ConnectionHandle {
         key: connection.key.clone(),
         client,
+        build: BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::DfnsConnectionSpec;
+    use kube::api::ObjectMeta;
+
+    fn connection(uid: &str, api_url: &str) -> ConnectionObject {
+        let c = DfnsConnection {
+            metadata: ObjectMeta {
+                name: Some("main".into()),
+                namespace: Some("team".into()),
+                uid: Some(uid.into()),
+                generation: Some(1),
+                ..Default::default()
+            },
+            spec: DfnsConnectionSpec {
+                connection: ConnectionSpec {
+                    api_url: api_url.into(),
+                    ..Default::default()
+                },
+            },
+            status: None,
+        };
+        (&c).into()
+    }
+
+    fn secret(version: &str) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                uid: Some("secret-uid".into()),
+                resource_version: Some(version.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_connection_recreated_under_the_same_name_or_edited_needs_a_new_client() {
+        let original = Version::of(&connection("uid-1", "https://a.example"), &secret("7"));
+        assert_eq!(
+            original,
+            Version::of(&connection("uid-1", "https://a.example"), &secret("7"))
+        );
+        // Same name, same generation (1), same Secret: another object all the same.
+        assert_ne!(
+            original,
+            Version::of(&connection("uid-2", "https://a.example"), &secret("7"))
+        );
+        assert_ne!(
+            original,
+            Version::of(&connection("uid-1", "https://b.example"), &secret("7"))
+        );
+        assert_ne!(
+            original,
+            Version::of(&connection("uid-1", "https://a.example"), &secret("8"))
+        );
+    }
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::credential::observed::Guard;
-use crate::api::{ConditionReason, ConditionType, ConnectionSpec, ConnectionStatus};
+use crate::api::{
+    ConditionReason, ConditionType, ConnectionSpec, ConnectionStatus, DeletionPolicy,
+};
 
 /// What the guard needs to know about the connection a resource names.
 pub struct ConnectionFacts<'a> {
@@ -26,7 +28,12 @@ pub struct Request<'a> {
     pub is_pat: bool,
     /// Creation needs an organization user's login; other calls work with any token.
     pub needs_create: bool,
+    pub deletion_policy: DeletionPolicy,
+    /// The validity asked for, in seconds (`daysValid` or a PAT's `secondsValid`).
+    pub lifetime_secs: Option<u64>,
 }
+
+const SECS_PER_DAY: u64 = 86_400;
 
 pub fn judge(
     connection: Option<&ConnectionFacts<'_>>,
@@ -78,6 +85,9 @@ pub fn judge(
             ),
         };
     }
+    if let Some(refused) = beyond_limits(connection, request) {
+        return refused;
+    }
     let ready = connection.status.and_then(|s| {
         s.conditions
             .iter()
@@ -113,6 +123,40 @@ pub fn judge(
         }
     }
     Guard::Allowed
+}
+
+/// The owner's `credentialLimits`: the deletion policy always; the validity only for what is
+/// still to be minted (a credential's validity is fixed when it is created).
+fn beyond_limits(connection: &ConnectionFacts<'_>, request: &Request<'_>) -> Option<Guard> {
+    let limits = connection.spec.credential_limits.as_ref()?;
+    if !limits.allows_deletion_policy(request.deletion_policy) {
+        let allowed: Vec<String> = limits
+            .allowed_deletion_policies
+            .iter()
+            .flatten()
+            .map(|p| format!("{p:?}"))
+            .collect();
+        return Some(Guard::Refused {
+            reason: ConditionReason::DeletionPolicyNotAllowed,
+            message: format!(
+                "deletionPolicy {:?} is not allowed by {} (spec.credentialLimits.allowedDeletionPolicies: {}); \
+                 set spec.deletionPolicy to one of them. Deleting this resource applies the strictest allowed policy",
+                request.deletion_policy,
+                connection.display,
+                allowed.join(", ")
+            ),
+        });
+    }
+    let max_days = limits.max_days_valid?;
+    let asked = request.lifetime_secs?;
+    (request.needs_create && asked > u64::from(max_days) * SECS_PER_DAY).then(|| Guard::Refused {
+        reason: ConditionReason::LifetimeNotAllowed,
+        message: format!(
+            "the validity asked for ({asked} s) is longer than {} allows (spec.credentialLimits.maxDaysValid: \
+             {max_days} days); ask for at most that (daysValid/secondsValid are immutable: re-create the resource)",
+            connection.display
+        ),
+    })
 }
 
 /// Kubernetes label selector semantics; an empty selector matches everything.

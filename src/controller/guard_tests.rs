@@ -41,6 +41,8 @@ fn request<'a>(
         permission_id: permission,
         is_pat,
         needs_create: true,
+        deletion_policy: DeletionPolicy::Deactivate,
+        lifetime_secs: None,
     }
 }
 
@@ -193,4 +195,126 @@ fn the_namespace_selector_of_a_cluster_connection_is_enforced() {
         judge(Some(&c), "", &request(&dev, None, false)),
         Guard::Refused { .. }
     ));
+}
+
+fn limited(limits: crate::api::CredentialLimits) -> ConnectionSpec {
+    ConnectionSpec {
+        credential_limits: Some(limits),
+        ..spec(&[])
+    }
+}
+
+fn connection_facts<'a>(
+    spec: &'a ConnectionSpec,
+    status: &'a ConnectionStatus,
+) -> ConnectionFacts<'a> {
+    ConnectionFacts {
+        display: "DfnsConnection ns/main".into(),
+        spec,
+        status: Some(status),
+        namespace_selector: None,
+    }
+}
+
+#[test]
+fn a_deletion_policy_outside_the_connections_limits_is_refused_naming_the_allowed_ones() {
+    let labels = BTreeMap::new();
+    let spec = limited(crate::api::CredentialLimits {
+        allowed_deletion_policies: Some(vec![DeletionPolicy::Deactivate, DeletionPolicy::Archive]),
+        ..Default::default()
+    });
+    let status = ready_status("User");
+    let c = connection_facts(&spec, &status);
+    let retain = Request {
+        deletion_policy: DeletionPolicy::Retain,
+        // Refused for live credentials too, not only before a create.
+        needs_create: false,
+        ..request(&labels, None, false)
+    };
+    assert!(matches!(
+        judge(Some(&c), "", &retain),
+        Guard::Refused { reason: ConditionReason::DeletionPolicyNotAllowed, ref message }
+            if message.contains("Retain") && message.contains("Deactivate, Archive")
+    ));
+    let archive = Request {
+        deletion_policy: DeletionPolicy::Archive,
+        ..request(&labels, None, false)
+    };
+    assert_eq!(judge(Some(&c), "", &archive), Guard::Allowed);
+}
+
+#[test]
+fn a_validity_beyond_the_connections_maximum_is_refused_before_minting_only() {
+    let labels = BTreeMap::new();
+    let spec = limited(crate::api::CredentialLimits {
+        max_days_valid: Some(30),
+        ..Default::default()
+    });
+    let status = ready_status("User");
+    let c = connection_facts(&spec, &status);
+    let long = Request {
+        lifetime_secs: Some(31 * 86_400),
+        ..request(&labels, None, false)
+    };
+    assert!(matches!(
+        judge(Some(&c), "", &long),
+        Guard::Refused { reason: ConditionReason::LifetimeNotAllowed, ref message } if message.contains("30 days")
+    ));
+    let at_most = Request {
+        lifetime_secs: Some(30 * 86_400),
+        ..request(&labels, None, false)
+    };
+    assert_eq!(judge(Some(&c), "", &at_most), Guard::Allowed);
+    // What is minted already keeps its validity; the cap is for what is minted from now on.
+    let minted = Request {
+        needs_create: false,
+        ..long
+    };
+    assert_eq!(judge(Some(&c), "", &minted), Guard::Allowed);
+}
+
+#[test]
+fn the_strictest_allowed_deletion_policy_replaces_a_refused_one() {
+    use crate::api::CredentialLimits;
+    let only = |allowed: Vec<DeletionPolicy>| CredentialLimits {
+        allowed_deletion_policies: Some(allowed),
+        ..Default::default()
+    };
+    let table = [
+        (
+            only(vec![DeletionPolicy::Deactivate]),
+            DeletionPolicy::Retain,
+            DeletionPolicy::Deactivate,
+        ),
+        (
+            only(vec![DeletionPolicy::Deactivate, DeletionPolicy::Archive]),
+            DeletionPolicy::Retain,
+            DeletionPolicy::Archive,
+        ),
+        (
+            only(vec![DeletionPolicy::Deactivate, DeletionPolicy::Archive]),
+            DeletionPolicy::Deactivate,
+            DeletionPolicy::Deactivate,
+        ),
+        (
+            CredentialLimits::default(),
+            DeletionPolicy::Retain,
+            DeletionPolicy::Retain,
+        ),
+    ];
+    for (limits, asked, applied) in table {
+        assert_eq!(
+            limits.deletion_policy_for(asked),
+            applied,
+            "{limits:?} {asked:?}"
+        );
+    }
+    assert!(CredentialLimits::default().honours_skip_cleanup());
+    assert!(
+        !CredentialLimits {
+            honour_skip_cleanup: Some(false),
+            ..Default::default()
+        }
+        .honours_skip_cleanup()
+    );
 }

@@ -11,8 +11,23 @@ use dfns_client::{DfnsError, Identity, IdentityKind};
 
 #[derive(Default)]
 struct Listing {
+    /// The client (`ConnectionHandle::build`) the items were read through.
+    build: u64,
     fetched_at: Option<Instant>,
     items: HashMap<String, Identity>,
+}
+
+impl Listing {
+    /// Forgets what another client listed: the same connection name may now be another
+    /// connection, or point at another endpoint or organization.
+    fn served_by(&mut self, build: u64) {
+        if self.build != build {
+            *self = Self {
+                build,
+                ..Self::default()
+            };
+        }
+    }
 }
 
 /// One listing per connection and kind; its async lock makes concurrent readers share one call.
@@ -53,6 +68,7 @@ impl Inventory {
         {
             // Held across the list call, so concurrent reconciles wait for one list, not many.
             let mut listing = listing.lock().await;
+            listing.served_by(connection.build);
             if listing
                 .fetched_at
                 .is_none_or(|at| at.elapsed() >= self.max_age)
@@ -89,6 +105,7 @@ impl Inventory {
             .collect();
         let listing = self.listing(&connection.key, kind);
         let mut listing = listing.lock().await;
+        listing.served_by(connection.build);
         listing.items = items.into_iter().map(|c| (c.id.clone(), c)).collect();
         listing.fetched_at = Some(Instant::now());
         Ok(candidates)
@@ -108,5 +125,40 @@ impl Inventory {
     /// either way the next read of it asks Dfns.
     pub async fn forget(&self, key: &ConnectionKey, kind: IdentityKind, id: &str) {
         self.listing(key, kind).lock().await.items.remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_read_through_another_client_is_never_served() {
+        let mut listing = Listing {
+            build: 1,
+            fetched_at: Some(Instant::now()),
+            items: HashMap::from([(
+                "us-old-org".to_owned(),
+                Identity {
+                    kind: IdentityKind::ServiceAccount,
+                    id: "us-old-org".into(),
+                    token_id: None,
+                    cred_id: None,
+                    is_active: true,
+                    name: None,
+                    external_id: None,
+                    public_key: None,
+                    linked_user_id: None,
+                    org_id: None,
+                    date_created: None,
+                    permission_assignments: vec![],
+                },
+            )]),
+        };
+        listing.served_by(1);
+        assert!(listing.fetched_at.is_some() && listing.items.contains_key("us-old-org"));
+        listing.served_by(2);
+        assert!(listing.fetched_at.is_none() && listing.items.is_empty());
+        assert_eq!(listing.build, 2);
     }
 }

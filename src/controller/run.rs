@@ -228,7 +228,13 @@ async fn run_controllers(
         &config.seal_key_secret,
     )
     .await?;
-    let ctx = Arc::new(Context::new(kube.clone(), config, sealer, gate));
+    let ctx = Arc::new(Context::new(
+        kube.clone(),
+        config,
+        sealer,
+        gate,
+        metrics.clone(),
+    ));
     let mut tasks = JoinSet::new();
     tasks.spawn(credential_controller::<DfnsServiceAccount>(
         ctx.clone(),

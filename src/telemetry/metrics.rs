@@ -57,6 +57,15 @@ struct KubeWriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CredentialPolicyLabels {
+    /// `DfnsServiceAccount` or `DfnsPersonalAccessToken`.
+    kind: String,
+    /// A condition reason (`CredentialNoLongerAllowed`, `UnaskedPermissions`) or, for credentials
+    /// left active, `Retain` / `SkipCleanup`.
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -85,6 +94,8 @@ pub struct Metrics {
     kube_writes: Family<KubeWriteLabels, Counter>,
     leader: Gauge,
     credentials: Arc<CredentialCollector>,
+    deactivated_by_rule: Family<CredentialPolicyLabels, Counter>,
+    left_active: Family<CredentialPolicyLabels, Counter>,
 }
 
 impl Metrics {
@@ -145,6 +156,18 @@ impl Metrics {
         );
         let credentials = Arc::new(CredentialCollector::default());
         registry.register_collector(Box::new(credentials.clone()));
+        let deactivated_by_rule = Family::default();
+        registry.register(
+            "credentials_deactivated_by_rule",
+            "Credentials the operator deactivated in Dfns because the connection's rules do not allow them, by kind and reason",
+            deactivated_by_rule.clone(),
+        );
+        let left_active = Family::default();
+        registry.register(
+            "credentials_left_active",
+            "Deleted resources whose credential was deliberately left active in Dfns, by kind and reason (Retain, SkipCleanup)",
+            left_active.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -155,7 +178,29 @@ impl Metrics {
             kube_writes,
             leader,
             credentials,
+            deactivated_by_rule,
+            left_active,
         }
+    }
+
+    /// A credential deactivated in Dfns because the connection's rules do not allow it.
+    pub fn deactivated_by_rule(&self, kind: &str, reason: &'static str) {
+        self.deactivated_by_rule
+            .get_or_create(&CredentialPolicyLabels {
+                kind: kind.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// A deleted resource's credential left active in Dfns on purpose (`Retain`, `SkipCleanup`).
+    pub fn left_active(&self, kind: &str, reason: &'static str) {
+        self.left_active
+            .get_or_create(&CredentialPolicyLabels {
+                kind: kind.to_owned(),
+                reason,
+            })
+            .inc();
     }
 
     /// One finished reconcile; `error` is the error category when it failed.

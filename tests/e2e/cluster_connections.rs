@@ -54,7 +54,8 @@ async fn wait_cluster_ready(setup: &Setup, name: &str) {
 }
 
 #[tokio::test]
-async fn namespace_selector_refuses_admits_on_relabel_and_reports_narrowing_and_default_is_used() {
+async fn namespace_selector_refuses_admits_on_relabel_deactivates_on_narrowing_and_default_is_used()
+{
     let mut setup = Setup::new("e2e-cluster-conn").await;
     setup.create_admin_login_secret("cluster-login").await;
     let picky = format!("picky-{}", setup.namespace());
@@ -94,16 +95,18 @@ async fn namespace_selector_refuses_admits_on_relabel_and_reports_narrowing_and_
     let sa = setup.wait_ready::<DfnsServiceAccount>("app").await;
     let id = sa.status.unwrap().service_account_id.unwrap();
 
-    // The selector narrowed to exclude it again: reported; the credential is left as it was.
+    // The selector narrowed to exclude it again: the credential is deactivated, never left Ready.
     apply_cluster_connection(&setup, &picky, selector("only-others")).await;
-    setup
+    let sa = setup
         .wait_condition::<DfnsServiceAccount>(
             "app",
             "Stalled",
             "True",
-            Some("ConnectionNotAllowed"),
+            Some("CredentialNoLongerAllowed"),
         )
         .await;
+    let message = ready_condition(sa.status.as_ref()).message;
+    assert!(message.contains("namespaceSelector"), "{message}");
     let state = setup.emulator.state();
     let in_dfns = state
         .service_accounts
@@ -111,8 +114,8 @@ async fn namespace_selector_refuses_admits_on_relabel_and_reports_narrowing_and_
         .find(|s| s.service_account_id == id)
         .expect("still in Dfns");
     assert!(
-        in_dfns.is_active,
-        "narrowing the selector deactivates nothing"
+        !in_dfns.is_active,
+        "narrowing the selector deactivates the credential"
     );
 
     // No connectionRef: the cluster connection named `default`.

@@ -119,6 +119,14 @@ struct Args {
     #[arg(long, env = "DFNS_EMULATOR_REQUIRE_APPROVAL", value_delimiter = ',')]
     require_approval: Vec<ApprovalOperation>,
 
+    /// A service account created without permissionId gets its creator's roles (older Dfns
+    /// pages); the latest reference page gives it none.
+    #[arg(
+        long,
+        env = "DFNS_EMULATOR_SERVICE_ACCOUNTS_INHERIT_CREATOR_PERMISSIONS"
+    )]
+    service_accounts_inherit_creator_permissions: Option<bool>,
+
     /// Log format on stderr.
     #[arg(
         long,
@@ -158,6 +166,9 @@ impl Args {
         }
         if let Some(v) = self.public_key_form {
             profile.public_key_form = v;
+        }
+        if let Some(v) = self.service_accounts_inherit_creator_permissions {
+            profile.service_accounts_inherit_creator_permissions = v;
         }
         profile
             .require_approval

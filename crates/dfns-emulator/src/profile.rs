@@ -109,6 +109,9 @@ pub struct Profile {
     /// Writes held for approval (202 + change request) until approved or denied through
     /// `/_emulator/change-requests/{id}/approve|deny`. A new organization has no policy.
     pub require_approval: BTreeSet<ApprovalOperation>,
+    /// A service account created without `permissionId` gets its creator's roles (an assignment
+    /// of each), as older Dfns pages say. The latest reference page: no permissions by default.
+    pub service_accounts_inherit_creator_permissions: bool,
 }
 
 impl Default for Profile {
@@ -129,6 +132,7 @@ impl Profile {
             public_key_form: PublicKeyForm::Fingerprint,
             retry_after_on_every_429: false,
             require_approval: BTreeSet::new(),
+            service_accounts_inherit_creator_permissions: false,
         }
     }
 
@@ -143,6 +147,8 @@ impl Profile {
             public_key_form: PublicKeyForm::Pem,
             retry_after_on_every_429: true,
             require_approval: BTreeSet::new(),
+            // Inheriting is harsher for the operator, not kinder: the earlier emulator did not.
+            service_accounts_inherit_creator_permissions: false,
         }
     }
 
@@ -196,6 +202,10 @@ mod tests {
         assert_eq!(p.public_key_form, PublicKeyForm::Pem);
         assert!(p.requires_approval(ApprovalOperation::PatCreate));
         assert_eq!(p.identity_key_rotation, IdentityKeyRotation::Refused);
+        assert!(!p.service_accounts_inherit_creator_permissions);
+        let inherit: Profile =
+            serde_json::from_str(r#"{"serviceAccountsInheritCreatorPermissions":true}"#).unwrap();
+        assert!(inherit.service_accounts_inherit_creator_permissions);
         assert!(serde_json::from_str::<Profile>(r#"{"nope":1}"#).is_err());
     }
 

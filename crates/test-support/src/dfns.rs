@@ -219,6 +219,25 @@ impl UserSession {
     /// rotation needs, the user and its permissions staying the same. Returns the new
     /// credential id and key.
     pub async fn add_key_credential(&self) -> (String, dfns_client::GeneratedKeyPair) {
+        let new_key = generate_p256().expect("generate key");
+        let cred_id = URL_SAFE_NO_PAD.encode(format!("rotated-{}", new_key.public_key_sha256));
+        self.register_key_credential(
+            &cred_id,
+            &new_key.public_key_pem,
+            new_key.private_key_pem.expose(),
+        )
+        .await;
+        (cred_id, new_key)
+    }
+
+    /// Registers a Key credential for this user with the credential id and key given, e.g. the
+    /// ones another emulator's admin logs in with, so that one login Secret works at both.
+    pub async fn register_key_credential(
+        &self,
+        cred_id: &str,
+        public_key_pem: &str,
+        private_key_pem: &str,
+    ) {
         let init = self
             .call(
                 reqwest::Method::POST,
@@ -226,20 +245,18 @@ impl UserSession {
                 &json!({ "kind": "Key" }),
             )
             .await;
-        let new_key = generate_p256().expect("generate key");
-        let cred_id = URL_SAFE_NO_PAD.encode(format!("rotated-{}", new_key.public_key_sha256));
         let client_data =
             json!({ "type": "key.create", "challenge": init["challenge"] }).to_string();
         let fingerprint = json!({
             "clientDataHash": hex::encode(sha2::Sha256::digest(client_data.as_bytes())),
-            "publicKey": new_key.public_key_pem,
+            "publicKey": public_key_pem,
         })
         .to_string();
-        let signature = PrivateKey::from_pem(new_key.private_key_pem.expose())
+        let signature = PrivateKey::from_pem(private_key_pem)
             .expect("new key")
             .sign(fingerprint.as_bytes());
         let attestation = json!({
-            "publicKey": new_key.public_key_pem,
+            "publicKey": public_key_pem,
             "signature": hex::encode(signature),
             "algorithm": "SHA256",
         })
@@ -257,8 +274,7 @@ impl UserSession {
         let created = self
             .signed(reqwest::Method::POST, "/auth/credentials", &body)
             .await;
-        assert_eq!(created["credentialId"], cred_id.as_str());
-        (cred_id, new_key)
+        assert_eq!(created["credentialId"], cred_id);
     }
 
     /// Deactivates one of this user's credentials: it can no longer log in or sign.

@@ -14,6 +14,7 @@ mod crds;
 pub mod credential_checks;
 pub mod dfns;
 mod error;
+pub mod events;
 pub mod hostile_endpoint;
 pub mod leak_check;
 pub mod leaks;

@@ -12,6 +12,7 @@ use super::cleanup_plan::{CleanupStep, next_cleanup_step};
 use super::facts::{Change, Effect};
 use super::reconcile::{MAX_STEPS, Run, SKIP_CLEANUP_ANNOTATION};
 use super::resource::CredentialResource;
+use super::rules;
 use crate::api::ConditionReason;
 use crate::controller::conditions::Verdict;
 use crate::controller::crash_point::{self, CrashPoint};
@@ -25,9 +26,45 @@ impl<K: CredentialResource> Run<'_, K> {
             .annotations()
             .get(SKIP_CLEANUP_ANNOTATION)
             .is_some_and(|v| v == "true");
+        if skip && !rules::skip_cleanup_honoured(&self.facts.view()) {
+            let connection = self
+                .facts
+                .connection
+                .as_ref()
+                .map(|c| c.display.clone())
+                .unwrap_or_default();
+            self.event(
+                EventType::Warning,
+                "SkipCleanupIgnored",
+                format!(
+                    "{SKIP_CLEANUP_ANNOTATION} is ignored: {connection} does not honour it \
+                     (spec.credentialLimits.honourSkipCleanup: false); the deletion policy is applied in Dfns"
+                ),
+            )
+            .await;
+        }
+        let view = self.facts.view();
+        let applied = rules::deletion_policy(&view);
+        if applied != view.desired.deletion_policy {
+            self.event(
+                EventType::Warning,
+                "DeletionPolicyReplaced",
+                format!(
+                    "deletionPolicy {:?} is not allowed by the connection \
+                     (spec.credentialLimits.allowedDeletionPolicies); {applied:?} is applied instead",
+                    view.desired.deletion_policy
+                ),
+            )
+            .await;
+        }
         for _ in 0..MAX_STEPS {
-            let step = next_cleanup_step(&self.facts.view(), skip);
+            let view = self.facts.view();
+            let step = next_cleanup_step(&view, skip);
             if step == CleanupStep::RemoveFinalizer {
+                let honoured = skip && rules::skip_cleanup_honoured(&view);
+                if let Some(reason) = rules::left_active(&view, honoured) {
+                    self.report_left_active(reason).await;
+                }
                 return Ok(Action::await_change());
             }
             if !self.ensure_fresh().await? {
@@ -79,6 +116,30 @@ impl<K: CredentialResource> Run<'_, K> {
             message: format!("deletion still in progress after {MAX_STEPS} steps"),
             retry_in: Duration::from_secs(5),
         })
+    }
+
+    /// A credential deliberately left active in Dfns by a deletion: valid, and tracked by nobody
+    /// from now on, so it is told loudly (Warning Event, metric).
+    async fn report_left_active(&self, reason: &'static str) {
+        let (kind, id) = (
+            K::DFNS_KIND,
+            self.facts.status.recorded_id().unwrap_or_default(),
+        );
+        let why = if reason == "Retain" {
+            "deletionPolicy Retain".to_owned()
+        } else {
+            SKIP_CLEANUP_ANNOTATION.to_owned()
+        };
+        self.ctx.metrics.left_active(&K::kind(&()), reason);
+        self.event(
+            EventType::Warning,
+            "CredentialLeftActive",
+            format!(
+                "{kind} {id} is left active in Dfns ({why}) and no longer tracked by the operator; \
+                 deactivate it in Dfns when it is no longer needed"
+            ),
+        )
+        .await;
     }
 
     /// Reports the held write (a fresh message, or the recorded one) and looks again later.

@@ -6,6 +6,7 @@ use super::plan::{
     find_orphan, foreign_id, foreign_message, proven_ours, reason_suffix, unproven_candidates,
     unproven_message,
 };
+use super::rules;
 use crate::api::DeletionPolicy;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -66,8 +67,11 @@ impl CleanupStep {
 }
 
 /// `skip_cleanup` is the user's `dfns.io/skip-cleanup: "true"`: leave Dfns untouched.
+/// The connection's `credentialLimits` decide whether it is honoured and which deletion policy
+/// applies (`rules::skip_cleanup_honoured`, `rules::deletion_policy`).
 pub fn next_cleanup_step(o: &Observed, skip_cleanup: bool) -> CleanupStep {
-    let policy = o.desired.deletion_policy;
+    let policy = rules::deletion_policy(o);
+    let skip_cleanup = skip_cleanup && rules::skip_cleanup_honoured(o);
     if let Some(pending) = &o.status.pending_approval {
         if skip_cleanup || !pending.during_deletion {
             return CleanupStep::ForgetApproval;
@@ -123,6 +127,15 @@ fn dfns_cleanup(o: &Observed, policy: DeletionPolicy) -> Option<CleanupStep> {
                 "cannot clean up in Dfns: {message}. Fix the connection, or annotate this resource with \
                  dfns.io/skip-cleanup=\"true\" to release it without touching Dfns"
             ),
+        });
+    }
+    if let Some(moved) = o
+        .connection
+        .as_ref()
+        .and_then(|c| rules::moved(&o.status, c))
+    {
+        return Some(CleanupStep::Blocked {
+            message: format!("deleting waits: {moved}"),
         });
     }
     if let Some((id, field)) = foreign_id(o) {

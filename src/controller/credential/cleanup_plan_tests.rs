@@ -37,6 +37,7 @@ fn ready(policy: DeletionPolicy) -> Observed {
             retiring: true,
             pending_key: true,
         },
+        connection: None,
     }
 }
 

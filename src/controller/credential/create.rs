@@ -9,14 +9,16 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::events::EventType;
 
-use super::facts::{Change, DfnsFacts, Effect};
+use super::facts::{Change, DfnsFacts, Effect, Then};
 use super::observed::SecretState;
 use super::reconcile::Run;
 use super::resource::{CredentialResource, record_ids};
+use super::rules;
 use super::steps::creating;
-use crate::api::PendingCreate;
+use crate::api::{ConditionReason, PendingCreate, UnaskedPermissions};
+use crate::controller::conditions::Verdict;
 use crate::controller::crash_point::{self, CrashPoint};
-use crate::controller::error::Error;
+use crate::controller::error::{Error, ignore_not_found};
 use crate::controller::seal::Sealed;
 use crate::controller::secret_layout::{self, SecretLayout};
 use dfns_client::keys::{PrivateKey, generate_p256};
@@ -42,6 +44,11 @@ impl<K: CredentialResource> Run<'_, K> {
             public_key_sha256: key_fingerprint,
             preexisting: super::plan::unproven_ids(&self.facts.view()),
         });
+        // Where this attempt's identity will live; a connection moved later stalls the resource.
+        if let Some(connection) = &self.facts.connection {
+            status.api_url = Some(connection.api_url.clone());
+            status.org_id = connection.org_id.clone();
+        }
         Effect::saved(vec![Change::Status(status)], creating())
     }
 
@@ -56,12 +63,25 @@ impl<K: CredentialResource> Run<'_, K> {
             public_key_pem: self.secret_public_key()?,
             permission_id: facts.desired.permission_id.clone(),
             external_id: Some(facts.uid.clone()),
-            days_valid: self.obj.credential_spec().days_valid,
+            days_valid: self.days_valid(),
             seconds_valid: self.obj.seconds_valid(),
         };
         let created = handle.client.create(K::DFNS_KIND, &new).await?;
         crash_point::reached(CrashPoint::CreateDfnsReturned);
         let identity = created.identity;
+        // Checked before the token is stored: an identity with rights nobody asked for never
+        // becomes usable. A crash before this leaves it an orphan (no token stored), retired by
+        // the pending-create recovery.
+        let unasked = rules::unasked_permissions(
+            facts.desired.permission_id.as_deref(),
+            identity
+                .permission_assignments
+                .iter()
+                .map(|a| a.permission_id.as_str()),
+        );
+        if !unasked.is_empty() {
+            return self.refuse_unasked(&identity.id, unasked).await;
+        }
         let credential_id = identity.cred_id.clone().ok_or_else(|| {
             Error::UnexpectedDfnsAnswer(format!(
                 "Dfns created {} without a credential id",
@@ -81,6 +101,50 @@ impl<K: CredentialResource> Run<'_, K> {
         Ok(self
             .record_created(identity, Some(&created.access_token), Some(secret))
             .with_event(EventType::Normal, "Created", note))
+    }
+
+    /// The validity to ask for: the resource's, or the connection's maximum where it sets one and
+    /// the resource asks for none (Dfns documents no default, and some revisions mint no expiry).
+    fn days_valid(&self) -> Option<u32> {
+        let asked = self.obj.credential_spec().days_valid;
+        if asked.is_some() || self.obj.seconds_valid().is_some() {
+            return asked;
+        }
+        self.facts
+            .connection
+            .as_ref()
+            .and_then(|c| c.limits.max_days_valid)
+    }
+
+    /// Dfns created an identity with roles nobody asked for: deactivate it at once (it is ours:
+    /// created this instant with the pending key), never store its token, and stall until the spec
+    /// changes. `pendingCreate` stays, so its key is never registered again and a later attempt
+    /// archives the identity as an orphan.
+    async fn refuse_unasked(&self, id: &str, unasked: Vec<String>) -> Result<Effect, Error> {
+        let kind = K::DFNS_KIND;
+        let deactivated = ignore_not_found(self.handle()?.client.deactivate(kind, id).await);
+        // The check comes first: if the deactivation failed, the recovery retires it as an orphan.
+        deactivated?;
+        let reason = ConditionReason::UnaskedPermissions;
+        self.ctx
+            .metrics
+            .deactivated_by_rule(&K::kind(&()), reason.as_str());
+        let message = rules::unasked_message(id, &unasked);
+        let mut status = self.facts.status.clone();
+        status.unasked_permissions = Some(UnaskedPermissions {
+            id: id.to_owned(),
+            permission_ids: unasked,
+            generation: self.facts.generation,
+        });
+        let verdict = Verdict::Stalled {
+            reason,
+            message: message.clone(),
+        };
+        Ok(Effect {
+            changes: vec![Change::Status(status)],
+            ..Effect::then(Then::Finish(verdict))
+        }
+        .with_event(EventType::Warning, reason.as_str(), message))
     }
 
     /// An interrupted create did happen and the Secret holds its token: record its ids.
@@ -131,6 +195,7 @@ impl<K: CredentialResource> Run<'_, K> {
             _ => None,
         };
         status.pending_create = None;
+        status.unasked_permissions = None;
         status.secret_name = Some(facts.desired.secret_name.clone());
         if let Some(p) = &facts.desired.permission_id
             && let Some(assignment) = identity.assignment_of(p)

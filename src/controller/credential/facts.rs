@@ -7,7 +7,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::EventType;
 
-use super::observed::{ApprovalView, Desired, DfnsObject, DfnsView, Guard, Observed, Seals};
+use super::observed::{
+    ApprovalView, ConnectionView, Desired, DfnsObject, DfnsView, Guard, Observed, Seals,
+};
 use crate::api::CredentialStatus;
 use crate::controller::conditions::Verdict;
 use crate::controller::seal::{Sealed, Sealer};
@@ -33,6 +35,8 @@ pub struct Facts {
     pub approval: Option<PolicyApproval>,
     /// Checks the seals of the ids in `status`.
     pub sealer: Arc<Sealer>,
+    /// The connection's place and rules, where it exists.
+    pub connection: Option<ConnectionView>,
 }
 
 /// What Dfns holds for this resource.
@@ -158,6 +162,7 @@ impl Facts {
                 .map_or(ApprovalView::NotAsked, approval_view),
             guard: self.guard.clone(),
             seals: self.seals(),
+            connection: self.connection.clone(),
         }
     }
 

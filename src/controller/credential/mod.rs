@@ -13,6 +13,7 @@ pub mod observed;
 pub mod plan;
 mod reconcile;
 pub mod resource;
+pub mod rules;
 mod steps;
 
 pub use reconcile::{FINALIZER, SKIP_CLEANUP_ANNOTATION, error_policy, reconcile};

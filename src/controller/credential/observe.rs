@@ -8,13 +8,14 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{Api, ResourceExt};
 
 use super::facts::{Candidate, DfnsFacts, Facts};
-use super::observed::{Desired, Guard};
+use super::observed::{ConnectionView, Desired, Guard};
 use super::resource::CredentialResource;
+use super::rules;
 use crate::api::{ConditionReason, ConnectionKind, PendingCreate};
 use crate::controller::context::Context;
 use crate::controller::dfns_clients::{ConnectionHandle, ConnectionKey, ConnectionObject};
 use crate::controller::error::Error;
-use crate::controller::guard::{ConnectionFacts, Request, judge};
+use crate::controller::guard::{ConnectionFacts, Request, judge, selector_matches};
 use dfns_client::Identity;
 
 /// The facts of one reconcile, and the connection they were read through.
@@ -85,11 +86,14 @@ pub async fn observe<K: CredentialResource>(
         status: c.status.as_ref(),
         namespace_selector: c.namespace_selector.as_ref(),
     });
+    let is_pat = K::DFNS_KIND == dfns_client::IdentityKind::PersonalAccessToken;
     let request = Request {
         namespace_labels: &namespace_labels,
         permission_id: desired.permission_id.as_deref(),
-        is_pat: K::DFNS_KIND == dfns_client::IdentityKind::PersonalAccessToken,
+        is_pat,
         needs_create: recorded_id.is_none(),
+        deletion_policy: desired.deletion_policy,
+        lifetime_secs: lifetime_secs(spec.days_valid, obj.seconds_valid()),
     };
     let mut guard = judge(facts.as_ref(), &key.to_string(), &request);
     // A connection moved to a host that is not allowed stalls its credentials at once, whatever
@@ -104,10 +108,38 @@ pub async fn observe<K: CredentialResource>(
             message: e.to_string(),
         };
     }
+    let view = connection.as_ref().map(|c| ConnectionView {
+        display: c.key.to_string(),
+        api_url: c.spec.api_url.clone(),
+        org_id: c.org_id(),
+        namespace_allowed: c
+            .namespace_selector
+            .as_ref()
+            .is_none_or(|s| selector_matches(s, &namespace_labels)),
+        allowed_permission_ids: c.spec.allowed_permission_ids.clone(),
+        roleless_allowed: !is_pat || c.spec.allow_unscoped_tokens == Some(true),
+        limits: c.spec.credential_limits.clone().unwrap_or_default(),
+    });
 
-    // Cleanup may use the connection even where the rules now refuse new requests.
-    let may_call_dfns =
-        matches!(guard, Guard::Allowed) || (deleting && matches!(guard, Guard::Refused { .. }));
+    // Cleanup, and the enforcement of narrowed rules on a credential already held, may use the
+    // connection even where the rules now refuse new requests; a connection that moved to another
+    // endpoint or organization is never sent this resource's ids, and a host outside
+    // `--allowed-api-hosts` is sent nothing at all.
+    let moved = view
+        .as_ref()
+        .and_then(|v| rules::moved(&status, v))
+        .is_some();
+    let host_refused = matches!(
+        guard,
+        Guard::Refused {
+            reason: ConditionReason::ApiHostNotAllowed,
+            ..
+        }
+    );
+    let may_call_dfns = !moved
+        && !host_refused
+        && (matches!(guard, Guard::Allowed)
+            || ((deleting || recorded_id.is_some()) && matches!(guard, Guard::Refused { .. })));
     let mut handle = None;
     if may_call_dfns && let Some(c) = &connection {
         match ctx.dfns_clients.client_for(c).await {
@@ -176,6 +208,7 @@ pub async fn observe<K: CredentialResource>(
             dfns,
             approval,
             sealer: ctx.sealer.clone(),
+            connection: view,
         },
         connection,
         handle,
@@ -196,4 +229,9 @@ fn may_stem_from(identity: &Identity, display_name: &str, pending: &PendingCreat
         && identity
             .date_created
             .is_none_or(|created| created >= pending.started_at.0 - SKEW)
+}
+
+/// The validity a resource asks for, in seconds.
+fn lifetime_secs(days_valid: Option<u32>, seconds_valid: Option<u64>) -> Option<u64> {
+    seconds_valid.or(days_valid.map(|d| u64::from(d) * 86_400))
 }

@@ -2,7 +2,7 @@
 //! holds and what Dfns shows. Pure data derived from the facts (`facts.rs`) each time the planner
 //! is asked, never edited on its own.
 
-use crate::api::{CredentialStatus, DeletionPolicy};
+use crate::api::{CredentialLimits, CredentialStatus, DeletionPolicy};
 
 /// The spec, with defaults resolved.
 #[derive(Clone, Debug, PartialEq)]
@@ -120,6 +120,26 @@ pub struct Observed {
     pub approval: ApprovalView,
     pub guard: Guard,
     pub seals: Seals,
+    /// The connection the resource names, where it exists.
+    pub connection: Option<ConnectionView>,
+}
+
+/// What the planner needs of the connection to judge what a credential already holds
+/// (docs/architecture.md, "Connection rules").
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConnectionView {
+    /// e.g. `ClusterDfnsConnection default`, for messages.
+    pub display: String,
+    pub api_url: String,
+    /// As the spec names it, or as the connection's token showed it.
+    pub org_id: Option<String>,
+    /// A `ClusterDfnsConnection`'s `namespaceSelector` selects the resource's namespace.
+    pub namespace_allowed: bool,
+    pub allowed_permission_ids: Vec<String>,
+    /// A credential without any role is allowed: a service account (no rights by default), or a
+    /// PAT where `allowUnscopedTokens` is set.
+    pub roleless_allowed: bool,
+    pub limits: CredentialLimits,
 }
 
 /// Which ids in status carry this operator's seal for this resource (`controller/seal.rs`):

@@ -4,6 +4,7 @@
 //! plan says the resource is up to date or must wait.
 
 use super::observed::{ApprovalView, DfnsObject, DfnsView, Guard, Observed, SecretState};
+use super::rules;
 use crate::api::{ConditionReason, PendingApproval};
 use dfns_client::IdentityKind;
 
@@ -84,6 +85,14 @@ pub enum Step {
     ApprovalGranted,
     /// The spec changed since the held write was sent: forget it and plan afresh.
     ForgetApproval,
+    /// Record in status the endpoint and organization the held ids belong to (a resource from
+    /// before they were recorded adopts its connection's current ones, once).
+    RecordConnection,
+    /// The connection's rules no longer allow the credential as it is: deactivate it in Dfns
+    /// (reversible; activated again once the rules allow it).
+    DeactivateNotAllowed {
+        message: String,
+    },
     /// Nothing to do in Dfns or the Secret.
     UpToDate,
 }
@@ -106,7 +115,9 @@ pub fn held_operation(
             assignment_id,
         } => format!("revoke assignment {assignment_id} of permission {permission_id}"),
         Step::Activate => format!("activate {}", target()),
-        Step::Deactivate => format!("deactivate {}", target()),
+        Step::Deactivate | Step::DeactivateNotAllowed { .. } => {
+            format!("deactivate {}", target())
+        }
         Step::Rename { name } => format!("rename {} to {name}", target()),
         Step::RetireOrphan(object) => format!("retire {kind} {}", object.id),
         Step::RetirePrevious { id } => format!("deactivate {kind} {id}"),
@@ -119,6 +130,7 @@ pub fn written_id(step: &Step, recorded_id: Option<&str>) -> Option<String> {
     match step {
         Step::Activate
         | Step::Deactivate
+        | Step::DeactivateNotAllowed { .. }
         | Step::Rename { .. }
         | Step::AssignPermission { .. }
         | Step::RevokeAssignment { .. } => recorded_id.map(str::to_owned),
@@ -130,6 +142,18 @@ pub fn written_id(step: &Step, recorded_id: Option<&str>) -> Option<String> {
 
 /// What to do next for a resource that is not being deleted.
 pub fn next_step(o: &Observed) -> Step {
+    // Before anything else, even a connection that is not ready: what status holds belongs to
+    // another endpoint or organization than the connection now names.
+    if let Some(message) = o
+        .connection
+        .as_ref()
+        .and_then(|c| rules::moved(&o.status, c))
+    {
+        return Step::Stall {
+            reason: ConditionReason::ConnectionChanged,
+            message,
+        };
+    }
     match &o.guard {
         Guard::ConnectionUnavailable { reason, message } => {
             return Step::Wait {
@@ -137,13 +161,23 @@ pub fn next_step(o: &Observed) -> Step {
                 message: message.clone(),
             };
         }
-        Guard::Refused { reason, message } => {
+        // A refused request stops a create; a credential already held is judged below, by what
+        // it holds (`rules::held_refusal`) — unless its connection's host may not be called at
+        // all, which leaves nothing to judge it with.
+        Guard::Refused { reason, message }
+            if o.recorded_id().is_none() || *reason == ConditionReason::ApiHostNotAllowed =>
+        {
             return Step::Stall {
                 reason: *reason,
                 message: message.clone(),
             };
         }
-        Guard::Allowed => {}
+        Guard::Refused { .. } | Guard::Allowed => {}
+    }
+    if let Some(connection) = &o.connection
+        && rules::needs_record(&o.status, connection)
+    {
+        return Step::RecordConnection;
     }
     let material = match &o.secret {
         SecretState::Foreign => {
@@ -166,6 +200,14 @@ pub fn next_step(o: &Observed) -> Step {
     }
 
     let Some(recorded_id) = o.recorded_id() else {
+        if let Some(unasked) = &o.status.unasked_permissions
+            && unasked.generation == o.generation
+        {
+            return Step::Stall {
+                reason: ConditionReason::UnaskedPermissions,
+                message: rules::unasked_message(&unasked.id, &unasked.permission_ids),
+            };
+        }
         return create_path(o);
     };
     // The credential this one replaced is retired before anything else is decided: a second
@@ -207,6 +249,32 @@ pub fn next_step(o: &Observed) -> Step {
             };
         }
         Some(_) => {}
+    }
+    if let Some(refusal) = rules::held_refusal(o, object) {
+        // Moving to an allowed role (assign it, revoke the old one) resolves it without harm.
+        if matches!(o.guard, Guard::Allowed)
+            && let Some(step) = permission_step(o, object)
+        {
+            return step;
+        }
+        return if object.active {
+            Step::DeactivateNotAllowed {
+                message: refusal.message(recorded_id),
+            }
+        } else {
+            Step::Stall {
+                reason: ConditionReason::CredentialNoLongerAllowed,
+                message: refusal.message(recorded_id),
+            }
+        };
+    }
+    // The request is refused (a role, validity or deletion policy the connection does not
+    // allow) while what the credential holds is still allowed: report it, change nothing.
+    if let Guard::Refused { reason, message } = &o.guard {
+        return Step::Stall {
+            reason: *reason,
+            message: message.clone(),
+        };
     }
     if let Some(step) = activation_step(o, object) {
         return step;

@@ -7,6 +7,8 @@ use crate::controller::credential::observed::{ApprovalView, Desired, Seals, Secr
 
 #[path = "plan_approval_tests.rs"]
 mod approvals;
+#[path = "plan_rules_tests.rs"]
+mod connection_rules;
 #[path = "plan_ownership_tests.rs"]
 mod ownership;
 
@@ -35,6 +37,7 @@ fn observed() -> Observed {
             retiring: true,
             pending_key: true,
         },
+        connection: None,
     }
 }
 
@@ -539,4 +542,21 @@ fn an_orphan_report_names_a_few_ids_and_counts_the_rest() {
         "{message}"
     );
     assert!(!message.contains("us-5"), "{message}");
+}
+
+#[test]
+fn a_held_credential_whose_connection_host_is_not_allowed_stalls_without_a_look_at_dfns() {
+    let mut o = ready();
+    o.dfns = DfnsView::NotAsked;
+    o.guard = Guard::Refused {
+        reason: ConditionReason::ApiHostNotAllowed,
+        message: "apiUrl host evil.example is not allowed".into(),
+    };
+    assert!(matches!(
+        next_step(&o),
+        Step::Stall {
+            reason: ConditionReason::ApiHostNotAllowed,
+            ..
+        }
+    ));
 }

@@ -55,6 +55,8 @@ impl<K: CredentialResource> Run<'_, K> {
                 Ok(Effect::changed(vec![Change::Status(status)]))
             }
             Step::Rename { name } => self.rename(name).await,
+            Step::RecordConnection => Ok(self.record_connection()),
+            Step::DeactivateNotAllowed { message } => self.deactivate_not_allowed(message).await,
             Step::AssignPermission { permission_id } => self.assign(permission_id).await,
             Step::RevokeAssignment {
                 permission_id,
@@ -215,6 +217,45 @@ impl<K: CredentialResource> Run<'_, K> {
             Change::Recorded(Some(updated)),
         ])
         .with_event(EventType::Normal, reason, note))
+    }
+
+    /// The endpoint and organization the held ids belong to, from the connection as it is now
+    /// (docs/architecture.md, "Connection rules": a resource from before they were recorded
+    /// cannot know better).
+    fn record_connection(&self) -> Effect {
+        let mut status = self.facts.status.clone();
+        if let Some(connection) = &self.facts.connection {
+            status
+                .api_url
+                .get_or_insert_with(|| connection.api_url.clone());
+            if status.org_id.is_none() {
+                status.org_id = connection.org_id.clone();
+            }
+        }
+        Effect::changed(vec![Change::Status(status)])
+    }
+
+    /// The connection's rules no longer allow the credential: deactivate it (reversible: it is
+    /// activated again once they do), report it loudly, and stall until then.
+    async fn deactivate_not_allowed(&self, message: String) -> Result<Effect, Error> {
+        let (kind, id) = (K::DFNS_KIND, self.recorded_id());
+        let updated = self.handle()?.client.deactivate(kind, &id).await?;
+        let reason = ConditionReason::CredentialNoLongerAllowed;
+        self.ctx
+            .metrics
+            .deactivated_by_rule(&K::kind(&()), reason.as_str());
+        let mut status = self.facts.status.clone();
+        // Ours, so that the rules allowing it again activate it again.
+        status.active = Some(false);
+        status.deactivated_in_dfns_at = None;
+        Ok(Effect {
+            changes: vec![Change::Status(status), Change::Recorded(Some(updated))],
+            ..Effect::then(Then::Finish(Verdict::Stalled {
+                reason,
+                message: message.clone(),
+            }))
+        }
+        .with_event(EventType::Warning, reason.as_str(), message))
     }
 
     /// Someone deactivated the credential in Dfns: report it, never undo it.

@@ -220,6 +220,16 @@ pub(crate) fn write_create(
     );
     if let Some(permission_id) = &body.permission_id {
         state.assign(permission_id, &user_id, false)?;
+    } else if state.profile.service_accounts_inherit_creator_permissions {
+        // Older pages: "inherits all permissions from the user who creates it".
+        let inherited: Vec<String> = state
+            .assignments_of(&caller.user_id)
+            .into_iter()
+            .map(|(assignment, _)| assignment.permission_id.clone())
+            .collect();
+        for permission_id in inherited {
+            state.assign(&permission_id, &user_id, false)?;
+        }
     }
     let org_id = state.org_id.clone();
     let access_token = minting::sign_access_token(

@@ -384,3 +384,40 @@ async fn profile_is_read_and_replaced_over_http_shown_in_state_and_restored_by_r
         .ok();
     assert_eq!(emu.profile(), Profile::strict());
 }
+
+fn assigned_roles(sa: &Value) -> Vec<String> {
+    sa["userInfo"]["permissionAssignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["permissionId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_service_account_without_permission_id_has_no_roles_unless_inheriting_is_switched_on() {
+    let emu = start().await;
+    let admin = admin(&emu).await;
+    let (plain, _) = create_service_account(&admin, "plain", &TestKey::p256(), json!({})).await;
+    assert!(assigned_roles(&plain).is_empty(), "{plain}");
+
+    emu.set_profile(Profile {
+        service_accounts_inherit_creator_permissions: true,
+        ..Profile::strict()
+    })
+    .unwrap();
+    let (heir, heir_client) =
+        create_service_account(&admin, "heir", &TestKey::p256(), json!({})).await;
+    let state = emu.state();
+    let admin_roles = state
+        .users
+        .iter()
+        .find(|u| u.user_id == emu.bootstrap().admin.user_id)
+        .unwrap()
+        .permission_ids
+        .clone();
+    assert!(!admin_roles.is_empty());
+    assert_eq!(assigned_roles(&heir), admin_roles, "the creator's roles");
+    // And they work: the heir may do what its creator may, e.g. list service accounts.
+    heir_client.get("/auth/service-accounts").await.ok();
+}
