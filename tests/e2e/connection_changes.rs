@@ -7,6 +7,8 @@
 use dfns_client::keys::PrivateKey;
 use dfns_emulator::RunningEmulator;
 use dfns_operator::api::{DfnsConnection, DfnsServiceAccount};
+use dfns_operator::controller::ControllerConfig;
+use dfns_operator::controller::allowed_hosts::AllowedHosts;
 use dfns_test_support::dfns::{UserSession, requests_to, start_emulator};
 use dfns_test_support::operator::{Setup, ready_condition, secret_text};
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -50,6 +52,21 @@ async fn connection_at(setup: &Setup, name: &str, emulator: &RunningEmulator) {
         .await;
 }
 
+/// The operator's configuration with `other`'s host allowed too: these tests are about a
+/// connection moving between allowed places (moving to a host that is not allowed is
+/// `hostile_endpoints`' subject).
+fn allowing(setup: &Setup, other: &RunningEmulator) -> ControllerConfig {
+    let host = other
+        .api_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    ControllerConfig {
+        allowed_api_hosts: AllowedHosts::parse(&format!("{},{host}", setup.allowed_api_hosts()))
+            .expect("host patterns"),
+        ..setup.config()
+    }
+}
+
 fn identity_requests(emulator: &RunningEmulator) -> u64 {
     emulator
         .request_counts()
@@ -66,7 +83,7 @@ async fn a_connection_moved_to_another_endpoint_stalls_its_credentials_and_sends
     let elsewhere = start_emulator().await;
     share_admin_login(&setup, &elsewhere).await;
     setup.admin_connection("main", json!({})).await;
-    setup.start_operator();
+    setup.start_operator_with(allowing(&setup, &elsewhere));
     let main = json!({ "kind": "DfnsConnection", "name": "main" });
     setup
         .apply::<DfnsServiceAccount>("app", json!({ "connectionRef": main }))
@@ -148,7 +165,7 @@ async fn a_connection_recreated_under_the_same_name_is_served_by_a_new_client() 
     share_admin_login(&setup, &elsewhere).await;
     setup.create_admin_login_secret("main-login").await;
     connection_at(&setup, "main", &setup.emulator).await;
-    setup.start_operator();
+    setup.start_operator_with(allowing(&setup, &elsewhere));
     let main = json!({ "kind": "DfnsConnection", "name": "main" });
     setup
         .apply::<DfnsServiceAccount>("first", json!({ "connectionRef": main }))

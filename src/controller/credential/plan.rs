@@ -142,6 +142,18 @@ pub fn written_id(step: &Step, recorded_id: Option<&str>) -> Option<String> {
 
 /// What to do next for a resource that is not being deleted.
 pub fn next_step(o: &Observed) -> Step {
+    // A host outside `--allowed-api-hosts` is called for nothing, so nothing else can be judged;
+    // this also comes before a moved connection, whose way forward would need that host.
+    if let Guard::Refused {
+        reason: reason @ ConditionReason::ApiHostNotAllowed,
+        message,
+    } = &o.guard
+    {
+        return Step::Stall {
+            reason: *reason,
+            message: message.clone(),
+        };
+    }
     // Before anything else, even a connection that is not ready: what status holds belongs to
     // another endpoint or organization than the connection now names.
     if let Some(message) = o
@@ -162,11 +174,8 @@ pub fn next_step(o: &Observed) -> Step {
             };
         }
         // A refused request stops a create; a credential already held is judged below, by what
-        // it holds (`rules::held_refusal`) — unless its connection's host may not be called at
-        // all, which leaves nothing to judge it with.
-        Guard::Refused { reason, message }
-            if o.recorded_id().is_none() || *reason == ConditionReason::ApiHostNotAllowed =>
-        {
+        // it holds (`rules::held_refusal`).
+        Guard::Refused { reason, message } if o.recorded_id().is_none() => {
             return Step::Stall {
                 reason: *reason,
                 message: message.clone(),
