@@ -8,10 +8,10 @@ use dfns_client::IdentityKind;
 use dfns_client::types::permission::CreatePermissionRequest;
 use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
 use dfns_test_support::dfns::{UserSession, requests_to};
+use dfns_test_support::events::{events_of, wait_event};
 use dfns_test_support::operator::{NamespacedResource, Setup, WAIT, secret_text};
-use k8s_openapi::api::core::v1::Event;
 use kube::ResourceExt;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 const CONN: fn() -> Value = || json!({ "kind": "DfnsConnection", "name": "main" });
@@ -61,33 +61,6 @@ async fn role(setup: &Setup, name: &str) -> String {
         .await
         .unwrap()
         .id
-}
-
-async fn events_of(setup: &Setup, name: &str) -> Vec<(String, String)> {
-    kube::Api::<Event>::namespaced(setup.kube.clone(), setup.namespace())
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(name))
-        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
-        .collect()
-}
-
-async fn wait_event(setup: &Setup, name: &str, reason: &str) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let events = events_of(setup, name).await;
-        if let Some((_, note)) = events.iter().find(|(r, _)| r == reason) {
-            return note.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {reason} event for {name}: {events:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn sa_in_dfns(setup: &Setup, id: &str) -> dfns_emulator::ServiceAccountSnapshot {
