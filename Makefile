@@ -37,6 +37,19 @@ cluster-up: controlplane
 cluster-down:
 	tests/controlplane/cluster-down.sh
 
+# An opt-in node for that control plane (root; tests/controlplane/README.md): containerd, kubelet,
+# kube-scheduler, kube-proxy and a bridge pod network, so the chart's pods run. `make node-up`
+# (re)starts the control plane in node mode; `make node-down` or `make cluster-down` stops the node.
+.PHONY: node node-up node-down
+node: controlplane
+	tests/controlplane/build-node.sh
+
+node-up: node
+	tests/controlplane/node-up.sh
+
+node-down:
+	tests/controlplane/node-down.sh
+
 # Benchmarks (docs/benchmarks.md): throughput, idle cost and memory of the operator on the local
 # control plane and the Dfns emulator. `make bench SCENARIO=throughput|idle|memory` runs one;
 # `make bench QUICK=1` a small version for development. Results: target/bench/results.{json,md}.
