@@ -50,6 +50,13 @@ node-up: node
 node-down:
 	tests/controlplane/node-down.sh
 
+# The operator's image from the Dockerfile's recipe without docker or a registry
+# (target/images/dfns-operator.tar); loaded into the node when it is up. Last line: the reference.
+# IMAGE_PROFILE=dev packs a debug build (faster).
+.PHONY: image
+image:
+	tests/images/operator-image.sh
+
 # Benchmarks (docs/benchmarks.md): throughput, idle cost and memory of the operator on the local
 # control plane and the Dfns emulator. `make bench SCENARIO=throughput|idle|memory` runs one;
 # `make bench QUICK=1` a small version for development. Results: target/bench/results.{json,md}.

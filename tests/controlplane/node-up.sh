@@ -111,7 +111,9 @@ state = "$node_dir/containerd/state"
 TOML
 launch_node() { # <component> <binary> <args...>
   local name="$1" binary="$2"; shift 2
-  setsid "$binary" "$@" > "$state_dir/$name.log" 2>&1 < /dev/null &
+  # The script's umask 077 (for keys) would make containerd's snapshots and the kubelet's pod
+  # directories unreadable to the pods' non-root users.
+  (umask 022; exec setsid "$binary" "$@" > "$state_dir/$name.log" 2>&1 < /dev/null) &
   local pid=$!
   echo "$pid $(proc_start_time "$pid")" > "$state_dir/$name.pid"
 }

@@ -6,7 +6,7 @@ Deterministic: entries sorted, owner root, mtime 0, so the same inputs give the 
 
 Usage: docker_archive.py --tag REF --out FILE [--user U] [--entrypoint JSON] [--cmd JSON]
          [--env K=V]... [--expose PORT/tcp]... [--workdir DIR]
-         [--file SRC:DEST[:MODE]]... [--dir DEST[:MODE]]... [--symlink DEST:TARGET]...
+         [--file SRC:DEST[:MODE]]... [--dir DEST[:MODE[:UID]]]... [--symlink DEST:TARGET]...
 """
 import argparse
 import hashlib
@@ -15,9 +15,9 @@ import json
 import tarfile
 
 
-def entry(name, kind, mode, data=None, target=None):
+def entry(name, kind, mode, data=None, target=None, owner=0):
     info = tarfile.TarInfo(name.lstrip("/"))
-    info.type, info.mode, info.mtime, info.uid, info.gid = kind, mode, 0, 0, 0
+    info.type, info.mode, info.mtime, info.uid, info.gid = kind, mode, 0, owner, owner
     info.uname = info.gname = ""
     if target is not None:
         info.linkname = target
@@ -34,9 +34,11 @@ def layer_tar(files, dirs, symlinks):
             p = "/".join(parts[:i])
             entries.setdefault(p, entry(p, tarfile.DIRTYPE, 0o755))
     for spec in dirs:
-        dest, _, mode = spec.partition(":")
+        dest, *rest = spec.split(":")
+        mode = rest[0] if rest else "755"
+        owner = int(rest[1]) if len(rest) > 1 else 0
         parents(dest)
-        entries[dest.strip("/")] = entry(dest, tarfile.DIRTYPE, int(mode or "755", 8))
+        entries[dest.strip("/")] = entry(dest, tarfile.DIRTYPE, int(mode, 8), owner=owner)
     for spec in files:
         src, dest, *mode = spec.split(":")
         parents(dest)
@@ -55,6 +57,28 @@ def layer_tar(files, dirs, symlinks):
     return buf.getvalue()
 
 
+def write_archive(out, tag, layer, image_config):
+    """Writes the docker-archive; returns the image id (the config's sha256)."""
+    layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": image_config,
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "history": [{"created_by": "tests/images/docker_archive.py"}],
+    }
+    config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    layer_name = layer_digest[len("sha256:"):] + "/layer.tar"
+    manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": [layer_name]}]
+    with tarfile.open(out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in [(config_name, config_bytes), (layer_name, layer),
+                           ("manifest.json", json.dumps(manifest).encode())]:
+            info, _ = entry(name, tarfile.REGTYPE, 0o644, data)
+            tar.addfile(info, io.BytesIO(data))
+    return config_name[:-len(".json")]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tag", required=True)
@@ -71,32 +95,14 @@ def main():
     a = ap.parse_args()
 
     layer = layer_tar(a.file, a.dir, a.symlink)
-    layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
-    config = {
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {
-            "User": a.user,
-            "Env": a.env or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Entrypoint": json.loads(a.entrypoint),
-            "Cmd": json.loads(a.cmd),
-            "WorkingDir": a.workdir,
-            "ExposedPorts": {p: {} for p in a.expose} or None,
-        },
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        "history": [{"created_by": "tests/images/docker_archive.py"}],
-    }
-    config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
-    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-    layer_name = layer_digest[len("sha256:"):] + "/layer.tar"
-    manifest = [{"Config": config_name, "RepoTags": [a.tag], "Layers": [layer_name]}]
-    with tarfile.open(a.out, mode="w", format=tarfile.GNU_FORMAT) as out:
-        for name, data in [(config_name, config_bytes), (layer_name, layer),
-                           ("manifest.json", json.dumps(manifest).encode())]:
-            info, _ = entry(name, tarfile.REGTYPE, 0o644, data)
-            out.addfile(info, io.BytesIO(data))
-    print(config_name[:-len(".json")])
-
+    print(write_archive(a.out, a.tag, layer, {
+        "User": a.user,
+        "Env": a.env or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "Entrypoint": json.loads(a.entrypoint),
+        "Cmd": json.loads(a.cmd),
+        "WorkingDir": a.workdir,
+        "ExposedPorts": {p: {} for p in a.expose} or None,
+    }))
 
 if __name__ == "__main__":
     main()
