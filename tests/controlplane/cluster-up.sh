@@ -146,7 +146,7 @@ start_controller_manager() {
     # What Deployments, pods and their service-account tokens need; node-lifecycle removes the
     # not-ready taint the kubelet registers with.
     controllers+=,deployment-controller,replicaset-controller,serviceaccount-controller
-    controllers+=,root-ca-certificate-publisher-controller,node-lifecycle-controller,endpointslice-controller
+    controllers+=,root-ca-certificate-publisher-controller,node-lifecycle-controller,endpointslice-controller,endpoints-controller
     mode_args=(--root-ca-file="$pki/server-ca.crt")
   fi
   launch kube-controller-manager \
