@@ -6,5 +6,6 @@
 //! banner and returns (`NodeCluster::shared`). Run with `--nocapture` (`make test-node`) to see
 //! the timings (node start, image build, install-to-Ready, failover).
 
+mod failover;
 mod install;
 mod release;
