@@ -9,3 +9,4 @@
 mod failover;
 mod install;
 mod release;
+mod upgrade_uninstall;
