@@ -29,7 +29,7 @@ async fn leader_pod_deleted_while_20_service_accounts_are_created_the_other_repl
         .find(|p| *p != leader)
         .expect("a second Ready replica");
     let logs_dir = tempfile::tempdir().expect("temp dir");
-    save_logs(&release, &leader, &logs_dir.path().join("leader.log"));
+    release.save_pod_log(&leader, &logs_dir.path().join("leader.log"));
 
     let conn = json!({ "kind": "DfnsConnection", "name": "main" });
     let names: Vec<String> = (0..RESOURCES).map(|i| format!("sa-{i}")).collect();
@@ -59,11 +59,11 @@ async fn leader_pod_deleted_while_20_service_accounts_are_created_the_other_repl
         recorded.push(Recorded::of(&setup.wait_ready::<DfnsServiceAccount>(name).await));
     }
     assert_one_working_credential_each(&setup, &recorded).await;
-    save_logs(&release, &standby, &logs_dir.path().join("standby.log"));
+    release.save_logs(&logs_dir.path().join("survivors.log"));
     setup
         .leak_check()
         .with_log_file(logs_dir.path().join("leader.log"))
-        .with_log_file(logs_dir.path().join("standby.log"))
+        .with_log_file(logs_dir.path().join("survivors.log"))
         .assert_clean()
         .await;
 }
@@ -75,10 +75,4 @@ pub async fn on_node_emulator(node: &NodeCluster, prefix: &str) -> Setup {
         ..EmulatorConfig::default()
     };
     Setup::with_emulator(prefix, config).await
-}
-
-/// Writes the pod's log (the operator's JSON lines) to `path` for the leak check.
-fn save_logs(release: &Release, pod: &str, path: &std::path::Path) {
-    let logs = release.node.kubectl(&["logs", pod, "-n", &release.namespace], "");
-    std::fs::write(path, logs).expect("write pod log");
 }

@@ -3,17 +3,18 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use dfns_test_support::{NodeCluster, TestNamespace};
+use dfns_test_support::NodeCluster;
 use serde_json::Value;
 
+use crate::failover::on_node_emulator;
 use crate::release::{Release, eventually};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn helm_install_runs_two_ready_replicas_that_elect_one_leader_and_serve_metrics_through_the_service() {
     let Some(node) = NodeCluster::shared() else { return };
     eprintln!("timing: node start {:.1?}", node.start_time);
-    let ns = TestNamespace::new(node.control_plane(), "node-install").await;
-    let (release, install_time) = Release::install(node, ns.name(), &[]);
+    let setup = on_node_emulator(node, "node-install").await;
+    let (release, install_time) = Release::install(node, setup.namespace(), &[]);
     eprintln!("timing: helm install to 2/2 Ready {install_time:.1?}");
 
     let ready = release.ready_pods();
@@ -45,6 +46,11 @@ async fn helm_install_runs_two_ready_replicas_that_elect_one_leader_and_serve_me
         .map(|d| format!("{}/{}", d["kind"].as_str().unwrap(), d["metadata"]["name"].as_str().unwrap()))
         .collect();
     assert_eq!(bindings_of(node, &account, &release.namespace), chart_bindings);
+
+    let logs_dir = tempfile::tempdir().expect("temp dir");
+    let operator_log = logs_dir.path().join("operator.log");
+    release.save_logs(&operator_log);
+    setup.leak_check().with_log_file(&operator_log).assert_clean().await;
 }
 
 /// Every RoleBinding and ClusterRoleBinding in the cluster naming this ServiceAccount.

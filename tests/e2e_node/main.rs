@@ -10,3 +10,4 @@ mod failover;
 mod install;
 mod release;
 mod upgrade_uninstall;
+mod workload;

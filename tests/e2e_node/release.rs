@@ -106,6 +106,22 @@ impl Release {
         (ok && !holder.is_empty()).then(|| holder.split('_').next().unwrap().to_owned())
     }
 
+    /// Writes the log of `pod` (the operator's JSON lines) to `path`, for the leak check.
+    pub fn save_pod_log(&self, pod: &str, path: &std::path::Path) {
+        let logs = self.node.kubectl(&["logs", pod, "-n", &self.namespace], "");
+        std::fs::write(path, logs).expect("write pod log");
+    }
+
+    /// Writes the logs of all the release's current pods to `path`, for the leak check.
+    pub fn save_logs(&self, path: &std::path::Path) {
+        let logs: String = self
+            .objects("pods")
+            .iter()
+            .map(|p| self.node.kubectl(&["logs", p["metadata"]["name"].as_str().unwrap(), "-n", &self.namespace], ""))
+            .collect();
+        std::fs::write(path, logs).expect("write pod logs");
+    }
+
     /// `helm uninstall --wait`.
     pub fn uninstall(&mut self) {
         let (ok, output) = self

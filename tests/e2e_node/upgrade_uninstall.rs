@@ -61,6 +61,9 @@ async fn helm_upgrade_keeps_credentials_ready_and_uninstall_leaves_only_the_crds
     assert_eq!(sa.status.as_ref().and_then(|s| s.credential_id.clone()), sa_credential);
     assert!(sa_credential.is_some(), "a credential was recorded");
 
+    let logs_dir = tempfile::tempdir().expect("temp dir");
+    let operator_log = logs_dir.path().join("operator.log");
+    release.save_logs(&operator_log);
     release.uninstall();
     let leftovers = eventually(Duration::from_secs(120), "the release's pods are gone", || {
         let now = namespaced_objects(node, &namespace);
@@ -82,6 +85,7 @@ async fn helm_upgrade_keeps_credentials_ready_and_uninstall_leaves_only_the_crds
     assert_eq!(added, expected, "what the namespace holds after uninstall, besides what it held before");
     let cluster_wide = cluster_objects_named(node, &release.name);
     assert!(cluster_wide.is_empty(), "cluster-scoped objects left behind: {cluster_wide:?}");
+    setup.leak_check().with_log_file(&operator_log).assert_clean().await;
     let crds = node.kubectl(&["get", "crd", "-o", "name"], "");
     for kind in ["dfnsserviceaccounts", "dfnspersonalaccesstokens", "dfnsconnections", "clusterdfnsconnections"] {
         assert!(crds.contains(&format!("{kind}.dfns.io")), "CRD {kind} stays installed");

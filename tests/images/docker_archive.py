@@ -6,7 +6,7 @@ Deterministic: entries sorted, owner root, mtime 0, so the same inputs give the 
 
 Usage: docker_archive.py --tag REF --out FILE [--user U] [--entrypoint JSON] [--cmd JSON]
          [--env K=V]... [--expose PORT/tcp]... [--workdir DIR]
-         [--file SRC:DEST[:MODE]]... [--dir DEST[:MODE[:UID]]]... [--symlink DEST:TARGET]...
+         [--file SRC:DEST[:MODE]]... [--dir DEST[:MODE[:UID]]]... [--symlink DEST:TARGET]... [--tree SRC_DIR:DEST_DIR]...
 """
 import argparse
 import hashlib
@@ -24,6 +24,20 @@ def entry(name, kind, mode, data=None, target=None, owner=0):
     if data is not None:
         info.size = len(data)
     return info, data
+
+
+def tree_files(spec):
+    """`SRC_DIR:DEST_DIR` -> a `SRC:DEST:MODE` file spec for every regular file under SRC_DIR."""
+    import os
+    src, dest = spec.split(":", 1)
+    out = []
+    for root, _, names in os.walk(src):
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                mode = "755" if os.access(path, os.X_OK) else "644"
+                out.append(f"{path}:{dest.rstrip('/')}/{os.path.relpath(path, src)}:{mode}")
+    return out
 
 
 def layer_tar(files, dirs, symlinks):
@@ -92,7 +106,10 @@ def main():
     ap.add_argument("--file", action="append", default=[])
     ap.add_argument("--dir", action="append", default=[])
     ap.add_argument("--symlink", action="append", default=[])
+    ap.add_argument("--tree", action="append", default=[], help="SRC_DIR:DEST_DIR, every regular file")
     a = ap.parse_args()
+    for spec in a.tree:
+        a.file += tree_files(spec)
 
     layer = layer_tar(a.file, a.dir, a.symlink)
     print(write_archive(a.out, a.tag, layer, {

@@ -24,6 +24,7 @@ pub struct NodeCluster {
     /// How long `node-up.sh` took (control plane in node mode plus the node).
     pub start_time: Duration,
     image: OnceLock<(String, Duration)>,
+    sdk_image: OnceLock<(String, Duration)>,
 }
 
 enum Unavailable {
@@ -72,20 +73,29 @@ impl NodeCluster {
     /// (tests/images/operator-image.sh) and loaded into the node, once per test binary; its
     /// reference and how long building and loading took.
     pub fn operator_image(&self, binary: &Path) -> &(String, Duration) {
-        self.image.get_or_init(|| {
-            let started = Instant::now();
-            let output = Command::new(repo_root().join("tests/images/operator-image.sh"))
-                .env("CONTROLPLANE_DIR", &self.dir)
-                .env("IMAGE_BINARY", binary)
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("run operator-image.sh");
-            assert!(output.status.success(), "operator-image.sh failed");
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let reference = stdout.lines().last().expect("an image reference").trim();
-            (reference.to_owned(), started.elapsed())
-        })
+        self.image
+            .get_or_init(|| self.build_image("operator-image.sh", &[("IMAGE_BINARY", binary)]))
+    }
+
+    /// The workload image with Node.js and the official Dfns SDK (tests/images/sdk-image.sh),
+    /// loaded into the node once per test binary.
+    pub fn sdk_workload_image(&self) -> &(String, Duration) {
+        self.sdk_image.get_or_init(|| self.build_image("sdk-image.sh", &[]))
+    }
+
+    fn build_image(&self, script: &str, env: &[(&str, &Path)]) -> (String, Duration) {
+        let started = Instant::now();
+        let output = Command::new(repo_root().join("tests/images").join(script))
+            .env("CONTROLPLANE_DIR", &self.dir)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("run {script}: {e}"));
+        assert!(output.status.success(), "{script} failed");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let reference = stdout.lines().last().expect("an image reference").trim();
+        (reference.to_owned(), started.elapsed())
     }
 
     /// Runs kubectl against this cluster; panics with its output when it fails.
@@ -140,6 +150,7 @@ fn start() -> Result<NodeCluster, Unavailable> {
         dir,
         start_time,
         image: OnceLock::new(),
+        sdk_image: OnceLock::new(),
     })
 }
 
