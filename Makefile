@@ -50,6 +50,14 @@ node-up: node
 node-down:
 	tests/controlplane/node-down.sh
 
+# The node suite (tests/e2e_node/, also part of `make test`) with its timings, then a check that
+# the node left nothing on the machine once the suite's private cluster is gone (its watchdog).
+.PHONY: test-node
+test-node: node
+	$(CARGO) test --test e2e_node -- --nocapture
+	@for i in $$(seq 1 60); do ls -d target/controlplane/test-* >/dev/null 2>&1 || break; sleep 0.5; done
+	@if [ "$$(id -u)" = 0 ] && [ ! -f target/controlplane/state/node-mode ]; then tests/controlplane/node-leftovers.sh; fi
+
 # The operator's image from the Dockerfile's recipe without docker or a registry
 # (target/images/dfns-operator.tar); loaded into the node when it is up. Last line: the reference.
 # IMAGE_PROFILE=dev packs a debug build (faster).

@@ -4,7 +4,8 @@
 # a per-test-binary directory instead.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-cp_dir="${CONTROLPLANE_DIR:-$repo/target/controlplane}"
+# Canonical (no `..`): the path is recorded in the node's owner marker and compared.
+cp_dir="$(realpath -m "${CONTROLPLANE_DIR:-$repo/target/controlplane}")"
 bin_dir="${CONTROLPLANE_BIN:-$repo/target/controlplane/bin}"
 state_dir="$cp_dir/state"
 kubeconfig="$cp_dir/kubeconfig"

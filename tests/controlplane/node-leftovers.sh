@@ -11,7 +11,7 @@ report() { echo "node leftover: $*"; found=1; }
 for f in /proc/[0-9]*/cmdline; do
   cmd="$(tr '\0' ' ' 2>/dev/null < "$f")"
   case "$cmd" in
-    *"$bin_dir/kubelet "*|*"$bin_dir/kube-proxy "*|*"$bin_dir/kube-scheduler "*|*"/state/node/containerd/"*)
+    *"$bin_dir/kubelet "*|*"$bin_dir/kube-proxy "*|*"$bin_dir/kube-scheduler "*|*"/state/node/containerd/"*|*"-address $node_socket "*)
       report "process ${f//[^0-9]/}: ${cmd:0:120}";;
   esac
 done
@@ -28,5 +28,6 @@ for ipt in iptables ip6tables; do
 done
 while read -r cg; do report "cgroup $cg"; done < <(find /sys/fs/cgroup -maxdepth 2 -type d -name 'kubepods*' 2>/dev/null)
 ((node_only)) || [[ ! -e "$node_owner_file" ]] || report "owner marker $node_owner_file ($(cat "$node_owner_file"))"
+[[ -e "$node_run_dir" ]] && report "directory $node_run_dir"
 ((found == 0)) && echo "node leftovers: none"
 exit "$found"

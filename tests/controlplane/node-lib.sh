@@ -12,6 +12,10 @@ pod_bridge=dfnsbr0
 pod_cidr=10.214.0.0/24
 node_dir="$state_dir/node"
 node_owner_file=/run/dfns-operator-node.owner
+# containerd's sockets: unix socket paths are limited to ~104 bytes, too short for a cluster
+# directory in a deep checkout.
+node_run_dir=/run/dfns-operator-node
+node_socket="$node_run_dir/containerd.sock"
 node_components=(kubelet kube-proxy kube-scheduler containerd)
 # The kubelet sets these at start; node-up.sh saves them and teardown restores them.
 node_sysctls=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
@@ -45,7 +49,7 @@ kubepods_pids() {
 
 # containerd shims outlive containerd by design; ours name our socket on their command line.
 our_shim_pids() {
-  local sock="$node_dir/containerd/containerd.sock" f pid
+  local sock="$node_socket" f pid
   for f in /proc/[0-9]*/cmdline; do
     pid="${f#/proc/}"; pid="${pid%/cmdline}"
     tr '\0' ' ' 2>/dev/null < "$f" | grep -q -- "-address $sock " && echo "$pid"
@@ -105,6 +109,7 @@ node_stop() {
       while read -r key value; do sysctl -qw "$key=$value" 2>/dev/null || true; done < "$node_dir/sysctl.saved"
     fi
     [[ -f "$node_dir/created-run-containerd" ]] && rm -rf /run/containerd
+    rm -rf "$node_run_dir"
     [[ -f "$node_dir/created-var-log-containers" ]] && rm -rf /var/log/containers
   fi
   if [[ -d "$node_dir" ]]; then

@@ -80,7 +80,8 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "system:node
 YAML
 
 # --- containerd --------------------------------------------------------------------------------
-sock="$node_dir/containerd/containerd.sock"
+sock="$node_socket"
+mkdir -p "$node_run_dir"
 cat > "$node_dir/containerd/config.toml" <<TOML
 version = 2
 root = "$node_dir/containerd/root"

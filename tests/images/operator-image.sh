@@ -22,7 +22,7 @@ reference="$(python3 "$repo/tests/images/operator_image.py" --binary "$binary" \
   --repository dfns.local/dfns-operator --out "$out" --dockerfile "$repo/Dockerfile")"
 echo "image: $out" >&2
 if live_pid containerd >/dev/null; then
-  ctr --address "$node_dir/containerd/containerd.sock" -n k8s.io images import "$out" >/dev/null
+  ctr --address "$node_socket" -n k8s.io images import "$out" >/dev/null
   echo "image: loaded into the node's containerd" >&2
 fi
 echo "$reference"

@@ -26,6 +26,6 @@ python3 "$repo/tests/images/docker_archive.py" --tag "$reference" --out "$out" \
   --file "$staging/package.json:/app/package.json:644" --file "$staging/worker.mjs:/app/worker.mjs:644" \
   --tree "$sdk/node_modules:/app/node_modules" --dir /tmp:1777 >/dev/null
 if live_pid containerd >/dev/null; then
-  ctr --address "$node_dir/containerd/containerd.sock" -n k8s.io images import "$out" >/dev/null
+  ctr --address "$node_socket" -n k8s.io images import "$out" >/dev/null
 fi
 echo "$reference"
