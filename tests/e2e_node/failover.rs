@@ -16,13 +16,19 @@ use crate::release::{Release, eventually};
 const RESOURCES: usize = 20;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn leader_pod_deleted_while_20_service_accounts_are_created_the_other_replica_takes_over_and_each_gets_one_active_credential() {
-    let Some(node) = NodeCluster::shared() else { return };
+async fn leader_pod_deleted_while_20_service_accounts_are_created_the_other_replica_takes_over_and_each_gets_one_active_credential()
+ {
+    let Some(node) = NodeCluster::shared() else {
+        return;
+    };
     let setup = on_node_emulator(node, "node-failover").await;
     let (release, _) = Release::install(node, setup.namespace(), &[]);
     setup.admin_connection("main", json!({})).await;
     setup.wait_ready::<DfnsConnection>("main").await;
-    let leader = eventually(Duration::from_secs(60), "a replica holds the Lease", || release.leader()).await;
+    let leader = eventually(Duration::from_secs(60), "a replica holds the Lease", || {
+        release.leader()
+    })
+    .await;
     let standby = release
         .ready_pods()
         .into_iter()
@@ -34,18 +40,37 @@ async fn leader_pod_deleted_while_20_service_accounts_are_created_the_other_repl
     let conn = json!({ "kind": "DfnsConnection", "name": "main" });
     let names: Vec<String> = (0..RESOURCES).map(|i| format!("sa-{i}")).collect();
     for name in &names[..RESOURCES / 2] {
-        setup.apply::<DfnsServiceAccount>(name, json!({ "connectionRef": conn })).await;
+        setup
+            .apply::<DfnsServiceAccount>(name, json!({ "connectionRef": conn }))
+            .await;
     }
-    node.kubectl(&["delete", "pod", &leader, "-n", &release.namespace, "--wait=false"], "");
+    node.kubectl(
+        &[
+            "delete",
+            "pod",
+            &leader,
+            "-n",
+            &release.namespace,
+            "--wait=false",
+        ],
+        "",
+    );
     let deleted_at = Instant::now();
     for name in &names[RESOURCES / 2..] {
-        setup.apply::<DfnsServiceAccount>(name, json!({ "connectionRef": conn })).await;
+        setup
+            .apply::<DfnsServiceAccount>(name, json!({ "connectionRef": conn }))
+            .await;
     }
-    let new_leader = eventually(Duration::from_secs(60), "another replica takes the Lease", || {
-        release.leader().filter(|holder| *holder != leader)
-    })
+    let new_leader = eventually(
+        Duration::from_secs(60),
+        "another replica takes the Lease",
+        || release.leader().filter(|holder| *holder != leader),
+    )
     .await;
-    eprintln!("timing: failover (leader pod deleted to new Lease holder) {:.1?}", deleted_at.elapsed());
+    eprintln!(
+        "timing: failover (leader pod deleted to new Lease holder) {:.1?}",
+        deleted_at.elapsed()
+    );
     // The deleted leader hands the Lease back on SIGTERM; the standby or the Deployment's
     // replacement pod, whichever asks first, takes it.
     let ready = eventually(Duration::from_secs(60), "the new leader is Ready", || {
@@ -56,7 +81,9 @@ async fn leader_pod_deleted_while_20_service_accounts_are_created_the_other_repl
 
     let mut recorded = Vec::new();
     for name in &names {
-        recorded.push(Recorded::of(&setup.wait_ready::<DfnsServiceAccount>(name).await));
+        recorded.push(Recorded::of(
+            &setup.wait_ready::<DfnsServiceAccount>(name).await,
+        ));
     }
     assert_one_working_credential_each(&setup, &recorded).await;
     release.save_logs(&logs_dir.path().join("survivors.log"));

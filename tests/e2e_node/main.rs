@@ -7,6 +7,7 @@
 //! the timings (node start, image build, install-to-Ready, failover).
 
 mod failover;
+mod image;
 mod install;
 mod release;
 mod upgrade_uninstall;

@@ -25,7 +25,11 @@ impl Release {
     /// `helm install --wait` of the chart with the node's operator image, watching only
     /// `namespace` (tests run in parallel, each with its own operator); returns the release and
     /// how long the install took to have every replica Ready.
-    pub fn install(node: &'static NodeCluster, namespace: &str, extra: &[&str]) -> (Self, Duration) {
+    pub fn install(
+        node: &'static NodeCluster,
+        namespace: &str,
+        extra: &[&str],
+    ) -> (Self, Duration) {
         let (image, build_time) = node.operator_image(env!("CARGO_BIN_EXE_dfns-operator").as_ref());
         eprintln!("timing: operator image build and load {build_time:.1?} ({image})");
         let release = Self {
@@ -50,7 +54,10 @@ impl Release {
 
     /// `-n <ns>`, the image, the namespace scope, SUITE_VALUES and `extra`.
     pub fn values(&self, extra: &[&str]) -> Vec<String> {
-        let (repository, tag) = self.image.rsplit_once(':').expect("image reference with a tag");
+        let (repository, tag) = self
+            .image
+            .rsplit_once(':')
+            .expect("image reference with a tag");
         let mut values: Vec<String> = [
             "--namespace",
             &self.namespace,
@@ -74,7 +81,16 @@ impl Release {
     pub fn objects(&self, kind: &str) -> Vec<Value> {
         let selector = format!("app.kubernetes.io/instance={}", self.name);
         let out = self.node.kubectl(
-            &["get", kind, "-n", &self.namespace, "-l", &selector, "-o", "json"],
+            &[
+                "get",
+                kind,
+                "-n",
+                &self.namespace,
+                "-l",
+                &selector,
+                "-o",
+                "json",
+            ],
             "",
         );
         let list: Value = serde_json::from_str(&out).expect("kubectl JSON");
@@ -87,9 +103,10 @@ impl Release {
             .iter()
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
             .filter(|p| {
-                p["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                p["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
             })
             .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
             .collect()
@@ -99,7 +116,15 @@ impl Release {
     pub fn leader(&self) -> Option<String> {
         let (ok, out) = dfns_test_support::chart::kubectl(
             self.node.control_plane().kubeconfig_path(),
-            &["get", "lease", "dfns-operator", "-n", &self.namespace, "-o", "jsonpath={.spec.holderIdentity}"],
+            &[
+                "get",
+                "lease",
+                "dfns-operator",
+                "-n",
+                &self.namespace,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
             "",
         );
         let holder = out.trim();
@@ -117,16 +142,32 @@ impl Release {
         let logs: String = self
             .objects("pods")
             .iter()
-            .map(|p| self.node.kubectl(&["logs", p["metadata"]["name"].as_str().unwrap(), "-n", &self.namespace], ""))
+            .map(|p| {
+                self.node.kubectl(
+                    &[
+                        "logs",
+                        p["metadata"]["name"].as_str().unwrap(),
+                        "-n",
+                        &self.namespace,
+                    ],
+                    "",
+                )
+            })
             .collect();
         std::fs::write(path, logs).expect("write pod logs");
     }
 
     /// `helm uninstall --wait`.
     pub fn uninstall(&mut self) {
-        let (ok, output) = self
-            .node
-            .helm(&["uninstall", &self.name, "--namespace", &self.namespace, "--wait", "--timeout", "120s"]);
+        let (ok, output) = self.node.helm(&[
+            "uninstall",
+            &self.name,
+            "--namespace",
+            &self.namespace,
+            "--wait",
+            "--timeout",
+            "120s",
+        ]);
         assert!(ok, "helm uninstall: {output}");
         self.uninstalled = true;
     }
@@ -135,7 +176,9 @@ impl Release {
 impl Drop for Release {
     fn drop(&mut self) {
         if !self.uninstalled {
-            let (ok, output) = self.node.helm(&["uninstall", &self.name, "--namespace", &self.namespace]);
+            let (ok, output) =
+                self.node
+                    .helm(&["uninstall", &self.name, "--namespace", &self.namespace]);
             if !ok {
                 eprintln!("release {}: uninstall failed: {output}", self.name);
             }
@@ -144,7 +187,11 @@ impl Drop for Release {
 }
 
 /// Polls `check` every 200 ms until it returns Some, or panics with `what` after `within`.
-pub async fn eventually<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub async fn eventually<T>(
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + within;
     loop {
         if let Some(value) = check() {

@@ -11,8 +11,11 @@ use crate::failover::on_node_emulator;
 use crate::release::{Release, eventually};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn workload_in_another_namespace_uses_the_service_account_secret_with_the_dfns_sdk_for_a_read_and_a_signed_action() {
-    let Some(node) = NodeCluster::shared() else { return };
+async fn workload_in_another_namespace_uses_the_service_account_secret_with_the_dfns_sdk_for_a_read_and_a_signed_action()
+ {
+    let Some(node) = NodeCluster::shared() else {
+        return;
+    };
     // The application's namespace holds the resources, their Secrets and the workload; the
     // operator runs in its own namespace and watches the application's.
     let setup = on_node_emulator(node, "node-app").await;
@@ -21,7 +24,10 @@ async fn workload_in_another_namespace_uses_the_service_account_secret_with_the_
     let watch = format!("operator.watchNamespace={app}");
     let (release, _) = Release::install(node, operator_ns.name(), &["--set", &watch]);
     let role = setup
-        .create_role("workload-role", &["Auth:ServiceAccounts:Read", "Permissions:Create"])
+        .create_role(
+            "workload-role",
+            &["Auth:ServiceAccounts:Read", "Permissions:Create"],
+        )
         .await;
 
     let boot = setup.emulator.bootstrap();
@@ -67,8 +73,12 @@ spec:
     );
     node.kubectl(&["apply", "-f", "-"], &manifests);
     setup.wait_ready::<DfnsConnection>("main").await;
-    setup.wait_ready::<DfnsServiceAccount>("payments-signer").await;
-    setup.wait_ready::<DfnsPersonalAccessToken>("ci-token").await;
+    setup
+        .wait_ready::<DfnsServiceAccount>("payments-signer")
+        .await;
+    setup
+        .wait_ready::<DfnsPersonalAccessToken>("ci-token")
+        .await;
 
     let (image, build_time) = node.sdk_workload_image();
     eprintln!("timing: SDK workload image build and load {build_time:.1?} ({image})");
@@ -97,22 +107,34 @@ spec:
 "#
     );
     node.kubectl(&["apply", "-f", "-"], &workload);
-    let logs = eventually(Duration::from_secs(120), "the workload logs its signed action", || {
-        let (_, logs) = dfns_test_support::chart::kubectl(
-            node.control_plane().kubeconfig_path(),
-            &["logs", "deploy/payments-worker", "-n", &app],
-            "",
-        );
-        assert!(!logs.contains("workload: failed"), "the workload failed: {logs}");
-        logs.contains("workload: signed user action ok").then_some(logs)
-    })
+    let logs = eventually(
+        Duration::from_secs(120),
+        "the workload logs its signed action",
+        || {
+            let (_, logs) = dfns_test_support::chart::kubectl(
+                node.control_plane().kubeconfig_path(),
+                &["logs", "deploy/payments-worker", "-n", &app],
+                "",
+            );
+            assert!(
+                !logs.contains("workload: failed"),
+                "the workload failed: {logs}"
+            );
+            logs.contains("workload: signed user action ok")
+                .then_some(logs)
+        },
+    )
     .await;
     assert!(logs.contains("workload: authenticated read ok"), "{logs}");
     eprintln!("{}", logs.trim());
     let logs_dir = tempfile::tempdir().expect("temp dir");
     let operator_log = logs_dir.path().join("operator.log");
     release.save_logs(&operator_log);
-    setup.leak_check().with_log_file(&operator_log).assert_clean().await;
+    setup
+        .leak_check()
+        .with_log_file(&operator_log)
+        .assert_clean()
+        .await;
 }
 
 fn indent(text: &str, spaces: usize) -> String {

@@ -170,7 +170,10 @@ fn remove_orphaned_clusters() {
 
 /// Runs a script from tests/controlplane/. Its output goes straight to the terminal (libtest does
 /// not capture child processes), which is where build progress and start-up failures belong.
-pub(crate) fn run_script(name: &str, env: &[(&str, std::ffi::OsString)]) -> Result<(), HarnessError> {
+pub(crate) fn run_script(
+    name: &str,
+    env: &[(&str, std::ffi::OsString)],
+) -> Result<(), HarnessError> {
     let script = repo_root().join("tests").join("controlplane").join(name);
     let status = Command::new(&script)
         .envs(env.iter().map(|(k, v)| (k, v)))

@@ -80,7 +80,8 @@ impl NodeCluster {
     /// The workload image with Node.js and the official Dfns SDK (tests/images/sdk-image.sh),
     /// loaded into the node once per test binary.
     pub fn sdk_workload_image(&self) -> &(String, Duration) {
-        self.sdk_image.get_or_init(|| self.build_image("sdk-image.sh", &[]))
+        self.sdk_image
+            .get_or_init(|| self.build_image("sdk-image.sh", &[]))
     }
 
     fn build_image(&self, script: &str, env: &[(&str, &Path)]) -> (String, Duration) {
@@ -165,7 +166,9 @@ fn cannot_run_reason() -> Option<String> {
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|l| l.split_whitespace().next().map(str::to_owned));
     if uid.as_deref() != Some("0") {
-        return Some("not running as root (containerd, the kubelet and network links need it)".into());
+        return Some(
+            "not running as root (containerd, the kubelet and network links need it)".into(),
+        );
     }
     if !Path::new("/sys/fs/cgroup").is_dir() {
         return Some("no /sys/fs/cgroup".into());
@@ -183,7 +186,9 @@ fn cannot_run_reason() -> Option<String> {
         }
     }
     if !have("containerd") && !have("apt-get") {
-        return Some("containerd is not installed and apt-get is not available to install it".into());
+        return Some(
+            "containerd is not installed and apt-get is not available to install it".into(),
+        );
     }
     None
 }
