@@ -127,6 +127,55 @@ spec:
     .await;
     assert!(logs.contains("workload: authenticated read ok"), "{logs}");
     eprintln!("{}", logs.trim());
+    // The operator's image resolves names (glibc's getaddrinfo through the image's nsswitch.conf):
+    // its `verify` command reaches the emulator by a host name given to the pod.
+    let api_url = setup
+        .emulator
+        .api_url()
+        .replace(&node.node_ip().to_string(), "dfns-emulator.test");
+    let verify_pod = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: verify-by-name, namespace: {app}}}
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  hostAliases: [{{ip: "{node_ip}", hostnames: [dfns-emulator.test]}}]
+  securityContext: {{runAsNonRoot: true, seccompProfile: {{type: RuntimeDefault}}}}
+  containers:
+  - name: verify
+    image: {operator_image}
+    imagePullPolicy: Never
+    args: [verify, --allow-insecure-http]
+    envFrom: [{{secretRef: {{name: payments-signer}}}}]
+    env: [{{name: DFNS_API_URL, value: "{api_url}"}}]
+    securityContext: {{readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}
+"#,
+        node_ip = node.node_ip(),
+        operator_image = release.image,
+    );
+    node.kubectl(&["apply", "-f", "-"], &verify_pod);
+    let phase = eventually(Duration::from_secs(120), "the verify pod finishes", || {
+        let (_, phase) = dfns_test_support::chart::kubectl(
+            node.control_plane().kubeconfig_path(),
+            &[
+                "get",
+                "pod",
+                "verify-by-name",
+                "-n",
+                &app,
+                "-o",
+                "jsonpath={.status.phase}",
+            ],
+            "",
+        );
+        matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+    })
+    .await;
+    let verify_logs = node.kubectl(&["logs", "verify-by-name", "-n", &app], "");
+    assert_eq!(phase, "Succeeded", "verify by host name: {verify_logs}");
+    eprintln!("verify by host name: {}", verify_logs.trim());
+
     let logs_dir = tempfile::tempdir().expect("temp dir");
     let operator_log = logs_dir.path().join("operator.log");
     release.save_logs(&operator_log);

@@ -14,7 +14,8 @@ binary="${IMAGE_BINARY:-}"
 if [[ -z "$binary" ]]; then
   # As the Dockerfile: exactly Cargo.lock's versions.
   cargo build --locked --profile "$profile" -p dfns-operator --bin dfns-operator >&2
-  [[ "$profile" == dev ]] && binary="$repo/target/debug/dfns-operator" || binary="$repo/target/$profile/dfns-operator"
+  target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+  [[ "$profile" == dev ]] && binary="$target_dir/debug/dfns-operator" || binary="$target_dir/$profile/dfns-operator"
 fi
 out="$repo/target/images/dfns-operator.tar"
 mkdir -p "$(dirname "$out")"
