@@ -49,7 +49,7 @@ stop_all
 
 listen_ip=127.0.0.1
 if [[ "$want_node" == 1 ]]; then
-  [[ "$(id -u)" == 0 ]] || { log "node mode needs root (a dummy link, containerd, the kubelet)"; exit 1; }
+  [[ "$(id -u)" == 0 ]] || { log "node mode needs root (a link for the node IP, containerd, the kubelet)"; exit 1; }
   if other="$(node_owner_alive)" && [[ "$other" != "$cp_dir" ]]; then
     log "the machine's node is in use by the cluster in $other; stop it first (CONTROLPLANE_DIR=$other make cluster-down)"
     exit 1
