@@ -7,9 +7,23 @@ use dfns_test_support::NodeCluster;
 use dfns_test_support::chart::chart_dir;
 use serde_json::Value;
 
-/// Values every install in this suite sets beyond the image. Extra `--set` values for all
-/// installs (e.g. an allow list of Dfns API hosts) belong here.
-const SUITE_VALUES: &[&str] = &[];
+/// Values every install in this suite sets beyond the image and the namespace scope; extra
+/// `--set` values for all installs belong here. The emulator listens on the node IP, which the
+/// operator's API host allow list (`operator.allowedApiHosts`, any port for a plain host) must
+/// name; charts from before that value have no list to extend.
+fn suite_values() -> Vec<String> {
+    let chart_values =
+        std::fs::read_to_string(chart_dir().join("values.yaml")).expect("chart values.yaml");
+    let mut values = Vec::new();
+    if chart_values.contains("allowedApiHosts:") {
+        let node_ip = std::net::Ipv4Addr::from(dfns_test_support::node::NODE_IP);
+        values.extend([
+            "--set".to_owned(),
+            format!("operator.allowedApiHosts={{{node_ip}}}"),
+        ]);
+    }
+    values
+}
 
 /// A release named after its namespace; uninstalled when dropped (its cluster-scoped RBAC would
 /// otherwise outlive the test namespace).
@@ -52,7 +66,7 @@ impl Release {
         (release, started.elapsed())
     }
 
-    /// `-n <ns>`, the image, the namespace scope, SUITE_VALUES and `extra`.
+    /// `-n <ns>`, the image, the namespace scope, [`suite_values`] and `extra`.
     pub fn values(&self, extra: &[&str]) -> Vec<String> {
         let (repository, tag) = self
             .image
@@ -73,7 +87,8 @@ impl Release {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-        values.extend(SUITE_VALUES.iter().chain(extra).map(|s| (*s).to_owned()));
+        values.extend(suite_values());
+        values.extend(extra.iter().map(|s| (*s).to_owned()));
         values
     }
 
