@@ -12,6 +12,8 @@
 #                               port-less bridge link created here) instead of 127.0.0.1, the ServiceAccount
 #                               admission plugin on, and the controllers Deployments and pods need.
 #                               A running cluster in the other mode is restarted (its data is lost).
+#   CONTROLPLANE_NODE_WAIT      seconds to wait while another cluster owns the machine's one node
+#                               (default 0: fail at once)
 set -euo pipefail
 umask 077  # private keys, and kubeconfigs that embed them
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -50,10 +52,20 @@ stop_all
 listen_ip=127.0.0.1
 if [[ "$want_node" == 1 ]]; then
   [[ "$(id -u)" == 0 ]] || { log "node mode needs root (a link for the node IP, containerd, the kubelet)"; exit 1; }
-  if other="$(node_owner_alive)" && [[ "$other" != "$cp_dir" ]]; then
-    log "the machine's node is in use by the cluster in $other; stop it first (CONTROLPLANE_DIR=$other make cluster-down)"
-    exit 1
-  fi
+  # One node per machine: a lock held until this script exits, by when our kube-apiserver (what
+  # node_owner_alive checks) runs, so two starts cannot both find the node free. It locks /run
+  # itself, which always exists, so no lock file is left behind.
+  exec 8</run
+  flock 8
+  wait_until=$((SECONDS + ${CONTROLPLANE_NODE_WAIT:-0}))
+  while other="$(node_owner_alive)" && [[ "$other" != "$cp_dir" ]]; do
+    if ((SECONDS >= wait_until)); then
+      log "the machine's node is in use by the cluster in $other; stop it first (CONTROLPLANE_DIR=$other make cluster-down)"
+      exit 1
+    fi
+    log "the machine's node is in use by the cluster in $other; waiting (CONTROLPLANE_NODE_WAIT)"
+    sleep 5
+  done
   echo "$cp_dir" > "$node_owner_file"
   node_link_up
   listen_ip="$node_ip"

@@ -44,8 +44,7 @@ impl Release {
         namespace: &str,
         extra: &[&str],
     ) -> (Self, Duration) {
-        let (image, build_time) = node.operator_image(env!("CARGO_BIN_EXE_dfns-operator").as_ref());
-        eprintln!("timing: operator image build and load {build_time:.1?} ({image})");
+        let (image, _) = node.operator_image(env!("CARGO_BIN_EXE_dfns-operator").as_ref());
         let release = Self {
             node,
             name: namespace.to_owned(),

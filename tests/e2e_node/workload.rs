@@ -80,8 +80,7 @@ spec:
         .wait_ready::<DfnsPersonalAccessToken>("ci-token")
         .await;
 
-    let (image, build_time) = node.sdk_workload_image();
-    eprintln!("timing: SDK workload image build and load {build_time:.1?} ({image})");
+    let (image, _) = node.sdk_workload_image();
     let workload = format!(
         r#"apiVersion: apps/v1
 kind: Deployment

@@ -96,7 +96,9 @@ impl NodeCluster {
         assert!(output.status.success(), "{script} failed");
         let stdout = String::from_utf8_lossy(&output.stdout);
         let reference = stdout.lines().last().expect("an image reference").trim();
-        (reference.to_owned(), started.elapsed())
+        let took = started.elapsed();
+        eprintln!("timing: {script} (build and load into the node) {took:.1?}: {reference}");
+        (reference.to_owned(), took)
     }
 
     /// Runs kubectl against this cluster; panics with its output when it fails.
@@ -138,7 +140,11 @@ fn start() -> Result<NodeCluster, Unavailable> {
         let owner = std::process::id().to_string();
         (default.join(format!("test-{owner}")), Some(owner))
     };
-    let mut env = vec![("CONTROLPLANE_DIR", dir.clone().into_os_string())];
+    // Another checkout's node suite may hold the machine's one node: wait for it.
+    let mut env = vec![
+        ("CONTROLPLANE_DIR", dir.clone().into_os_string()),
+        ("CONTROLPLANE_NODE_WAIT", "900".into()),
+    ];
     if let Some(owner) = owner {
         env.push(("CONTROLPLANE_OWNER_PID", owner.into()));
     }
