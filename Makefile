@@ -37,6 +37,34 @@ cluster-up: controlplane
 cluster-down:
 	tests/controlplane/cluster-down.sh
 
+# An opt-in node for that control plane (root; tests/controlplane/README.md): containerd, kubelet,
+# kube-scheduler, kube-proxy and a bridge pod network, so the chart's pods run. `make node-up`
+# (re)starts the control plane in node mode; `make node-down` or `make cluster-down` stops the node.
+.PHONY: node node-up node-down
+node: controlplane
+	tests/controlplane/build-node.sh
+
+node-up: node
+	tests/controlplane/node-up.sh
+
+node-down:
+	tests/controlplane/node-down.sh
+
+# The node suite (tests/e2e_node/, also part of `make test`) with its timings, then a check that
+# the node left nothing on the machine once the suite's private cluster is gone (its watchdog).
+.PHONY: test-node
+test-node: node
+	$(CARGO) test --test e2e_node -- --nocapture
+	@for i in $$(seq 1 60); do ls -d target/controlplane/test-* >/dev/null 2>&1 || break; sleep 0.5; done
+	@if [ "$$(id -u)" = 0 ] && [ ! -f target/controlplane/state/node-mode ]; then tests/controlplane/node-leftovers.sh; fi
+
+# The operator's image from the Dockerfile's recipe without docker or a registry
+# (target/images/dfns-operator.tar); loaded into the node when it is up. Last line: the reference.
+# IMAGE_PROFILE=dev packs a debug build (faster).
+.PHONY: image
+image:
+	tests/images/operator-image.sh
+
 # Benchmarks (docs/benchmarks.md): throughput, idle cost and memory of the operator on the local
 # control plane and the Dfns emulator. `make bench SCENARIO=throughput|idle|memory` runs one;
 # `make bench QUICK=1` a small version for development. Results: target/bench/results.{json,md}.

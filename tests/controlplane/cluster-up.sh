@@ -8,6 +8,12 @@
 #   CONTROLPLANE_DIR            cluster directory (default target/controlplane)
 #   CONTROLPLANE_OWNER_PID      if set, the cluster is stopped once this process exits
 #   CONTROLPLANE_START_TIMEOUT  seconds to wait for each component (default 120)
+#   CONTROLPLANE_NODE=1         node mode (node-up.sh sets it): kube-apiserver on the node IP (a
+#                               port-less bridge link created here) instead of 127.0.0.1, the ServiceAccount
+#                               admission plugin on, and the controllers Deployments and pods need.
+#                               A running cluster in the other mode is restarted (its data is lost).
+#   CONTROLPLANE_NODE_WAIT      seconds to wait while another cluster owns the machine's one node
+#                               (default 0: fail at once)
 set -euo pipefail
 umask 077  # private keys, and kubeconfigs that embed them
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,82 +38,60 @@ install_crds() {
   log "CRDs established: $(cd "$repo/crds" && echo *.yaml)"
 }
 
+want_node="${CONTROLPLANE_NODE:-0}"
 if live_pid etcd >/dev/null && live_pid kube-apiserver >/dev/null && live_pid kube-controller-manager >/dev/null \
-   && apiserver_ready; then
+   && apiserver_ready && { [[ "$want_node" != 1 ]] || node_mode; }; then
   log "already running ($kubeconfig)"
   install_crds
   exit 0
 fi
-# Anything left over (a crashed component, stale pid files) is torn down before a clean start.
+# Anything left over (a crashed component, stale pid files, a cluster in the other mode) is torn
+# down before a clean start.
 stop_all
 
+listen_ip=127.0.0.1
+if [[ "$want_node" == 1 ]]; then
+  [[ "$(id -u)" == 0 ]] || { log "node mode needs root (a link for the node IP, containerd, the kubelet)"; exit 1; }
+  # One node per machine: a lock held until this script exits, by when our kube-apiserver (what
+  # node_owner_alive checks) runs, so two starts cannot both find the node free. It locks /run
+  # itself, which always exists, so no lock file is left behind.
+  exec 8</run
+  flock 8
+  wait_until=$((SECONDS + ${CONTROLPLANE_NODE_WAIT:-0}))
+  while other="$(node_owner_alive)" && [[ "$other" != "$cp_dir" ]]; do
+    if ((SECONDS >= wait_until)); then
+      log "the machine's node is in use by the cluster in $other; stop it first (CONTROLPLANE_DIR=$other make cluster-down)"
+      exit 1
+    fi
+    log "the machine's node is in use by the cluster in $other; waiting (CONTROLPLANE_NODE_WAIT)"
+    sleep 5
+  done
+  echo "$cp_dir" > "$node_owner_file"
+  node_link_up
+  listen_ip="$node_ip"
+fi
+
 # --- certificates and keys --------------------------------------------------------------------
-pki="$state_dir/pki"
 mkdir -p "$pki"
 chmod 700 "$state_dir"
+[[ "$want_node" == 1 ]] && touch "$state_dir/node-mode"
 
-new_ca() { # <name> <CN>
-  openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 30 \
-    -subj "/CN=$2" -keyout "$pki/$1.key" -out "$pki/$1.crt" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-}
-new_leaf() { # <name> <ca> <subject> <extensions>
-  openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -subj "$3" \
-    -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
-  openssl x509 -req -in "$pki/$1.csr" -CA "$pki/$2.crt" -CAkey "$pki/$2.key" -CAcreateserial \
-    -days 30 -extfile <(printf '%s\n' "$4") -out "$pki/$1.crt" 2>/dev/null
-  rm -f "$pki/$1.csr"
-}
 new_ca server-ca dfns-local-server-ca
 new_ca client-ca dfns-local-client-ca
 new_leaf apiserver server-ca /CN=kube-apiserver \
-  "$(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature')"
+  "$(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:%s,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature' "$node_ip")"
 client_ext="$(printf 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature')"
 new_leaf admin client-ca "/O=system:masters/CN=dfns-admin" "$client_ext"
 # With --use-service-account-credentials=false every controller acts as this user; the garbage
 # collector needs to delete any resource type, hence system:masters.
 new_leaf controller-manager client-ca "/O=system:masters/CN=system:kube-controller-manager" "$client_ext"
+# kube-apiserver's identity towards kubelets (logs, exec, port-forward); the kubelet authorizes it
+# by a SubjectAccessReview.
+new_leaf apiserver-kubelet-client client-ca "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client_ext"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$pki/sa.key" 2>/dev/null
 openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 
-write_kubeconfig() { # <file> <server> <client cert name>
-  local b64="base64 -w0"
-  cat > "$1" <<KUBECONFIG
-apiVersion: v1
-kind: Config
-clusters:
-- name: dfns-local
-  cluster:
-    server: $2
-    certificate-authority-data: $($b64 < "$pki/server-ca.crt")
-users:
-- name: $3
-  user:
-    client-certificate-data: $($b64 < "$pki/$3.crt")
-    client-key-data: $($b64 < "$pki/$3.key")
-contexts:
-- name: dfns-local
-  context:
-    cluster: dfns-local
-    user: $3
-current-context: dfns-local
-KUBECONFIG
-  chmod 600 "$1"
-}
-
 # --- processes --------------------------------------------------------------------------------
-# Picks below the kernel's ephemeral range when possible, so outgoing connections cannot take the
-# port between the check and the bind; a clash that still happens is retried by start_with_retries.
-read -r ephemeral_low _ < /proc/sys/net/ipv4/ip_local_port_range
-if ((ephemeral_low > 21000)); then port_range="20000-$((ephemeral_low - 1))"; else port_range=20000-60999; fi
-free_port() {
-  local p
-  while :; do
-    p=$(shuf -i "$port_range" -n 1)
-    [[ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]] && { echo "$p"; return; }
-  done
-}
-
 # Each component is its own session/process group so cluster-down can signal it with its children.
 launch() { # <component> <args...>
   local name="$1"; shift
@@ -140,10 +124,17 @@ start_etcd() {
 
 start_apiserver() {
   local port; port="$(free_port)"
-  apiserver_url="https://127.0.0.1:$port"
+  apiserver_url="https://$listen_ip:$port"
   write_kubeconfig "$kubeconfig" "$apiserver_url" admin
+  local mode_args=(--disable-admission-plugins=ServiceAccount)
+  if [[ "$want_node" == 1 ]]; then
+    # Pods get service-account tokens; `kubectl logs` dials the node by its InternalIP.
+    mode_args=(--kubelet-preferred-address-types=InternalIP
+      --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt"
+      --kubelet-client-key="$pki/apiserver-kubelet-client.key")
+  fi
   launch kube-apiserver \
-    --etcd-servers="$etcd_url" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+    --etcd-servers="$etcd_url" --bind-address="$listen_ip" --advertise-address="$listen_ip" \
     --secure-port="$port" --cert-dir="$pki" \
     --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
     --client-ca-file="$pki/client-ca.crt" \
@@ -151,7 +142,7 @@ start_apiserver() {
     --service-account-issuer="$apiserver_url" \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
     --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
-    --disable-admission-plugins=ServiceAccount \
+    "${mode_args[@]}" \
     --profiling=false
   # Explicit returns: errexit is off inside a function called from a condition.
   wait_for kube-apiserver apiserver_ready || return 1
@@ -161,9 +152,18 @@ start_apiserver() {
 
 start_controller_manager() {
   write_kubeconfig "$state_dir/controller-manager.kubeconfig" "$apiserver_url" controller-manager
+  local controllers=garbage-collector-controller,namespace-controller,clusterrole-aggregation-controller
+  local mode_args=()
+  if [[ "$want_node" == 1 ]]; then
+    # What Deployments, pods and their service-account tokens need; node-lifecycle removes the
+    # not-ready taint the kubelet registers with.
+    controllers+=,deployment-controller,replicaset-controller,serviceaccount-controller
+    controllers+=,root-ca-certificate-publisher-controller,node-lifecycle-controller,endpointslice-controller,endpoints-controller
+    mode_args=(--root-ca-file="$pki/server-ca.crt")
+  fi
   launch kube-controller-manager \
     --kubeconfig="$state_dir/controller-manager.kubeconfig" \
-    --controllers=garbage-collector-controller,namespace-controller,clusterrole-aggregation-controller \
+    --controllers="$controllers" "${mode_args[@]}" \
     --leader-elect=false --use-service-account-credentials=false \
     --secure-port=0 --profiling=false
 }

@@ -26,6 +26,10 @@ impl ControlPlane {
     /// (statics are never dropped, and a panicking or killed test binary runs no destructors).
     /// Blocks while starting; a failed start fails every test that asks, with the same message.
     pub fn shared() -> &'static ControlPlane {
+        // A test binary that started a node (the node suite) tests everything against it.
+        if let Some(node) = crate::node::NodeCluster::started() {
+            return node.control_plane();
+        }
         match SHARED.get_or_init(|| Self::start_or_reuse().map_err(|e| e.to_string())) {
             Ok(cp) => cp,
             Err(message) => panic!("control plane unavailable: {message}"),
@@ -56,7 +60,7 @@ impl ControlPlane {
         Self::from_kubeconfig(dir.join("kubeconfig"))
     }
 
-    fn from_kubeconfig(path: PathBuf) -> Result<Self, HarnessError> {
+    pub(crate) fn from_kubeconfig(path: PathBuf) -> Result<Self, HarnessError> {
         let kubeconfig_error = |source| HarnessError::Kubeconfig {
             path: path.clone(),
             source,
@@ -122,7 +126,7 @@ impl ControlPlane {
     }
 }
 
-fn controlplane_dir() -> PathBuf {
+pub(crate) fn controlplane_dir() -> PathBuf {
     repo_root().join("target").join("controlplane")
 }
 
@@ -166,7 +170,10 @@ fn remove_orphaned_clusters() {
 
 /// Runs a script from tests/controlplane/. Its output goes straight to the terminal (libtest does
 /// not capture child processes), which is where build progress and start-up failures belong.
-fn run_script(name: &str, env: &[(&str, std::ffi::OsString)]) -> Result<(), HarnessError> {
+pub(crate) fn run_script(
+    name: &str,
+    env: &[(&str, std::ffi::OsString)],
+) -> Result<(), HarnessError> {
     let script = repo_root().join("tests").join("controlplane").join(name);
     let status = Command::new(&script)
         .envs(env.iter().map(|(k, v)| (k, v)))

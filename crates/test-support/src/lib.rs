@@ -20,6 +20,7 @@ pub mod leak_check;
 pub mod leaks;
 pub mod logs;
 mod namespace;
+pub mod node;
 pub mod operator;
 pub mod operator_process;
 
@@ -27,6 +28,7 @@ pub use control_plane::ControlPlane;
 pub use crds::{apply_crd_files, crd_files};
 pub use error::HarnessError;
 pub use namespace::{TEST_OWNER_LABEL, TestNamespace};
+pub use node::NodeCluster;
 
 /// The repository's top folder (this crate lives in `crates/test-support`).
 pub fn repo_root() -> std::path::PathBuf {

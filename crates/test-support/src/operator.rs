@@ -109,15 +109,19 @@ impl Drop for Operator {
 
 impl Setup {
     pub async fn new(prefix: &str) -> Self {
+        // The strict profile: no kinder than Dfns' reference pages.
+        Self::with_emulator(prefix, EmulatorConfig::default()).await
+    }
+
+    /// As [`Setup::new`] with this emulator configuration (e.g. listening on the node IP, where
+    /// the node's pods reach it).
+    pub async fn with_emulator(prefix: &str, emulator: EmulatorConfig) -> Self {
         dfns_client::install_crypto_provider();
         crate::logs::capture();
         let cp = ControlPlane::shared();
         cp.apply_crds().await.expect("CRDs installed");
         let ns = TestNamespace::new(cp, prefix).await;
-        // The strict profile: no kinder than Dfns' reference pages.
-        let emulator = Emulator::start(EmulatorConfig::default())
-            .await
-            .expect("emulator starts");
+        let emulator = Emulator::start(emulator).await.expect("emulator starts");
         Self {
             cp,
             kube: cp.client(),
