@@ -62,9 +62,16 @@ fn material(secret: &Secret) -> SecretMaterial {
         .ok()
         .and_then(|pem| PrivateKey::from_pem(pem).ok())
         .and_then(|key| key.public_key_sha256().ok());
+    let token = text(secret, AUTH_TOKEN)
+        .ok()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
     SecretMaterial {
         key_fingerprint,
-        has_token: text(secret, AUTH_TOKEN).is_ok_and(|t| !t.trim().is_empty()),
+        has_token: token.is_some(),
+        token_expires_at: token
+            .and_then(|t| dfns_client::jwt::decode_claims(t).ok())
+            .and_then(|claims| claims.expires_at),
         credential_id: text(secret, CRED_ID)
             .ok()
             .filter(|c| !c.is_empty())
