@@ -59,6 +59,8 @@ pub enum ConditionReason {
     ConnectionChanged,
     /// Dfns created an identity with permissions nobody asked for; it was deactivated at once.
     UnaskedPermissions,
+    /// The access token in the Secret is past its expiry: workloads using it fail.
+    Expired,
 }
 
 impl ConditionReason {
@@ -94,6 +96,7 @@ impl ConditionReason {
             Self::DeletionPolicyNotAllowed => "DeletionPolicyNotAllowed",
             Self::ConnectionChanged => "ConnectionChanged",
             Self::UnaskedPermissions => "UnaskedPermissions",
+            Self::Expired => "Expired",
         }
     }
 }

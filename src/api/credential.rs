@@ -122,6 +122,11 @@ fn default_active() -> bool {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
     printcolumn(name = "Active", type_ = "boolean", json_path = ".status.active"),
     printcolumn(
         name = "Dfns ID",
@@ -156,6 +161,11 @@ pub struct DfnsServiceAccountSpec {
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
     printcolumn(name = "Active", type_ = "boolean", json_path = ".status.active"),
     printcolumn(name = "Dfns ID", type_ = "string", json_path = ".status.tokenId"),

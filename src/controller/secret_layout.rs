@@ -62,9 +62,16 @@ fn material(secret: &Secret) -> SecretMaterial {
         .ok()
         .and_then(|pem| PrivateKey::from_pem(pem).ok())
         .and_then(|key| key.public_key_sha256().ok());
+    let token = text(secret, AUTH_TOKEN)
+        .ok()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
     SecretMaterial {
         key_fingerprint,
-        has_token: text(secret, AUTH_TOKEN).is_ok_and(|t| !t.trim().is_empty()),
+        has_token: token.is_some(),
+        token_expires_at: token
+            .and_then(|t| dfns_client::jwt::decode_claims(t).ok())
+            .and_then(|claims| claims.expires_at),
         credential_id: text(secret, CRED_ID)
             .ok()
             .filter(|c| !c.is_empty())
@@ -258,6 +265,40 @@ mod tests {
             s.metadata.annotations.as_ref().unwrap()[ID_ANNOTATION],
             "us-1"
         );
+    }
+
+    #[test]
+    fn the_expiry_of_the_token_workloads_use_is_read_from_the_secret() {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let part = |json: &str| URL_SAFE_NO_PAD.encode(json);
+        let token = |claims: &str| format!("{}.{}.c2ln", part(r#"{"alg":"EdDSA"}"#), part(claims));
+        let key = generate_p256().unwrap();
+        let s = with_new_key(None, &layout(), &key);
+        let material = |token: String| {
+            let s = with_token(&s, &layout(), &SecretString::new(token), "us-1", "cred-1");
+            let SecretState::Owned(m) = classify(Some(&s), "uid-1") else {
+                panic!("owned")
+            };
+            m
+        };
+        let expiring = material(token(r#"{"sub":"us-1","exp":1900000000}"#));
+        assert_eq!(
+            expiring.token_expires_at,
+            Some(jiff::Timestamp::from_second(1_900_000_000).unwrap())
+        );
+        let at = |second| jiff::Timestamp::from_second(second).unwrap();
+        assert_eq!(expiring.expired_at(at(1_899_999_999)), None);
+        assert_eq!(
+            expiring.expired_at(at(1_900_000_000)),
+            Some(at(1_900_000_000))
+        );
+        // No `exp`, or not a JWT at all: nothing to judge, never reported expired.
+        assert_eq!(
+            material(token(r#"{"sub":"us-1"}"#)).expired_at(at(i32::MAX.into())),
+            None
+        );
+        assert_eq!(material("opaque".into()).token_expires_at, None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde_json::json;
 /// Runs `dfns-operator verify` with a Secret's keys in the environment, as a workload would get
 /// them through `envFrom`; returns (success, combined output). Async, so the in-process emulator
 /// keeps serving meanwhile.
-async fn verify_with(secret: &Secret) -> (bool, String) {
+pub(crate) async fn verify_with(secret: &Secret) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_dfns-operator"))
         .args(["verify", "--allow-insecure-http"])
         .env_clear()

@@ -13,6 +13,7 @@ mod cost;
 mod crash_points;
 mod crash_safety;
 mod credentials;
+mod expiry;
 mod fairness;
 mod fencing;
 mod guards;

@@ -27,6 +27,7 @@ fn ready(policy: DeletionPolicy) -> Observed {
             key_fingerprint: Some("k".into()),
             has_token: true,
             credential_id: Some("cr-1".into()),
+            token_expires_at: None,
         }),
         dfns: DfnsView::Recorded(Some(active_object())),
         approval: ApprovalView::NotAsked,
@@ -38,6 +39,7 @@ fn ready(policy: DeletionPolicy) -> Observed {
             pending_key: true,
         },
         connection: None,
+        now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
     }
 }
 

@@ -37,6 +37,8 @@ pub struct Facts {
     pub sealer: Arc<Sealer>,
     /// The connection's place and rules, where it exists.
     pub connection: Option<ConnectionView>,
+    /// When the facts were read.
+    pub now: jiff::Timestamp,
 }
 
 /// What Dfns holds for this resource.
@@ -163,6 +165,7 @@ impl Facts {
             guard: self.guard.clone(),
             seals: self.seals(),
             connection: self.connection.clone(),
+            now: self.now,
         }
     }
 

@@ -209,6 +209,7 @@ pub async fn observe<K: CredentialResource>(
             approval,
             sealer: ctx.sealer.clone(),
             connection: view,
+            now: jiff::Timestamp::now(),
         },
         connection,
         handle,

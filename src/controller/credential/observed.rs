@@ -32,12 +32,20 @@ pub struct SecretMaterial {
     pub has_token: bool,
     /// `DFNS_CRED_ID`, the credential the token belongs to.
     pub credential_id: Option<String>,
+    /// The `exp` of `DFNS_AUTH_TOKEN` (read, not verified): when what workloads use stops working.
+    pub token_expires_at: Option<jiff::Timestamp>,
 }
 
 impl SecretMaterial {
     /// The Secret holds a usable token for this Dfns credential.
     pub fn holds_token_of(&self, credential_id: &str) -> bool {
         self.has_token && self.credential_id.as_deref() == Some(credential_id)
+    }
+
+    /// The token's expiry, where it has passed by `now`.
+    pub fn expired_at(&self, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        self.token_expires_at
+            .filter(|expires_at| self.has_token && *expires_at <= now)
     }
 }
 
@@ -122,6 +130,8 @@ pub struct Observed {
     pub seals: Seals,
     /// The connection the resource names, where it exists.
     pub connection: Option<ConnectionView>,
+    /// When the facts were read: what token expiry is judged against.
+    pub now: jiff::Timestamp,
 }
 
 /// What the planner needs of the connection to judge what a credential already holds
@@ -162,5 +172,13 @@ impl Observed {
 
     pub fn secret_holds_token_of(&self, credential_id: &str) -> bool {
         matches!(&self.secret, SecretState::Owned(m) if m.holds_token_of(credential_id))
+    }
+
+    /// When the token in the owned Secret expired, if it has.
+    pub fn token_expired_at(&self) -> Option<jiff::Timestamp> {
+        match &self.secret {
+            SecretState::Owned(m) => m.expired_at(self.now),
+            _ => None,
+        }
     }
 }

@@ -168,6 +168,12 @@ pub fn next_step(o: &Observed) -> Step {
     }
     match &o.guard {
         Guard::ConnectionUnavailable { reason, message } => {
+            // Waiting keeps the last verdict; an expired token must not stay `Ready` meanwhile.
+            if o.recorded_id().is_some()
+                && let Some(expired_at) = o.token_expired_at()
+            {
+                return expired(o, expired_at, Some(message));
+            }
             return Step::Wait {
                 reason: *reason,
                 message: message.clone(),
@@ -293,7 +299,33 @@ pub fn next_step(o: &Observed) -> Step {
             name: o.desired.display_name.clone(),
         };
     }
-    permission_step(o, object).unwrap_or(Step::UpToDate)
+    if let Some(step) = permission_step(o, object) {
+        return step;
+    }
+    match o.token_expired_at() {
+        // A deactivated credential's token is unusable anyway; `Inactive` says what matters.
+        Some(expired_at) if o.desired.active && object.active => expired(o, expired_at, None),
+        _ => Step::UpToDate,
+    }
+}
+
+/// The token in the Secret is past its `exp`: never `Ready`. Until the operator renews tokens,
+/// a person's way forward is the lost-Secret path: deleting the Secret mints a new credential
+/// with the same spec and deactivates this one.
+fn expired(o: &Observed, expired_at: jiff::Timestamp, unavailable: Option<&String>) -> Step {
+    let secret = &o.desired.secret_name;
+    let id = o.recorded_id().unwrap_or_default();
+    let also = unavailable
+        .map(|m| format!(" (and the connection is unavailable: {m})"))
+        .unwrap_or_default();
+    Step::Stall {
+        reason: ConditionReason::Expired,
+        message: format!(
+            "the access token of {id} in Secret {secret} expired at {expired_at}{also}; workloads \
+             using it fail. The operator does not renew tokens yet: delete Secret {secret} and it \
+             mints a new credential with the same spec and deactivates {id}"
+        ),
+    }
 }
 
 /// A write Dfns holds for approval (docs/architecture.md, "Approvals"): it is never sent again

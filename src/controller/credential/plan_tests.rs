@@ -9,6 +9,8 @@ use crate::controller::credential::observed::{ApprovalView, Desired, Seals, Secr
 mod approvals;
 #[path = "plan_rules_tests.rs"]
 mod connection_rules;
+#[path = "plan_expiry_tests.rs"]
+mod expiry;
 #[path = "plan_ownership_tests.rs"]
 mod ownership;
 
@@ -38,6 +40,7 @@ fn observed() -> Observed {
             pending_key: true,
         },
         connection: None,
+        now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
     }
 }
 
@@ -46,6 +49,7 @@ fn key_only(fp: &str) -> SecretState {
         key_fingerprint: Some(fp.into()),
         has_token: false,
         credential_id: None,
+        token_expires_at: None,
     })
 }
 
@@ -54,6 +58,7 @@ fn full_secret(fp: &str, cred: &str) -> SecretState {
         key_fingerprint: Some(fp.into()),
         has_token: true,
         credential_id: Some(cred.into()),
+        token_expires_at: None,
     })
 }
 
@@ -318,6 +323,7 @@ fn a_deleted_or_stripped_secret_loses_the_credential() {
         key_fingerprint: None,
         has_token: true,
         credential_id: Some("cr-1".into()),
+        token_expires_at: None,
     });
     assert!(matches!(next_step(&o), Step::LoseCredential { .. }));
 }

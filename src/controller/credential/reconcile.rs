@@ -14,6 +14,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::facts::{Change, Effect, Facts, Then};
 use super::observe::{Observation, connection_key, observe};
+use super::observed::SecretState;
 use super::plan::{Step, held_operation, next_step, written_id};
 use super::resource::CredentialResource;
 use crate::api::{ConditionReason, CredentialStatus};
@@ -320,6 +321,15 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     }
 
     pub(super) fn requeue_after(&self, verdict: &Verdict) -> Duration {
+        let expires_at = match self.facts.view().secret {
+            SecretState::Owned(material) => material.token_expires_at,
+            _ => None,
+        };
+        let after = self.requeue_for(verdict);
+        until_expiry(jiff::Timestamp::now(), expires_at).map_or(after, |until| after.min(until))
+    }
+
+    fn requeue_for(&self, verdict: &Verdict) -> Duration {
         match verdict {
             Verdict::Ready { .. } | Verdict::Stalled { .. } | Verdict::NotReady { .. } => {
                 self.ctx.resync_delay()
@@ -387,5 +397,44 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             .conditions
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+}
+
+/// How long until a token that still works expires, with a second's margin so that the reconcile
+/// at that moment sees it expired; `None` without an expiry or once it passed (no hot loop).
+pub(super) fn until_expiry(
+    now: jiff::Timestamp,
+    expires_at: Option<jiff::Timestamp>,
+) -> Option<Duration> {
+    let left = expires_at?.duration_since(now);
+    if left.is_negative() || left.is_zero() {
+        return None;
+    }
+    Duration::try_from(left)
+        .ok()
+        .map(|d| d + Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(second: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(second).unwrap()
+    }
+
+    #[test]
+    fn a_live_token_is_looked_at_again_just_after_it_expires() {
+        assert_eq!(
+            until_expiry(at(1_000), Some(at(1_090))),
+            Some(Duration::from_secs(91))
+        );
+    }
+
+    #[test]
+    fn an_expired_or_unexpiring_token_sets_no_expiry_requeue() {
+        assert_eq!(until_expiry(at(1_000), Some(at(1_000))), None);
+        assert_eq!(until_expiry(at(1_000), Some(at(10))), None);
+        assert_eq!(until_expiry(at(1_000), None), None);
     }
 }

@@ -457,6 +457,7 @@ fn stall(reason: ConditionReason, message: String) -> Effect {
         ConditionReason::ForeignCredential => {
             effect.with_event(EventType::Warning, "ForeignCredential", message)
         }
+        ConditionReason::Expired => effect.with_event(EventType::Warning, "Expired", message),
         _ => effect,
     }
 }
