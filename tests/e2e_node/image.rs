@@ -81,14 +81,7 @@ async fn operator_image_has_the_dockerfiles_user_entrypoint_command_and_binary_a
             "pid {pid} root read-only: {root_mount}"
         );
     }
-    let logs_dir = tempfile::tempdir().expect("temp dir");
-    let operator_log = logs_dir.path().join("operator.log");
-    release.save_logs(&operator_log);
-    setup
-        .leak_check()
-        .with_log_file(&operator_log)
-        .assert_clean()
-        .await;
+    release.assert_no_leaks(&setup).await;
 }
 
 /// USER, ENTRYPOINT, CMD, EXPOSE and the COPY --from destination of the Dockerfile's last stage.

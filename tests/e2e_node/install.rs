@@ -83,14 +83,7 @@ async fn helm_install_runs_two_ready_replicas_that_elect_one_leader_and_serve_me
         chart_bindings
     );
 
-    let logs_dir = tempfile::tempdir().expect("temp dir");
-    let operator_log = logs_dir.path().join("operator.log");
-    release.save_logs(&operator_log);
-    setup
-        .leak_check()
-        .with_log_file(&operator_log)
-        .assert_clean()
-        .await;
+    release.assert_no_leaks(&setup).await;
 }
 
 /// Every RoleBinding and ClusterRoleBinding in the cluster naming this ServiceAccount.

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use dfns_test_support::NodeCluster;
 use dfns_test_support::chart::chart_dir;
+use dfns_test_support::operator::Setup;
 use serde_json::Value;
 
 /// Values every install in this suite sets beyond the image and the namespace scope; extra
@@ -169,6 +170,18 @@ impl Release {
             })
             .collect();
         std::fs::write(path, logs).expect("write pod logs");
+    }
+
+    /// The leak check over the test's namespace with the release's pod logs as the operator's.
+    pub async fn assert_no_leaks(&self, setup: &Setup) {
+        let logs_dir = tempfile::tempdir().expect("temp dir");
+        let operator_log = logs_dir.path().join("operator.log");
+        self.save_logs(&operator_log);
+        setup
+            .leak_check()
+            .with_log_file(&operator_log)
+            .assert_clean()
+            .await;
     }
 
     /// `helm uninstall --wait`.

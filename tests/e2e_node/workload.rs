@@ -175,14 +175,7 @@ spec:
     assert_eq!(phase, "Succeeded", "verify by host name: {verify_logs}");
     eprintln!("verify by host name: {}", verify_logs.trim());
 
-    let logs_dir = tempfile::tempdir().expect("temp dir");
-    let operator_log = logs_dir.path().join("operator.log");
-    release.save_logs(&operator_log);
-    setup
-        .leak_check()
-        .with_log_file(&operator_log)
-        .assert_clean()
-        .await;
+    release.assert_no_leaks(&setup).await;
 }
 
 fn indent(text: &str, spaces: usize) -> String {
