@@ -1,6 +1,7 @@
 //! Reconcilers: one generic credential reconciler for both kinds, and the connection reconciler.
 
 pub mod allowed_hosts;
+pub mod cache;
 pub mod conditions;
 pub mod connection;
 pub mod connection_slots;

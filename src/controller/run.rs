@@ -10,12 +10,14 @@ use dfns_client::Gate;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerRuntimeConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::task::JoinSet;
 
+use super::cache::stripped_into_store;
 use super::connection::{self, ConnectionResource};
 use super::context::{Context, ControllerConfig};
 use super::credential::{self, CredentialResource};
@@ -390,19 +392,20 @@ async fn credential_controller<K: CredentialResource>(
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
     let kube = ctx.kube.clone();
-    // Owned Secrets are watched by label and as metadata only: never the cluster's other Secrets,
-    // never secret values in the cache.
+    // Owned Secrets are watched by label and as metadata only (kube-runtime's `owns` runs a
+    // `metadata_watcher` and keeps no store): never the cluster's other Secrets, never secret
+    // values in memory.
     let secrets =
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     // Only what a person or another controller changes triggers a reconcile; the operator's own
     // status writes do not (they would re-run every reconcile that just failed, resending its
     // request). Resyncs and retries come from the requeue schedule.
     let (store, writer) = reflector::store();
-    let changes = watcher(scoped::<K>(&ctx), watcher::Config::default().any_semantic())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
+    let changes = stripped_into_store(
+        watcher(scoped::<K>(&ctx), watcher::Config::default().any_semantic()).default_backoff(),
+        writer,
+    )
+    .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
     let controller = Controller::for_stream(changes, store.clone());
     metrics.add_credential_source(Box::new(CachedCredentials(store.clone())));
     let cache = store.clone();
@@ -427,7 +430,7 @@ async fn credential_controller<K: CredentialResource>(
     };
     // Relabelling a namespace can move it into or out of a ClusterDfnsConnection's
     // namespaceSelector: its resources that use a cluster connection decide again.
-    let in_namespace = move |namespace: Namespace| {
+    let in_namespace = move |namespace: PartialObjectMeta<Namespace>| {
         namespace_store
             .state()
             .into_iter()
@@ -457,9 +460,13 @@ async fn credential_controller<K: CredentialResource>(
             cluster_connections(&ctx.config),
             move |c| by_connection(ConnectionKind::ClusterDfnsConnection, None, c.name_any()),
         )
-        .watches(
-            Api::<Namespace>::all(kube.clone()),
-            watched_namespaces(&ctx.config),
+        // Only a namespace's name is read here (the reconcile reads its labels): metadata only.
+        .watches_stream(
+            watcher(
+                Api::<PartialObjectMeta<Namespace>>::all(kube.clone()),
+                watched_namespaces(&ctx.config),
+            )
+            .touched_objects(),
             in_namespace,
         )
         .with_config(ControllerRuntimeConfig::default().concurrency(ctx.config.concurrency))
@@ -506,8 +513,11 @@ async fn connection_controller<C: ConnectionResource>(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
-    let controller = Controller::new(api, watched.any_semantic());
-    let cache = controller.store();
+    let (cache, writer) = reflector::store();
+    let controller = Controller::for_stream(
+        stripped_into_store(watcher(api, watched.any_semantic()), writer),
+        cache.clone(),
+    );
     let stop = shutdown.clone();
     let run = controller
         .with_config(ControllerRuntimeConfig::default().concurrency(ctx.config.concurrency))
