@@ -33,24 +33,29 @@ proc_start_time() { # <pid>: field 22 of /proc/<pid>/stat (after the parenthesis
   awk '{ print $20 }' <<< "$stat"
 }
 
-# Stops every component (each runs as its own process group) and removes the cluster's state.
-stop_all() {
+# Stops the named components' process groups: SIGTERM, up to 5 s of grace, then SIGKILL. The
+# grace is short because the state is deleted right after, and kube-apiserver otherwise drains
+# long-running requests (watches) for up to a minute.
+stop_groups() { # <component...>
   local name pid pids=()
-  node_stop || true
-  for name in "${components[@]}"; do
-    # The watchdog runs this very function when its owner dies; it must not stop itself midway.
+  for name in "$@"; do
+    # The watchdog runs this from stop_all when its owner dies; it must not stop itself midway.
     if pid="$(live_pid "$name")" && [[ "$pid" != "$$" ]]; then
       kill -TERM -- "-$pid" 2>/dev/null || true
       pids+=("$pid")
     fi
   done
-  # Short grace period: the state is deleted right after, and kube-apiserver otherwise drains
-  # long-running requests (watches) for up to a minute.
   local deadline=$((SECONDS + 5))
   for pid in "${pids[@]}"; do
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
   done
+}
+
+# Stops every component (each runs as its own process group) and removes the cluster's state.
+stop_all() {
+  node_stop || true
+  stop_groups "${components[@]}"
   node_link_down
   rm -rf "$state_dir" "$kubeconfig"
   rmdir "$cp_dir" 2>/dev/null || true  # only succeeds for a per-test directory (no bin/ inside)

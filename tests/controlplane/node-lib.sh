@@ -82,17 +82,8 @@ delete_kube_chains() {
 # Safe to run when nothing is running, and repeatedly.
 node_stop() {
   node_owned_by_us || [[ -d "$node_dir" ]] || return 0
-  local name pid pids=() mounts m
-  for name in "${node_components[@]}"; do
-    if pid="$(live_pid "$name")" && [[ "$pid" != "$$" ]]; then
-      kill -TERM -- "-$pid" 2>/dev/null || true; pids+=("$pid")
-    fi
-  done
-  local deadline=$((SECONDS + 5))
-  for pid in "${pids[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  done
+  local name pid deadline mounts m
+  stop_groups "${node_components[@]}"
   for name in "${node_components[@]}"; do rm -f "$state_dir/$name.pid"; done
   if node_owned_by_us; then
     for pid in $(our_shim_pids) $(kubepods_pids); do kill -KILL "$pid" 2>/dev/null || true; done
