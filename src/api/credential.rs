@@ -99,6 +99,69 @@ pub struct CredentialSpec {
     pub deletion_policy: DeletionPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretTemplate>,
+    /// Renewal of the token before it expires, and rotation of the signing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+    /// Workloads in the resource's namespace restarted (pod-template annotation
+    /// `dfns.io/restartedAt`) once after the Secret switched to a new token or key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub rollout_restart_targets: Vec<RolloutRestartTarget>,
+}
+
+/// A Go-style duration such as `720h`, `90m` or `1h30m` (units h, m, s, ms).
+const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$";
+
+/// When the operator renews the token and rotates the key (docs/architecture.md, "Renewal").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    /// Renew when less than this is left of the token's lifetime: a new keypair and a new
+    /// service account or PAT with the same role and validity. Default: one third of the
+    /// token's lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("renewBefore must be longer than 0s"))]
+    pub renew_before: Option<String>,
+    /// How long the previous credential stays active after the Secret switched to its
+    /// replacement, for pods that still run with the old values; then it is retired per
+    /// `deletionPolicy`. Default `1h`, and never past the previous token's expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    pub grace_period: Option<String>,
+    /// Rotate the signing key on this interval, keeping the service account or PAT and its
+    /// token (Dfns' credential rotation guide).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m')").message("keyRotationInterval must be at least 1m"))]
+    pub key_rotation_interval: Option<String>,
+    /// What to do when Dfns refuses the identity a key rotation: `Report` (a condition and a
+    /// Warning Event, nothing changed) or `Renew` (mint a replacement instead).
+    #[serde(default)]
+    pub on_key_rotation_refused: KeyRotationRefused,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum KeyRotationRefused {
+    #[default]
+    Report,
+    Renew,
+}
+
+/// A workload restarted after the Secret switches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutRestartTarget {
+    pub kind: RolloutRestartKind,
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RolloutRestartKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
 }
 
 fn default_active() -> bool {
@@ -134,6 +197,7 @@ fn default_active() -> bool {
         json_path = ".status.serviceAccountId"
     ),
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
+    printcolumn(name = "Renews", type_ = "string", json_path = ".status.renewalTime"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -170,6 +234,7 @@ pub struct DfnsServiceAccountSpec {
     printcolumn(name = "Active", type_ = "boolean", json_path = ".status.active"),
     printcolumn(name = "Dfns ID", type_ = "string", json_path = ".status.tokenId"),
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
+    printcolumn(name = "Renews", type_ = "string", json_path = ".status.renewalTime"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -263,6 +328,37 @@ pub struct CredentialStatus {
     /// Nothing is created again until the spec changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unasked_permissions: Option<UnaskedPermissions>,
+    /// When the token is renewed next: `spec.rotation.renewBefore` before its expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_time: Option<Time>,
+    /// A renewal under way: its replacement is minted into a staging Secret and switched into
+    /// the Secret in one write (docs/architecture.md, "Renewal").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_renewal: Option<PendingRenewal>,
+    /// The `dfns.io/renew` value last acted on: a new value renews once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_requested: Option<String>,
+    /// The `dfns.io/rotate-key` value last acted on: a new value rotates the key once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_rotation_requested: Option<String>,
+    /// When the Secret last switched to another token or key (a renewal, a key rotation, or a
+    /// new credential after a loss); `rolloutRestartTargets` are restarted after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_at: Option<Time>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRenewal {
+    pub started_at: Time,
+    /// Why: `Scheduled` (renewalTime passed), `Requested` (`dfns.io/renew`), `Expired`.
+    pub trigger: String,
+    /// The `dfns.io/renew` value this renewal answers, recorded once it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<String>,
+    /// The create of the replacement, as `pendingCreate` records a first create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_create: Option<PendingCreate>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -296,6 +392,10 @@ pub struct RetiringCredential {
     /// The operator's seal of `id` for this resource; without it the id is never acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<String>,
+    /// The previous credential of a renewal stays active until then (`rotation.gracePeriod`);
+    /// unset: a lost credential, retired as soon as its replacement is in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_at: Option<Time>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]

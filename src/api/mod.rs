@@ -18,7 +18,8 @@ pub use crds::{all_crds, crds_yaml};
 pub use credential::{
     ConnectionKind, ConnectionRef, CredentialSpec, CredentialStatus, DeletionPolicy,
     DfnsPersonalAccessToken, DfnsPersonalAccessTokenSpec, DfnsServiceAccount,
-    DfnsServiceAccountSpec, PendingApproval, PendingCreate, RetiringCredential, SecretTemplate,
+    DfnsServiceAccountSpec, KeyRotationRefused, PendingApproval, PendingCreate, PendingRenewal,
+    RetiringCredential, RolloutRestartKind, RolloutRestartTarget, Rotation, SecretTemplate,
     UnaskedPermissions,
 };
 

@@ -135,6 +135,7 @@ fn a_lost_credential_waiting_for_retirement_is_deactivated_on_delete() {
         id: "us-0".into(),
         public_key_sha256: None,
         seal: None,
+        retire_at: None,
     });
     assert_eq!(
         next_cleanup_step(&o, false),

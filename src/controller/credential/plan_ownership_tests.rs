@@ -97,6 +97,7 @@ fn an_unsealed_retiring_id_is_reported_not_deactivated() {
         id: "us-b".into(),
         public_key_sha256: Some(KEY_B.into()),
         seal: None,
+        retire_at: None,
     });
     o.seals.retiring = false;
     assert!(is_foreign(&next_step(&o), "us-b"));
@@ -162,6 +163,7 @@ fn deleting_a_resource_never_touches_an_unproven_recorded_or_retiring_id() {
         id: "us-b".into(),
         public_key_sha256: None,
         seal: None,
+        retire_at: None,
     });
     o.seals.retiring = false;
     assert!(matches!(

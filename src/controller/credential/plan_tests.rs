@@ -336,6 +336,7 @@ fn a_lost_credential_is_replaced_with_a_new_key_then_retired() {
         id: "us-1".into(),
         public_key_sha256: Some(KEY_A.into()),
         seal: None,
+        retire_at: None,
     });
     o.secret = key_only(KEY_A);
     assert_eq!(
@@ -361,6 +362,7 @@ fn a_lost_credential_is_replaced_with_a_new_key_then_retired() {
         id: "us-0".into(),
         public_key_sha256: Some(KEY_A.into()),
         seal: None,
+        retire_at: None,
     });
     assert_eq!(next_step(&o), Step::RetirePrevious { id: "us-0".into() });
 }
@@ -373,6 +375,7 @@ fn a_replacement_lost_before_the_previous_was_retired_retires_the_previous_first
         id: "us-0".into(),
         public_key_sha256: Some(KEY_A.into()),
         seal: None,
+        retire_at: None,
     });
     for secret in [SecretState::Missing, key_only(KEY_A)] {
         let mut o = ready();

@@ -156,6 +156,7 @@ impl<K: CredentialResource> Run<'_, K> {
                 seal: Some(self.facts.seal(Sealed::Retiring, &id)),
                 id,
                 public_key_sha256: status.public_key_sha256.clone(),
+                retire_at: None,
             });
         }
         clear_ids(&mut status);
