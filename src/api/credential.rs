@@ -9,6 +9,11 @@ use kube::{CustomResource, KubeSchema};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+/// Changing this annotation to a new value renews the credential once (`dfns-operator renew`).
+pub const RENEW_ANNOTATION: &str = "dfns.io/renew";
+/// Changing this annotation to a new value rotates the signing key once (`dfns-operator renew --key`).
+pub const ROTATE_KEY_ANNOTATION: &str = "dfns.io/rotate-key";
+
 /// Which kind of connection a resource uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum ConnectionKind {
@@ -308,8 +313,9 @@ pub struct CredentialStatus {
     /// The role `permissionAssignmentId` assigns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assigned_permission_id: Option<String>,
-    /// A credential that was lost (archived in Dfns, or its Secret gone) and is deactivated once
-    /// its replacement is in place.
+    /// The previous credential: one a renewal replaced, active until `retireAt` (the grace
+    /// period), or one that was lost (archived in Dfns, or its Secret gone), deactivated once its
+    /// replacement is in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retiring: Option<RetiringCredential>,
     /// A write Dfns holds for a policy approval (it answered 202). While set, the write is not

@@ -37,6 +37,30 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The same verdict with `suffix` appended to its message.
+    pub fn with_message_suffix(self, suffix: &str) -> Self {
+        let add = |message: String| message + suffix;
+        match self {
+            Self::Ready { reason, message } => Self::Ready {
+                reason,
+                message: add(message),
+            },
+            Self::Progressing { reason, message } => Self::Progressing {
+                reason,
+                message: add(message),
+            },
+            Self::Stalled { reason, message } => Self::Stalled {
+                reason,
+                message: add(message),
+            },
+            Self::NotReady { reason, message } => Self::NotReady {
+                reason,
+                message: add(message),
+            },
+            Self::Unchanged => Self::Unchanged,
+        }
+    }
+
     /// The verdict of a failure while the resource is being deleted: same condition and reason,
     /// but the message says that the deletion waits for it, so a person reading a bare Dfns
     /// refusal knows the resource is held back and how to let it go.

@@ -27,16 +27,20 @@ pub enum CrashPoint {
     RetirePreviousDeactivated,
     /// Deletion: `deletionPolicy` is applied in Dfns; the Secret and finalizer are untouched.
     CleanupDfnsDone,
+    /// Renewal: the Secret holds the replacement and the staging Secret is gone; status still
+    /// records the credential it replaces.
+    RenewalSecretSwitched,
 }
 
 impl CrashPoint {
-    pub const ALL: [CrashPoint; 6] = [
+    pub const ALL: [CrashPoint; 7] = [
         CrashPoint::CreatePendingSaved,
         CrashPoint::CreateDfnsReturned,
         CrashPoint::CreateTokenWritten,
         CrashPoint::RetireOrphanDeactivated,
         CrashPoint::RetirePreviousDeactivated,
         CrashPoint::CleanupDfnsDone,
+        CrashPoint::RenewalSecretSwitched,
     ];
 
     /// The name [`ENV`] takes.
@@ -48,6 +52,7 @@ impl CrashPoint {
             CrashPoint::RetireOrphanDeactivated => "retire-orphan-deactivated",
             CrashPoint::RetirePreviousDeactivated => "retire-previous-deactivated",
             CrashPoint::CleanupDfnsDone => "cleanup-dfns-done",
+            CrashPoint::RenewalSecretSwitched => "renewal-secret-switched",
         }
     }
 

@@ -364,6 +364,9 @@ impl<K: CredentialResource> CredentialSource for CachedCredentials<K> {
                     expires_at: status
                         .and_then(|s| s.expires_at.as_ref())
                         .map(|t| t.0.as_second()),
+                    renews_at: status
+                        .and_then(|s| s.renewal_time.as_ref())
+                        .map(|t| t.0.as_second()),
                 }
             })
             .collect()

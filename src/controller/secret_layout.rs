@@ -66,12 +66,12 @@ fn material(secret: &Secret) -> SecretMaterial {
         .ok()
         .map(str::trim)
         .filter(|t| !t.is_empty());
+    let claims = token.and_then(|t| dfns_client::jwt::decode_claims(t).ok());
     SecretMaterial {
         key_fingerprint,
         has_token: token.is_some(),
-        token_expires_at: token
-            .and_then(|t| dfns_client::jwt::decode_claims(t).ok())
-            .and_then(|claims| claims.expires_at),
+        token_expires_at: claims.as_ref().and_then(|c| c.expires_at),
+        token_issued_at: claims.as_ref().and_then(|c| c.issued_at),
         credential_id: text(secret, CRED_ID)
             .ok()
             .filter(|c| !c.is_empty())
@@ -149,6 +149,42 @@ pub fn with_token(
         .get_or_insert_with(BTreeMap::new);
     annotations.insert(ID_ANNOTATION.into(), dfns_id.into());
     annotations.insert(CREDENTIAL_ID_ANNOTATION.into(), credential_id.into());
+    secret
+}
+
+/// The name of the staging Secret a renewal mints its replacement into: the resource's uid makes
+/// it unique and valid whatever the resource's name.
+pub fn staging_name(owner_uid: &str) -> String {
+    format!("dfns-renewal-{owner_uid}")
+}
+
+/// The Secret switched to the credential the staging Secret holds: its key, token, credential id
+/// and ids in one write; everything else as the layout wants it.
+pub fn switched(existing: Option<&Secret>, layout: &SecretLayout, staging: &Secret) -> Secret {
+    let mut secret = base(existing, layout);
+    let data = secret.data.get_or_insert_with(BTreeMap::new);
+    let annotations = secret
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new);
+    let staged = staging.data.as_ref();
+    for key in [PRIVATE_KEY, PUBLIC_KEY, AUTH_TOKEN, CRED_ID] {
+        match staged.and_then(|d| d.get(key)) {
+            Some(value) => data.insert(key.into(), value.clone()),
+            None => data.remove(key),
+        };
+    }
+    let staged = staging.metadata.annotations.as_ref();
+    for key in [
+        ID_ANNOTATION,
+        CREDENTIAL_ID_ANNOTATION,
+        FINGERPRINT_ANNOTATION,
+    ] {
+        match staged.and_then(|a| a.get(key)) {
+            Some(value) => annotations.insert(key.into(), value.clone()),
+            None => annotations.remove(key),
+        };
+    }
     secret
 }
 
@@ -299,6 +335,46 @@ mod tests {
             None
         );
         assert_eq!(material("opaque".into()).token_expires_at, None);
+    }
+
+    #[test]
+    fn a_switch_takes_key_token_and_ids_from_staging_in_one_secret() {
+        let old = with_token(
+            &with_new_key(None, &layout(), &generate_p256().unwrap()),
+            &layout(),
+            &SecretString::new("old"),
+            "us-1",
+            "cred-1",
+        );
+        let new_key = generate_p256().unwrap();
+        let staging_layout = SecretLayout {
+            name: staging_name("uid-1"),
+            ..layout()
+        };
+        let staging = with_token(
+            &with_new_key(None, &staging_layout, &new_key),
+            &staging_layout,
+            &SecretString::new("new"),
+            "us-2",
+            "cred-2",
+        );
+        let s = switched(Some(&old), &layout(), &staging);
+        let SecretState::Owned(m) = classify(Some(&s), "uid-1") else {
+            panic!("owned")
+        };
+        assert!(m.holds_token_of("cred-2"));
+        assert_eq!(
+            m.key_fingerprint.as_deref(),
+            Some(new_key.public_key_sha256.as_str())
+        );
+        assert_eq!(text(&s, AUTH_TOKEN), Ok("new"));
+        assert_eq!(text(&s, PUBLIC_KEY), Ok(new_key.public_key_pem.as_str()));
+        assert_eq!(s.metadata.name.as_deref(), Some("app"));
+        assert_eq!(
+            s.metadata.annotations.as_ref().unwrap()[ID_ANNOTATION],
+            "us-2"
+        );
+        assert_eq!(s.metadata.labels.as_ref().unwrap()["team"], "pay");
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct CredentialSample {
     pub state: CredentialState,
     /// The access token's expiry (Unix seconds), when known.
     pub expires_at: Option<i64>,
+    /// The next renewal (Unix seconds), when known.
+    pub renews_at: Option<i64>,
 }
 
 /// One kind's resources as currently cached (a controller's reflector store).
@@ -120,6 +122,7 @@ impl Collector for CredentialCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let states = Family::<StateLabels, Gauge>::default();
         let expiry = Family::<ResourceLabels, Gauge>::default();
+        let renewal = Family::<ResourceLabels, Gauge>::default();
         let sources = self.sources.lock().expect("credential sources lock");
         if sources.is_empty() {
             // A standby replica caches nothing; it reports nothing rather than zeros.
@@ -141,13 +144,16 @@ impl Collector for CredentialCollector {
                         state: sample.state.as_str(),
                     })
                     .inc();
+                let labels = ResourceLabels {
+                    kind,
+                    namespace: sample.namespace,
+                    name: sample.name,
+                };
                 if let Some(expires_at) = sample.expires_at {
-                    let labels = ResourceLabels {
-                        kind,
-                        namespace: sample.namespace,
-                        name: sample.name,
-                    };
                     expiry.get_or_create(&labels).set(expires_at);
+                }
+                if let Some(renews_at) = sample.renews_at {
+                    renewal.get_or_create(&labels).set(renews_at);
                 }
             }
         }
@@ -163,6 +169,12 @@ impl Collector for CredentialCollector {
             "When each credential's access token expires (Unix time)",
             Some(&Unit::Seconds),
             expiry.metric_type(),
+        )?)?;
+        renewal.encode(encoder.encode_descriptor(
+            "credential_renewal_timestamp",
+            "When each credential is renewed next (Unix time)",
+            Some(&Unit::Seconds),
+            renewal.metric_type(),
         )?)?;
         Ok(())
     }
@@ -238,11 +250,12 @@ mod tests {
             !metrics.encode().contains("dfns_operator_credentials"),
             "no source, no gauges"
         );
-        let sample = |name: &str, state, expires_at| CredentialSample {
+        let sample = |name: &str, state, expires_at: Option<i64>| CredentialSample {
             namespace: "pay".into(),
             name: name.into(),
             state,
             expires_at,
+            renews_at: expires_at.map(|e| e - 100),
         };
         metrics.add_credential_source(Box::new(Fixed(vec![
             sample("a", CredentialState::Ready, Some(1_900_000_000)),
@@ -270,6 +283,10 @@ mod tests {
         );
         assert!(
             text.contains(r#"dfns_operator_credential_expiry_timestamp_seconds{kind="DfnsServiceAccount",namespace="pay",name="a"} 1900000000"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"dfns_operator_credential_renewal_timestamp_seconds{kind="DfnsServiceAccount",namespace="pay",name="a"} 1899999900"#),
             "{text}"
         );
         assert!(

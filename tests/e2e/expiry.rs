@@ -1,23 +1,23 @@
-//! An expired token is never `Ready`: a platform engineer sees `Expired` (condition, Warning
-//! Event) the moment the token in the Secret stops working, whether the operator ran through
-//! the expiry or was stopped across it; deleting the Secret mints a working credential again.
+//! Expiry cannot pass unnoticed: when renewal fails inside the `renewBefore` window, a platform
+//! engineer gets Warning Events saying how long the token still works, and once it expired the
+//! resource is never `Ready`. (Renewal itself, and a token that expired while the operator was
+//! stopped: `renewal.rs`.)
 
 use std::time::Duration;
 
+use dfns_emulator::Faults;
 use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken};
-use dfns_test_support::events::wait_event;
+use dfns_test_support::events::events_of;
 use dfns_test_support::operator::{Setup, WAIT};
 use jiff::Timestamp;
-use kube::api::DeleteParams;
 use serde_json::json;
 
 use super::credentials::verify_with;
 
-/// Seconds a test token lives: long enough to be seen `Ready` under load, short enough to expire
-/// within the test.
-const LIFETIME_SECS: u64 = 30;
-
-async fn short_lived_token(setup: &mut Setup, name: &str) -> (String, Timestamp) {
+#[tokio::test]
+async fn a_renewal_failing_before_expiry_warns_with_the_time_left_and_the_expired_token_is_never_ready()
+ {
+    let mut setup = Setup::new("e2e-expiry-failing").await;
     let role = setup
         .create_role("reader", &["Auth:ServiceAccounts:Read"])
         .await;
@@ -28,124 +28,81 @@ async fn short_lived_token(setup: &mut Setup, name: &str) -> (String, Timestamp)
     setup.wait_ready::<DfnsConnection>("main").await;
     setup
         .apply::<DfnsPersonalAccessToken>(
-            name,
+            "ci",
             json!({
                 "connectionRef": { "kind": "DfnsConnection", "name": "main" },
                 "permissionId": role,
-                "secondsValid": LIFETIME_SECS,
+                "secondsValid": 30,
+                "rotation": { "renewBefore": "24s" },
             }),
         )
         .await;
-    let pat = setup.wait_ready::<DfnsPersonalAccessToken>(name).await;
-    let status = pat.status.expect("status");
-    let expires_at = status
-        .expires_at
-        .expect("expiresAt of a token with secondsValid")
-        .0;
-    (status.token_id.expect("token id"), expires_at)
-}
-
-/// Waits until the wall clock has passed `at` (bounded by the harness' deadline).
-async fn wait_until_past(at: Timestamp) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while Timestamp::now() <= at {
-        assert!(tokio::time::Instant::now() < deadline, "{at} did not pass");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn ready_reason(pat: &DfnsPersonalAccessToken) -> Option<(String, String)> {
-    pat.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
-#[tokio::test]
-async fn a_token_expiring_while_the_operator_runs_turns_expired_at_its_expiry_without_a_resync() {
-    let mut setup = Setup::new("e2e-expiry-live").await;
-    let (token_id, expires_at) = short_lived_token(&mut setup, "ci").await;
-    let secret = setup.secrets().get("ci").await.expect("Secret");
-    let (works, output) = verify_with(&secret).await;
-    assert!(works, "the fresh token works: {output}");
-
-    // The resync interval is ten minutes: only a requeue at the expiry can report it in time.
-    let pat = setup
-        .wait_condition::<DfnsPersonalAccessToken>("ci", "Ready", "False", Some("Expired"))
-        .await;
-    let reported_at = Timestamp::now();
-    assert!(
-        reported_at >= expires_at,
-        "reported Expired before {expires_at}"
-    );
-    assert!(
-        reported_at.duration_since(expires_at) < jiff::SignedDuration::from_secs(30),
-        "reported Expired {} after the expiry",
-        reported_at.duration_since(expires_at)
-    );
-    let stalled = pat
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "Stalled" && c.status == "True");
-    assert!(stalled, "Expired waits for a person: {:?}", pat.status);
-    let note = wait_event(&setup, "ci", "Expired").await;
-    assert!(
-        note.contains(&token_id) && note.contains("delete Secret ci"),
-        "{note}"
-    );
-    let (works, _) = verify_with(&secret).await;
-    assert!(!works, "the expired token no longer works");
-    setup.assert_no_leaks().await;
-}
-
-#[tokio::test]
-async fn a_token_that_expired_while_the_operator_was_stopped_is_reported_expired_then_a_new_secret_is_ready()
- {
-    let mut setup = Setup::new("e2e-expiry-stopped").await;
-    let (old_id, expires_at) = short_lived_token(&mut setup, "ci").await;
-    setup.stop_operator().await;
-    wait_until_past(expires_at).await;
-
-    setup.start_operator();
-    let pat = setup
-        .wait_condition::<DfnsPersonalAccessToken>("ci", "Ready", "False", Some("Expired"))
-        .await;
-    assert_eq!(
-        pat.status.as_ref().and_then(|s| s.token_id.clone()),
-        Some(old_id.clone()),
-        "nothing replaced the credential on its own"
-    );
-
-    // The way forward the message names: without the Secret, a new credential is minted and
-    // the expired one deactivated.
-    setup
-        .secrets()
-        .delete("ci", &DeleteParams::default())
-        .await
-        .expect("delete Secret");
     let pat = setup.wait_ready::<DfnsPersonalAccessToken>("ci").await;
-    assert_eq!(
-        ready_reason(&pat).map(|(_, reason)| reason).as_deref(),
-        Some("Ready")
-    );
-    let status = pat.status.clone().unwrap();
-    let new_id = status.token_id.expect("new token id");
-    assert_ne!(new_id, old_id, "a new credential");
-    let secret = setup.secrets().get("ci").await.expect("new Secret");
+    let status = pat.status.unwrap();
+    let expires_at = status.expires_at.expect("expiresAt").0;
+    let first = status.token_id.expect("token id");
+    // Dfns fails every call from now on: the renewal due in ~6 s cannot happen.
+    setup.emulator.set_faults(Faults {
+        error_ratio: 1.0,
+        ..Faults::default()
+    });
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let warned = loop {
+        let events = events_of(&setup, "ci").await;
+        if let Some((_, note)) = events
+            .iter()
+            .find(|(reason, note)| reason == "Failed" && note.contains("still works for"))
+        {
+            break note.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Warning with the time left: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(warned.contains("Secret ci"), "{warned}");
+    assert!(Timestamp::now() < expires_at + jiff::SignedDuration::from_secs(2));
+
+    // Past the expiry, with renewal still failing: never Ready.
+    while Timestamp::now() <= expires_at + jiff::SignedDuration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let pat = setup
+            .api::<DfnsPersonalAccessToken>()
+            .get("ci")
+            .await
+            .unwrap();
+        let ready = pat
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .cloned()
+            .expect("Ready condition");
+        if ready.status == "False" {
+            assert!(
+                ready.message.contains("expired"),
+                "the condition says the token expired: {ready:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an expired token stays Ready: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Dfns back: renewed at once, Ready again with a live token.
+    setup.emulator.set_faults(Faults::default());
+    let pat = setup.wait_ready::<DfnsPersonalAccessToken>("ci").await;
+    let status = pat.status.unwrap();
+    assert_ne!(status.token_id.as_deref(), Some(first.as_str()), "renewed");
+    let secret = setup.secrets().get("ci").await.unwrap();
     let (works, output) = verify_with(&secret).await;
-    assert!(works, "Ready means the Secret's token works: {output}");
-    let old = setup
-        .emulator
-        .state()
-        .pats
-        .into_iter()
-        .find(|p| p.token_id == old_id)
-        .expect("the expired token in Dfns");
-    assert!(!old.is_active, "the expired credential was deactivated");
+    assert!(works, "{output}");
     setup.assert_no_leaks().await;
 }

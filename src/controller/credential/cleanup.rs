@@ -9,6 +9,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::cleanup_plan::{CleanupStep, next_cleanup_step};
+use super::create::Slot;
 use super::facts::{Change, Effect};
 use super::reconcile::{MAX_STEPS, Run, SKIP_CLEANUP_ANNOTATION};
 use super::resource::CredentialResource;
@@ -216,7 +217,9 @@ impl<K: CredentialResource> Run<'_, K> {
             }
             CleanupStep::ReleaseSecret => {
                 let released = secret_layout::released(self.owned_secret()?, &self.facts.uid);
-                Ok(Effect::changed(self.write_secret(released).await?))
+                Ok(Effect::changed(
+                    self.write_secret(Slot::Main, released).await?,
+                ))
             }
             CleanupStep::DeleteSecret => {
                 let secret = self.owned_secret()?;

@@ -6,6 +6,7 @@ use super::plan::{
     find_orphan, foreign_id, foreign_message, proven_ours, reason_suffix, unproven_candidates,
     unproven_message,
 };
+use super::renewal;
 use super::rules;
 use crate::api::DeletionPolicy;
 
@@ -117,7 +118,8 @@ pub fn next_cleanup_step(o: &Observed, skip_cleanup: bool) -> CleanupStep {
 fn dfns_cleanup(o: &Observed, policy: DeletionPolicy) -> Option<CleanupStep> {
     let touches_dfns = o.recorded_id().is_some()
         || o.status.pending_create.is_some()
-        || o.status.retiring.is_some();
+        || o.status.retiring.is_some()
+        || o.status.pending_renewal.is_some();
     if !touches_dfns {
         return None;
     }
@@ -149,6 +151,12 @@ fn dfns_cleanup(o: &Observed, policy: DeletionPolicy) -> Option<CleanupStep> {
     if let Some(retiring) = &o.status.retiring {
         return Some(CleanupStep::RetirePrevious {
             id: retiring.id.clone(),
+        });
+    }
+    // A renewal's replacement that was created but never switched to: nobody will use it.
+    if let Some(orphan) = find_orphan(&renewal::staging_view(o)) {
+        return Some(CleanupStep::RetireOrphan {
+            id: orphan.id.clone(),
         });
     }
     let unproven = unproven_candidates(o);

@@ -28,6 +28,7 @@ fn ready(policy: DeletionPolicy) -> Observed {
             has_token: true,
             credential_id: Some("cr-1".into()),
             token_expires_at: None,
+            token_issued_at: None,
         }),
         dfns: DfnsView::Recorded(Some(active_object())),
         approval: ApprovalView::NotAsked,
@@ -37,9 +38,11 @@ fn ready(policy: DeletionPolicy) -> Observed {
             recorded: true,
             retiring: true,
             pending_key: true,
+            renewal_key: true,
         },
         connection: None,
         now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+        renewal: Default::default(),
     }
 }
 
@@ -232,5 +235,33 @@ fn a_write_held_before_the_deletion_began_is_forgotten_by_it() {
     assert_eq!(
         next_cleanup_step(&o, false),
         CleanupStep::Deactivate { id: "us-1".into() }
+    );
+}
+
+#[test]
+fn a_deletion_during_a_renewal_retires_the_replacement_never_switched_to() {
+    use crate::api::PendingRenewal;
+    let mut o = ready(DeletionPolicy::Deactivate);
+    o.status.pending_renewal = Some(PendingRenewal {
+        started_at: jiff::Timestamp::UNIX_EPOCH.into(),
+        trigger: "Scheduled".into(),
+        requested: None,
+        pending_create: Some(PendingCreate {
+            started_at: jiff::Timestamp::UNIX_EPOCH.into(),
+            public_key_sha256: "k2".into(),
+            preexisting: vec![],
+            seal: None,
+        }),
+    });
+    o.renewal.candidates = vec![DfnsObject {
+        id: "us-2".into(),
+        credential_id: "cr-2".into(),
+        active: true,
+        key_fingerprint: Some("k2".into()),
+        ..Default::default()
+    }];
+    assert_eq!(
+        next_cleanup_step(&o, false),
+        CleanupStep::RetireOrphan { id: "us-2".into() }
     );
 }

@@ -12,6 +12,7 @@ use kube::runtime::events::EventType;
 use super::facts::{Change, DfnsFacts, Effect, Then};
 use super::observed::SecretState;
 use super::reconcile::Run;
+use super::renewal;
 use super::resource::{CredentialResource, record_ids};
 use super::rules;
 use super::steps::creating;
@@ -27,40 +28,66 @@ use dfns_client::{Identity, NewIdentity, SecretString, decode_claims};
 /// Attempts at writing a token that exists only in this process.
 const TOKEN_WRITE_ATTEMPTS: u32 = 6;
 
+/// The Secret a create works on: the one workloads read (a first create, or a new credential
+/// after a loss), or the staging Secret a renewal mints its replacement into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Slot {
+    Main,
+    Staging,
+}
+
 impl<K: CredentialResource> Run<'_, K> {
-    /// Step 1: a fresh key in the Secret (created if needed), before any Dfns call.
-    pub(super) async fn generate_key(&self) -> Result<Effect, Error> {
+    /// Step 1: a fresh key in the slot's Secret (created if needed), before any Dfns call.
+    pub(super) async fn generate_key(&self, slot: Slot) -> Result<Effect, Error> {
         let key = generate_p256().map_err(Error::KeyGeneration)?;
-        let next = secret_layout::with_new_key(self.facts.secret.as_ref(), &self.layout()?, &key);
-        Ok(Effect::changed(self.write_secret(next).await?))
+        let next =
+            secret_layout::with_new_key(self.slot_secret(slot), &self.layout_of(slot)?, &key);
+        Ok(Effect::changed(self.write_secret(slot, next).await?))
     }
 
     /// Step 2: record the attempt, durably, before calling Dfns.
-    pub(super) fn mark_pending_create(&self, key_fingerprint: String) -> Effect {
+    pub(super) fn mark_pending_create(&self, slot: Slot, key_fingerprint: String) -> Effect {
         let mut status = self.facts.status.clone();
-        status.pending_create = Some(PendingCreate {
+        let view = self.facts.view();
+        let pending = PendingCreate {
             started_at: jiff::Timestamp::now().into(),
             seal: Some(self.facts.seal(Sealed::PendingKey, &key_fingerprint)),
             public_key_sha256: key_fingerprint,
-            preexisting: super::plan::unproven_ids(&self.facts.view()),
-        });
+            preexisting: match slot {
+                Slot::Main => super::plan::unproven_ids(&view),
+                Slot::Staging => super::plan::unproven_ids(&renewal::staging_view(&view)),
+            },
+        };
+        match slot {
+            Slot::Main => status.pending_create = Some(pending),
+            Slot::Staging => {
+                if let Some(renewal) = status.pending_renewal.as_mut() {
+                    renewal.pending_create = Some(pending);
+                }
+            }
+        }
         // Where this attempt's identity will live; a connection moved later stalls the resource.
         if let Some(connection) = &self.facts.connection {
             status.api_url = Some(connection.api_url.clone());
             status.org_id = connection.org_id.clone();
         }
-        Effect::saved(vec![Change::Status(status)], creating())
+        let verdict = match slot {
+            Slot::Main => creating(),
+            Slot::Staging => self.renewal_verdict(),
+        };
+        Effect::saved(vec![Change::Status(status)], verdict)
     }
 
-    /// Steps 3–5: create in Dfns, write the token into the Secret at once, record the ids.
-    pub(super) async fn create(&self) -> Result<Effect, Error> {
+    /// Steps 3–5: create in Dfns, write the token into the slot's Secret at once; a first create
+    /// records the ids, a renewal's replacement becomes a candidate for the switch.
+    pub(super) async fn create(&self, slot: Slot) -> Result<Effect, Error> {
         // The plan asks for Create only once `pendingCreate` is saved (step 2).
         crash_point::reached(CrashPoint::CreatePendingSaved);
         let handle = self.handle()?;
         let facts = &self.facts;
         let new = NewIdentity {
             name: facts.desired.display_name.clone(),
-            public_key_pem: self.secret_public_key()?,
+            public_key_pem: self.secret_public_key(slot)?,
             permission_id: facts.desired.permission_id.clone(),
             external_id: Some(facts.uid.clone()),
             days_valid: self.days_valid(),
@@ -89,9 +116,16 @@ impl<K: CredentialResource> Run<'_, K> {
             ))
         })?;
         let secret = self
-            .write_token(&created.access_token, &identity.id, &credential_id)
+            .write_token(slot, &created.access_token, &identity.id, &credential_id)
             .await?;
         crash_point::reached(CrashPoint::CreateTokenWritten);
+        if slot == Slot::Staging {
+            // The planner finds it among the candidates, holding its token: the switch comes next.
+            return Ok(Effect::changed(vec![
+                Change::Staging(Some(secret)),
+                Change::Candidate(identity),
+            ]));
+        }
         let note = format!(
             "created {} {} and wrote Secret {}",
             K::DFNS_KIND,
@@ -153,7 +187,7 @@ impl<K: CredentialResource> Run<'_, K> {
             .candidate(id)
             .ok_or_else(|| Error::Conflict(format!("{id} is no longer among the candidates")))?;
         let token = self
-            .secret_text(secret_layout::AUTH_TOKEN)
+            .secret_text(Slot::Main, secret_layout::AUTH_TOKEN)
             .map(SecretString::new);
         let note = format!(
             "recorded {} {id} created before an interruption",
@@ -182,27 +216,15 @@ impl<K: CredentialResource> Run<'_, K> {
         written: Option<Secret>,
     ) -> Effect {
         let facts = &self.facts;
-        let mut status = facts.status.clone();
-        record_ids(&mut status, &identity);
-        status.seal = Some(facts.seal(Sealed::Recorded, &identity.id));
-        status.expires_at = token
-            .and_then(|t| decode_claims(t.expose()).ok())
-            .and_then(|c| c.expires_at)
-            .map(Into::into);
-        status.public_key_sha256 = match secret_layout::classify(facts.secret.as_ref(), &facts.uid)
-        {
-            SecretState::Owned(material) => material.key_fingerprint,
-            _ => None,
-        };
+        let key =
+            match secret_layout::classify(written.as_ref().or(facts.secret.as_ref()), &facts.uid) {
+                SecretState::Owned(material) => material.key_fingerprint,
+                _ => None,
+            };
+        let mut status = self.recorded_status(facts.status.clone(), &identity, token, key);
         status.pending_create = None;
-        status.unasked_permissions = None;
-        status.secret_name = Some(facts.desired.secret_name.clone());
-        if let Some(p) = &facts.desired.permission_id
-            && let Some(assignment) = identity.assignment_of(p)
-        {
-            status.assigned_permission_id = Some(p.clone());
-            status.permission_assignment_id = Some(assignment.assignment_id.clone());
-        }
+        // What is asked of a new credential now is answered by it.
+        status.renew_requested = facts.renew_request.clone();
         let mut changes: Vec<Change> = written
             .map(|s| Change::Secret(Some(s)))
             .into_iter()
@@ -212,16 +234,47 @@ impl<K: CredentialResource> Run<'_, K> {
         Effect::saved(changes, creating())
     }
 
+    /// `status` with `identity` recorded as the held credential: its ids, this operator's seal,
+    /// its token's expiry, its key and role assignment.
+    pub(super) fn recorded_status(
+        &self,
+        mut status: crate::api::CredentialStatus,
+        identity: &Identity,
+        token: Option<&SecretString>,
+        key_fingerprint: Option<String>,
+    ) -> crate::api::CredentialStatus {
+        let facts = &self.facts;
+        record_ids(&mut status, identity);
+        status.seal = Some(facts.seal(Sealed::Recorded, &identity.id));
+        status.expires_at = token
+            .and_then(|t| decode_claims(t.expose()).ok())
+            .and_then(|c| c.expires_at)
+            .map(Into::into);
+        status.public_key_sha256 = key_fingerprint;
+        status.unasked_permissions = None;
+        status.secret_name = Some(facts.desired.secret_name.clone());
+        status.assigned_permission_id = None;
+        status.permission_assignment_id = None;
+        if let Some(p) = &facts.desired.permission_id
+            && let Some(assignment) = identity.assignment_of(p)
+        {
+            status.assigned_permission_id = Some(p.clone());
+            status.permission_assignment_id = Some(assignment.assignment_id.clone());
+        }
+        status
+    }
+
     /// Step 4: the token exists only in this process now, so retry the write in-process; if it
     /// cannot be written, the pending-create recovery retires the identity later.
     async fn write_token(
         &self,
+        slot: Slot,
         token: &SecretString,
         dfns_id: &str,
         credential_id: &str,
     ) -> Result<Secret, Error> {
-        let layout = self.layout()?;
-        let name = &self.facts.desired.secret_name;
+        let layout = self.layout_of(slot)?;
+        let name = &layout.name;
         let secrets = self.secrets();
         let mut last_error = None;
         for attempt in 0..TOKEN_WRITE_ATTEMPTS {
@@ -285,9 +338,37 @@ impl<K: CredentialResource> Run<'_, K> {
         })
     }
 
-    /// Creates or replaces (optimistically, by resourceVersion) the Secret; no write if unchanged.
-    pub(super) async fn write_secret(&self, next: Secret) -> Result<Vec<Change>, Error> {
-        if self.facts.secret.as_ref() == Some(&next) {
+    /// The layout of the slot's Secret. The staging Secret carries none of the template's labels
+    /// and annotations: nothing that watches Secrets by label should act on a key not yet in use.
+    pub(super) fn layout_of(&self, slot: Slot) -> Result<SecretLayout, Error> {
+        let layout = self.layout()?;
+        Ok(match slot {
+            Slot::Main => layout,
+            Slot::Staging => SecretLayout {
+                name: secret_layout::staging_name(&self.facts.uid),
+                labels: Default::default(),
+                annotations: Default::default(),
+                ..layout
+            },
+        })
+    }
+
+    /// The slot's Secret as last read or written.
+    pub(super) fn slot_secret(&self, slot: Slot) -> Option<&Secret> {
+        match slot {
+            Slot::Main => self.facts.secret.as_ref(),
+            Slot::Staging => self.facts.staging.as_ref(),
+        }
+    }
+
+    /// Creates or replaces (optimistically, by resourceVersion) the slot's Secret; no write if
+    /// unchanged.
+    pub(super) async fn write_secret(
+        &self,
+        slot: Slot,
+        next: Secret,
+    ) -> Result<Vec<Change>, Error> {
+        if self.slot_secret(slot) == Some(&next) {
             return Ok(Vec::new());
         }
         let secrets = self.secrets();
@@ -299,7 +380,10 @@ impl<K: CredentialResource> Run<'_, K> {
                     .await?
             }
         };
-        Ok(vec![Change::Secret(Some(written))])
+        Ok(vec![match slot {
+            Slot::Main => Change::Secret(Some(written)),
+            Slot::Staging => Change::Staging(Some(written)),
+        }])
     }
 
     /// A Ready credential's Secret follows the template and the connection (labels,
@@ -309,21 +393,21 @@ impl<K: CredentialResource> Run<'_, K> {
             return Ok(());
         };
         let next = secret_layout::with_layout(current, &self.layout()?);
-        for change in self.write_secret(next).await? {
+        for change in self.write_secret(Slot::Main, next).await? {
             self.facts.apply(change);
         }
         Ok(())
     }
 
-    fn secret_text(&self, key: &str) -> Option<String> {
-        let secret = self.facts.secret.as_ref()?;
+    pub(super) fn secret_text(&self, slot: Slot, key: &str) -> Option<String> {
+        let secret = self.slot_secret(slot)?;
         secret_layout::text(secret, key).ok().map(str::to_string)
     }
 
-    /// The SPKI PEM of the Secret's key, derived from the private key so the two always match.
-    fn secret_public_key(&self) -> Result<String, Error> {
+    /// The SPKI PEM of the slot's key, derived from the private key so the two always match.
+    fn secret_public_key(&self, slot: Slot) -> Result<String, Error> {
         let pem = self
-            .secret_text(secret_layout::PRIVATE_KEY)
+            .secret_text(slot, secret_layout::PRIVATE_KEY)
             .ok_or_else(|| {
                 Error::Conflict("the Secret lost its private key during create".into())
             })?;

@@ -10,6 +10,7 @@ use kube::runtime::events::EventType;
 use super::observed::{
     ApprovalView, ConnectionView, Desired, DfnsObject, DfnsView, Guard, Observed, Seals,
 };
+use super::renewal::{RenewalFacts, RenewalPolicy};
 use crate::api::CredentialStatus;
 use crate::controller::conditions::Verdict;
 use crate::controller::seal::{Sealed, Sealer};
@@ -39,6 +40,13 @@ pub struct Facts {
     pub connection: Option<ConnectionView>,
     /// When the facts were read.
     pub now: jiff::Timestamp,
+    /// The staging Secret of a renewal under way, as last read or written.
+    pub staging: Option<Secret>,
+    /// What may stem from a renewal's create: its pending key, or this resource's `externalId`.
+    pub renewal_candidates: Vec<Candidate>,
+    /// The resource's `dfns.io/renew` annotation.
+    pub renew_request: Option<String>,
+    pub renewal_policy: RenewalPolicy,
 }
 
 /// What Dfns holds for this resource.
@@ -73,6 +81,10 @@ pub enum Change {
     Archived(String),
     /// The recorded identity was given up: nothing in Dfns is known for what comes next.
     Unknown,
+    /// The staging Secret as written, or `None` once deleted.
+    Staging(Option<Secret>),
+    /// A renewal's replacement, just created.
+    Candidate(Identity),
 }
 
 /// What a step did, and whether its changes must be durable before the next step.
@@ -147,16 +159,9 @@ impl Facts {
             dfns: match &self.dfns {
                 DfnsFacts::NotAsked => DfnsView::NotAsked,
                 DfnsFacts::Recorded(found) => DfnsView::Recorded(found.as_ref().map(view_of)),
-                DfnsFacts::Candidates(candidates) => DfnsView::Candidates(
-                    candidates
-                        .iter()
-                        .map(|c| DfnsObject {
-                            archived: c.archived,
-                            active: c.identity.is_active && !c.archived,
-                            ..view_of(&c.identity)
-                        })
-                        .collect(),
-                ),
+                DfnsFacts::Candidates(candidates) => {
+                    DfnsView::Candidates(candidates.iter().map(candidate_view).collect())
+                }
             },
             approval: self
                 .approval
@@ -166,7 +171,21 @@ impl Facts {
             seals: self.seals(),
             connection: self.connection.clone(),
             now: self.now,
+            renewal: RenewalFacts {
+                staging: secret_layout::classify(self.staging.as_ref(), &self.uid),
+                candidates: self.renewal_candidates.iter().map(candidate_view).collect(),
+                requested: self.renew_request.clone(),
+                policy: self.renewal_policy,
+            },
         }
+    }
+
+    /// A renewal's candidate as Dfns last showed it.
+    pub fn renewal_candidate(&self, id: &str) -> Option<Identity> {
+        self.renewal_candidates
+            .iter()
+            .find(|c| c.identity.id == id)
+            .map(|c| c.identity.clone())
     }
 
     /// Which ids in status this operator sealed for this resource.
@@ -192,6 +211,17 @@ impl Facts {
                     p.seal.as_deref(),
                 )
             }),
+            renewal_key: status
+                .pending_renewal
+                .as_ref()
+                .and_then(|r| r.pending_create.as_ref())
+                .is_some_and(|p| {
+                    check(
+                        Sealed::PendingKey,
+                        Some(p.public_key_sha256.as_str()),
+                        p.seal.as_deref(),
+                    )
+                }),
         }
     }
 
@@ -221,18 +251,38 @@ impl Facts {
             Change::Secret(secret) => self.secret = secret,
             Change::Status(status) => self.status = status,
             Change::Recorded(found) => self.dfns = DfnsFacts::Recorded(found),
-            Change::Archived(id) => match &mut self.dfns {
-                DfnsFacts::Candidates(candidates) => candidates
+            Change::Staging(secret) => self.staging = secret,
+            Change::Candidate(identity) => self.renewal_candidates.push(Candidate {
+                identity,
+                archived: false,
+            }),
+            Change::Archived(id) => {
+                self.renewal_candidates
                     .iter_mut()
                     .filter(|c| c.identity.id == id)
-                    .for_each(|c| c.archived = true),
-                DfnsFacts::Recorded(found) if found.as_ref().is_some_and(|f| f.id == id) => {
-                    *found = None
+                    .for_each(|c| c.archived = true);
+                match &mut self.dfns {
+                    DfnsFacts::Candidates(candidates) => candidates
+                        .iter_mut()
+                        .filter(|c| c.identity.id == id)
+                        .for_each(|c| c.archived = true),
+                    DfnsFacts::Recorded(found) if found.as_ref().is_some_and(|f| f.id == id) => {
+                        *found = None
+                    }
+                    _ => {}
                 }
-                _ => {}
-            },
+            }
             Change::Unknown => self.dfns = DfnsFacts::NotAsked,
         }
+    }
+}
+
+/// The planner's view of an identity that may stem from an interrupted create.
+fn candidate_view(c: &Candidate) -> DfnsObject {
+    DfnsObject {
+        archived: c.archived,
+        active: c.identity.is_active && !c.archived,
+        ..view_of(&c.identity)
     }
 }
 

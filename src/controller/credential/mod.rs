@@ -12,6 +12,8 @@ mod observe;
 pub mod observed;
 pub mod plan;
 mod reconcile;
+mod renew;
+pub mod renewal;
 pub mod resource;
 pub mod rules;
 mod steps;

@@ -9,14 +9,16 @@ use kube::{Api, ResourceExt};
 
 use super::facts::{Candidate, DfnsFacts, Facts};
 use super::observed::{ConnectionView, Desired, Guard};
+use super::renewal::{self, RenewalPolicy};
 use super::resource::CredentialResource;
 use super::rules;
-use crate::api::{ConditionReason, ConnectionKind, PendingCreate};
+use crate::api::{ConditionReason, ConnectionKind, PendingCreate, RENEW_ANNOTATION, Rotation};
 use crate::controller::context::Context;
 use crate::controller::dfns_clients::{ConnectionHandle, ConnectionKey, ConnectionObject};
 use crate::controller::error::Error;
 use crate::controller::guard::{ConnectionFacts, Request, judge, selector_matches};
-use dfns_client::Identity;
+use crate::controller::secret_layout;
+use dfns_client::{Identity, IdentityKind};
 
 /// The facts of one reconcile, and the connection they were read through.
 pub struct Observation {
@@ -153,32 +155,32 @@ pub async fn observe<K: CredentialResource>(
         }
     }
 
-    let secret = Api::<Secret>::namespaced(ctx.kube.clone(), &namespace)
-        .get_opt(&desired.secret_name)
-        .await?;
+    let secrets = Api::<Secret>::namespaced(ctx.kube.clone(), &namespace);
+    let secret = secrets.get_opt(&desired.secret_name).await?;
+    // A staging Secret exists only while a renewal is under way (`renewal.rs`).
+    let staging = match &status.pending_renewal {
+        Some(_) => secrets.get_opt(&secret_layout::staging_name(&uid)).await?,
+        None => None,
+    };
+    let renewal_candidates = match (
+        &handle,
+        status
+            .pending_renewal
+            .as_ref()
+            .and_then(|r| r.pending_create.as_ref()),
+    ) {
+        (Some(h), Some(pending)) => {
+            find_candidates(ctx, h, K::DFNS_KIND, &uid, &desired, pending).await?
+        }
+        _ => Vec::new(),
+    };
     let dfns = match (&handle, &recorded_id, &status.pending_create) {
         (Some(h), Some(id), _) => {
             DfnsFacts::Recorded(ctx.inventory.recorded(h, K::DFNS_KIND, id).await?)
         }
-        (Some(h), None, Some(pending)) => {
-            let fingerprint = pending.public_key_sha256.as_str();
-            let found = ctx
-                .inventory
-                .candidates(h, K::DFNS_KIND, &uid, |c| {
-                    c.public_key_sha256().as_deref() == Some(fingerprint)
-                        || may_stem_from(c, &desired.display_name, pending)
-                })
-                .await?;
-            DfnsFacts::Candidates(
-                found
-                    .into_iter()
-                    .map(|identity| Candidate {
-                        identity,
-                        archived: false,
-                    })
-                    .collect(),
-            )
-        }
+        (Some(h), None, Some(pending)) => DfnsFacts::Candidates(
+            find_candidates(ctx, h, K::DFNS_KIND, &uid, &desired, pending).await?,
+        ),
         _ => DfnsFacts::NotAsked,
     };
     // The approval of a held write, while undecided and for the spec it was sent for; one read
@@ -210,9 +212,59 @@ pub async fn observe<K: CredentialResource>(
             sealer: ctx.sealer.clone(),
             connection: view,
             now: jiff::Timestamp::now(),
+            staging,
+            renewal_candidates,
+            renew_request: obj.annotations().get(RENEW_ANNOTATION).cloned(),
+            renewal_policy: renewal_policy(spec.rotation.as_ref())?,
         },
         connection,
         handle,
+    })
+}
+
+/// Identities that may stem from a pending create: its key, this resource's `externalId`, or
+/// nothing to tell (`may_stem_from`).
+async fn find_candidates(
+    ctx: &Context,
+    handle: &ConnectionHandle,
+    kind: IdentityKind,
+    uid: &str,
+    desired: &Desired,
+    pending: &PendingCreate,
+) -> Result<Vec<Candidate>, Error> {
+    let fingerprint = pending.public_key_sha256.as_str();
+    let found = ctx
+        .inventory
+        .candidates(handle, kind, uid, |c| {
+            c.public_key_sha256().as_deref() == Some(fingerprint)
+                || may_stem_from(c, &desired.display_name, pending)
+        })
+        .await?;
+    Ok(found
+        .into_iter()
+        .map(|identity| Candidate {
+            identity,
+            archived: false,
+        })
+        .collect())
+}
+
+/// `spec.rotation`, parsed; the schema admits only durations this parses.
+fn renewal_policy(rotation: Option<&Rotation>) -> Result<RenewalPolicy, Error> {
+    let parse = |field: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(renewal::parse_duration)
+            .transpose()
+            .map_err(|e| Error::InvalidSpec(format!("spec.rotation.{field}: {e}")))
+    };
+    let defaults = RenewalPolicy::default();
+    let Some(rotation) = rotation else {
+        return Ok(defaults);
+    };
+    Ok(RenewalPolicy {
+        renew_before: parse("renewBefore", &rotation.renew_before)?,
+        grace_period: parse("gracePeriod", &rotation.grace_period)?
+            .unwrap_or(defaults.grace_period),
     })
 }
 

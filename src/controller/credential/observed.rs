@@ -2,6 +2,7 @@
 //! holds and what Dfns shows. Pure data derived from the facts (`facts.rs`) each time the planner
 //! is asked, never edited on its own.
 
+pub use super::renewal::RenewalFacts;
 use crate::api::{CredentialLimits, CredentialStatus, DeletionPolicy};
 
 /// The spec, with defaults resolved.
@@ -34,6 +35,8 @@ pub struct SecretMaterial {
     pub credential_id: Option<String>,
     /// The `exp` of `DFNS_AUTH_TOKEN` (read, not verified): when what workloads use stops working.
     pub token_expires_at: Option<jiff::Timestamp>,
+    /// The `iat` of `DFNS_AUTH_TOKEN`: with `exp`, the token's lifetime.
+    pub token_issued_at: Option<jiff::Timestamp>,
 }
 
 impl SecretMaterial {
@@ -132,6 +135,8 @@ pub struct Observed {
     pub connection: Option<ConnectionView>,
     /// When the facts were read: what token expiry is judged against.
     pub now: jiff::Timestamp,
+    /// What renewals need: the staging Secret, the replacement's candidates, the request.
+    pub renewal: RenewalFacts,
 }
 
 /// What the planner needs of the connection to judge what a credential already holds
@@ -162,6 +167,8 @@ pub struct Seals {
     pub retiring: bool,
     /// `pendingCreate.publicKeySha256`.
     pub pending_key: bool,
+    /// `pendingRenewal.pendingCreate.publicKeySha256`.
+    pub renewal_key: bool,
 }
 
 impl Observed {

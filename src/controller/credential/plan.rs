@@ -4,6 +4,7 @@
 //! plan says the resource is up to date or must wait.
 
 use super::observed::{ApprovalView, DfnsObject, DfnsView, Guard, Observed, SecretState};
+use super::renewal::{self, RENEWAL_OPERATION_SUFFIX, RenewalStep};
 use super::rules;
 use crate::api::{ConditionReason, PendingApproval};
 use dfns_client::IdentityKind;
@@ -93,6 +94,10 @@ pub enum Step {
     DeactivateNotAllowed {
         message: String,
     },
+    /// A step of a renewal (`renewal.rs`).
+    Renewal(RenewalStep),
+    /// `status.renewalTime` should show the next renewal.
+    RecordRenewalTime(Option<jiff::Timestamp>),
     /// Nothing to do in Dfns or the Secret.
     UpToDate,
 }
@@ -107,6 +112,7 @@ pub fn held_operation(
     let target = || format!("{kind} {}", recorded_id.unwrap_or_default());
     Some(match step {
         Step::Create => format!("create {kind}"),
+        Step::Renewal(RenewalStep::Create) => format!("create {kind}{RENEWAL_OPERATION_SUFFIX}"),
         Step::AssignPermission { permission_id } => {
             format!("assign permission {permission_id} to {}", target())
         }
@@ -172,7 +178,7 @@ pub fn next_step(o: &Observed) -> Step {
             if o.recorded_id().is_some()
                 && let Some(expired_at) = o.token_expired_at()
             {
-                return expired(o, expired_at, Some(message));
+                return expired(o, expired_at, message);
             }
             return Step::Wait {
                 reason: *reason,
@@ -211,6 +217,11 @@ pub fn next_step(o: &Observed) -> Step {
         return step;
     }
     if let Some(pending) = &o.status.pending_approval {
+        // A replacement's create held for approval is decided like a first create, about the
+        // staging Secret.
+        if renewal::holds_replacement_create(o) {
+            return renewal::in_staging(approval_step(&renewal::staging_view(o), pending));
+        }
         return approval_step(o, pending);
     }
 
@@ -225,9 +236,24 @@ pub fn next_step(o: &Observed) -> Step {
         }
         return create_path(o);
     };
-    // The credential this one replaced is retired before anything else is decided: a second
-    // loss would otherwise overwrite its record and leave it active, forgotten.
-    if let Some(retiring) = &o.status.retiring {
+    // A renewal under way goes on before the held credential is judged: after a crash between
+    // the Secret's switch and its record, the Secret holds the replacement, which would look
+    // like a loss of the recorded credential.
+    if o.status.pending_renewal.is_some() {
+        if let Guard::Refused { reason, message } = &o.guard {
+            return Step::Stall {
+                reason: *reason,
+                message: message.clone(),
+            };
+        }
+        return renewal::step(o);
+    }
+    // The credential this one replaced is retired once its grace period is over; a lost one at
+    // once. It is retired before a new loss or renewal too: the next replacement would otherwise
+    // overwrite its record and leave it active, forgotten.
+    if let Some(retiring) = &o.status.retiring
+        && !renewal::in_grace(&o.status, o.now)
+    {
         return Step::RetirePrevious {
             id: retiring.id.clone(),
         };
@@ -237,11 +263,12 @@ pub fn next_step(o: &Observed) -> Step {
     let object = match &o.dfns {
         DfnsView::Recorded(Some(object)) if !object.archived => object,
         DfnsView::Recorded(_) => {
-            return Step::LoseCredential {
-                message: format!("{recorded_id} is archived or missing in Dfns"),
+            return lose(
+                o,
+                format!("{recorded_id} is archived or missing in Dfns"),
                 // Nothing to retire; an unsealed id is not carried on as this resource's.
-                retire: o.seals.recorded,
-            };
+                o.seals.recorded,
+            );
         }
         // Not looked up (the reconciler always looks for a recorded id); nothing to judge.
         DfnsView::NotAsked | DfnsView::Candidates(_) => return Step::UpToDate,
@@ -249,19 +276,21 @@ pub fn next_step(o: &Observed) -> Step {
     match material {
         // `ownership_step` let only a proven identity through this far.
         None => {
-            return Step::LoseCredential {
-                message: format!("Secret {} was deleted", o.desired.secret_name),
-                retire: true,
-            };
+            return lose(
+                o,
+                format!("Secret {} was deleted", o.desired.secret_name),
+                true,
+            );
         }
         Some(m) if m.key_fingerprint.is_none() || !m.holds_token_of(&object.credential_id) => {
-            return Step::LoseCredential {
-                message: format!(
+            return lose(
+                o,
+                format!(
                     "Secret {} no longer holds the key material of {recorded_id}",
                     o.desired.secret_name
                 ),
-                retire: true,
-            };
+                true,
+            );
         }
         Some(_) => {}
     }
@@ -302,28 +331,48 @@ pub fn next_step(o: &Observed) -> Step {
     if let Some(step) = permission_step(o, object) {
         return step;
     }
-    match o.token_expired_at() {
-        // A deactivated credential's token is unusable anyway; `Inactive` says what matters.
-        Some(expired_at) if o.desired.active && object.active => expired(o, expired_at, None),
-        _ => Step::UpToDate,
+    // A deactivated credential's token is unusable anyway, and renewing it would mint an
+    // active one; `Inactive` says what matters.
+    if o.desired.active
+        && object.active
+        && let Some(trigger) = renewal::due(o)
+    {
+        return match &o.status.retiring {
+            Some(retiring) => Step::RetirePrevious {
+                id: retiring.id.clone(),
+            },
+            None => Step::Renewal(RenewalStep::Begin { trigger }),
+        };
+    }
+    let next = renewal::next_renewal(o);
+    if o.status.renewal_time.as_ref().map(|t| t.0) != next {
+        return Step::RecordRenewalTime(next);
+    }
+    Step::UpToDate
+}
+
+/// The recorded credential is lost: mint anew, once a previous one still in its grace period is
+/// retired (one previous credential at a time).
+fn lose(o: &Observed, message: String, retire: bool) -> Step {
+    match &o.status.retiring {
+        Some(retiring) => Step::RetirePrevious {
+            id: retiring.id.clone(),
+        },
+        None => Step::LoseCredential { message, retire },
     }
 }
 
-/// The token in the Secret is past its `exp`: never `Ready`. Until the operator renews tokens,
-/// a person's way forward is the lost-Secret path: deleting the Secret mints a new credential
-/// with the same spec and deactivates this one.
-fn expired(o: &Observed, expired_at: jiff::Timestamp, unavailable: Option<&String>) -> Step {
+/// The token in the Secret is past its `exp` and the connection cannot be used to renew it:
+/// never `Ready`; renewal starts as soon as the connection is back.
+fn expired(o: &Observed, expired_at: jiff::Timestamp, unavailable: &str) -> Step {
     let secret = &o.desired.secret_name;
     let id = o.recorded_id().unwrap_or_default();
-    let also = unavailable
-        .map(|m| format!(" (and the connection is unavailable: {m})"))
-        .unwrap_or_default();
     Step::Stall {
         reason: ConditionReason::Expired,
         message: format!(
-            "the access token of {id} in Secret {secret} expired at {expired_at}{also}; workloads \
-             using it fail. The operator does not renew tokens yet: delete Secret {secret} and it \
-             mints a new credential with the same spec and deactivates {id}"
+            "the access token of {id} in Secret {secret} expired at {expired_at}; workloads \
+             using it fail. It is renewed as soon as the connection is available again: \
+             {unavailable}"
         ),
     }
 }
@@ -410,8 +459,9 @@ pub(super) fn reason_suffix(pending: &PendingApproval) -> String {
         .unwrap_or_default()
 }
 
-/// Nothing recorded yet: the crash-safe create (docs/architecture.md).
-fn create_path(o: &Observed) -> Step {
+/// Nothing recorded yet: the crash-safe create (docs/architecture.md). A renewal asks it about
+/// its staging view (`renewal::staging_view`).
+pub(super) fn create_path(o: &Observed) -> Step {
     let key = match &o.secret {
         SecretState::Owned(m) => m.key_fingerprint.as_deref(),
         _ => None,

@@ -1,6 +1,7 @@
 //! An expired token is never `Ready`: the decisions around the token's `exp` in the Secret.
 
 use super::*;
+use crate::controller::credential::renewal::{RenewalStep, Trigger};
 
 /// A ready credential whose Secret's token expires `secs` after the planner's `now`.
 fn expiring_in(secs: i64) -> Observed {
@@ -27,15 +28,15 @@ fn a_token_that_still_works_is_up_to_date() {
 }
 
 #[test]
-fn a_token_past_its_expiry_stalls_as_expired_with_a_way_forward() {
+fn a_token_past_its_expiry_is_renewed_at_once() {
     for secs in [0, -1, -86_400] {
-        let step = next_step(&expiring_in(secs));
-        assert!(is_expired_stall(&step), "{secs}: {step:?}");
-        let Step::Stall { message, .. } = step else {
-            unreachable!()
-        };
-        assert!(message.contains("us-1"), "{message}");
-        assert!(message.contains("delete Secret app"), "{message}");
+        assert_eq!(
+            next_step(&expiring_in(secs)),
+            Step::Renewal(RenewalStep::Begin {
+                trigger: Trigger::Expired
+            }),
+            "{secs}"
+        );
     }
 }
 

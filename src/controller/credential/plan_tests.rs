@@ -13,6 +13,8 @@ mod connection_rules;
 mod expiry;
 #[path = "plan_ownership_tests.rs"]
 mod ownership;
+#[path = "plan_renewal_tests.rs"]
+mod renewal;
 
 const KEY_A: &str = "aaaa";
 const KEY_B: &str = "bbbb";
@@ -38,9 +40,11 @@ fn observed() -> Observed {
             recorded: true,
             retiring: true,
             pending_key: true,
+            renewal_key: true,
         },
         connection: None,
         now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+        renewal: Default::default(),
     }
 }
 
@@ -50,6 +54,7 @@ fn key_only(fp: &str) -> SecretState {
         has_token: false,
         credential_id: None,
         token_expires_at: None,
+        token_issued_at: None,
     })
 }
 
@@ -59,6 +64,7 @@ fn full_secret(fp: &str, cred: &str) -> SecretState {
         has_token: true,
         credential_id: Some(cred.into()),
         token_expires_at: None,
+        token_issued_at: None,
     })
 }
 
@@ -324,6 +330,7 @@ fn a_deleted_or_stripped_secret_loses_the_credential() {
         has_token: true,
         credential_id: Some("cr-1".into()),
         token_expires_at: None,
+        token_issued_at: None,
     });
     assert!(matches!(next_step(&o), Step::LoseCredential { .. }));
 }

@@ -16,6 +16,7 @@ use super::facts::{Change, Effect, Facts, Then};
 use super::observe::{Observation, connection_key, observe};
 use super::observed::SecretState;
 use super::plan::{Step, held_operation, next_step, written_id};
+use super::renewal;
 use super::resource::CredentialResource;
 use crate::api::{ConditionReason, CredentialStatus};
 use crate::controller::conditions::Verdict;
@@ -97,6 +98,13 @@ pub fn error_policy<K: CredentialResource>(
         ctx.failure_delay(&ObjectRef::from_obj(&*obj))
     };
     let delay = error.retry_after().map_or(delay, |after| after.max(delay));
+    // A backoff never sleeps through the token's expiry: `Expired` is told when it happens.
+    let expires_at = obj
+        .credential_status()
+        .and_then(|s| s.expires_at.as_ref())
+        .map(|t| t.0);
+    let delay =
+        until_expiry(jiff::Timestamp::now(), expires_at).map_or(delay, |until| delay.min(until));
     tracing::warn!(
         kind = K::kind(&()).as_ref(),
         namespace = obj.namespace().unwrap_or_default(),
@@ -116,11 +124,20 @@ async fn report_unobserved<K: CredentialResource>(obj: &K, ctx: &Context, error:
         return error;
     }
     let persisted = obj.credential_status().cloned().unwrap_or_default();
+    let left = renewal::failure_note(
+        &persisted,
+        persisted.secret_name.as_deref().unwrap_or_default(),
+        jiff::Timestamp::now(),
+    );
     let mut writer = StatusWriter::new(api_for(ctx, obj), obj, persisted);
     let verdict = if obj.meta().deletion_timestamp.is_some() {
         error.verdict().during_cleanup()
     } else {
-        error.verdict()
+        let verdict = error.verdict();
+        match &left {
+            Some(left) => verdict.with_message_suffix(left),
+            None => verdict,
+        }
     };
     if let Err(write_error) = writer.save_conditions_only(&verdict).await {
         tracing::warn!(error = %write_error, "could not record the failure in status");
@@ -129,7 +146,7 @@ async fn report_unobserved<K: CredentialResource>(obj: &K, ctx: &Context, error:
         &obj.object_ref(&()),
         EventType::Warning,
         "Failed",
-        error.to_string(),
+        error.to_string() + left.as_deref().unwrap_or_default(),
     )
     .await;
     error
@@ -320,13 +337,25 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         }
     }
 
+    /// The usual requeue, or sooner where the token expires, is due for renewal, or the
+    /// previous credential's grace period ends: each is looked at when it happens.
     pub(super) fn requeue_after(&self, verdict: &Verdict) -> Duration {
-        let expires_at = match self.facts.view().secret {
+        let view = self.facts.view();
+        let expires_at = match &view.secret {
             SecretState::Owned(material) => material.token_expires_at,
             _ => None,
         };
-        let after = self.requeue_for(verdict);
-        until_expiry(jiff::Timestamp::now(), expires_at).map_or(after, |until| after.min(until))
+        let retire_at = view
+            .status
+            .retiring
+            .as_ref()
+            .and_then(|r| r.retire_at.as_ref())
+            .map(|t| t.0);
+        let now = jiff::Timestamp::now();
+        [expires_at, renewal::next_renewal(&view), retire_at]
+            .into_iter()
+            .filter_map(|at| until_expiry(now, at))
+            .fold(self.requeue_for(verdict), Duration::min)
     }
 
     fn requeue_for(&self, verdict: &Verdict) -> Duration {
@@ -351,14 +380,34 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         if error.waiting().is_some() {
             return error;
         }
+        let verdict = self.with_time_left(error.verdict());
         if self.fresh
-            && let Err(save_error) = self.save(error.verdict()).await
+            && let Err(save_error) = self.save(verdict).await
         {
             tracing::warn!(error = %save_error, "could not record the failure in status");
         }
-        self.event(EventType::Warning, "Failed", error.to_string())
-            .await;
+        let mut note = error.to_string();
+        if let Some(left) = self.renewal_time_left() {
+            note.push_str(&left);
+        }
+        self.event(EventType::Warning, "Failed", note).await;
         error
+    }
+
+    /// While a renewal is due or under way, how long the token still works.
+    fn renewal_time_left(&self) -> Option<String> {
+        renewal::failure_note(
+            &self.facts.status,
+            &self.facts.desired.secret_name,
+            jiff::Timestamp::now(),
+        )
+    }
+
+    fn with_time_left(&self, verdict: Verdict) -> Verdict {
+        let Some(left) = self.renewal_time_left() else {
+            return verdict;
+        };
+        verdict.with_message_suffix(&left)
     }
 
     pub(super) async fn event(&self, type_: EventType, reason: &str, note: String) {

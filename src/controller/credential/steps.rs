@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use kube::runtime::events::EventType;
 
+use super::create::Slot;
 use super::facts::{Change, Effect, Then};
 use super::plan::Step;
 use super::reconcile::Run;
 use super::resource::{CredentialResource, clear_ids};
-use crate::api::{ConditionReason, PendingApproval, RetiringCredential};
+use super::rules;
+use crate::api::{ConditionReason, DeletionPolicy, PendingApproval, RetiringCredential};
 use crate::controller::conditions::Verdict;
 use crate::controller::crash_point::{self, CrashPoint};
 use crate::controller::dfns_clients::ConnectionHandle;
@@ -36,11 +38,17 @@ impl<K: CredentialResource> Run<'_, K> {
             }
             Step::ApprovalGranted => self.approval_granted().await,
             Step::ForgetApproval => Ok(self.forget_approval()),
-            Step::GenerateKey => self.generate_key().await,
+            Step::GenerateKey => self.generate_key(Slot::Main).await,
             Step::MarkPendingCreate { key_fingerprint } => {
-                Ok(self.mark_pending_create(key_fingerprint))
+                Ok(self.mark_pending_create(Slot::Main, key_fingerprint))
             }
-            Step::Create => self.create().await,
+            Step::Create => self.create(Slot::Main).await,
+            Step::Renewal(step) => self.perform_renewal(step).await,
+            Step::RecordRenewalTime(at) => {
+                let mut status = self.facts.status.clone();
+                status.renewal_time = at.map(Into::into);
+                Ok(Effect::changed(vec![Change::Status(status)]))
+            }
             Step::Adopt(object) => self.adopt(&object.id).await,
             Step::RetireOrphan(object) => self.retire_orphan(&object.id).await,
             Step::LoseCredential { message, retire } => Ok(self.lose_credential(message, retire)),
@@ -179,19 +187,55 @@ impl<K: CredentialResource> Run<'_, K> {
         Effect::changed(vec![Change::Status(status)])
     }
 
+    /// Retires the credential that was replaced. A lost one is deactivated; a renewal's previous
+    /// one, once its grace period is over, per `deletionPolicy` as the connection allows it.
     async fn retire_previous(&self, id: &str) -> Result<Effect, Error> {
         let kind = K::DFNS_KIND;
-        ignore_not_found(self.handle()?.client.deactivate(kind, id).await)?;
-        crash_point::reached(CrashPoint::RetirePreviousDeactivated);
+        let renewed = self
+            .facts
+            .status
+            .retiring
+            .as_ref()
+            .is_some_and(|r| r.retire_at.is_some());
+        let policy = if renewed {
+            rules::deletion_policy(&self.facts.view())
+        } else {
+            DeletionPolicy::Deactivate
+        };
+        let client = &self.handle()?.client;
+        let note = match policy {
+            DeletionPolicy::Retain => {
+                self.ctx.metrics.left_active(&K::kind(&()), "Retain");
+                format!(
+                    "{kind} {id}, replaced by a renewal, is left active in Dfns (deletionPolicy Retain) \
+                     until its token expires; deactivate it in Dfns when no workload needs it"
+                )
+            }
+            DeletionPolicy::Deactivate | DeletionPolicy::Archive => {
+                ignore_not_found(client.deactivate(kind, id).await)?;
+                crash_point::reached(CrashPoint::RetirePreviousDeactivated);
+                if policy == DeletionPolicy::Archive {
+                    ignore_not_found(client.delete(kind, id).await)?;
+                    format!("deactivated and archived {kind} {id}, which was replaced")
+                } else {
+                    format!("deactivated {kind} {id}, which was replaced")
+                }
+            }
+        };
         let mut status = self.facts.status.clone();
         status.retiring = None;
-        Ok(
-            Effect::saved(vec![Change::Status(status)], creating()).with_event(
-                EventType::Normal,
-                "Deactivated",
-                format!("deactivated {kind} {id}, which was replaced"),
-            ),
-        )
+        let (type_, reason) = if policy == DeletionPolicy::Retain {
+            (EventType::Warning, "CredentialLeftActive")
+        } else {
+            (EventType::Normal, "Deactivated")
+        };
+        // A renewal's previous credential retires beside a working one: its conditions stand.
+        let verdict = if renewed {
+            Verdict::Unchanged
+        } else {
+            creating()
+        };
+        Ok(Effect::saved(vec![Change::Status(status)], verdict).with_event(type_, reason, note))
     }
 
     async fn set_active(&self, active: bool) -> Result<Effect, Error> {
