@@ -24,6 +24,7 @@ mod leak_check;
 mod lifecycle;
 mod login_keys;
 mod lost_answers;
+mod rollout_restart;
 mod shutdown;
 mod tenant_isolation;
 mod tls;

@@ -196,6 +196,10 @@ impl<K: CredentialResource> Run<'_, K> {
         };
         status.pending_create = None;
         status.unasked_permissions = None;
+        // A replacement for a lost credential: the Secret switched (rolloutRestartTargets).
+        if status.retiring.is_some() {
+            status.switched_at = Some(jiff::Timestamp::now().into());
+        }
         status.secret_name = Some(facts.desired.secret_name.clone());
         if let Some(p) = &facts.desired.permission_id
             && let Some(assignment) = identity.assignment_of(p)
