@@ -66,7 +66,13 @@ pub async fn restart_targets(ctx: &Context, owner: &Owner<'_>) -> Option<Duratio
              restart them yourself after the Secret switches, or enable restarts",
             names(owner.targets)
         );
-        ctx.publish(&owner.reference, EventType::Warning, "RolloutRestartDisabled", note).await;
+        ctx.publish(
+            &owner.reference,
+            EventType::Warning,
+            "RolloutRestartDisabled",
+            note,
+        )
+        .await;
         return None;
     }
     let switched_at = owner.switched_at?;
@@ -89,8 +95,11 @@ async fn restart_one(
     target: &RolloutRestartTarget,
     switched_at: Timestamp,
 ) -> Option<Duration> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.kube.clone(), owner.namespace, &api_resource(target.kind));
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.kube.clone(),
+        owner.namespace,
+        &api_resource(target.kind),
+    );
     for _ in 0..ATTEMPTS {
         let read = match api.get_opt(&target.name).await {
             Ok(read) => read,
@@ -123,7 +132,10 @@ async fn restart_one(
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
-        match api.patch(&target.name, &params, &Patch::Merge(&patch)).await {
+        match api
+            .patch(&target.name, &params, &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => {
                 report_restarted(ctx, owner, target, switched_at, &restarted_at).await;
                 return None;
@@ -138,7 +150,13 @@ async fn restart_one(
         target.name,
         RETRY_AFTER_ERROR.as_secs()
     );
-    ctx.publish(&owner.reference, EventType::Warning, "RolloutRestartFailed", note).await;
+    ctx.publish(
+        &owner.reference,
+        EventType::Warning,
+        "RolloutRestartFailed",
+        note,
+    )
+    .await;
     Some(RETRY_AFTER_ERROR)
 }
 
@@ -169,7 +187,13 @@ async fn report_restarted(
          at {switched_at}",
         target.name
     );
-    ctx.publish(&owner.reference, EventType::Normal, "RolloutRestarted", note).await;
+    ctx.publish(
+        &owner.reference,
+        EventType::Normal,
+        "RolloutRestarted",
+        note,
+    )
+    .await;
 }
 
 async fn report_missing(
@@ -186,7 +210,13 @@ async fn report_missing(
         target.name,
         owner.namespace
     );
-    ctx.publish(&owner.reference, EventType::Warning, "RolloutRestartTargetMissing", note).await;
+    ctx.publish(
+        &owner.reference,
+        EventType::Warning,
+        "RolloutRestartTargetMissing",
+        note,
+    )
+    .await;
 }
 
 /// A refusal (RBAC, an admission webhook) waits for a person: the next reconcile tries again. An
@@ -229,7 +259,8 @@ async fn report_error(
         "could not {verb} {kind} {} to restart it after the Secret switched: {error}; {advice}",
         target.name
     );
-    ctx.publish(&owner.reference, EventType::Warning, reason, note).await;
+    ctx.publish(&owner.reference, EventType::Warning, reason, note)
+        .await;
     again
 }
 

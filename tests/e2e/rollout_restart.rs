@@ -54,7 +54,10 @@ async fn create_deployment(setup: &Setup, name: &str, secret: &str) {
     });
     setup
         .api::<Deployment>()
-        .create(&PostParams::default(), &serde_json::from_value(body).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(body).unwrap(),
+        )
         .await
         .expect("create Deployment");
 }
@@ -72,7 +75,10 @@ async fn create_stateful_set(setup: &Setup, name: &str, secret: &str) {
     });
     setup
         .api::<StatefulSet>()
-        .create(&PostParams::default(), &serde_json::from_value(body).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(body).unwrap(),
+        )
         .await
         .expect("create StatefulSet");
 }
@@ -165,7 +171,10 @@ async fn touch(setup: &Setup, name: &str, value: &str) {
 /// Touches each resource and waits until the operator has reconciled at least that many more
 /// times: proof that a "nothing was restarted" check follows real reconciles.
 async fn reconcile_each(setup: &mut Setup, names: &[&str], round: &str) {
-    let done = setup.operator().metrics.reconcile_count("DfnsServiceAccount");
+    let done = setup
+        .operator()
+        .metrics
+        .reconcile_count("DfnsServiceAccount");
     for name in names {
         touch(setup, name, round).await;
     }
@@ -205,7 +214,12 @@ async fn a_deployment_in_rollout_restart_targets_is_restarted_exactly_once_per_s
     setup.admin_connection("main", json!({})).await;
     start_operator(&mut setup, DEBOUNCE);
     create_deployment(&setup, "web", "app").await;
-    ready_service_account(&setup, "app", json!([{ "kind": "Deployment", "name": "web" }])).await;
+    ready_service_account(
+        &setup,
+        "app",
+        json!([{ "kind": "Deployment", "name": "web" }]),
+    )
+    .await;
     // The first credential is no switch: the Deployment started with it.
     reconcile_each(&mut setup, &["app"], "created").await;
     assert_eq!(deployment_restarts(&setup, "web").await, (None, 1));
@@ -255,8 +269,12 @@ async fn three_secrets_switching_within_the_debounce_window_restart_their_deploy
     start_operator(&mut setup, DEBOUNCE);
     create_deployment(&setup, "web", "api").await;
     for name in NAMES {
-        ready_service_account(&setup, name, json!([{ "kind": "Deployment", "name": "web" }]))
-            .await;
+        ready_service_account(
+            &setup,
+            name,
+            json!([{ "kind": "Deployment", "name": "web" }]),
+        )
+        .await;
     }
 
     // All three Secrets are lost at once; the three replacements switch within a few seconds.
@@ -290,12 +308,18 @@ async fn three_secrets_switching_within_the_debounce_window_restart_their_deploy
     sleep_until(last + DEBOUNCE + Duration::from_secs(1)).await;
     reconcile_each(&mut setup, &NAMES, "after-windows").await;
     let (annotation, generation) = deployment_restarts(&setup, "web").await;
-    assert_eq!(generation, 2, "one restart for three switches ({annotation:?})");
+    assert_eq!(
+        generation, 2,
+        "one restart for three switches ({annotation:?})"
+    );
     assert_eq!(restarts_made(&mut setup), 1);
     let mut told = 0;
     for name in NAMES {
         let events = events_of(&setup, name).await;
-        told += events.iter().filter(|(r, _)| r == "RolloutRestarted").count();
+        told += events
+            .iter()
+            .filter(|(r, _)| r == "RolloutRestarted")
+            .count();
     }
     assert_eq!(told, 1, "one of the three tells of the restart");
     setup.stop_operator().await;
@@ -309,7 +333,12 @@ async fn an_operator_restart_restarts_no_workload() {
     setup.admin_connection("main", json!({})).await;
     start_operator(&mut setup, DEBOUNCE);
     create_deployment(&setup, "web", "app").await;
-    ready_service_account(&setup, "app", json!([{ "kind": "Deployment", "name": "web" }])).await;
+    ready_service_account(
+        &setup,
+        "app",
+        json!([{ "kind": "Deployment", "name": "web" }]),
+    )
+    .await;
     let switched = switch_by_deleting_the_secret(&setup, "app").await;
     let restarted = wait_restarted(&setup, "web", None).await;
     sleep_until(switched + DEBOUNCE + Duration::from_secs(1)).await;
@@ -350,7 +379,12 @@ async fn a_missing_target_is_reported_and_the_others_restarted_while_the_credent
     let stateful_sets = setup.api::<StatefulSet>();
     wait_for("a restart of the StatefulSet that exists", || async {
         let db = stateful_sets.get("db").await.unwrap();
-        db.spec?.template.metadata?.annotations?.get(RESTARTED_AT).cloned()
+        db.spec?
+            .template
+            .metadata?
+            .annotations?
+            .get(RESTARTED_AT)
+            .cloned()
     })
     .await;
     setup
@@ -368,7 +402,12 @@ async fn with_restarts_disabled_a_resource_naming_targets_is_told_and_nothing_is
     disabled.rollout_restarts.enabled = false;
     setup.start_operator_with(disabled);
     create_deployment(&setup, "web", "app").await;
-    ready_service_account(&setup, "app", json!([{ "kind": "Deployment", "name": "web" }])).await;
+    ready_service_account(
+        &setup,
+        "app",
+        json!([{ "kind": "Deployment", "name": "web" }]),
+    )
+    .await;
     let note = wait_event(&setup, "app", "RolloutRestartDisabled").await;
     assert!(note.contains("Deployment web"), "{note}");
 

@@ -21,8 +21,7 @@ const SIGNER: &str = "payments-signer";
 const WORKER: &str = "payments-worker";
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_workload_loading_the_secret_gets_new_pods_once_per_switch_that_use_the_new_credential()
-{
+async fn a_workload_loading_the_secret_gets_new_pods_once_per_switch_that_use_the_new_credential() {
     let Some(node) = NodeCluster::shared() else {
         return;
     };
@@ -109,7 +108,10 @@ async fn create_worker(setup: &Setup, image: &str) {
     });
     setup
         .api::<Deployment>()
-        .create(&PostParams::default(), &serde_json::from_value(body).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(body).unwrap(),
+        )
         .await
         .expect("create the worker Deployment");
 }
@@ -158,10 +160,7 @@ async fn one_working_pod(setup: &Setup, previous: Option<&str>) -> String {
                 .logs(name, &LogParams::default())
                 .await
                 .unwrap_or_default();
-            assert!(
-                !logs.contains("workload: failed"),
-                "{name} failed: {logs}"
-            );
+            assert!(!logs.contains("workload: failed"), "{name} failed: {logs}");
             if logs.contains("workload: signed user action ok") {
                 return name.clone();
             }

@@ -219,7 +219,9 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             let requeue = self.requeue_after(&verdict);
             self.save(verdict).await?;
             let restarts = restart_targets(self.ctx, &self.restart_owner()).await;
-            return Ok(Action::requeue(restarts.map_or(requeue, |r| r.min(requeue))));
+            return Ok(Action::requeue(
+                restarts.map_or(requeue, |r| r.min(requeue)),
+            ));
         }
     }
 
