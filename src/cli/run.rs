@@ -10,6 +10,7 @@ use dfns_client::RequestObserver;
 use super::Error;
 use crate::controller::allowed_hosts::{AllowedHosts, DEFAULT_ALLOWED_API_HOSTS};
 use crate::controller::leader::{LeaseConfig, default_identity};
+use crate::controller::restart_targets::RolloutRestarts;
 use crate::controller::{ControllerConfig, RunOptions};
 use crate::telemetry::{Health, KubeWriteCounterLayer, Metrics};
 
@@ -55,6 +56,15 @@ pub struct RunArgs {
         value_parser = AllowedHosts::parse
     )]
     pub allowed_api_hosts: AllowedHosts,
+    /// Restart a credential's rolloutRestartTargets after its Secret switched (needs get and
+    /// patch on apps deployments, statefulsets and daemonsets). When off, resources naming
+    /// targets get a Warning Event instead.
+    #[arg(long, env = "DFNS_OPERATOR_ROLLOUT_RESTARTS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub rollout_restarts: bool,
+    /// Switches within this window after the first make one restart per target (e.g. several
+    /// Secrets a Deployment loads switching together); the restart comes at the window's end.
+    #[arg(long, env = "DFNS_OPERATOR_RESTART_DEBOUNCE", default_value = "10s", value_parser = parse_duration)]
+    pub restart_debounce: Duration,
     /// Log format.
     #[arg(long, env = "DFNS_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -201,6 +211,10 @@ pub async fn run(args: RunArgs) -> i32 {
         request_observer: Some(request_observer),
         seal_key_secret: args.seal_key_secret,
         allowed_api_hosts: args.allowed_api_hosts,
+        rollout_restarts: RolloutRestarts {
+            enabled: args.rollout_restarts,
+            debounce: args.restart_debounce,
+        },
     };
     tracing::info!(
         ?config,

@@ -15,6 +15,7 @@ use super::allowed_hosts::AllowedHosts;
 use super::connection_slots::ConnectionSlots;
 use super::dfns_clients::DfnsClients;
 use super::inventory::Inventory;
+use super::restart_targets::RolloutRestarts;
 use super::seal::Sealer;
 use crate::telemetry::Metrics;
 
@@ -40,6 +41,8 @@ pub struct ControllerConfig {
     pub seal_key_secret: String,
     /// The API hosts a connection may name (`--allowed-api-hosts`); others go Stalled unasked.
     pub allowed_api_hosts: AllowedHosts,
+    /// Restarting `rolloutRestartTargets` after a Secret switched.
+    pub rollout_restarts: RolloutRestarts,
 }
 
 pub struct Context {

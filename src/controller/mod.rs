@@ -14,6 +14,8 @@ pub mod fence;
 pub mod guard;
 pub mod inventory;
 pub mod leader;
+pub mod restart;
+pub mod restart_targets;
 pub mod run;
 pub mod seal;
 pub mod secret_layout;

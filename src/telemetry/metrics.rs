@@ -96,6 +96,7 @@ pub struct Metrics {
     credentials: Arc<CredentialCollector>,
     deactivated_by_rule: Family<CredentialPolicyLabels, Counter>,
     left_active: Family<CredentialPolicyLabels, Counter>,
+    rollout_restarts: Family<KindLabels, Counter>,
 }
 
 impl Metrics {
@@ -168,6 +169,12 @@ impl Metrics {
             "Deleted resources whose credential was deliberately left active in Dfns, by kind and reason (Retain, SkipCleanup)",
             left_active.clone(),
         );
+        let rollout_restarts = Family::default();
+        registry.register(
+            "rollout_restarts",
+            "Workloads restarted after a credential's Secret switched (rolloutRestartTargets), by workload kind",
+            rollout_restarts.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -180,7 +187,17 @@ impl Metrics {
             credentials,
             deactivated_by_rule,
             left_active,
+            rollout_restarts,
         }
+    }
+
+    /// A Deployment, StatefulSet or DaemonSet restarted after a Secret switched.
+    pub fn rollout_restarted(&self, kind: &str) {
+        self.rollout_restarts
+            .get_or_create(&KindLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 
     /// A credential deactivated in Dfns because the connection's rules do not allow it.

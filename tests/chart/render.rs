@@ -123,6 +123,8 @@ fn values_outside_the_schema_are_refused() {
         "operator.logFormat=xml",
         "operator.resyncInterval=soon",
         "operator.approvalCheckInterval=soon",
+        "operator.restartDebounce=0s",
+        "rbac.rolloutRestart=maybe",
         "operator.allowedApiHosts={https://api.dfns.io}",
         "operator.allowedApiHosts={api.dfns.io/path}",
         "operator.allowedApiHosts=null",
@@ -304,6 +306,80 @@ fn watching_one_namespace_grants_secrets_in_that_namespace_only() {
         vec![serde_json::json!("create"), serde_json::json!("get")],
         "create (the seal key) and get (connection Secrets) in the release namespace"
     );
+}
+
+/// The verbs a Role's rules grant on apps deployments, statefulsets and daemonsets, if any.
+fn workload_verbs(role: &serde_json::Value) -> Option<serde_json::Value> {
+    let rule = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["apiGroups"] == serde_json::json!(["apps"]))?;
+    assert_eq!(
+        rule["resources"],
+        serde_json::json!(["deployments", "statefulsets", "daemonsets"])
+    );
+    Some(rule["verbs"].clone())
+}
+
+fn operator_args(docs: &[serde_json::Value]) -> Vec<String> {
+    one_of_kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn rollout_restarts_are_granted_get_and_patch_on_workloads_unless_switched_off() {
+    ControlPlane::shared();
+    let get_patch = Some(serde_json::json!(["get", "patch"]));
+    let all = documents(&helm_template("dfns", "dfns-system", &[]));
+    assert_eq!(workload_verbs(operator_cluster_role(&all)), get_patch);
+    let args = operator_args(&all);
+    assert!(
+        args.iter().any(|a| a == "--rollout-restarts=true")
+            && args.iter().any(|a| a == "--restart-debounce=10s"),
+        "{args:?}"
+    );
+
+    // Watching one namespace: granted in that namespace only.
+    let scoped = documents(&helm_template(
+        "dfns",
+        "dfns-system",
+        &["operator.watchNamespace=payments"],
+    ));
+    assert_eq!(workload_verbs(operator_cluster_role(&scoped)), None);
+    let in_payments = of_kind(&scoped, "Role")
+        .into_iter()
+        .find(|r| r["metadata"]["namespace"] == "payments")
+        .expect("the watched namespace's Role");
+    assert_eq!(workload_verbs(in_payments), get_patch);
+
+    for watch in ["", "payments"] {
+        let off = documents(&helm_template(
+            "dfns",
+            "dfns-system",
+            &[
+                "rbac.rolloutRestart=false",
+                "operator.restartDebounce=30s",
+                &format!("operator.watchNamespace={watch}"),
+            ],
+        ));
+        for role in of_kind(&off, "ClusterRole")
+            .into_iter()
+            .chain(of_kind(&off, "Role"))
+        {
+            assert_eq!(workload_verbs(role), None, "watch {watch:?}: {role}");
+        }
+        let args = operator_args(&off);
+        assert!(
+            args.iter().any(|a| a == "--rollout-restarts=false")
+                && args.iter().any(|a| a == "--restart-debounce=30s"),
+            "{args:?}"
+        );
+    }
 }
 
 #[test]

@@ -25,6 +25,7 @@ mod lifecycle;
 mod login_keys;
 mod lost_answers;
 mod renewal;
+mod rollout_restart;
 mod shutdown;
 mod tenant_isolation;
 mod tls;

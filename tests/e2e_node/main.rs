@@ -10,5 +10,6 @@ mod failover;
 mod image;
 mod install;
 mod release;
+mod rollout_restart;
 mod upgrade_uninstall;
 mod workload;

@@ -77,4 +77,11 @@ the watched namespace (role-watch-namespace.yaml) when operator.watchNamespace i
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "update", "delete"]
+{{- if .Values.rbac.rolloutRestart }}
+# rolloutRestartTargets: read, and their pod template's dfns.io/restartedAt patched once per
+# switch of the Secret (--rollout-restarts).
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
+  verbs: ["get", "patch"]
+{{- end }}
 {{- end }}

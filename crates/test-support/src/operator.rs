@@ -13,6 +13,7 @@ use dfns_client::{ClientConfig, DfnsClient};
 use dfns_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use dfns_operator::api::{ClusterDfnsConnection, CredentialStatus, DfnsConnection};
 use dfns_operator::controller::allowed_hosts::{AllowedHosts, DEFAULT_ALLOWED_API_HOSTS};
+use dfns_operator::controller::restart_targets::RolloutRestarts;
 use dfns_operator::controller::run::RunError;
 use dfns_operator::controller::{ControllerConfig, RunOptions};
 use dfns_operator::telemetry::{KubeWriteCounterLayer, Metrics};
@@ -148,6 +149,7 @@ impl Setup {
             seal_key_secret: "dfns-operator-seal-key".into(),
             allowed_api_hosts: AllowedHosts::parse(&self.allowed_api_hosts())
                 .expect("the emulator's host is a valid pattern"),
+            rollout_restarts: RolloutRestarts::default(),
         }
     }
 

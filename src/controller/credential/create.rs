@@ -225,6 +225,10 @@ impl<K: CredentialResource> Run<'_, K> {
         status.pending_create = None;
         // What is asked of a new credential now is answered by it.
         status.renew_requested = facts.renew_request.clone();
+        // A replacement for a lost credential: the Secret switched (rolloutRestartTargets).
+        if status.retiring.is_some() {
+            status.switched_at = Some(jiff::Timestamp::now().into());
+        }
         let mut changes: Vec<Change> = written
             .map(|s| Change::Secret(Some(s)))
             .into_iter()

@@ -24,6 +24,7 @@ use crate::controller::connection_slots::ConnectionSlots;
 use crate::controller::context::Context;
 use crate::controller::dfns_clients::{ConnectionHandle, ConnectionObject};
 use crate::controller::error::Error;
+use crate::controller::restart_targets::{Owner, restart_targets};
 use crate::controller::status::StatusWriter;
 
 pub const FINALIZER: &str = "dfns.io/cleanup";
@@ -234,7 +235,10 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             }
             let requeue = self.requeue_after(&verdict);
             self.save(verdict).await?;
-            return Ok(Action::requeue(requeue));
+            let restarts = restart_targets(self.ctx, &self.restart_owner()).await;
+            return Ok(Action::requeue(
+                restarts.map_or(requeue, |r| r.min(requeue)),
+            ));
         }
     }
 
@@ -437,6 +441,16 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             })?;
         self.facts.status = status;
         Ok(())
+    }
+
+    /// This resource as the owner of `rolloutRestartTargets`, as far as its saved status goes.
+    fn restart_owner(&self) -> Owner<'_> {
+        Owner {
+            reference: self.obj.object_ref(&()),
+            namespace: self.obj.meta().namespace.as_deref().unwrap_or_default(),
+            targets: &self.obj.credential_spec().rollout_restart_targets,
+            switched_at: self.facts.status.switched_at.as_ref().map(|t| t.0),
+        }
     }
 
     /// Whether the last recorded verdict was Ready.
