@@ -19,8 +19,8 @@ pub use credential::{
     ConnectionKind, ConnectionRef, CredentialSpec, CredentialStatus, DeletionPolicy,
     DfnsPersonalAccessToken, DfnsPersonalAccessTokenSpec, DfnsServiceAccount,
     DfnsServiceAccountSpec, KeyRotationRefused, PendingApproval, PendingCreate, PendingRenewal,
-    RetiringCredential, RolloutRestartKind, RolloutRestartTarget, Rotation, SecretTemplate,
-    UnaskedPermissions,
+    RENEW_ANNOTATION, ROTATE_KEY_ANNOTATION, RetiringCredential, RolloutRestartKind,
+    RolloutRestartTarget, Rotation, SecretTemplate, UnaskedPermissions,
 };
 
 /// API group of every resource of this operator.
