@@ -9,9 +9,11 @@ use kube::{CustomResource, KubeSchema};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
-/// Changing this annotation to a new value renews the credential once (`dfns-operator renew`).
+/// Annotation asking for one renewal of the token now: each new value renews once (the last
+/// one acted on is `status.renewRequested`). `dfns-operator renew` sets it.
 pub const RENEW_ANNOTATION: &str = "dfns.io/renew";
-/// Changing this annotation to a new value rotates the signing key once (`dfns-operator renew --key`).
+/// Annotation asking for one rotation of the signing key now: each new value rotates once (the
+/// last one acted on is `status.keyRotationRequested`). `dfns-operator renew --key` sets it.
 pub const ROTATE_KEY_ANNOTATION: &str = "dfns.io/rotate-key";
 
 /// Which kind of connection a resource uses.

@@ -1,8 +1,9 @@
-//! Command-line interface of `dfns-operator`: `run`, `crds`, `verify`.
+//! Command-line interface of `dfns-operator`: `run`, `crds`, `verify`, `renew`.
 use clap::{Parser, Subcommand};
 
 mod error;
 mod kubeconfig;
+pub mod renew;
 pub mod run;
 pub mod verify;
 
@@ -30,6 +31,10 @@ pub enum Command {
     /// It calls whatever DFNS_API_URL names (your own command): `run`'s --allowed-api-hosts does
     /// not apply.
     Verify(verify::VerifyArgs),
+    /// Ask the operator to renew a credential's token now (annotation dfns.io/renew), or with
+    /// --key to rotate its signing key (dfns.io/rotate-key). Each call sets a new value, which
+    /// the operator acts on once.
+    Renew(renew::RenewArgs),
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -41,5 +46,6 @@ pub async fn dispatch(cli: Cli) -> i32 {
         }
         Command::Run(args) => run::run(args).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Renew(args) => renew::run(args).await,
     }
 }

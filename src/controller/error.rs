@@ -84,6 +84,7 @@ impl Error {
                 ErrorCategory::Throttled { .. } => "dfns_throttled",
                 ErrorCategory::Halted => "not_leading",
                 ErrorCategory::EndpointMisbehaved => "dfns_endpoint_misbehaved",
+                ErrorCategory::KeyRotationRefused => "dfns_key_rotation_refused",
             },
             Self::Connection(_) => "connection",
             Self::InvalidSpec(_) => "invalid_spec",
@@ -125,6 +126,7 @@ impl Error {
                     | ErrorCategory::InvalidRequest
                     | ErrorCategory::Conflict
                     | ErrorCategory::Misconfigured
+                    | ErrorCategory::KeyRotationRefused
             ),
             Self::Connection(_)
             | Self::InvalidSpec(_)
@@ -149,7 +151,11 @@ impl Error {
         let reason = match self {
             Self::Dfns(e) => match e.category() {
                 ErrorCategory::Unauthorized => ConditionReason::Unauthorized,
-                ErrorCategory::Forbidden => ConditionReason::Forbidden,
+                // A refused key rotation is a 403 too; the credential reconciler, which knows
+                // spec.rotation.onKeyRotationRefused, reports it more precisely.
+                ErrorCategory::Forbidden | ErrorCategory::KeyRotationRefused => {
+                    ConditionReason::Forbidden
+                }
                 ErrorCategory::RateLimited { .. } => ConditionReason::RateLimited,
                 ErrorCategory::PendingApproval => ConditionReason::PendingApproval,
                 ErrorCategory::InvalidRequest | ErrorCategory::Conflict => {

@@ -1,4 +1,5 @@
-//! The `dfns-operator` binary's commands other than `run`: `crds` and `verify`. One test binary.
+//! The `dfns-operator` binary's commands other than `run`: `crds`, `verify` and `renew`. One test binary.
 
 mod crds_in_sync;
+mod renew;
 mod verify;

@@ -31,3 +31,4 @@ mod tenant_isolation;
 mod tls;
 mod token_connections;
 mod unasked_permissions;
+mod workload_probe;

@@ -8,11 +8,15 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, RENEW_ANNOTATION};
+use dfns_operator::api::{
+    DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount, RENEW_ANNOTATION,
+};
+use dfns_test_support::dfns::short_days;
 use dfns_operator::controller::crash_point::CrashPoint;
 use dfns_test_support::events::wait_event;
 use dfns_test_support::operator::{Setup, WAIT, secret_text};
 use dfns_test_support::operator_process::OperatorCommand;
+use dfns_test_support::renewal_probe::RenewalProbe;
 use futures::StreamExt;
 use jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -510,4 +514,130 @@ async fn ten_kills_at_random_moments_while_twenty_pats_renew_leave_one_current_a
         .with_log_file(log.to_path_buf())
         .assert_clean()
         .await;
+}
+
+/// Ids that were the recorded credential of the resource at some point, as seen by polling.
+async fn current_id(setup: &Setup, kind_is_sa: bool, name: &str) -> Option<String> {
+    if kind_is_sa {
+        let sa = setup
+            .api::<DfnsServiceAccount>()
+            .get(name)
+            .await
+            .expect("get");
+        sa.status.and_then(|s| s.service_account_id)
+    } else {
+        let pat = setup
+            .api::<DfnsPersonalAccessToken>()
+            .get(name)
+            .await
+            .expect("get");
+        token_id(&pat)
+    }
+}
+
+/// Active service accounts and PATs in the setup's Dfns.
+fn active_identities(setup: &Setup) -> (usize, usize) {
+    let state = setup.emulator.state();
+    let sas = state
+        .service_accounts
+        .iter()
+        .filter(|s| s.is_active && !s.archived)
+        .count();
+    let pats = state
+        .pats
+        .iter()
+        .filter(|p| p.is_active && !p.archived)
+        .count();
+    (sas, pats)
+}
+
+#[tokio::test]
+async fn workloads_using_a_renewing_service_account_and_pat_see_zero_failed_calls() {
+    // A day of `daysValid` lasts 40 s here, so a service account's token can be short-lived.
+    let mut setup = Setup::with_emulator("e2e-renewal-workload", short_days(40)).await;
+    // The probe reads its own record and writes its own name back unchanged.
+    let role = setup
+        .create_role(
+            "probe-self",
+            &["Auth:ServiceAccounts:Read", "Auth:ServiceAccounts:Update"],
+        )
+        .await;
+    setup
+        .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
+        .await;
+    setup.start_operator();
+    setup.wait_ready::<DfnsConnection>("main").await;
+    let conn = json!({ "kind": "DfnsConnection", "name": "main" });
+    // 40 s tokens renewed 28 s before expiry (every ~12 s); 10 s of grace covers the workload's
+    // lag (the Secret reaches its volume up to 4 s late, as a kubelet's sync does, and a round
+    // takes 2 s).
+    let rotation = json!({ "renewBefore": "28s", "gracePeriod": "10s" });
+    setup
+        .apply::<DfnsServiceAccount>(
+            "payments",
+            json!({ "connectionRef": conn, "permissionId": role, "daysValid": 1, "rotation": rotation }),
+        )
+        .await;
+    setup
+        .apply::<DfnsPersonalAccessToken>(
+            "ci",
+            json!({ "connectionRef": conn, "permissionId": role, "secondsValid": 40, "rotation": rotation }),
+        )
+        .await;
+    setup.wait_ready::<DfnsServiceAccount>("payments").await;
+    setup.wait_ready::<DfnsPersonalAccessToken>("ci").await;
+    let lag = Duration::from_secs(4);
+    let sa_probe =
+        RenewalProbe::start_mirroring_every(setup.kube.clone(), setup.namespace(), "payments", lag)
+            .await;
+    let pat_probe =
+        RenewalProbe::start_mirroring_every(setup.kube.clone(), setup.namespace(), "ci", lag).await;
+
+    // Two renewals of each, watched: never more than two active of a kind.
+    let mut seen = [BTreeSet::new(), BTreeSet::new()];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        for (i, (is_sa, name)) in [(true, "payments"), (false, "ci")].into_iter().enumerate() {
+            if let Some(id) = current_id(&setup, is_sa, name).await {
+                seen[i].insert(id);
+            }
+        }
+        let (sas, pats) = active_identities(&setup);
+        assert!(sas <= 2 && pats <= 2, "{sas} service accounts, {pats} PATs active at once");
+        if seen.iter().all(|ids| ids.len() >= 3) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "two renewals each did not happen: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The workloads keep going across the last switch and its grace period.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    for (what, probe) in [("service account", sa_probe), ("PAT", pat_probe)] {
+        let report = probe.stop().await;
+        assert_eq!(
+            report.failures,
+            Vec::<String>::new(),
+            "the {what}'s workload saw failed calls"
+        );
+        assert!(
+            report.reads_ok >= 10 && report.signs_ok >= 10,
+            "the {what}'s workload kept calling: {} reads, {} signatures",
+            report.reads_ok,
+            report.signs_ok
+        );
+    }
+    // Each previous credential was retired after its grace: only the current ones stay active.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while active_identities(&setup) != (1, 1) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "previous credentials not retired: {:?}",
+            active_identities(&setup)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    setup.assert_no_leaks().await;
 }

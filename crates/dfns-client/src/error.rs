@@ -38,6 +38,10 @@ pub enum ErrorCategory {
     Throttled { retry_in: Duration },
     /// Nothing was sent: the process is shutting down.
     Halted,
+    /// 403 from the credential endpoints to a service account or PAT managing its own Key
+    /// credentials: Dfns does not let this identity rotate its key (its reference pages refuse
+    /// these callers; its rotation guide allows them). Nothing was registered.
+    KeyRotationRefused,
     /// The endpoint answered in a way Dfns never does (a body over the cap, a redirect). Not
     /// retried at once: asking a hostile or misconfigured endpoint again only costs more.
     EndpointMisbehaved,
@@ -104,6 +108,17 @@ pub enum DfnsError {
     CredentialNotAllowed {
         cred_id: String,
         allowed: Vec<String>,
+    },
+    /// See [`ErrorCategory::KeyRotationRefused`].
+    #[error(
+        "Dfns refused this identity a key rotation ({method} {path}: HTTP 403: {message}); \
+         Dfns lets only some identities manage their own credentials"
+    )]
+    KeyRotationRefused {
+        method: Method,
+        path: String,
+        /// Dfns' own error message, scrubbed like [`DfnsError::Api`]'s.
+        message: String,
     },
     #[error("signing key: {0}")]
     Key(#[from] KeyError),
@@ -201,6 +216,7 @@ impl DfnsError {
                 _ => ErrorCategory::InvalidRequest,
             },
             Self::PendingApproval { .. } => ErrorCategory::PendingApproval,
+            Self::KeyRotationRefused { .. } => ErrorCategory::KeyRotationRefused,
             Self::Transport { .. } => ErrorCategory::Transport,
             Self::Timeout { .. } => ErrorCategory::Timeout,
             Self::UnexpectedResponse { .. } => ErrorCategory::ServerError,
@@ -233,7 +249,7 @@ impl DfnsError {
     /// Dfns' error message, when it sent one.
     pub fn dfns_message(&self) -> Option<&str> {
         match self {
-            Self::Api { message, .. } => Some(message),
+            Self::Api { message, .. } | Self::KeyRotationRefused { message, .. } => Some(message),
             _ => None,
         }
     }

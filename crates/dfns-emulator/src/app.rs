@@ -41,6 +41,11 @@ impl AppState {
         self.config.login_challenge_ttl.as_secs() as i64
     }
 
+    /// Seconds in one day of `daysValid` (the test knob; 86 400 unless a test shrinks it).
+    pub fn valid_day_secs(&self) -> i64 {
+        i64::from(self.config.seconds_per_valid_day)
+    }
+
     pub fn user_action_ttl_secs(&self) -> i64 {
         self.config.user_action_ttl.as_secs() as i64
     }

@@ -32,6 +32,25 @@ pub struct EmulatorConfig {
     pub user_action_ttl: Duration,
     /// Lifetime of a login session token.
     pub session_ttl: Duration,
+    /// Test knob, not a fidelity switch: how many seconds one day of `daysValid` (and of the
+    /// profile's `default_days_valid`) lasts. Dfns counts real days (86 400 s, the default);
+    /// service accounts take nothing shorter than one day, so tests of renewal before expiry
+    /// shrink the day instead. `secondsValid` is seconds either way.
+    pub seconds_per_valid_day: u32,
+}
+
+/// A real day: the default of [`EmulatorConfig::seconds_per_valid_day`].
+pub const SECONDS_PER_DAY: u32 = 86_400;
+
+impl EmulatorConfig {
+    /// Rejects a zero-second day (every token would be born expired).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.seconds_per_valid_day == 0 {
+            return Err("secondsPerValidDay must be at least 1".to_owned());
+        }
+        self.faults.validate()?;
+        self.profile.validate()
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -47,6 +66,7 @@ impl Default for EmulatorConfig {
             challenge_ttl: Duration::from_secs(300),
             user_action_ttl: Duration::from_secs(300),
             session_ttl: Duration::from_secs(3600),
+            seconds_per_valid_day: SECONDS_PER_DAY,
         }
     }
 }

@@ -26,7 +26,7 @@ mod tokens;
 mod user_actions;
 
 pub use bootstrap::{Bootstrap, BootstrapAdmin};
-pub use config::{EmulatorConfig, Faults};
+pub use config::{EmulatorConfig, Faults, SECONDS_PER_DAY};
 pub use counters::{EndpointCounts, RequestCounts};
 pub use error::EmulatorError;
 pub use profile::{ApprovalOperation, IdentityKeyRotation, Profile, PublicKeyForm};

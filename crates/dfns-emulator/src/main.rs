@@ -127,6 +127,17 @@ struct Args {
     )]
     service_accounts_inherit_creator_permissions: Option<bool>,
 
+    /// Test knob, not a fidelity switch: seconds one day of daysValid lasts (default a real
+    /// day, 86400), so tests of renewal before expiry get service-account tokens that expire in
+    /// seconds. Never set it against clients you expect to behave as with Dfns.
+    #[arg(
+        long,
+        env = "DFNS_EMULATOR_SECONDS_PER_VALID_DAY",
+        default_value_t = dfns_emulator::SECONDS_PER_DAY,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    seconds_per_valid_day: u32,
+
     /// Log format on stderr.
     #[arg(
         long,
@@ -229,6 +240,7 @@ async fn main() -> ExitCode {
         tls_hosts: args.tls_hosts,
         faults,
         admin_username: args.admin_username,
+        seconds_per_valid_day: args.seconds_per_valid_day,
         ..EmulatorConfig::default()
     };
     // A file left by an earlier run would point readers at a dead port: remove it before

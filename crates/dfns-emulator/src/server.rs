@@ -38,8 +38,7 @@ pub struct RunningEmulator {
 
 impl Emulator {
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
-        config.faults.validate().map_err(EmulatorError::Config)?;
-        config.profile.validate().map_err(EmulatorError::Config)?;
+        config.validate().map_err(EmulatorError::Config)?;
 
         // The bootstrap admin: a P-256 Key credential whose private key only the bootstrap holds.
         let admin_key =

@@ -24,6 +24,16 @@ pub async fn start_emulator_with(config: EmulatorConfig) -> RunningEmulator {
     Emulator::start(config).await.expect("emulator starts")
 }
 
+/// An emulator configuration in which one day of `daysValid` lasts `seconds_per_day` seconds
+/// (the emulator's test knob), so a service account created with `daysValid: 1` expires within
+/// a test: pass it to `Setup::with_emulator` or [`start_emulator_with`].
+pub fn short_days(seconds_per_day: u32) -> EmulatorConfig {
+    EmulatorConfig {
+        seconds_per_valid_day: seconds_per_day,
+        ..EmulatorConfig::default()
+    }
+}
+
 /// Quick retries so tests that exercise them stay fast.
 pub fn fast_retries(max_attempts: u32) -> RetryPolicy {
     RetryPolicy {

@@ -23,6 +23,7 @@ mod namespace;
 pub mod node;
 pub mod operator;
 pub mod operator_process;
+pub mod renewal_probe;
 
 pub use control_plane::ControlPlane;
 pub use crds::{apply_crd_files, crd_files};

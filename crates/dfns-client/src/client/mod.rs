@@ -11,6 +11,7 @@
 //!
 //! The calls are grouped by endpoint family, one module each; [`requests`] holds the plumbing
 //! they share.
+mod credentials;
 mod identities;
 mod pats;
 mod permissions;
@@ -32,6 +33,8 @@ use super::signer::KeySigner;
 use super::transport::{Transport, TransportConfig};
 use super::types::ItemList;
 use super::types::credential::UserCredential;
+
+pub use credentials::{NewKeyCredential, new_cred_id};
 
 /// A Dfns API client for one connection. Cheap to clone; clones share the session and the rate
 /// limiter.

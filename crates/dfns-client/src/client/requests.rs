@@ -23,6 +23,22 @@ impl DfnsClient {
         response.json(&Method::GET, path)
     }
 
+    /// A POST that changes nothing in Dfns and takes no user action (a challenge request),
+    /// retried like a read.
+    pub(super) async fn post_unsigned<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &str,
+    ) -> Result<T, DfnsError> {
+        let response = self
+            .retrying(|session| async move {
+                self.send(Method::POST, path, &session, None, Some(body))
+                    .await
+            })
+            .await?;
+        response.json(&Method::POST, path)
+    }
+
     pub(super) async fn write<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,

@@ -7,6 +7,7 @@ mod calls;
 mod errors;
 mod exchange;
 mod hostile;
+mod key_rotation;
 mod login;
 mod rate_limit;
 mod redaction;

@@ -12,10 +12,13 @@ const DAY: i64 = 86_400;
 /// Seconds of validity from `daysValid` (1–730) or, for PATs, `secondsValid` (wins if given).
 /// Neither given: `default_days` (the profile's), and `None` there means no expiry at all —
 /// Dfns documents no default, and a token without `exp` is what clients must cope with.
+/// `day_secs` is the length of one of those days: 86 400 except in tests that shrink it
+/// (`EmulatorConfig::seconds_per_valid_day`); `secondsValid` and its bound stay real seconds.
 pub(crate) fn validity_secs(
     days_valid: Option<i64>,
     seconds_valid: Option<i64>,
     default_days: Option<u32>,
+    day_secs: i64,
 ) -> ApiResult<Option<i64>> {
     if let Some(secs) = seconds_valid {
         if !(1..=MAX_DAYS_VALID * DAY).contains(&secs) {
@@ -34,7 +37,7 @@ pub(crate) fn validity_secs(
             "daysValid must be between 1 and {MAX_DAYS_VALID}"
         )));
     }
-    Ok(Some(days * DAY))
+    Ok(Some(days * day_secs))
 }
 
 /// Current Dfns: only organization users (logged in) may create service accounts and PATs.
@@ -113,31 +116,42 @@ mod tests {
 
     #[test]
     fn days_valid_is_bounded_to_1_through_730() {
-        assert!(validity_secs(Some(0), None, None).is_err());
-        assert!(validity_secs(Some(731), None, None).is_err());
-        assert_eq!(validity_secs(Some(1), None, None).unwrap(), Some(DAY));
+        assert!(validity_secs(Some(0), None, None, DAY).is_err());
+        assert!(validity_secs(Some(731), None, None, DAY).is_err());
+        assert_eq!(validity_secs(Some(1), None, None, DAY).unwrap(), Some(DAY));
         assert_eq!(
-            validity_secs(Some(730), None, None).unwrap(),
+            validity_secs(Some(730), None, None, DAY).unwrap(),
             Some(730 * DAY)
         );
     }
 
     #[test]
     fn no_validity_given_means_the_profile_default_or_no_expiry() {
-        assert_eq!(validity_secs(None, None, None).unwrap(), None);
+        assert_eq!(validity_secs(None, None, None, DAY).unwrap(), None);
         assert_eq!(
-            validity_secs(None, None, Some(365)).unwrap(),
+            validity_secs(None, None, Some(365), DAY).unwrap(),
             Some(365 * DAY)
         );
         assert_eq!(
-            validity_secs(Some(2), None, Some(365)).unwrap(),
+            validity_secs(Some(2), None, Some(365), DAY).unwrap(),
             Some(2 * DAY)
         );
     }
 
     #[test]
+    fn a_shortened_day_scales_days_valid_but_not_seconds_valid() {
+        assert_eq!(validity_secs(Some(2), None, None, 5).unwrap(), Some(10));
+        assert_eq!(validity_secs(None, None, Some(3), 5).unwrap(), Some(15));
+        assert_eq!(validity_secs(Some(2), Some(7), None, 5).unwrap(), Some(7));
+        assert!(validity_secs(Some(731), None, None, 5).is_err());
+    }
+
+    #[test]
     fn seconds_valid_wins_over_days_valid() {
-        assert_eq!(validity_secs(Some(5), Some(60), None).unwrap(), Some(60));
-        assert!(validity_secs(None, Some(0), None).is_err());
+        assert_eq!(
+            validity_secs(Some(5), Some(60), None, DAY).unwrap(),
+            Some(60)
+        );
+        assert!(validity_secs(None, Some(0), None, DAY).is_err());
     }
 }

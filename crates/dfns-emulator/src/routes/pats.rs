@@ -114,6 +114,7 @@ pub(crate) fn write_create(
         body.days_valid,
         body.seconds_valid,
         state.profile.default_days_valid,
+        app.valid_day_secs(),
     )?;
     let expires_at = validity.map(|v| now + v);
     state.require(caller, ops::PATS_CREATE)?;

@@ -150,7 +150,12 @@ pub(crate) fn write_create(
 
     let now = clock::unix_now();
     let mut state = app.store.lock();
-    let validity = minting::validity_secs(body.days_valid, None, state.profile.default_days_valid)?;
+    let validity = minting::validity_secs(
+        body.days_valid,
+        None,
+        state.profile.default_days_valid,
+        app.valid_day_secs(),
+    )?;
     let expires_at = validity.map(|v| now + v);
     state.require(caller, ops::SA_CREATE)?;
     if let Some(permission_id) = &body.permission_id {

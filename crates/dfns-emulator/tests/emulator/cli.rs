@@ -219,11 +219,58 @@ async fn the_binary_is_strict_by_default_and_profile_flags_override_single_switc
     assert_eq!(custom["emptyLinkedAppId"], true);
 }
 
+#[tokio::test]
+async fn seconds_per_valid_day_flag_shortens_a_day_of_days_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bootstrap.json");
+    let mut child = spawn(&[
+        "--bootstrap-file",
+        path.to_str().unwrap(),
+        "--seconds-per-valid-day",
+        "7",
+    ]);
+    let b = wait_for_bootstrap(&path, &mut child).await;
+    let key = TestKey::from_p256_pkcs8_pem(b["admin"]["privateKey"].as_str().unwrap());
+    let http = http();
+    let (base, cred_id) = (
+        b["apiUrl"].as_str().unwrap(),
+        b["admin"]["credId"].as_str().unwrap(),
+    );
+    let reply = login_reply(
+        &http,
+        base,
+        b["orgId"].as_str().unwrap(),
+        b["admin"]["username"].as_str().unwrap(),
+        cred_id,
+        &key,
+        &Default::default(),
+    )
+    .await;
+    let admin = Client::anonymous(http, base, cred_id, &key).with(
+        reply.ok()["token"].as_str().unwrap(),
+        cred_id,
+        &key,
+    );
+    let (sa, _) = create_service_account(
+        &admin,
+        "short",
+        &TestKey::p256(),
+        serde_json::json!({ "daysValid": 2 }),
+    )
+    .await;
+    let claims = jwt_claims(sa["accessTokens"][0]["accessToken"].as_str().unwrap());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        14
+    );
+}
+
 #[test]
 fn unknown_approval_operation_or_zero_default_validity_fails_at_start() {
     for flags in [
         ["--require-approval", "wallet-create"],
         ["--default-days-valid", "0"],
+        ["--seconds-per-valid-day", "0"],
     ] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.json");
@@ -262,6 +309,7 @@ fn help_documents_every_flag() {
         "--default-days-valid",
         "--public-key-form",
         "--require-approval",
+        "--seconds-per-valid-day",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }

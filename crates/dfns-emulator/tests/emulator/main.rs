@@ -12,4 +12,5 @@ mod permissions;
 mod service_accounts;
 mod strict;
 mod support;
+mod token_lifetime;
 mod user_actions;
