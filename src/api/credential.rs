@@ -12,9 +12,6 @@ use serde::{Deserialize, Serialize};
 /// Annotation asking for one renewal of the token now: each new value renews once (the last
 /// one acted on is `status.renewRequested`). `dfns-operator renew` sets it.
 pub const RENEW_ANNOTATION: &str = "dfns.io/renew";
-/// Annotation asking for one rotation of the signing key now: each new value rotates once (the
-/// last one acted on is `status.keyRotationRequested`). `dfns-operator renew --key` sets it.
-pub const ROTATE_KEY_ANNOTATION: &str = "dfns.io/rotate-key";
 
 /// Which kind of connection a resource uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -106,7 +103,7 @@ pub struct CredentialSpec {
     pub deletion_policy: DeletionPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretTemplate>,
-    /// Renewal of the token before it expires, and rotation of the signing key.
+    /// Renewal of the token before it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<Rotation>,
     /// Workloads in the resource's namespace restarted (pod-template annotation
@@ -119,7 +116,7 @@ pub struct CredentialSpec {
 /// A Go-style duration such as `720h`, `90m` or `1h30m` (units h, m, s, ms).
 const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$";
 
-/// When the operator renews the token and rotates the key (docs/architecture.md, "Renewal").
+/// When the operator renews the token (docs/architecture.md, "Renewal").
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rotation {
@@ -136,23 +133,6 @@ pub struct Rotation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
     pub grace_period: Option<String>,
-    /// Rotate the signing key on this interval, keeping the service account or PAT and its
-    /// token (Dfns' credential rotation guide).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('1m')").message("keyRotationInterval must be at least 1m"))]
-    pub key_rotation_interval: Option<String>,
-    /// What to do when Dfns refuses the identity a key rotation: `Report` (a condition and a
-    /// Warning Event, nothing changed) or `Renew` (mint a replacement instead).
-    #[serde(default)]
-    pub on_key_rotation_refused: KeyRotationRefused,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum KeyRotationRefused {
-    #[default]
-    Report,
-    Renew,
 }
 
 /// A workload restarted after the Secret switches.
@@ -346,11 +326,8 @@ pub struct CredentialStatus {
     /// The `dfns.io/renew` value last acted on: a new value renews once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renew_requested: Option<String>,
-    /// The `dfns.io/rotate-key` value last acted on: a new value rotates the key once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_rotation_requested: Option<String>,
-    /// When the Secret last switched to another token or key (a renewal, a key rotation, or a
-    /// new credential after a loss); `rolloutRestartTargets` are restarted after it.
+    /// When the Secret last switched to another token and key (a renewal, or a new credential
+    /// after a loss); `rolloutRestartTargets` are restarted after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switched_at: Option<Time>,
 }

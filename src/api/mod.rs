@@ -18,9 +18,9 @@ pub use crds::{all_crds, crds_yaml};
 pub use credential::{
     ConnectionKind, ConnectionRef, CredentialSpec, CredentialStatus, DeletionPolicy,
     DfnsPersonalAccessToken, DfnsPersonalAccessTokenSpec, DfnsServiceAccount,
-    DfnsServiceAccountSpec, KeyRotationRefused, PendingApproval, PendingCreate, PendingRenewal,
-    RENEW_ANNOTATION, ROTATE_KEY_ANNOTATION, RetiringCredential, RolloutRestartKind,
-    RolloutRestartTarget, Rotation, SecretTemplate, UnaskedPermissions,
+    DfnsServiceAccountSpec, PendingApproval, PendingCreate, PendingRenewal, RENEW_ANNOTATION,
+    RetiringCredential, RolloutRestartKind, RolloutRestartTarget, Rotation, SecretTemplate,
+    UnaskedPermissions,
 };
 
 /// API group of every resource of this operator.

@@ -11,8 +11,8 @@ use std::time::Duration;
 use dfns_operator::api::{
     DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount, RENEW_ANNOTATION,
 };
-use dfns_test_support::dfns::short_days;
 use dfns_operator::controller::crash_point::CrashPoint;
+use dfns_test_support::dfns::short_days;
 use dfns_test_support::events::wait_event;
 use dfns_test_support::operator::{Setup, WAIT, secret_text};
 use dfns_test_support::operator_process::OperatorCommand;
@@ -603,7 +603,10 @@ async fn workloads_using_a_renewing_service_account_and_pat_see_zero_failed_call
             }
         }
         let (sas, pats) = active_identities(&setup);
-        assert!(sas <= 2 && pats <= 2, "{sas} service accounts, {pats} PATs active at once");
+        assert!(
+            sas <= 2 && pats <= 2,
+            "{sas} service accounts, {pats} PATs active at once"
+        );
         if seen.iter().all(|ids| ids.len() >= 3) {
             break;
         }
