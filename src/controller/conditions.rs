@@ -39,23 +39,27 @@ pub enum Verdict {
 impl Verdict {
     /// The same verdict with `suffix` appended to its message.
     pub fn with_message_suffix(self, suffix: &str) -> Self {
-        let add = |message: String| message + suffix;
+        self.map_message(|message| message + suffix)
+    }
+
+    /// The same verdict with its message rewritten by `f`.
+    fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
         match self {
             Self::Ready { reason, message } => Self::Ready {
                 reason,
-                message: add(message),
+                message: f(message),
             },
             Self::Progressing { reason, message } => Self::Progressing {
                 reason,
-                message: add(message),
+                message: f(message),
             },
             Self::Stalled { reason, message } => Self::Stalled {
                 reason,
-                message: add(message),
+                message: f(message),
             },
             Self::NotReady { reason, message } => Self::NotReady {
                 reason,
-                message: add(message),
+                message: f(message),
             },
             Self::Unchanged => Self::Unchanged,
         }
@@ -72,14 +76,7 @@ impl Verdict {
             )
         };
         match self {
-            Self::Progressing { reason, message } => Self::Progressing {
-                reason,
-                message: explain(message),
-            },
-            Self::Stalled { reason, message } => Self::Stalled {
-                reason,
-                message: explain(message),
-            },
+            Self::Progressing { .. } | Self::Stalled { .. } => self.map_message(explain),
             other => other,
         }
     }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use dfns_emulator::Faults;
-use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken};
+use dfns_operator::api::DfnsPersonalAccessToken;
 use dfns_test_support::events::events_of;
 use dfns_test_support::operator::{Setup, WAIT};
 use jiff::Timestamp;
@@ -19,13 +19,8 @@ async fn a_renewal_failing_before_expiry_warns_with_the_time_left_and_the_expire
  {
     let mut setup = Setup::new("e2e-expiry-failing").await;
     let role = setup
-        .create_role("reader", &["Auth:ServiceAccounts:Read"])
+        .running_with_role("reader", &["Auth:ServiceAccounts:Read"])
         .await;
-    setup
-        .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
-        .await;
-    setup.start_operator();
-    setup.wait_ready::<DfnsConnection>("main").await;
     setup
         .apply::<DfnsPersonalAccessToken>(
             "ci",

@@ -557,16 +557,11 @@ async fn workloads_using_a_renewing_service_account_and_pat_see_zero_failed_call
     let mut setup = Setup::with_emulator("e2e-renewal-workload", short_days(40)).await;
     // The probe reads its own record and writes its own name back unchanged.
     let role = setup
-        .create_role(
+        .running_with_role(
             "probe-self",
             &["Auth:ServiceAccounts:Read", "Auth:ServiceAccounts:Update"],
         )
         .await;
-    setup
-        .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
-        .await;
-    setup.start_operator();
-    setup.wait_ready::<DfnsConnection>("main").await;
     let conn = json!({ "kind": "DfnsConnection", "name": "main" });
     // 40 s tokens renewed 28 s before expiry (every ~12 s); 10 s of grace covers the workload's
     // lag (the Secret reaches its volume up to 4 s late, as a kubelet's sync does, and a round

@@ -4,7 +4,7 @@
 //! works, and failures once that account is deactivated in Dfns.
 
 use dfns_client::IdentityKind;
-use dfns_operator::api::{DfnsConnection, DfnsServiceAccount};
+use dfns_operator::api::DfnsServiceAccount;
 use dfns_test_support::operator::{Setup, secret_text};
 use dfns_test_support::renewal_probe::RenewalProbe;
 use serde_json::json;
@@ -15,16 +15,11 @@ async fn the_probe_records_successes_with_a_working_credential_and_failures_once
     let mut setup = Setup::new("e2e-probe").await;
     // The probe reads its own record and writes its own name back: a role with just that.
     let role = setup
-        .create_role(
+        .running_with_role(
             "probe-self",
             &["Auth:ServiceAccounts:Read", "Auth:ServiceAccounts:Update"],
         )
         .await;
-    setup
-        .admin_connection("main", json!({ "allowedPermissionIds": [role] }))
-        .await;
-    setup.start_operator();
-    setup.wait_ready::<DfnsConnection>("main").await;
     setup
         .apply::<DfnsServiceAccount>(
             "payments",

@@ -245,6 +245,17 @@ impl Setup {
         }
     }
 
+    /// A role with `operations`, the `DfnsConnection` `main` allowing only it, and this test's
+    /// operator running with the connection Ready; returns the role's id.
+    pub async fn running_with_role(&mut self, role_name: &str, operations: &[&str]) -> String {
+        let role = self.create_role(role_name, operations).await;
+        self.admin_connection("main", json!({ "allowedPermissionIds": [role] }))
+            .await;
+        self.start_operator();
+        self.wait_ready::<DfnsConnection>("main").await;
+        role
+    }
+
     /// A Secret with the bootstrap admin's login key and a `DfnsConnection` using it.
     pub async fn admin_connection(
         &self,
