@@ -19,11 +19,11 @@ use dfns_operator::api::DfnsServiceAccount;
 use dfns_operator::controller::cache::strip_for_cache;
 use dfns_operator::controller::event_series::{self, SeriesCache, SeriesKey};
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::runtime::events::{Event, EventType};
-use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::json;
@@ -46,7 +46,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -66,8 +69,8 @@ fn main() {
     let secret: PartialObjectMeta<Secret> =
         serde_json::from_str(SECRET_METADATA).expect("fixture is a Secret's metadata");
     let json_bytes = SERVICE_ACCOUNT.len();
-    let managed_fields_bytes = serde_json::to_string(&service_account.metadata.managed_fields)
-        .map_or(0, |s| s.len());
+    let managed_fields_bytes =
+        serde_json::to_string(&service_account.metadata.managed_fields).map_or(0, |s| s.len());
 
     let (unstripped, _) = bytes_per_object(&service_account, |_| {});
     let (stripped, stripped_json) =
@@ -159,10 +162,19 @@ fn event_cache_entry_bytes() -> (u64, u64) {
         secondary: None,
     };
 
-    type RecorderKey = (EventType, String, String, String, Option<String>, ObjectReference, Option<ObjectReference>);
+    type RecorderKey = (
+        EventType,
+        String,
+        String,
+        String,
+        Option<String>,
+        ObjectReference,
+        Option<ObjectReference>,
+    );
     // `ObjectReference` has no `Hash` (kube-runtime wraps it); the key is kept whole beside the
     // Event, under its index, which costs the same memory.
-    let mut recorder: std::collections::HashMap<usize, (RecorderKey, K8sEvent)> = Default::default();
+    let mut recorder: std::collections::HashMap<usize, (RecorderKey, K8sEvent)> =
+        Default::default();
     let before = LIVE.load(Ordering::Relaxed);
     for i in 0..ENTRIES {
         let reference = regarding(i);
@@ -202,7 +214,12 @@ fn event_cache_entry_bytes() -> (u64, u64) {
     for i in 0..ENTRIES {
         let reference = regarding(i);
         let namespace = reference.namespace.clone().unwrap_or_default();
-        series.remember(SeriesKey::of(&event, &reference), namespace, format!("sa-{i}.18a2b3c4d5e6f708"), now);
+        series.remember(
+            SeriesKey::of(&event, &reference),
+            namespace,
+            format!("sa-{i}.18a2b3c4d5e6f708"),
+            now,
+        );
     }
     let series_entry = (LIVE.load(Ordering::Relaxed) - before).max(0) as u64 / ENTRIES as u64;
     (recorder_entry, series_entry)

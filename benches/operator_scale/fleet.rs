@@ -13,11 +13,11 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::kube_writes::KubeWrites;
+use crate::operator_process::{OperatorOptions, OperatorProcess};
+use crate::ready::ReadyTracker;
 use dfns_test_support::apiserver_requests::{
     Background, BenchRequestCounter, OperatorRequests, Snapshot, counted_client,
 };
-use crate::operator_process::{OperatorOptions, OperatorProcess};
-use crate::ready::ReadyTracker;
 use dfns_test_support::operator::opaque_secret;
 use dfns_test_support::{ControlPlane, TestNamespace};
 
@@ -156,7 +156,10 @@ impl Fleet {
     }
 
     /// The operator's requests since `start`.
-    pub async fn operator_requests_since(&self, start: &Snapshot) -> Result<OperatorRequests, String> {
+    pub async fn operator_requests_since(
+        &self,
+        start: &Snapshot,
+    ) -> Result<OperatorRequests, String> {
         let end = self.request_snapshot().await?;
         Ok(OperatorRequests::between(start, &end, &self.background))
     }

@@ -60,7 +60,8 @@ pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<Value, St
     fleet.stop().await;
 
     let added = (m.resources - m.first_resources) as f64;
-    let slope_kib = (with_resources.peak_rss_kib as f64 - first.after_resync.peak_rss_kib as f64) / added;
+    let slope_kib =
+        (with_resources.peak_rss_kib as f64 - first.after_resync.peak_rss_kib as f64) / added;
     let figures = |s: &ProcSample| json!({ "rss_mib": round(mib(s.rss_kib), 1), "peak_rss_mib": round(mib(s.peak_rss_kib), 1) });
     Ok(json!({
         "parameters": m.to_json(),

@@ -123,7 +123,11 @@ fn f(v: &Value) -> Option<f64> {
 }
 
 fn throughput_rows(t: &Value, ratio_target: f64) -> Vec<Row> {
-    let ratio_label: &'static str = if ratio_target <= 1.1 { "≤ 1.1" } else { "≤ 1.5" };
+    let ratio_label: &'static str = if ratio_target <= 1.1 {
+        "≤ 1.1"
+    } else {
+        "≤ 1.5"
+    };
     vec![
         Row {
             figure: "wall time until all Ready",

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 
 use crate::cpu_load::CpuLoad;
 use crate::fleet::{Fleet, FleetOptions};
-use dfns_test_support::apiserver_requests::Snapshot;
 use crate::params::Params;
 use crate::stats::percentile;
 use dfns_test_support::ControlPlane;
+use dfns_test_support::apiserver_requests::Snapshot;
 
 /// How long writes must have stopped before the follow-up reconciles count as finished.
 const SETTLE_QUIET: Duration = Duration::from_secs(15);

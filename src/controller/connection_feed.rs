@@ -161,8 +161,11 @@ mod tests {
         tx.unbounded_send(Ok(watcher::Event::Init)).unwrap();
         tx.unbounded_send(Ok(watcher::Event::InitDone)).unwrap();
         for version in 1..=50 {
-            tx.unbounded_send(Ok(watcher::Event::Apply(connection("a", &version.to_string()))))
-                .unwrap();
+            tx.unbounded_send(Ok(watcher::Event::Apply(connection(
+                "a",
+                &version.to_string(),
+            ))))
+            .unwrap();
             let woken = touched.next().await.unwrap().unwrap();
             let stored = store
                 .get(&ObjectRef::new("a").within("team"))

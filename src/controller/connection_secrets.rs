@@ -58,7 +58,10 @@ impl ConnectionSecrets {
                 .await
                 .is_ok_and(|r| r.is_ok())
         } else {
-            store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+            store
+                .wait_until_ready()
+                .now_or_never()
+                .is_some_and(|r| r.is_ok())
         };
         if listed {
             let reference = ObjectRef::new(name).within(namespace);

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Reporter};
-use kube::Client;
 use serde_json::json;
 use std::sync::Mutex;
 
@@ -97,9 +97,7 @@ impl SeriesCache {
         if self.entries.insert(key.clone(), published).is_none() {
             self.order.push_back(key);
         }
-        while self.entries.len() > CAPACITY
-            || self.order.len() > CAPACITY.saturating_mul(2)
-        {
+        while self.entries.len() > CAPACITY || self.order.len() > CAPACITY.saturating_mul(2) {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
@@ -132,12 +130,20 @@ impl EventPublisher {
     }
 
     /// Creates the Event, or raises the count of the series it repeats.
-    pub async fn publish(&self, event: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
+    pub async fn publish(
+        &self,
+        event: &Event,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
         let key = SeriesKey::of(event, regarding);
         let now = Instant::now();
         // Not held across the write: Events must not queue behind each other. Two first
         // occurrences at once may both create an Event, as with kube-runtime's `Recorder`.
-        let repeat = self.cache.lock().expect("event cache lock").repeat(&key, now);
+        let repeat = self
+            .cache
+            .lock()
+            .expect("event cache lock")
+            .repeat(&key, now);
         if let Some(series) = repeat {
             let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &series.namespace);
             let patch = json!({
@@ -181,10 +187,7 @@ impl EventPublisher {
                 namespace: Some(namespace),
                 name: Some(format!(
                     "{}.{:x}",
-                    regarding
-                        .name
-                        .as_ref()
-                        .unwrap_or(&self.reporter.controller),
+                    regarding.name.as_ref().unwrap_or(&self.reporter.controller),
                     now.as_nanosecond()
                 )),
                 ..ObjectMeta::default()
@@ -231,9 +234,13 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(cache.repeat(&key("a", "Failed"), t0), None);
         cache.remember(key("a", "Failed"), "ns".into(), "sa.1".into(), t0);
-        let again = cache.repeat(&key("a", "Failed"), t0 + Duration::from_secs(60)).unwrap();
+        let again = cache
+            .repeat(&key("a", "Failed"), t0 + Duration::from_secs(60))
+            .unwrap();
         assert_eq!((again.name.as_str(), again.count), ("sa.1", 2));
-        let third = cache.repeat(&key("a", "Failed"), t0 + Duration::from_secs(120)).unwrap();
+        let third = cache
+            .repeat(&key("a", "Failed"), t0 + Duration::from_secs(120))
+            .unwrap();
         assert_eq!(third.count, 3);
         // Another reason, or another object, is another series.
         assert_eq!(cache.repeat(&key("a", "Created"), t0), None);
@@ -254,7 +261,12 @@ mod tests {
         let mut cache = SeriesCache::default();
         let t0 = Instant::now();
         for i in 0..CAPACITY * 3 {
-            cache.remember(key(&format!("obj-{i}"), "Created"), "ns".into(), format!("e{i}"), t0);
+            cache.remember(
+                key(&format!("obj-{i}"), "Created"),
+                "ns".into(),
+                format!("e{i}"),
+                t0,
+            );
             assert!(cache.len() <= CAPACITY);
         }
         assert_eq!(cache.len(), CAPACITY);

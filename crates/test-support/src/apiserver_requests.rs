@@ -358,16 +358,52 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="coord
             classify(&m, p, q, ct).map(|(v, r)| format!("{v} {r}"))
         };
         let ns = "/api/v1/namespaces/b";
-        assert_eq!(c(Method::GET, &format!("{ns}/secrets/x"), "", "").as_deref(), Some("GET secrets"));
-        assert_eq!(c(Method::GET, &format!("{ns}/secrets"), "labelSelector=a", "").as_deref(), Some("LIST secrets"));
-        assert_eq!(c(Method::GET, &format!("{ns}/secrets"), "watch=true&x=1", "").as_deref(), Some("WATCH secrets"));
         assert_eq!(
-            c(Method::PATCH, "/apis/dfns.io/v1alpha1/namespaces/b/dfnsserviceaccounts/sa-1/status", "", "application/apply-patch+yaml").as_deref(),
+            c(Method::GET, &format!("{ns}/secrets/x"), "", "").as_deref(),
+            Some("GET secrets")
+        );
+        assert_eq!(
+            c(Method::GET, &format!("{ns}/secrets"), "labelSelector=a", "").as_deref(),
+            Some("LIST secrets")
+        );
+        assert_eq!(
+            c(Method::GET, &format!("{ns}/secrets"), "watch=true&x=1", "").as_deref(),
+            Some("WATCH secrets")
+        );
+        assert_eq!(
+            c(
+                Method::PATCH,
+                "/apis/dfns.io/v1alpha1/namespaces/b/dfnsserviceaccounts/sa-1/status",
+                "",
+                "application/apply-patch+yaml"
+            )
+            .as_deref(),
             Some("APPLY dfnsserviceaccounts/status")
         );
-        assert_eq!(c(Method::PATCH, &format!("{ns}/secrets/x"), "", "application/merge-patch+json").as_deref(), Some("PATCH secrets"));
-        assert_eq!(c(Method::POST, "/apis/events.k8s.io/v1/namespaces/b/events", "", "").as_deref(), Some("POST events"));
-        assert_eq!(c(Method::DELETE, "/api/v1/namespaces/b", "", "").as_deref(), Some("DELETE namespaces"));
+        assert_eq!(
+            c(
+                Method::PATCH,
+                &format!("{ns}/secrets/x"),
+                "",
+                "application/merge-patch+json"
+            )
+            .as_deref(),
+            Some("PATCH secrets")
+        );
+        assert_eq!(
+            c(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/b/events",
+                "",
+                ""
+            )
+            .as_deref(),
+            Some("POST events")
+        );
+        assert_eq!(
+            c(Method::DELETE, "/api/v1/namespaces/b", "", "").as_deref(),
+            Some("DELETE namespaces")
+        );
         assert_eq!(c(Method::GET, "/metrics", "", ""), None);
     }
 
@@ -379,9 +415,17 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="coord
             bench: bench.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
             at,
         };
-        let start = snap(&[("GET secrets", 100.0), ("APPLY dfnsserviceaccounts", 5.0)], &[("APPLY dfnsserviceaccounts", 5.0)], at);
+        let start = snap(
+            &[("GET secrets", 100.0), ("APPLY dfnsserviceaccounts", 5.0)],
+            &[("APPLY dfnsserviceaccounts", 5.0)],
+            at,
+        );
         let end = snap(
-            &[("GET secrets", 160.0), ("APPLY dfnsserviceaccounts", 15.0), ("LIST events", 2.0)],
+            &[
+                ("GET secrets", 160.0),
+                ("APPLY dfnsserviceaccounts", 15.0),
+                ("LIST events", 2.0),
+            ],
             &[("APPLY dfnsserviceaccounts", 15.0)],
             at + Duration::from_secs(10),
         );
@@ -391,8 +435,16 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="coord
         };
         let operator = OperatorRequests::between(&start, &end, &background);
         // 60 GETs served, 10 of them expected from other clients in 10 s; the bench's applies are its own.
-        assert_eq!(operator.by_verb_and_resource.get("GET secrets"), Some(&50.0));
-        assert_eq!(operator.by_verb_and_resource.get("APPLY dfnsserviceaccounts"), None);
+        assert_eq!(
+            operator.by_verb_and_resource.get("GET secrets"),
+            Some(&50.0)
+        );
+        assert_eq!(
+            operator
+                .by_verb_and_resource
+                .get("APPLY dfnsserviceaccounts"),
+            None
+        );
         assert_eq!(operator.reads(), 52.0);
         assert_eq!(operator.requests(), 52.0);
     }
