@@ -166,6 +166,7 @@ mod tests {
             latency: Duration::from_millis(20),
             jitter: Duration::from_millis(5),
             rate_limit_per_minute: Some(100),
+            rate_limit_initial_tokens: Some(10),
             retry_after: true,
             error_ratio: 0.1,
             lost_response_ratio: 0.2,

@@ -5,7 +5,8 @@
 //! - the bench's own requests, which it counts on its side with [`BenchRequestCounter`] (a layer
 //!   on the bench's one client), classified exactly as the API server classifies them;
 //! - other clients (kube-controller-manager, the API server's loopback), whose rate on the same
-//!   resources is measured in a quiet window before the operator starts and taken off pro rata.
+//!   resources is measured before the operator starts, once they are quiet (an earlier run's
+//!   namespace may still be torn down), and taken off pro rata.
 //!
 //! Only the resources the operator uses are counted ([`OPERATOR_RESOURCES`]); WATCH requests are
 //! listed apart: the API server counts a watch when it ends, not when it starts, so a watch's
@@ -207,24 +208,50 @@ pub fn counted_client(config: kube::Config) -> Result<(kube::Client, BenchReques
 pub struct Background {
     per_second: Counts,
     window: Duration,
+    /// Until other clients were quiet.
+    waited: Duration,
 }
 
+/// Requests by other clients in one window that still count as quiet.
+const QUIET_REQUESTS: f64 = 2.0;
+/// The longest the bench waits for quiet before taking the rate as it is.
+const QUIET_WAIT_LIMIT: Duration = Duration::from_secs(180);
+
 impl Background {
-    /// Watches the API server's counts for `window` while only the bench's watches are open.
+    /// Watches the API server's counts in windows of `window` while only the bench's watches are
+    /// open, until a window in which other clients sent at most [`QUIET_REQUESTS`] requests (or
+    /// [`QUIET_WAIT_LIMIT`] has passed): a namespace still being torn down by an earlier run
+    /// (kube-controller-manager's garbage collector reads every dependent) must not be taken for
+    /// a steady rate and subtracted over the whole scenario.
     pub async fn measure(
         client: &kube::Client,
         bench: &BenchRequestCounter,
         window: Duration,
     ) -> Result<Self, String> {
-        let start = Snapshot::take(client, bench).await?;
-        tokio::time::sleep(window).await;
-        let end = Snapshot::take(client, bench).await?;
-        let elapsed = end.at.duration_since(start.at).as_secs_f64();
-        let per_second = others(&start, &end)
-            .into_iter()
-            .map(|(k, v)| (k, v / elapsed))
-            .collect();
-        Ok(Self { per_second, window })
+        let started = Instant::now();
+        loop {
+            let start = Snapshot::take(client, bench).await?;
+            tokio::time::sleep(window).await;
+            let end = Snapshot::take(client, bench).await?;
+            let elapsed = end.at.duration_since(start.at).as_secs_f64();
+            let seen = others(&start, &end);
+            let requests: f64 = seen
+                .iter()
+                .filter(|(key, _)| !key.starts_with("WATCH "))
+                .map(|(_, n)| n)
+                .sum();
+            if requests <= QUIET_REQUESTS || started.elapsed() >= QUIET_WAIT_LIMIT {
+                let per_second = seen.into_iter().map(|(k, v)| (k, v / elapsed)).collect();
+                return Ok(Self {
+                    per_second,
+                    window,
+                    waited: started.elapsed(),
+                });
+            }
+            eprintln!(
+                "bench: waiting for other clients to go quiet ({requests} requests in {window:?})"
+            );
+        }
     }
 }
 
@@ -328,6 +355,7 @@ impl OperatorRequests {
             "other_clients_subtracted": self.background_subtracted.round(),
             "other_clients_baseline_per_second": background.per_second,
             "other_clients_baseline_window_seconds": background.window.as_secs(),
+            "other_clients_waited_for_quiet_seconds": background.waited.as_secs(),
             "method": "kube-apiserver apiserver_request_total deltas for the operator's resources, minus the bench's own requests (counted client-side, classified as the API server does), minus other clients' rate measured before the operator started; WATCH is counted by the API server when a watch ends and is listed apart",
         })
     }
@@ -432,6 +460,7 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="coord
         let background = Background {
             per_second: [("GET secrets".to_owned(), 1.0)].into(),
             window: Duration::from_secs(5),
+            waited: Duration::ZERO,
         };
         let operator = OperatorRequests::between(&start, &end, &background);
         // 60 GETs served, 10 of them expected from other clients in 10 s; the bench's applies are its own.
