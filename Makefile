@@ -70,6 +70,9 @@ image:
 # `make bench QUICK=1` a small version for development. Results: target/bench/results.{json,md}.
 SCENARIO ?= all
 QUICK ?=
-.PHONY: bench
-bench: cluster-up
+.PHONY: bench bench-cache
+bench: cluster-up bench-cache
 	BENCH_SCENARIO=$(SCENARIO) BENCH_QUICK=$(QUICK) $(CARGO) bench --bench operator_scale
+# Heap bytes per cached object (no cluster): the `cache` section of target/bench/results.json.
+bench-cache:
+	$(CARGO) bench --bench cache_bytes

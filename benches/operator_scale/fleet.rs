@@ -15,10 +15,15 @@ use serde_json::json;
 use crate::kube_writes::KubeWrites;
 use crate::operator_process::{OperatorOptions, OperatorProcess};
 use crate::ready::ReadyTracker;
+use dfns_test_support::apiserver_requests::{
+    Background, BenchRequestCounter, OperatorRequests, Snapshot, counted_client,
+};
 use dfns_test_support::operator::opaque_secret;
 use dfns_test_support::{ControlPlane, TestNamespace};
 
 pub const CONNECTION: &str = "bench";
+/// How long other clients' requests are watched before the operator starts.
+const BACKGROUND_WINDOW: Duration = Duration::from_secs(10);
 const FIELD_MANAGER: &str = "dfns-bench";
 
 pub struct FleetOptions {
@@ -37,7 +42,11 @@ pub struct Fleet {
     pub writes: KubeWrites,
     pub ready: ReadyTracker,
     pub emulator: RunningEmulator,
+    /// The bench's client; every request it sends is counted in `bench_requests`.
     pub kube: kube::Client,
+    pub bench_requests: BenchRequestCounter,
+    /// Other clients' requests on the operator's resources, before the operator started.
+    pub background: Background,
     /// Writes the bench itself made in the namespace (subtracted from the watch counts).
     pub own_writes: OwnWrites,
     /// When each resource's apply returned.
@@ -54,7 +63,7 @@ pub struct OwnWrites {
 
 impl Fleet {
     pub async fn start(cp: &'static ControlPlane, options: FleetOptions) -> Result<Self, String> {
-        let kube = cp.client();
+        let (kube, bench_requests) = counted_client(cp.config())?;
         let ns = TestNamespace::new(cp, options.prefix).await;
         let namespace = ns.name().to_owned();
         let emulator = Emulator::start(EmulatorConfig {
@@ -73,6 +82,8 @@ impl Fleet {
         own_writes.secrets += 1;
         apply_connection(&kube, &namespace, &emulator, options.requests_per_minute).await?;
         own_writes.connections += 1;
+
+        let background = Background::measure(&kube, &bench_requests, BACKGROUND_WINDOW).await?;
 
         let emulator_host = emulator
             .api_url()
@@ -97,6 +108,8 @@ impl Fleet {
             ready,
             emulator,
             kube,
+            bench_requests,
+            background,
             own_writes,
             applied_at: HashMap::new(),
             ns,
@@ -137,15 +150,38 @@ impl Fleet {
         }
     }
 
+    /// The API server's request counts now, to count the operator's requests from here on.
+    pub async fn request_snapshot(&self) -> Result<Snapshot, String> {
+        Snapshot::take(&self.kube, &self.bench_requests).await
+    }
+
+    /// The operator's requests since `start`.
+    pub async fn operator_requests_since(
+        &self,
+        start: &Snapshot,
+    ) -> Result<OperatorRequests, String> {
+        let end = self.request_snapshot().await?;
+        Ok(OperatorRequests::between(start, &end, &self.background))
+    }
+
     /// Server-side applies `sa-0..count` (as `kubectl apply` would), `concurrency` at a time.
     pub async fn apply_service_accounts(
         &mut self,
         count: usize,
         concurrency: usize,
     ) -> Result<(), String> {
+        self.apply_service_accounts_in(0..count, concurrency).await
+    }
+
+    /// Server-side applies `sa-<i>` for each `i` in `range`, `concurrency` at a time.
+    pub async fn apply_service_accounts_in(
+        &mut self,
+        range: std::ops::Range<usize>,
+        concurrency: usize,
+    ) -> Result<(), String> {
         let api: Api<DfnsServiceAccount> = Api::namespaced(self.kube.clone(), self.namespace());
         let params = PatchParams::apply(FIELD_MANAGER);
-        let results: Vec<Result<(String, Instant), String>> = futures::stream::iter(0..count)
+        let results: Vec<Result<(String, Instant), String>> = futures::stream::iter(range)
             .map(|i| {
                 let (api, params) = (&api, &params);
                 async move {

@@ -25,8 +25,10 @@ pub async fn run(fleet: &mut Fleet, params: &Params) -> Result<Value, String> {
     fleet.emulator.reset_request_counts();
     let writes_before = fleet.writes.snapshot();
     let before = fleet.operator.sample()?;
+    let requests_at_start = fleet.request_snapshot().await?;
     let started = Instant::now();
     tokio::time::sleep(duration).await;
+    let kube_requests = fleet.operator_requests_since(&requests_at_start).await?;
     let after = fleet.operator.sample()?;
     let elapsed = started.elapsed().as_secs_f64();
     let writes = fleet.writes.snapshot().minus(writes_before);
@@ -57,6 +59,9 @@ pub async fn run(fleet: &mut Fleet, params: &Params) -> Result<Value, String> {
         "dfns_list_routes": INTERVAL_LIST_ROUTES,
         "dfns_requests_by_endpoint": serde_json::to_value(&dfns.by_endpoint).unwrap_or_default(),
         "kube_writes": kube_writes,
+        "kube_reads": kube_requests.reads(),
+        "kube_reads_per_resource_per_resync": round(kube_requests.reads() / params.fleet.resources as f64 / (elapsed / resync.as_secs_f64()), 3),
+        "kube_requests": kube_requests.to_json(&fleet.background),
         "kube_writes_detail": {
             "service_account_writes": writes.service_accounts,
             "connection_writes": writes.connections,
@@ -70,7 +75,9 @@ pub async fn run(fleet: &mut Fleet, params: &Params) -> Result<Value, String> {
         "peak_rss_mib": round(mib(after.peak_rss_kib), 1),
         "units": {
             "dfns_reads": "Dfns requests", "dfns_writes": "Dfns requests", "dfns_auth_calls": "Dfns requests",
-            "dfns_list_calls": "Dfns requests", "kube_writes": "Kubernetes writes", "cpu_seconds": "s (user + system)",
+            "dfns_list_calls": "Dfns requests", "kube_writes": "Kubernetes writes",
+            "kube_reads": "Kubernetes GET + LIST requests in the window (kube-apiserver's count, the operator's share)",
+            "kube_reads_per_resource_per_resync": "GET + LIST / resource / resync interval", "cpu_seconds": "s (user + system)",
             "cpu_percent_of_one_core": "%", "rss_mib": "MiB", "peak_rss_mib": "MiB",
         },
         "met": {

@@ -1,5 +1,7 @@
-//! Scenario 3: operator memory with many resources, then with many large Secrets it has no
-//! business caching. The operator watches all namespaces, as installed in production.
+//! Scenario 3: operator memory with 1,000 resources, then 10,000, each time through a full resync
+//! and a refresh of the shared Dfns listing (a short resync interval puts both inside the run);
+//! the slope between them is the cost per resource. Then many large Secrets it has no business
+//! caching. The operator watches all namespaces, as installed in production.
 
 use std::time::{Duration, Instant};
 
@@ -26,40 +28,18 @@ pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<Value, St
             faults: Faults::default(),
             requests_per_minute: m.requests_per_minute,
             operator_concurrency: m.operator_concurrency,
-            resync_interval: Duration::from_secs(600),
+            resync_interval: m.resync_interval,
             operator_watches_only_bench_namespace: false,
         },
     )
     .await?;
     let baseline = fleet.operator.sample()?;
 
-    eprintln!(
-        "bench: creating {} DfnsServiceAccounts in {}",
-        m.resources,
-        fleet.namespace()
-    );
     let started = Instant::now();
-    fleet
-        .apply_service_accounts(m.resources, m.create_concurrency)
-        .await?;
-    if let Err(ready) = fleet
-        .ready
-        .wait_for(m.resources, Duration::from_secs(3600))
-        .await
-    {
-        return Err(format!(
-            "only {ready}/{} Ready; operator log: {}",
-            m.resources,
-            fleet.operator.log.display()
-        ));
-    }
+    let first = grow_and_resync(&mut fleet, params, 0..m.first_resources).await?;
+    let second = grow_and_resync(&mut fleet, params, m.first_resources..m.resources).await?;
     let all_ready_seconds = started.elapsed().as_secs_f64();
-    fleet
-        .writes
-        .settle(Duration::from_secs(10), Duration::from_secs(300))
-        .await;
-    tokio::time::sleep(m.settle).await;
-    let with_resources = fleet.operator.sample()?;
+    let with_resources = second.after_resync;
 
     eprintln!(
         "bench: creating {} unrelated {} KiB Secrets",
@@ -79,10 +59,15 @@ pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<Value, St
     let with_secrets = fleet.operator.sample()?;
     fleet.stop().await;
 
+    let added = (m.resources - m.first_resources) as f64;
+    let slope_kib =
+        (with_resources.peak_rss_kib as f64 - first.after_resync.peak_rss_kib as f64) / added;
     let figures = |s: &ProcSample| json!({ "rss_mib": round(mib(s.rss_kib), 1), "peak_rss_mib": round(mib(s.peak_rss_kib), 1) });
     Ok(json!({
         "parameters": m.to_json(),
+        "rss_mib_1k": round(mib(first.after_resync.peak_rss_kib), 1),
         "rss_mib": round(mib(with_resources.peak_rss_kib), 1),
+        "kib_per_resource": round(slope_kib, 2),
         "rss_mib_with_unrelated_secrets": round(mib(with_secrets.peak_rss_kib), 1),
         "unrelated_secrets_added_mib": round(mib(with_secrets.peak_rss_kib) - mib(with_resources.peak_rss_kib), 1),
         "steady_rss_mib": round(mib(with_resources.rss_kib), 1),
@@ -90,19 +75,114 @@ pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<Value, St
         "unrelated_secrets_added_steady_mib": round(mib(with_secrets.rss_kib) - mib(with_resources.rss_kib), 1),
         "phases": {
             "operator_started": figures(&baseline),
-            "resources_ready": figures(&with_resources),
+            "first_resources_ready": figures(&first.ready),
+            "first_resources_after_resync": figures(&first.after_resync),
+            "resources_ready": figures(&second.ready),
+            "resources_after_resync": figures(&second.after_resync),
             "unrelated_secrets_added": figures(&with_secrets),
         },
-        "seconds_until_all_ready": round(all_ready_seconds, 1),
+        "resync": {
+            "first": first.resync,
+            "second": second.resync,
+        },
+        "seconds_until_all_ready_and_resynced": round(all_ready_seconds, 1),
         "seconds_to_create_unrelated_secrets": round(secrets_seconds, 1),
         "operator_cpu_seconds": round(with_secrets.cpu_seconds, 1),
         "units": {
-            "rss_mib": "MiB (VmHWM, peak resident set)", "rss_mib_with_unrelated_secrets": "MiB (VmHWM)",
+            "rss_mib_1k": "MiB (VmHWM, peak resident set, with the first resources, after their resync)",
+            "rss_mib": "MiB (VmHWM, with all resources, after their resync)",
+            "kib_per_resource": "KiB (peak RSS growth from the first to all resources / resources added)",
+            "rss_mib_with_unrelated_secrets": "MiB (VmHWM)",
             "unrelated_secrets_added_mib": "MiB", "steady_rss_mib": "MiB (VmRSS)",
             "steady_rss_mib_with_unrelated_secrets": "MiB (VmRSS)", "unrelated_secrets_added_steady_mib": "MiB",
-            "seconds_until_all_ready": "s", "seconds_to_create_unrelated_secrets": "s", "operator_cpu_seconds": "s",
+            "seconds_until_all_ready_and_resynced": "s", "seconds_to_create_unrelated_secrets": "s", "operator_cpu_seconds": "s",
+        },
+        "definitions": {
+            "resync": "after all resources were Ready and writes had stopped: waited until the operator had finished at least one reconcile per resource more (dfns_operator_reconciles_total) and the emulator had served another list of service accounts (the shared inventory's refresh), then for the settle time",
         },
     }))
+}
+
+/// Readings around one growth step.
+struct Step {
+    ready: ProcSample,
+    after_resync: ProcSample,
+    resync: Value,
+}
+
+/// Creates the resources in `range`, waits until they are Ready, then through a full resync and
+/// a refresh of the shared Dfns listing.
+async fn grow_and_resync(
+    fleet: &mut Fleet,
+    params: &Params,
+    range: std::ops::Range<usize>,
+) -> Result<Step, String> {
+    let m = &params.memory;
+    let total = range.end;
+    eprintln!(
+        "bench: creating DfnsServiceAccounts {}..{} in {}",
+        range.start,
+        range.end,
+        fleet.namespace()
+    );
+    fleet
+        .apply_service_accounts_in(range, m.create_concurrency)
+        .await?;
+    if let Err(ready) = fleet.ready.wait_for(total, Duration::from_secs(3600)).await {
+        return Err(format!(
+            "only {ready}/{total} Ready; operator log: {}",
+            fleet.operator.log.display()
+        ));
+    }
+    fleet
+        .writes
+        .settle(Duration::from_secs(10), Duration::from_secs(300))
+        .await;
+    let ready = fleet.operator.sample()?;
+
+    let reconciles_before = fleet.operator.reconciles().await?;
+    let lists_before = inventory_lists(fleet);
+    let waiting_since = Instant::now();
+    // Every resource is due within 1.1 resync intervals of its last reconcile; allow for a
+    // backlog at 10,000 resources.
+    let limit = m.resync_interval.mul_f64(3.0) + Duration::from_secs(total as u64 / 20);
+    loop {
+        let reconciled = fleet.operator.reconciles().await? - reconciles_before;
+        let listed = inventory_lists(fleet) - lists_before;
+        if reconciled >= total as f64 && listed >= 1 {
+            break;
+        }
+        if waiting_since.elapsed() > limit {
+            return Err(format!(
+                "no full resync within {limit:?}: {reconciled} reconciles for {total} resources, {listed} inventory lists; operator log: {}",
+                fleet.operator.log.display()
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let resync_seconds = waiting_since.elapsed().as_secs_f64();
+    tokio::time::sleep(m.settle).await;
+    let after_resync = fleet.operator.sample()?;
+    Ok(Step {
+        ready,
+        after_resync,
+        resync: json!({
+            "resources": total,
+            "seconds_until_resynced": round(resync_seconds, 1),
+            "reconciles": fleet.operator.reconciles().await? - reconciles_before,
+            "inventory_lists": inventory_lists(fleet) - lists_before,
+        }),
+    })
+}
+
+/// Lists of service accounts the emulator served: the shared inventory's refreshes.
+fn inventory_lists(fleet: &Fleet) -> u64 {
+    fleet
+        .emulator
+        .request_counts()
+        .by_endpoint
+        .get("GET /auth/service-accounts")
+        .map_or(0, |e| e.requests)
 }
 
 /// Plain Opaque Secrets without the operator's label, filled with random bytes (incompressible,

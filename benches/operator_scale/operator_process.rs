@@ -25,6 +25,8 @@ pub struct OperatorProcess {
     child: Child,
     pid: u32,
     clock_ticks_per_second: f64,
+    /// Where the operator serves /metrics (a free loopback port picked at start).
+    metrics_address: std::net::SocketAddr,
     pub log: PathBuf,
 }
 
@@ -52,6 +54,7 @@ impl OperatorProcess {
             }
             _ => Command::new(binary),
         };
+        let metrics_address = free_loopback_address()?;
         command
             .args([
                 "run",
@@ -66,8 +69,18 @@ impl OperatorProcess {
             ])
             .args(["--concurrency", &options.concurrency.to_string()])
             .args(["--allowed-api-hosts", options.allowed_api_hosts])
+            .args(["--metrics-address", &metrics_address.to_string()])
             .arg("--kubeconfig")
             .arg(options.kubeconfig);
+        // For allocator experiments: `BENCH_OPERATOR_ENV="MALLOC_ARENA_MAX=2 OTHER=x"`.
+        if let Ok(pairs) = std::env::var("BENCH_OPERATOR_ENV") {
+            for pair in pairs.split_whitespace() {
+                let (key, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| format!("BENCH_OPERATOR_ENV: {pair:?} is not KEY=VALUE"))?;
+                command.env(key, value);
+            }
+        }
         if let Some(ns) = options.watch_namespace {
             command.args(["--watch-namespace", ns]);
         }
@@ -88,8 +101,26 @@ impl OperatorProcess {
             child,
             pid,
             clock_ticks_per_second: clock_ticks_per_second(),
+            metrics_address,
             log: options.log,
         })
+    }
+
+    /// Reconciles the operator has finished so far, all kinds and results
+    /// (`dfns_operator_reconciles_total`).
+    pub async fn reconciles(&self) -> Result<f64, String> {
+        let url = format!("http://{}/metrics", self.metrics_address);
+        let text = reqwest::get(&url)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .text()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with("dfns_operator_reconciles_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum())
     }
 
     /// Fails when the operator has exited (a crash must not pass as a quiet operator).
@@ -116,6 +147,19 @@ impl OperatorProcess {
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
+}
+
+/// A loopback address no one listens on right now.
+fn free_loopback_address() -> Result<std::net::SocketAddr, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("picking a metrics port: {e}"))
+}
+
+/// CPU seconds (user + system) a process has used so far.
+pub fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(cpu_ticks(&stat)? as f64 / clock_ticks_per_second())
 }
 
 /// utime + stime: fields 14 and 15, counted after the parenthesised command name (which may

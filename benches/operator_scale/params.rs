@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 pub enum Scenario {
     Throughput,
     Idle,
+    /// Throughput again, with a synthetic CPU load started by the bench.
+    ThroughputUnderLoad,
     Memory,
 }
 
@@ -20,6 +22,7 @@ impl Scenario {
         match self {
             Scenario::Throughput => "throughput",
             Scenario::Idle => "idle",
+            Scenario::ThroughputUnderLoad => "throughput_under_load",
             Scenario::Memory => "memory",
         }
     }
@@ -28,13 +31,19 @@ impl Scenario {
         let mut chosen = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
-                "all" => chosen.extend([Scenario::Throughput, Scenario::Idle, Scenario::Memory]),
+                "all" => chosen.extend([
+                    Scenario::Throughput,
+                    Scenario::Idle,
+                    Scenario::ThroughputUnderLoad,
+                    Scenario::Memory,
+                ]),
                 "throughput" => chosen.push(Scenario::Throughput),
                 "idle" => chosen.push(Scenario::Idle),
+                "throughput_under_load" => chosen.push(Scenario::ThroughputUnderLoad),
                 "memory" => chosen.push(Scenario::Memory),
                 other => {
                     return Err(format!(
-                        "unknown scenario {other:?} (all, throughput, idle, memory)"
+                        "unknown scenario {other:?} (all, throughput, idle, throughput_under_load, memory)"
                     ));
                 }
             }
@@ -55,12 +64,24 @@ pub struct FleetParams {
     pub dfns_latency: Duration,
     /// The emulator's per-organisation limit, and the connection's `spec.rateLimit` to match.
     pub requests_per_minute: u32,
+    /// What the emulator's one-minute bucket holds at start: the operator client's own burst
+    /// (one second's worth), so Dfns' limit binds from the first second and a well-paced client
+    /// is never refused.
+    pub initial_tokens: u32,
     /// Operator `--concurrency` (reconciles at once per kind); the operator's default.
     pub operator_concurrency: u16,
     /// Operator `--resync-interval`, used by the idle scenario.
     pub resync_interval: Duration,
     /// Applies the bench sends at once.
     pub apply_concurrency: usize,
+}
+
+/// A fixed synthetic CPU load: one child process with a thread per core, each busy for `duty`
+/// of every `period` and asleep for the rest.
+#[derive(Clone, Debug)]
+pub struct LoadParams {
+    pub duty: f64,
+    pub period: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -70,7 +91,11 @@ pub struct IdleParams {
 
 #[derive(Clone, Debug)]
 pub struct MemoryParams {
+    /// The first measuring point (`rss_mib_1k`); `resources` is the second.
+    pub first_resources: usize,
     pub resources: usize,
+    /// Short, so a full resync and a refresh of the Dfns listing fall inside the run.
+    pub resync_interval: Duration,
     pub unrelated_secrets: usize,
     pub unrelated_secret_bytes: usize,
     /// High enough never to bind: this scenario measures memory, not Dfns pacing.
@@ -87,6 +112,7 @@ pub struct Params {
     pub quick: bool,
     pub fleet: FleetParams,
     pub idle: IdleParams,
+    pub load: LoadParams,
     pub memory: MemoryParams,
 }
 
@@ -119,9 +145,10 @@ impl Params {
             scenarios,
             quick: false,
             fleet: FleetParams {
-                resources: 1000,
+                resources: 3000,
                 dfns_latency: Duration::from_millis(50),
                 requests_per_minute: 6000,
+                initial_tokens: client_burst(6000),
                 operator_concurrency: 16,
                 // Half the 10m default so the 10-minute window holds two full resync cycles of
                 // every resource instead of a jitter-dependent fraction of one.
@@ -131,8 +158,14 @@ impl Params {
             idle: IdleParams {
                 duration: Duration::from_secs(600),
             },
+            load: LoadParams {
+                duty: 0.5,
+                period: Duration::from_millis(100),
+            },
             memory: MemoryParams {
+                first_resources: 1_000,
                 resources: 10_000,
+                resync_interval: Duration::from_secs(120),
                 unrelated_secrets: 10_000,
                 unrelated_secret_bytes: 100 * 1024,
                 requests_per_minute: 100_000,
@@ -148,7 +181,7 @@ impl Params {
         Self {
             quick: true,
             fleet: FleetParams {
-                resources: 100,
+                resources: 300,
                 resync_interval: Duration::from_secs(30),
                 ..full.fleet
             },
@@ -156,7 +189,9 @@ impl Params {
                 duration: Duration::from_secs(60),
             },
             memory: MemoryParams {
+                first_resources: 100,
                 resources: 300,
+                resync_interval: Duration::from_secs(20),
                 unrelated_secrets: 300,
                 settle: Duration::from_secs(10),
                 ..full.memory
@@ -165,10 +200,19 @@ impl Params {
         }
     }
 
+    /// The least time the creates can take: every call but the first `initial_tokens` (what both
+    /// the emulator's bucket and the client's burst allow at once) waits for the rate.
     pub fn floor_seconds(&self) -> f64 {
         let f = &self.fleet;
-        f.resources as f64 * CALLS_PER_CREATE / (f64::from(f.requests_per_minute) / 60.0)
+        let calls = f.resources as f64 * CALLS_PER_CREATE - f64::from(f.initial_tokens);
+        calls.max(0.0) / (f64::from(f.requests_per_minute) / 60.0)
     }
+}
+
+/// The operator's Dfns client bursts up to one second's worth of its limit (dfns-client's
+/// `RateLimiter::per_minute`).
+fn client_burst(requests_per_minute: u32) -> u32 {
+    requests_per_minute.div_ceil(60).max(1)
 }
 
 impl FleetParams {
@@ -178,6 +222,7 @@ impl FleetParams {
             "kind": "DfnsServiceAccount",
             "dfns_latency_ms": self.dfns_latency.as_millis() as u64,
             "rate_limit_requests_per_minute": self.requests_per_minute,
+            "rate_limit_initial_tokens": self.initial_tokens,
             "connection_rate_limit_requests_per_minute": self.requests_per_minute,
             "operator_concurrency": self.operator_concurrency,
             "operator_resync_interval_seconds": self.resync_interval.as_secs(),
@@ -186,10 +231,23 @@ impl FleetParams {
     }
 }
 
+impl LoadParams {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "duty_cycle": self.duty,
+            "period_ms": self.period.as_millis() as u64,
+            "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "what": "one child process (the bench binary in burner mode), one thread per core, each busy-looping for duty x period and sleeping the rest",
+        })
+    }
+}
+
 impl MemoryParams {
     pub fn to_json(&self) -> Value {
         json!({
+            "first_resources": self.first_resources,
             "resources": self.resources,
+            "operator_resync_interval_seconds": self.resync_interval.as_secs(),
             "kind": "DfnsServiceAccount",
             "unrelated_secrets": self.unrelated_secrets,
             "unrelated_secret_bytes": self.unrelated_secret_bytes,

@@ -1,32 +1,45 @@
-//! Scenario 1: N service accounts applied at once against a Dfns with latency and a rate limit.
+//! Scenario 1: N service accounts applied at once against a Dfns with latency and a rate limit
+//! whose bucket starts nearly empty, so the limit binds from the first second. Run once on the
+//! quiet machine and once under a fixed synthetic CPU load (`cpu_load.rs`).
 
 use std::time::{Duration, Instant};
 
 use dfns_emulator::Faults;
 use serde_json::{Value, json};
 
+use crate::cpu_load::CpuLoad;
 use crate::fleet::{Fleet, FleetOptions};
 use crate::params::Params;
 use crate::stats::percentile;
 use dfns_test_support::ControlPlane;
+use dfns_test_support::apiserver_requests::Snapshot;
 
 /// How long writes must have stopped before the follow-up reconciles count as finished.
 const SETTLE_QUIET: Duration = Duration::from_secs(15);
 const SETTLE_LIMIT: Duration = Duration::from_secs(180);
 
+/// A fleet ready to be measured: when the applies started, and the API server's counts then.
+pub struct Created {
+    pub fleet: Fleet,
+    pub started: Instant,
+    pub requests_at_start: Snapshot,
+}
+
 /// Builds the fleet of scenario 1 and waits until all of it is Ready; shared with the idle scenario.
 pub async fn create_fleet(
     cp: &'static ControlPlane,
     params: &Params,
-) -> Result<(Fleet, Instant), String> {
+    prefix: &'static str,
+) -> Result<Created, String> {
     let f = &params.fleet;
     let mut fleet = Fleet::start(
         cp,
         FleetOptions {
-            prefix: "bench-throughput",
+            prefix,
             faults: Faults {
                 latency: f.dfns_latency,
                 rate_limit_per_minute: Some(f.requests_per_minute),
+                rate_limit_initial_tokens: Some(f.initial_tokens),
                 ..Faults::default()
             },
             requests_per_minute: f.requests_per_minute,
@@ -41,6 +54,9 @@ pub async fn create_fleet(
         f.resources,
         fleet.namespace()
     );
+    // The emulator's bucket has refilled while the fleet was set up: start it again as configured.
+    fleet.emulator.set_faults(fleet.emulator.faults());
+    let requests_at_start = fleet.request_snapshot().await?;
     let started = Instant::now();
     fleet
         .apply_service_accounts(f.resources, f.apply_concurrency)
@@ -53,11 +69,36 @@ pub async fn create_fleet(
             fleet.operator.log.display()
         ));
     }
-    Ok((fleet, started))
+    Ok(Created {
+        fleet,
+        started,
+        requests_at_start,
+    })
 }
 
-pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<(Value, Fleet), String> {
-    let (mut fleet, started) = create_fleet(cp, params).await?;
+/// Runs the scenario; with `under_load`, the synthetic CPU load runs from before the fleet is
+/// set up until the namespace is quiet.
+pub async fn run(
+    cp: &'static ControlPlane,
+    params: &Params,
+    under_load: bool,
+) -> Result<(Value, Fleet), String> {
+    let load = if under_load {
+        eprintln!("bench: starting the synthetic CPU load {:?}", params.load);
+        Some(CpuLoad::start(&params.load)?)
+    } else {
+        None
+    };
+    let prefix = if under_load {
+        "bench-throughput-loaded"
+    } else {
+        "bench-throughput"
+    };
+    let Created {
+        mut fleet,
+        started,
+        requests_at_start,
+    } = create_fleet(cp, params, prefix).await?;
     let n = params.fleet.resources;
 
     let first_ready = fleet.ready.first_ready();
@@ -85,6 +126,9 @@ pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<(Value, F
     // The status and Secret writes after Ready (and their follow-up reconciles) belong to the cost
     // of creating: wait until the namespace is quiet before counting.
     let settled_in = fleet.writes.settle(SETTLE_QUIET, SETTLE_LIMIT).await;
+    let kube_requests = fleet.operator_requests_since(&requests_at_start).await?;
+    let load_cpu_seconds = load.as_ref().and_then(CpuLoad::cpu_seconds);
+    drop(load);
     let writes = fleet.writes.snapshot();
     let own = fleet.own_writes;
     let operator_sa = writes.service_accounts - own.service_accounts;
@@ -115,6 +159,9 @@ pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<(Value, F
         "ready_after_seconds_by_share": ready_curve(&first_ready, started),
         "dfns_requests_by_endpoint": serde_json::to_value(&dfns.by_endpoint).unwrap_or_default(),
         "kube_writes_per_resource": per(operator_sa + operator_conn + operator_secrets),
+        "kube_requests_per_create": round(kube_requests.requests() / n as f64, 2),
+        "kube_reads_per_create": round(kube_requests.reads() / n as f64, 2),
+        "kube_requests": kube_requests.to_json(&fleet.background),
         "kube_writes": {
             "service_account_writes": operator_sa,
             "connection_writes": operator_conn,
@@ -125,6 +172,11 @@ pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<(Value, F
         "settled_after_all_ready_seconds": round(settled_in.as_secs_f64(), 1),
         "operator_cpu_seconds": round(sample.cpu_seconds, 2),
         "operator_peak_rss_mib": round(crate::operator_process::mib(sample.peak_rss_kib), 1),
+        "synthetic_load": if under_load {
+            json!({ "parameters": params.load.to_json(), "cpu_seconds_used": load_cpu_seconds.map(|s| round(s, 1)) })
+        } else {
+            Value::Null
+        },
         "units": units(),
         "definitions": definitions(),
     });
@@ -163,6 +215,7 @@ fn units() -> Value {
         "operator_cpu_seconds": "s", "operator_peak_rss_mib": "MiB",
         "achieved_dfns_requests_per_second": "requests/s", "allowed_dfns_requests_per_second": "requests/s",
         "creates_per_second": "resources/s", "ready_after_seconds_by_share": "s", "settled_after_all_ready_seconds": "s",
+        "kube_requests_per_create": "Kubernetes API requests / resource (excluding watches)", "kube_reads_per_create": "Kubernetes GET + LIST / resource",
     })
 }
 
@@ -170,7 +223,8 @@ fn definitions() -> Value {
     json!({
         "wall_seconds": "first apply sent -> last resource seen Ready=True by the bench's watch",
         "time_to_ready": "the resource's apply returned -> first seen Ready=True",
-        "floor_seconds": "resources x 3 Dfns calls per create / (rate limit per second)",
+        "floor_seconds": "(resources x 3 Dfns calls per create - the emulator bucket's initial tokens, which equal the client's one-second burst) / (rate limit per second)",
+        "kube_requests_per_create": "the operator's Kubernetes API requests from the first apply until the namespace was quiet, as counted by kube-apiserver (apiserver_request_total) minus the bench's own and other clients' (see kube_requests.method), watches excluded, divided by resources; includes the Event and the operator's start-up reads of the connection",
         "dfns_calls": "every request the emulator received in the scenario (login, connection checks, user-action signing, creates, reads), divided by resources",
         "kube_writes": "ADDED + MODIFIED watch events on DfnsServiceAccounts, DfnsConnections and Secrets in the bench namespace, minus the bench's own applies, counted until the namespace was quiet for 15 s; Event objects are listed apart",
     })

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use rand::RngExt;
 
 use super::allowed_hosts::AllowedHosts;
 use super::connection_slots::ConnectionSlots;
-use super::dfns_clients::DfnsClients;
+use super::dfns_clients::{ConnectionStores, DfnsClients};
+use super::event_series::EventPublisher;
 use super::inventory::Inventory;
 use super::restart_targets::RolloutRestarts;
 use super::seal::Sealer;
@@ -55,16 +56,18 @@ pub struct Context {
     pub connection_slots: ConnectionSlots,
     /// Counters the reconcilers feed directly (rule enforcement, credentials left active).
     pub metrics: Arc<Metrics>,
-    recorder: Recorder,
+    events: EventPublisher,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
     /// `gate` is shared by every Dfns client: closed at shutdown, and past its deadline when
-    /// this replica's leadership may have expired.
+    /// this replica's leadership may have expired. Connections are read from `connection_stores`
+    /// (with a GET on a miss), or always with a GET without them.
     pub fn new(
         kube: Client,
         config: ControllerConfig,
+        connection_stores: Option<ConnectionStores>,
         sealer: Sealer,
         gate: dfns_client::Gate,
         metrics: Arc<Metrics>,
@@ -76,6 +79,7 @@ impl Context {
         Self {
             dfns_clients: DfnsClients::new(
                 kube.clone(),
+                connection_stores,
                 config.operator_namespace.clone(),
                 config.request_observer.clone(),
                 gate,
@@ -85,14 +89,14 @@ impl Context {
             inventory: Inventory::new(config.resync_interval),
             sealer: Arc::new(sealer),
             metrics,
-            recorder: Recorder::new(kube.clone(), reporter),
+            events: EventPublisher::new(kube.clone(), reporter),
             failures: Mutex::default(),
             kube,
             config,
         }
     }
 
-    /// Publishes an Event; the recorder folds repeats into a series. Failing to publish is
+    /// Publishes an Event; repeats are folded into a series (`event_series.rs`). Failing to publish is
     /// logged, never fatal. Notes carry ids and reasons only, never secrets.
     pub async fn publish(
         &self,
@@ -109,7 +113,7 @@ impl Context {
             action: reason.into(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, reference).await {
+        if let Err(error) = self.events.publish(&event, reference).await {
             tracing::warn!(%error, reason, "could not publish event");
         }
     }

@@ -2,6 +2,12 @@
 //! connection object (its UID) and spec, and its Secret's version: a connection deleted and
 //! re-created under the same name, or edited, gets a new client, and rotated bootstrap
 //! credentials are picked up without a restart.
+//!
+//! Connections are read from the shared connection watches' stores (`connection_feed.rs`) and
+//! their Secrets from small watch caches (`connection_secrets.rs`): no GET per reconcile. A
+//! connection missing from the store (not listed yet, or outside the operator's
+//! `--cluster-connection-selector`) is read with a GET, so a miss is never taken for "deleted"
+//! on a cache's word alone.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -9,9 +15,11 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
 use super::allowed_hosts::AllowedHosts;
+use super::connection_secrets::ConnectionSecrets;
 use super::error::Error;
 use super::secret_layout::{AUTH_TOKEN, CRED_ID, PRIVATE_KEY, TextError, text};
 use crate::api::{
@@ -136,8 +144,17 @@ impl Version {
     }
 }
 
+/// The stores of the connection watches.
+#[derive(Clone)]
+pub struct ConnectionStores {
+    pub namespaced: Store<DfnsConnection>,
+    pub cluster: Store<ClusterDfnsConnection>,
+}
+
 pub struct DfnsClients {
     kube: Client,
+    stores: Option<ConnectionStores>,
+    secrets: ConnectionSecrets,
     /// Where the Secrets of `ClusterDfnsConnection`s live.
     operator_namespace: String,
     cache: Mutex<HashMap<ConnectionKey, (Version, Arc<ConnectionHandle>)>>,
@@ -148,15 +165,19 @@ pub struct DfnsClients {
 }
 
 impl DfnsClients {
+    /// Without `stores`, every connection is read with a GET.
     pub fn new(
         kube: Client,
+        stores: Option<ConnectionStores>,
         operator_namespace: String,
         request_observer: Option<RequestObserver>,
         gate: Gate,
         allowed_api_hosts: AllowedHosts,
     ) -> Self {
         Self {
+            secrets: ConnectionSecrets::new(kube.clone()),
             kube,
+            stores,
             operator_namespace,
             cache: Mutex::default(),
             request_observer,
@@ -165,8 +186,11 @@ impl DfnsClients {
         }
     }
 
-    /// Reads the connection object; `None` when it does not exist.
+    /// The connection object, from the watch's store; `None` when it does not exist.
     pub async fn fetch(&self, key: &ConnectionKey) -> Result<Option<ConnectionObject>, Error> {
+        if let Some(cached) = self.cached(key) {
+            return Ok(Some(cached));
+        }
         Ok(match (&key.kind, &key.namespace) {
             (ConnectionKind::DfnsConnection, Some(ns)) => {
                 Api::<DfnsConnection>::namespaced(self.kube.clone(), ns)
@@ -186,6 +210,21 @@ impl DfnsClients {
         })
     }
 
+    fn cached(&self, key: &ConnectionKey) -> Option<ConnectionObject> {
+        let stores = self.stores.as_ref()?;
+        match (&key.kind, &key.namespace) {
+            (ConnectionKind::DfnsConnection, Some(ns)) => stores
+                .namespaced
+                .get(&ObjectRef::new(&key.name).within(ns))
+                .map(|c| c.as_ref().into()),
+            (ConnectionKind::DfnsConnection, None) => None,
+            (ConnectionKind::ClusterDfnsConnection, _) => stores
+                .cluster
+                .get(&ObjectRef::new(&key.name))
+                .map(|c| c.as_ref().into()),
+        }
+    }
+
     /// A client for the connection, built from its Secret (cached while neither changes).
     pub async fn client_for(
         &self,
@@ -199,8 +238,9 @@ impl DfnsClients {
             .clone()
             .unwrap_or_else(|| self.operator_namespace.clone());
         let secret_name = secret_name(&connection.spec);
-        let secret = Api::<Secret>::namespaced(self.kube.clone(), &secret_namespace)
-            .get_opt(secret_name)
+        let secret = self
+            .secrets
+            .get(&secret_namespace, secret_name)
             .await?
             .ok_or_else(|| {
                 Error::Connection(format!(

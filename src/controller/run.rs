@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use dfns_client::Gate;
 
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
@@ -19,8 +20,10 @@ use tokio::task::JoinSet;
 
 use super::cache::stripped_into_store;
 use super::connection::{self, ConnectionResource};
+use super::connection_feed::ConnectionFeed;
 use super::context::{Context, ControllerConfig};
 use super::credential::{self, CredentialResource};
+use super::dfns_clients::ConnectionStores;
 use super::error::Error;
 use super::fence::fenced_client;
 use super::leader::{LeaderElector, Leadership, LeaseConfig, LeaseConfigError};
@@ -230,9 +233,18 @@ async fn run_controllers(
         &config.seal_key_secret,
     )
     .await?;
+    // One watch per connection kind feeds the store reconciles read connections from, the
+    // connection controllers and the credential controllers' triggers (connection_feed.rs).
+    let mut namespaced = ConnectionFeed::<DfnsConnection>::default();
+    let mut cluster = ConnectionFeed::<ClusterDfnsConnection>::default();
+    let stores = ConnectionStores {
+        namespaced: namespaced.store(),
+        cluster: cluster.store(),
+    };
     let ctx = Arc::new(Context::new(
         kube.clone(),
         config,
+        Some(stores.clone()),
         sealer,
         gate,
         metrics.clone(),
@@ -240,28 +252,46 @@ async fn run_controllers(
     let mut tasks = JoinSet::new();
     tasks.spawn(credential_controller::<DfnsServiceAccount>(
         ctx.clone(),
+        ConnectionTriggers {
+            namespaced: namespaced.touched().boxed(),
+            cluster: cluster.touched().boxed(),
+        },
         metrics.clone(),
         shutdown.clone(),
     ));
     tasks.spawn(credential_controller::<DfnsPersonalAccessToken>(
         ctx.clone(),
+        ConnectionTriggers {
+            namespaced: namespaced.touched().boxed(),
+            cluster: cluster.touched().boxed(),
+        },
         metrics.clone(),
         shutdown.clone(),
     ));
     tasks.spawn(connection_controller::<DfnsConnection>(
         ctx.clone(),
-        scoped(&ctx),
-        watcher::Config::default(),
+        namespaced.applied(),
+        stores.namespaced,
         metrics.clone(),
         shutdown.clone(),
     ));
     tasks.spawn(connection_controller::<ClusterDfnsConnection>(
         ctx.clone(),
-        Api::all(kube),
-        cluster_connections(&ctx.config),
+        cluster.applied(),
+        stores.cluster,
         metrics,
         shutdown,
     ));
+    // Aborted when this function returns (the JoinSet is dropped), after the controllers.
+    let mut feeds = JoinSet::new();
+    feeds.spawn(namespaced.run(watcher(
+        scoped::<DfnsConnection>(&ctx),
+        watcher::Config::default().any_semantic(),
+    )));
+    feeds.spawn(cluster.run(watcher(
+        Api::<ClusterDfnsConnection>::all(kube),
+        cluster_connections(&ctx.config).any_semantic(),
+    )));
     while let Some(finished) = tasks.join_next().await {
         finished?;
     }
@@ -389,8 +419,15 @@ async fn measured(
     result
 }
 
+/// Connections created, changed or deleted, from the shared connection watches.
+struct ConnectionTriggers {
+    namespaced: BoxStream<'static, Result<DfnsConnection, watcher::Error>>,
+    cluster: BoxStream<'static, Result<ClusterDfnsConnection, watcher::Error>>,
+}
+
 async fn credential_controller<K: CredentialResource>(
     ctx: Arc<Context>,
+    connections: ConnectionTriggers,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
@@ -452,17 +489,13 @@ async fn credential_controller<K: CredentialResource>(
     let for_namespaced = by_connection.clone();
     let run = controller
         .owns(scoped::<Secret>(&ctx), secrets)
-        // A connection turning Ready (or changing) wakes the resources that use it.
-        .watches(
-            scoped::<DfnsConnection>(&ctx),
-            watcher::Config::default(),
-            move |c| for_namespaced(ConnectionKind::DfnsConnection, c.namespace(), c.name_any()),
-        )
-        .watches(
-            Api::<ClusterDfnsConnection>::all(kube.clone()),
-            cluster_connections(&ctx.config),
-            move |c| by_connection(ConnectionKind::ClusterDfnsConnection, None, c.name_any()),
-        )
+        // A connection turning Ready (or changing, or going away) wakes the resources that use it.
+        .watches_stream(connections.namespaced, move |c| {
+            for_namespaced(ConnectionKind::DfnsConnection, c.namespace(), c.name_any())
+        })
+        .watches_stream(connections.cluster, move |c| {
+            by_connection(ConnectionKind::ClusterDfnsConnection, None, c.name_any())
+        })
         // Only a namespace's name is read here (the reconcile reads its labels): metadata only.
         .watches_stream(
             watcher(
@@ -511,16 +544,12 @@ fn cluster_connections(config: &ControllerConfig) -> watcher::Config {
 
 async fn connection_controller<C: ConnectionResource>(
     ctx: Arc<Context>,
-    api: Api<C>,
-    watched: watcher::Config,
+    changes: impl futures::Stream<Item = Result<C, watcher::Error>> + Send + 'static,
+    cache: Store<C>,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
-    let (cache, writer) = reflector::store();
-    let controller = Controller::for_stream(
-        stripped_into_store(watcher(api, watched.any_semantic()), writer),
-        cache.clone(),
-    );
+    let controller = Controller::for_stream(changes, cache.clone());
     let stop = shutdown.clone();
     let run = controller
         .with_config(ControllerRuntimeConfig::default().concurrency(ctx.config.concurrency))

@@ -29,7 +29,10 @@ impl AppState {
 
     pub fn set_faults(&self, faults: Faults) {
         let mut limiter = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-        *limiter = RateLimiter::new(faults.rate_limit_per_minute);
+        *limiter = RateLimiter::new(
+            faults.rate_limit_per_minute,
+            faults.rate_limit_initial_tokens,
+        );
         *self.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
     }
 

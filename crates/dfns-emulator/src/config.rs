@@ -80,6 +80,10 @@ pub struct Faults {
     pub jitter: Duration,
     /// Requests per minute allowed for the organization; more get 429.
     pub rate_limit_per_minute: Option<u32>,
+    /// Requests the rate-limit bucket holds at start (and after `set_faults`); `None`: full, one
+    /// minute's allowance. A benchmark shorter than a minute sets it low so the limit binds from
+    /// the first second instead of never.
+    pub rate_limit_initial_tokens: Option<u32>,
     /// Send `Retry-After` (seconds) with those 429s. Dfns documents no such header, so the
     /// default is not to (unless the profile's `retry_after_on_every_429` says so).
     pub retry_after: bool,
@@ -115,6 +119,7 @@ pub(crate) struct FaultsWire {
     pub latency_ms: u64,
     pub jitter_ms: u64,
     pub rate_limit_per_minute: Option<u32>,
+    pub rate_limit_initial_tokens: Option<u32>,
     pub retry_after: bool,
     pub error_ratio: f64,
     pub lost_response_ratio: f64,
@@ -126,6 +131,7 @@ impl From<&Faults> for FaultsWire {
             latency_ms: f.latency.as_millis() as u64,
             jitter_ms: f.jitter.as_millis() as u64,
             rate_limit_per_minute: f.rate_limit_per_minute,
+            rate_limit_initial_tokens: f.rate_limit_initial_tokens,
             retry_after: f.retry_after,
             error_ratio: f.error_ratio,
             lost_response_ratio: f.lost_response_ratio,
@@ -139,6 +145,7 @@ impl From<FaultsWire> for Faults {
             latency: Duration::from_millis(w.latency_ms),
             jitter: Duration::from_millis(w.jitter_ms),
             rate_limit_per_minute: w.rate_limit_per_minute,
+            rate_limit_initial_tokens: w.rate_limit_initial_tokens,
             retry_after: w.retry_after,
             error_ratio: w.error_ratio,
             lost_response_ratio: w.lost_response_ratio,
@@ -179,6 +186,7 @@ mod tests {
             latency: Duration::from_millis(20),
             jitter: Duration::from_millis(5),
             rate_limit_per_minute: Some(100),
+            rate_limit_initial_tokens: Some(10),
             retry_after: true,
             error_ratio: 0.1,
             lost_response_ratio: 0.2,

@@ -14,7 +14,8 @@ use super::counters::{Outcome, RequestClass, classify};
 use super::error::ApiError;
 
 /// Token bucket holding up to one minute's allowance, refilled continuously. The emulator
-/// serves a single organization, so one bucket is the per-organization limit.
+/// serves a single organization, so one bucket is the per-organization limit. It starts full
+/// unless `initial_tokens` says otherwise.
 pub(crate) struct RateLimiter {
     per_minute: Option<u32>,
     tokens: f64,
@@ -22,10 +23,11 @@ pub(crate) struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(per_minute: Option<u32>) -> Self {
+    pub fn new(per_minute: Option<u32>, initial_tokens: Option<u32>) -> Self {
+        let full = per_minute.unwrap_or(0);
         Self {
             per_minute,
-            tokens: per_minute.unwrap_or(0) as f64,
+            tokens: initial_tokens.unwrap_or(full).min(full) as f64,
             last: Instant::now(),
         }
     }
@@ -126,14 +128,14 @@ mod tests {
 
     #[test]
     fn no_limit_admits_everything() {
-        let mut l = RateLimiter::new(None);
+        let mut l = RateLimiter::new(None, None);
         let now = Instant::now();
         assert!((0..10_000).all(|_| l.admit(now).is_ok()));
     }
 
     #[test]
     fn limit_admits_one_minute_burst_then_asks_to_retry() {
-        let mut l = RateLimiter::new(Some(60));
+        let mut l = RateLimiter::new(Some(60), None);
         let now = Instant::now();
         assert!((0..60).all(|_| l.admit(now).is_ok()));
         assert_eq!(l.admit(now), Err(1));
@@ -143,9 +145,29 @@ mod tests {
 
     #[test]
     fn retry_after_reflects_the_refill_rate() {
-        let mut l = RateLimiter::new(Some(6));
+        let mut l = RateLimiter::new(Some(6), None);
         let now = Instant::now();
         assert!((0..6).all(|_| l.admit(now).is_ok()));
         assert_eq!(l.admit(now), Err(10));
+    }
+
+    #[test]
+    fn a_bucket_started_low_admits_only_its_initial_tokens_then_the_rate() {
+        // 6,000 a minute is 100 a second; starting with one second's worth, not a minute's.
+        let mut l = RateLimiter::new(Some(6000), Some(100));
+        let now = Instant::now();
+        assert!((0..100).all(|_| l.admit(now).is_ok()));
+        assert!(l.admit(now).is_err());
+        let later = now + Duration::from_secs(1);
+        assert!((0..100).all(|_| l.admit(later).is_ok()));
+        assert!(l.admit(later).is_err());
+    }
+
+    #[test]
+    fn initial_tokens_never_exceed_a_full_bucket() {
+        let mut l = RateLimiter::new(Some(60), Some(1_000));
+        let now = Instant::now();
+        assert!((0..60).all(|_| l.admit(now).is_ok()));
+        assert!(l.admit(now).is_err());
     }
 }

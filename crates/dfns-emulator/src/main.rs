@@ -62,6 +62,10 @@ struct Args {
     #[arg(long, env = "DFNS_EMULATOR_RATE_LIMIT_PER_MINUTE")]
     rate_limit_per_minute: Option<u32>,
 
+    /// Requests the rate-limit bucket holds at start. Unset: full (one minute's allowance).
+    #[arg(long, env = "DFNS_EMULATOR_RATE_LIMIT_INITIAL_TOKENS")]
+    rate_limit_initial_tokens: Option<u32>,
+
     /// Send Retry-After (seconds) with the rate limit's 429s. Dfns documents no such header.
     #[arg(long, env = "DFNS_EMULATOR_RETRY_AFTER")]
     retry_after: bool,
@@ -229,6 +233,7 @@ async fn main() -> ExitCode {
         latency: Duration::from_millis(args.latency_ms),
         jitter: Duration::from_millis(args.jitter_ms),
         rate_limit_per_minute: args.rate_limit_per_minute,
+        rate_limit_initial_tokens: args.rate_limit_initial_tokens,
         retry_after: args.retry_after,
         error_ratio: args.error_ratio,
         lost_response_ratio: args.lost_response_ratio,

@@ -115,7 +115,10 @@ impl Emulator {
             store: Store::new(seed, config.profile.clone()),
             keys: TokenKeys::generate(),
             faults: RwLock::new(config.faults.clone()),
-            limiter: Mutex::new(RateLimiter::new(config.faults.rate_limit_per_minute)),
+            limiter: Mutex::new(RateLimiter::new(
+                config.faults.rate_limit_per_minute,
+                config.faults.rate_limit_initial_tokens,
+            )),
             counters: Counters::default(),
             config,
         });

@@ -8,6 +8,7 @@
 //! let ns = TestNamespace::new(cp, "my-test").await;
 //! ```
 
+pub mod apiserver_requests;
 pub mod chart;
 mod control_plane;
 mod crds;
