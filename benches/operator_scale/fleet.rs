@@ -34,6 +34,10 @@ pub struct FleetOptions {
     pub resync_interval: Duration,
     /// Scope the operator to the bench namespace (exact write counts) or watch all namespaces.
     pub operator_watches_only_bench_namespace: bool,
+    /// How long one day of `daysValid` lasts in the emulator (86,400 s in Dfns).
+    pub seconds_per_valid_day: u32,
+    /// Merged into every applied `DfnsServiceAccount`'s spec.
+    pub spec_extra: serde_json::Value,
 }
 
 pub struct Fleet {
@@ -51,6 +55,7 @@ pub struct Fleet {
     pub own_writes: OwnWrites,
     /// When each resource's apply returned.
     pub applied_at: HashMap<String, Instant>,
+    spec_extra: serde_json::Value,
     pub ns: TestNamespace,
 }
 
@@ -68,6 +73,7 @@ impl Fleet {
         let namespace = ns.name().to_owned();
         let emulator = Emulator::start(EmulatorConfig {
             faults: options.faults,
+            seconds_per_valid_day: options.seconds_per_valid_day,
             ..EmulatorConfig::default()
         })
         .await
@@ -112,6 +118,7 @@ impl Fleet {
             background,
             own_writes,
             applied_at: HashMap::new(),
+            spec_extra: options.spec_extra,
             ns,
         };
         fleet
@@ -181,16 +188,21 @@ impl Fleet {
     ) -> Result<(), String> {
         let api: Api<DfnsServiceAccount> = Api::namespaced(self.kube.clone(), self.namespace());
         let params = PatchParams::apply(FIELD_MANAGER);
+        let extra = self.spec_extra.clone();
         let results: Vec<Result<(String, Instant), String>> = futures::stream::iter(range)
             .map(|i| {
-                let (api, params) = (&api, &params);
+                let (api, params, extra) = (&api, &params, &extra);
                 async move {
                     let name = format!("sa-{i}");
+                    let mut spec = json!({ "connectionRef": { "kind": "DfnsConnection", "name": CONNECTION } });
+                    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+                        spec.extend(extra.clone());
+                    }
                     let body = json!({
                         "apiVersion": "dfns.io/v1alpha1",
                         "kind": "DfnsServiceAccount",
                         "metadata": { "name": name },
-                        "spec": { "connectionRef": { "kind": "DfnsConnection", "name": CONNECTION } },
+                        "spec": spec,
                     });
                     api.patch(&name, params, &Patch::Apply(&body)).await.map_err(|e| format!("apply {name}: {e}"))?;
                     Ok((name, Instant::now()))

@@ -8,6 +8,9 @@
 //! 3. throughput_under_load — scenario 1 again under a fixed synthetic CPU load (cpu_load.rs).
 //! 4. memory — operator RSS with 1,000 then 10,000 resources, each through a full resync and a
 //!    listing refresh, and the slope; then with 10,000 unrelated 100 KiB Secrets.
+//! 5. renewal — 1,000 service accounts whose tokens fall due for renewal together: wall time
+//!    until all switched and retired their previous credential, against the rate-limit floor,
+//!    and Dfns calls per renewal.
 //!
 //! Writes target/bench/results.json and target/bench/results.md. `BENCH_SCENARIO` picks
 //! scenarios, `BENCH_QUICK=1` runs a small version (see params.rs). The operator runs as the
@@ -22,6 +25,7 @@ mod memory;
 mod operator_process;
 mod params;
 mod ready;
+mod renewal;
 mod report;
 mod stats;
 mod throughput;
@@ -136,6 +140,10 @@ async fn run(
     if wants(Scenario::Memory) {
         eprintln!("bench: scenario memory");
         results.save(Scenario::Memory, memory::run(cp, params).await?);
+    }
+    if wants(Scenario::Renewal) {
+        eprintln!("bench: scenario renewal");
+        results.save(Scenario::Renewal, renewal::run(cp, params).await?);
     }
     Ok(())
 }

@@ -30,6 +30,8 @@ pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<Value, St
             operator_concurrency: m.operator_concurrency,
             resync_interval: m.resync_interval,
             operator_watches_only_bench_namespace: false,
+            seconds_per_valid_day: 86_400,
+            spec_extra: serde_json::Value::Null,
         },
     )
     .await?;

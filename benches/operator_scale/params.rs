@@ -15,6 +15,8 @@ pub enum Scenario {
     /// Throughput again, with a synthetic CPU load started by the bench.
     ThroughputUnderLoad,
     Memory,
+    /// Every resource's token falls due for renewal within one interval.
+    Renewal,
 }
 
 impl Scenario {
@@ -24,6 +26,7 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::ThroughputUnderLoad => "throughput_under_load",
             Scenario::Memory => "memory",
+            Scenario::Renewal => "renewal",
         }
     }
 
@@ -36,14 +39,16 @@ impl Scenario {
                     Scenario::Idle,
                     Scenario::ThroughputUnderLoad,
                     Scenario::Memory,
+                    Scenario::Renewal,
                 ]),
                 "throughput" => chosen.push(Scenario::Throughput),
                 "idle" => chosen.push(Scenario::Idle),
                 "throughput_under_load" => chosen.push(Scenario::ThroughputUnderLoad),
                 "memory" => chosen.push(Scenario::Memory),
+                "renewal" => chosen.push(Scenario::Renewal),
                 other => {
                     return Err(format!(
-                        "unknown scenario {other:?} (all, throughput, idle, throughput_under_load, memory)"
+                        "unknown scenario {other:?} (all, throughput, idle, throughput_under_load, memory, renewal)"
                     ));
                 }
             }
@@ -106,6 +111,18 @@ pub struct MemoryParams {
     pub settle: Duration,
 }
 
+/// Scenario 5: renewals of a whole fleet falling due together.
+#[derive(Clone, Debug)]
+pub struct RenewalParams {
+    pub resources: usize,
+    /// The emulator's day: a `daysValid: 1` token lives this many seconds.
+    pub seconds_per_day: u32,
+    /// How long after its create each token falls due (its lifetime less `renewBefore`); longer
+    /// than creating the fleet takes, so every renewal falls due after the last create.
+    pub due_after: Duration,
+    pub grace: Duration,
+}
+
 #[derive(Clone, Debug)]
 pub struct Params {
     pub scenarios: Vec<Scenario>,
@@ -114,6 +131,7 @@ pub struct Params {
     pub idle: IdleParams,
     pub load: LoadParams,
     pub memory: MemoryParams,
+    pub renewal: RenewalParams,
 }
 
 /// Dfns calls per create: user-action challenge, signed user action, the create itself.
@@ -173,6 +191,12 @@ impl Params {
                 create_concurrency: 32,
                 settle: Duration::from_secs(30),
             },
+            renewal: RenewalParams {
+                resources: 1_000,
+                seconds_per_day: 1_800,
+                due_after: Duration::from_secs(300),
+                grace: Duration::from_secs(5),
+            },
         }
     }
 
@@ -195,6 +219,11 @@ impl Params {
                 unrelated_secrets: 300,
                 settle: Duration::from_secs(10),
                 ..full.memory
+            },
+            renewal: RenewalParams {
+                resources: 100,
+                due_after: Duration::from_secs(60),
+                ..full.renewal
             },
             ..full
         }

@@ -85,6 +85,7 @@ pub fn markdown(all: &Value) -> String {
             throughput_rows(&all["throughput_under_load"], 1.5),
         ),
         ("memory", memory_rows(&all["memory"])),
+        ("renewal", renewal_rows(&all["renewal"])),
         ("cache", cache_rows(&all["cache"])),
     ] {
         let section = &all[key];
@@ -259,6 +260,46 @@ fn idle_rows(i: &Value) -> Vec<Row> {
             figure: "operator RSS",
             value: num(&i["rss_mib"]),
             unit: "MiB",
+            target: "",
+            met: None,
+        },
+    ]
+}
+
+fn renewal_rows(r: &Value) -> Vec<Row> {
+    vec![
+        Row {
+            figure: "wall time, first renewal due → all switched and previous retired",
+            value: num(&r["wall_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "floor (longer of the rate-limit floor and the spread of due times)",
+            value: num(&r["floor_seconds"]),
+            unit: "s",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "wall time / floor",
+            value: num(&r["ratio_to_floor"]),
+            unit: "×",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "Dfns calls per renewal (all, incl. auth)",
+            value: num(&r["dfns_calls_per_renewal"]),
+            unit: "requests",
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "Dfns writes per renewal",
+            value: num(&r["dfns_writes_per_renewal"]),
+            unit: "requests",
             target: "",
             met: None,
         },

@@ -46,6 +46,8 @@ pub async fn create_fleet(
             operator_concurrency: f.operator_concurrency,
             resync_interval: f.resync_interval,
             operator_watches_only_bench_namespace: true,
+            seconds_per_valid_day: 86_400,
+            spec_extra: serde_json::Value::Null,
         },
     )
     .await?;

@@ -119,6 +119,8 @@ pub(crate) struct FaultsWire {
     pub latency_ms: u64,
     pub jitter_ms: u64,
     pub rate_limit_per_minute: Option<u32>,
+    /// Only shown when set: clients written before it existed read the same shape back.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit_initial_tokens: Option<u32>,
     pub retry_after: bool,
     pub error_ratio: f64,
