@@ -11,8 +11,13 @@ use crate::params::Params;
 use crate::throughput::round;
 
 /// The reads an interval may cost: the shared inventory's list of service accounts, and the
-/// connection reconciler's proof that its credentials still work (one list of its credentials).
-const INTERVAL_LIST_ROUTES: [&str; 2] = ["GET /auth/service-accounts", "GET /auth/credentials"];
+/// connection reconciler's proof that its credentials still work (one List PATs, the read every
+/// identity kind may make; List Credentials before that).
+const INTERVAL_LIST_ROUTES: [&str; 3] = [
+    "GET /auth/service-accounts",
+    "GET /auth/pats",
+    "GET /auth/credentials",
+];
 
 pub async fn run(fleet: &mut Fleet, params: &Params) -> Result<Value, String> {
     let duration = params.idle.duration;
