@@ -1,8 +1,8 @@
 //! What to run and with which parameters: the full benchmark, or a quick smaller one for development.
 //!
-//! Environment: `BENCH_SCENARIO` = `all` (default) | `throughput` | `idle` | `memory`, or a comma
-//! list; `BENCH_QUICK=1` for the small version. Every parameter lands in results.json next to the
-//! figures it produced.
+//! Environment: `BENCH_SCENARIO` = `all` (default) | `throughput` | `idle` |
+//! `throughput_under_load` | `memory` | `renewal`, or a comma list; `BENCH_QUICK=1` for the small
+//! version. Every parameter lands in results.json next to the figures it produced.
 
 use std::time::Duration;
 
