@@ -40,6 +40,29 @@ pub struct FleetOptions {
     pub spec_extra: serde_json::Value,
 }
 
+impl FleetOptions {
+    /// Scenario 1's fleet: Dfns with latency and a rate limit whose bucket starts at the
+    /// client's burst, the connection limited to match, the operator watching the bench
+    /// namespace only, Dfns' real day and the plain spec.
+    pub fn rate_limited(prefix: &'static str, f: &crate::params::FleetParams) -> Self {
+        Self {
+            prefix,
+            faults: Faults {
+                latency: f.dfns_latency,
+                rate_limit_per_minute: Some(f.requests_per_minute),
+                rate_limit_initial_tokens: Some(f.initial_tokens),
+                ..Faults::default()
+            },
+            requests_per_minute: f.requests_per_minute,
+            operator_concurrency: f.operator_concurrency,
+            resync_interval: f.resync_interval,
+            operator_watches_only_bench_namespace: true,
+            seconds_per_valid_day: 86_400,
+            spec_extra: serde_json::Value::Null,
+        }
+    }
+}
+
 pub struct Fleet {
     // Field order is drop order: the operator stops before the namespace goes.
     pub operator: OperatorProcess,

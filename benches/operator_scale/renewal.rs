@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use dfns_emulator::Faults;
 use dfns_operator::api::DfnsServiceAccount;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
@@ -23,17 +22,6 @@ pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<Value, St
     let mut fleet = Fleet::start(
         cp,
         FleetOptions {
-            prefix: "bench-renewal",
-            faults: Faults {
-                latency: f.dfns_latency,
-                rate_limit_per_minute: Some(f.requests_per_minute),
-                rate_limit_initial_tokens: Some(f.initial_tokens),
-                ..Faults::default()
-            },
-            requests_per_minute: f.requests_per_minute,
-            operator_concurrency: f.operator_concurrency,
-            resync_interval: f.resync_interval,
-            operator_watches_only_bench_namespace: true,
             seconds_per_valid_day: r.seconds_per_day,
             spec_extra: json!({
                 "daysValid": 1,
@@ -42,6 +30,7 @@ pub async fn run(cp: &'static ControlPlane, params: &Params) -> Result<Value, St
                     "gracePeriod": format!("{}s", r.grace.as_secs()),
                 },
             }),
+            ..FleetOptions::rate_limited("bench-renewal", f)
         },
     )
     .await?;

@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use dfns_emulator::Faults;
 use serde_json::{Value, json};
 
 use crate::cpu_load::CpuLoad;
@@ -32,25 +31,7 @@ pub async fn create_fleet(
     prefix: &'static str,
 ) -> Result<Created, String> {
     let f = &params.fleet;
-    let mut fleet = Fleet::start(
-        cp,
-        FleetOptions {
-            prefix,
-            faults: Faults {
-                latency: f.dfns_latency,
-                rate_limit_per_minute: Some(f.requests_per_minute),
-                rate_limit_initial_tokens: Some(f.initial_tokens),
-                ..Faults::default()
-            },
-            requests_per_minute: f.requests_per_minute,
-            operator_concurrency: f.operator_concurrency,
-            resync_interval: f.resync_interval,
-            operator_watches_only_bench_namespace: true,
-            seconds_per_valid_day: 86_400,
-            spec_extra: serde_json::Value::Null,
-        },
-    )
-    .await?;
+    let mut fleet = Fleet::start(cp, FleetOptions::rate_limited(prefix, f)).await?;
     eprintln!(
         "bench: applying {} DfnsServiceAccounts in {}",
         f.resources,
