@@ -25,13 +25,15 @@ done
 
 # --- packages ----------------------------------------------------------------------------------
 cni_bin=/usr/lib/cni
-if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || [[ ! -x "$cni_bin/bridge" ]]; then
-  command -v apt-get >/dev/null || fail "containerd, runc and the CNI plugins are missing and apt-get is not available"
-  log "node: installing containerd runc containernetworking-plugins (apt-get)"
+packages=(containerd runc containernetworking-plugins iptables)
+if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || [[ ! -x "$cni_bin/bridge" ]] \
+   || ! command -v iptables >/dev/null; then
+  command -v apt-get >/dev/null || fail "${packages[*]}: some are missing and apt-get is not available"
+  log "node: installing ${packages[*]} (apt-get)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq containerd runc containernetworking-plugins >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null && apt-get install -y -qq containerd runc containernetworking-plugins >/dev/null; } \
-    || fail "apt-get install containerd runc containernetworking-plugins failed"
+  apt-get install -y -qq "${packages[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq "${packages[@]}" >/dev/null; } \
+    || fail "apt-get install ${packages[*]} failed"
 fi
 [[ -x "$cni_bin/bridge" && -x "$cni_bin/host-local" ]] || fail "CNI plugins not found in $cni_bin"
 

@@ -186,15 +186,18 @@ fn cannot_run_reason() -> Option<String> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    for tool in ["ip", "iptables", "cc", "python3"] {
+    for tool in ["ip", "cc", "python3"] {
         if !have(tool) {
             return Some(format!("`{tool}` is not installed"));
         }
     }
-    if !have("containerd") && !have("apt-get") {
-        return Some(
-            "containerd is not installed and apt-get is not available to install it".into(),
-        );
+    // node-up.sh installs what is missing of these with apt-get.
+    for tool in ["containerd", "iptables"] {
+        if !have(tool) && !have("apt-get") {
+            return Some(format!(
+                "`{tool}` is not installed and apt-get is not available to install it"
+            ));
+        }
     }
     None
 }
