@@ -34,7 +34,9 @@ use crate::api::{
     DfnsServiceAccount,
 };
 use crate::telemetry::health::Phase;
-use crate::telemetry::{CredentialSample, CredentialSource, CredentialState, Health, Metrics};
+use crate::telemetry::{
+    CredentialSample, CredentialSource, CredentialState, Health, Metrics, ReconcileOutcome,
+};
 
 /// How the process around the controllers is run; the default is a single replica without
 /// leader election, with metrics and health kept but not served (what tests use).
@@ -411,11 +413,14 @@ async fn measured(
 ) -> Result<Action, Error> {
     let started = Instant::now();
     let result = reconcile.await;
-    metrics.reconciled(
-        kind,
-        result.as_ref().err().map(Error::category),
-        started.elapsed(),
-    );
+    let outcome = match &result {
+        Ok(_) => ReconcileOutcome::Success,
+        Err(error) if error.waiting().is_some() || matches!(error, Error::DeletionWaits { .. }) => {
+            ReconcileOutcome::Waiting(error.category())
+        }
+        Err(error) => ReconcileOutcome::Failed(error.category()),
+    };
+    metrics.reconciled(kind, outcome, started.elapsed());
     result
 }
 

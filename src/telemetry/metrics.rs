@@ -18,8 +18,19 @@ use super::credentials::CredentialSource;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileLabels {
     kind: String,
-    /// `success` or `error`.
+    /// `success`, `waiting` or `error`.
     result: &'static str,
+}
+
+/// How a reconcile ended, for the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReconcileOutcome {
+    Success,
+    /// It gave its worker back to wait (a rate limit, the connection's share of workers, a
+    /// shutdown, a deletion held for approval): not a failure, so no error is counted.
+    Waiting(&'static str),
+    /// It failed; the error's category.
+    Failed(&'static str),
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,6 +99,7 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_errors: Family<ReconcileErrorLabels, Counter>,
+    reconcile_waits: Family<ReconcileErrorLabels, Counter>,
     reconcile_duration: HistogramFamily<KindLabels>,
     dfns_requests: Family<DfnsRequestLabels, Counter>,
     dfns_request_duration: HistogramFamily<DfnsLatencyLabels>,
@@ -113,6 +125,12 @@ impl Metrics {
             "reconcile_errors",
             "Failed reconciles, by kind and error category",
             reconcile_errors.clone(),
+        );
+        let reconcile_waits = Family::default();
+        registry.register(
+            "reconcile_waits",
+            "Reconciles that gave their worker back to wait (not failures), by kind and category",
+            reconcile_waits.clone(),
         );
         let reconcile_duration =
             HistogramFamily::new_with_constructor(reconcile_histogram as fn() -> Histogram);
@@ -179,6 +197,7 @@ impl Metrics {
             registry,
             reconciles,
             reconcile_errors,
+            reconcile_waits,
             reconcile_duration,
             dfns_requests,
             dfns_request_duration,
@@ -220,18 +239,26 @@ impl Metrics {
             .inc();
     }
 
-    /// One finished reconcile; `error` is the error category when it failed.
-    pub fn reconciled(&self, kind: &str, error: Option<&'static str>, took: Duration) {
+    /// One finished reconcile and how it ended.
+    pub fn reconciled(&self, kind: &str, outcome: ReconcileOutcome, took: Duration) {
         let kind = kind.to_owned();
-        let result = if error.is_some() { "error" } else { "success" };
+        let (result, by_category) = match outcome {
+            ReconcileOutcome::Success => ("success", None),
+            ReconcileOutcome::Waiting(category) => {
+                ("waiting", Some((&self.reconcile_waits, category)))
+            }
+            ReconcileOutcome::Failed(category) => {
+                ("error", Some((&self.reconcile_errors, category)))
+            }
+        };
         self.reconciles
             .get_or_create(&ReconcileLabels {
                 kind: kind.clone(),
                 result,
             })
             .inc();
-        if let Some(category) = error {
-            self.reconcile_errors
+        if let Some((family, category)) = by_category {
+            family
                 .get_or_create(&ReconcileErrorLabels {
                     kind: kind.clone(),
                     category,
@@ -316,13 +343,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reconciles_are_counted_by_kind_and_result_with_their_duration() {
+    fn reconciles_are_counted_by_kind_and_result_and_waits_are_not_errors() {
         let metrics = Metrics::new();
-        metrics.reconciled("DfnsServiceAccount", None, Duration::from_millis(20));
         metrics.reconciled(
             "DfnsServiceAccount",
-            Some("dfns_forbidden"),
+            ReconcileOutcome::Success,
+            Duration::from_millis(20),
+        );
+        metrics.reconciled(
+            "DfnsServiceAccount",
+            ReconcileOutcome::Failed("dfns_forbidden"),
             Duration::from_millis(3),
+        );
+        metrics.reconciled(
+            "DfnsServiceAccount",
+            ReconcileOutcome::Waiting("dfns_throttled"),
+            Duration::from_millis(1),
         );
         let text = metrics.encode();
         assert!(
@@ -338,9 +374,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"dfns_operator_reconcile_errors_total{kind="DfnsServiceAccount",category="dfns_forbidden"} 1"#), "{text}");
+        // A wait is counted as such, never as an error.
         assert!(
             text.contains(
-                r#"dfns_operator_reconcile_duration_seconds_count{kind="DfnsServiceAccount"} 2"#
+                r#"dfns_operator_reconciles_total{kind="DfnsServiceAccount",result="waiting"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"dfns_operator_reconcile_waits_total{kind="DfnsServiceAccount",category="dfns_throttled"} 1"#), "{text}");
+        assert!(!text.contains(r#"dfns_operator_reconcile_errors_total{kind="DfnsServiceAccount",category="dfns_throttled"}"#), "{text}");
+        assert!(
+            text.contains(
+                r#"dfns_operator_reconcile_duration_seconds_count{kind="DfnsServiceAccount"} 3"#
             ),
             "{text}"
         );

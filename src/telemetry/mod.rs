@@ -10,5 +10,5 @@ pub mod server;
 pub use credentials::{CredentialSample, CredentialSource, CredentialState};
 pub use health::Health;
 pub use kube_writes::KubeWriteCounterLayer;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, ReconcileOutcome};
 pub use server::{ServerError, serve};
