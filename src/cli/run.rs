@@ -65,6 +65,11 @@ pub struct RunArgs {
     /// Secrets a Deployment loads switching together); the restart comes at the window's end.
     #[arg(long, env = "DFNS_OPERATOR_RESTART_DEBOUNCE", default_value = "10s", value_parser = parse_duration)]
     pub restart_debounce: Duration,
+    /// Largest answer read from a Dfns list call, in bytes. Dfns lists every service account
+    /// (or PAT) of the organization in one answer, about 850 bytes each; the default (16 MiB)
+    /// holds 10,000 at twice that. Other answers keep a 4 MiB cap.
+    #[arg(long, env = "DFNS_OPERATOR_MAX_LIST_RESPONSE_BYTES", default_value_t = dfns_client::DEFAULT_MAX_LIST_RESPONSE_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4 * 1024 * 1024..=1024 * 1024 * 1024))]
+    pub max_list_response_bytes: usize,
     /// Log format.
     #[arg(long, env = "DFNS_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -215,6 +220,7 @@ pub async fn run(args: RunArgs) -> i32 {
             enabled: args.rollout_restarts,
             debounce: args.restart_debounce,
         },
+        max_list_response_bytes: args.max_list_response_bytes,
     };
     tracing::info!(
         ?config,

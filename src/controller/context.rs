@@ -44,6 +44,9 @@ pub struct ControllerConfig {
     pub allowed_api_hosts: AllowedHosts,
     /// Restarting `rolloutRestartTargets` after a Secret switched.
     pub rollout_restarts: RolloutRestarts,
+    /// The cap on a Dfns list answer (service accounts, PATs: unpaginated), in bytes
+    /// (`--max-list-response-bytes`; `dfns_client::DEFAULT_MAX_LIST_RESPONSE_BYTES`).
+    pub max_list_response_bytes: usize,
 }
 
 pub struct Context {
@@ -84,6 +87,7 @@ impl Context {
                 config.request_observer.clone(),
                 gate,
                 config.allowed_api_hosts.clone(),
+                config.max_list_response_bytes,
             ),
             connection_slots: ConnectionSlots::for_workers(config.concurrency),
             inventory: Inventory::new(config.resync_interval),

@@ -162,6 +162,7 @@ pub struct DfnsClients {
     /// Shared by every client built here (see [`crate::controller::Context::new`]).
     gate: Gate,
     allowed_api_hosts: AllowedHosts,
+    max_list_response_bytes: usize,
 }
 
 impl DfnsClients {
@@ -173,6 +174,7 @@ impl DfnsClients {
         request_observer: Option<RequestObserver>,
         gate: Gate,
         allowed_api_hosts: AllowedHosts,
+        max_list_response_bytes: usize,
     ) -> Self {
         Self {
             secrets: ConnectionSecrets::new(kube.clone()),
@@ -183,6 +185,7 @@ impl DfnsClients {
             request_observer,
             gate,
             allowed_api_hosts,
+            max_list_response_bytes,
         }
     }
 
@@ -210,7 +213,8 @@ impl DfnsClients {
         })
     }
 
-    fn cached(&self, key: &ConnectionKey) -> Option<ConnectionObject> {
+    /// The connection object as the watch's store holds it; never a read.
+    pub fn cached(&self, key: &ConnectionKey) -> Option<ConnectionObject> {
         let stores = self.stores.as_ref()?;
         match (&key.kind, &key.namespace) {
             (ConnectionKind::DfnsConnection, Some(ns)) => stores
@@ -264,6 +268,7 @@ impl DfnsClients {
             &format!("{secret_namespace}/{secret_name}"),
             self.request_observer.clone(),
             self.gate.clone(),
+            self.max_list_response_bytes,
         )?);
         self.cache
             .lock()
@@ -302,6 +307,7 @@ fn build(
     secret_path: &str,
     request_observer: Option<RequestObserver>,
     gate: Gate,
+    max_list_response_bytes: usize,
 ) -> Result<ConnectionHandle, Error> {
     let spec = &connection.spec;
     let read = |key: &str| -> Result<&str, Error> {
@@ -346,6 +352,7 @@ fn build(
     config.request_observer = request_observer;
     config.rate_limit_wait_bound = Some(RATE_LIMIT_WAIT_BOUND);
     config.gate = gate;
+    config.max_list_response_bytes = max_list_response_bytes;
     let client = DfnsClient::new(config)
         .map_err(|e| Error::Connection(format!("{}: {e}", connection.key)))?;
     Ok(ConnectionHandle {

@@ -1,5 +1,7 @@
 //! What Dfns holds, read through one list call per connection and kind per resync interval and
 //! shared by every resource (docs/architecture.md, "Cost rules"), instead of one GET per resource.
+//! The drift watch (`drift_watch.rs`) refreshes it; a reconcile lists only when it finds the
+//! listing missing or older than the interval.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,6 +88,25 @@ impl Inventory {
             self.remember(&connection.key, found.clone()).await;
         }
         Ok(found)
+    }
+
+    /// Lists `kind` afresh through `connection` (the drift watch's refresh, once per resync
+    /// interval) and hands the listing to `compare` while it is held: the resources are compared
+    /// with the one shared copy, not a second one.
+    pub async fn refresh<T>(
+        &self,
+        connection: &ConnectionHandle,
+        kind: IdentityKind,
+        compare: impl FnOnce(&HashMap<String, Identity>) -> T,
+    ) -> Result<T, DfnsError> {
+        let listing = self.listing(&connection.key, kind);
+        // Held across the list call, so reconciles wait for this list instead of sending theirs.
+        let mut listing = listing.lock().await;
+        listing.served_by(connection.build);
+        let items = connection.client.list(kind).await?;
+        listing.items = items.into_iter().map(|c| (c.id.clone(), c)).collect();
+        listing.fetched_at = Some(Instant::now());
+        Ok(compare(&listing.items))
     }
 
     /// Everything that may stem from an interrupted create of this resource: objects with its

@@ -11,6 +11,7 @@ pub mod context;
 pub mod crash_point;
 pub mod credential;
 pub mod dfns_clients;
+pub mod drift_watch;
 pub mod error;
 pub mod event_series;
 pub mod fence;

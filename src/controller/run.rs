@@ -24,6 +24,7 @@ use super::connection_feed::ConnectionFeed;
 use super::context::{Context, ControllerConfig};
 use super::credential::{self, CredentialResource};
 use super::dfns_clients::ConnectionStores;
+use super::drift_watch;
 use super::error::Error;
 use super::fence::fenced_client;
 use super::leader::{LeaderElector, Leadership, LeaseConfig, LeaseConfigError};
@@ -492,8 +493,12 @@ async fn credential_controller<K: CredentialResource>(
             .collect::<Vec<_>>()
     };
     let for_namespaced = by_connection.clone();
+    let drifted = drift_watch::drifted(ctx.clone(), cache.clone());
     let run = controller
         .owns(scoped::<Secret>(&ctx), secrets)
+        // Settled resources are not requeued one by one: the shared Dfns listing, refreshed once
+        // per resync interval, names those whose Dfns state differs from their status.
+        .reconcile_on(drifted)
         // A connection turning Ready (or changing, or going away) wakes the resources that use it.
         .watches_stream(connections.namespaced, move |c| {
             for_namespaced(ConnectionKind::DfnsConnection, c.namespace(), c.name_any())

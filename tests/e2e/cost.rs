@@ -1,10 +1,12 @@
 //! Cost rules (docs/architecture.md): idle resources cost one Dfns list per connection and kind,
-//! and one connection check, per resync interval and no writes anywhere; under a Dfns rate limit
-//! the operator paces itself.
+//! and one connection check, per resync interval, no reconciles and no writes anywhere; a drift
+//! in Dfns reconciles the drifted resource only; under a Dfns rate limit the operator paces
+//! itself.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use dfns_client::IdentityKind;
 use dfns_emulator::Faults;
 use dfns_operator::api::{DfnsConnection, DfnsPersonalAccessToken, DfnsServiceAccount};
 use dfns_test_support::operator::{NamespacedResource, Setup, WAIT, kubernetes_writes};
@@ -116,25 +118,28 @@ fn credential_reconciles(setup: &mut Setup) -> u64 {
     KINDS.iter().map(|kind| metrics.reconcile_count(kind)).sum()
 }
 
-/// Waits until the credential kinds have finished `count` reconciles in all.
-async fn wait_credential_reconciles(setup: &mut Setup, count: u64, timeout: Duration) {
+/// Waits until no credential reconcile has finished for `quiet` (the creates' follow-ups are
+/// over).
+async fn wait_quiet(setup: &mut Setup, quiet: Duration, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
-    loop {
+    let mut last = credential_reconciles(setup);
+    let mut since = tokio::time::Instant::now();
+    while since.elapsed() < quiet {
         setup.operator().assert_running();
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let done = credential_reconciles(setup);
-        if done >= count {
-            return;
+        if done != last {
+            (last, since) = (done, tokio::time::Instant::now());
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{done} credential reconciles, expected {count} within {timeout:?}"
+            "credential reconciles never stopped for {quiet:?} within {timeout:?} ({done} so far)"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_idle_resources_cost_one_list_per_kind_and_one_connection_check_per_interval_and_no_writes()
+async fn two_hundred_idle_resources_cost_no_reconciles_one_list_per_kind_and_one_connection_check_per_interval_and_no_writes()
  {
     const SERVICE_ACCOUNTS: usize = 180;
     const TOKENS: usize = 20;
@@ -153,12 +158,10 @@ async fn two_hundred_idle_resources_cost_one_list_per_kind_and_one_connection_ch
     apply_many::<DfnsPersonalAccessToken>(&setup, "pat", TOKENS, token_spec).await;
     wait_all_ready::<DfnsServiceAccount>(&setup, SERVICE_ACCOUNTS, Duration::from_secs(240)).await;
     wait_all_ready::<DfnsPersonalAccessToken>(&setup, TOKENS, Duration::from_secs(60)).await;
-    // Past the creates: as many reconciles again as there are resources (their follow-ups and
-    // first resyncs), so the window below holds idle reconciles only.
-    let ready_at = credential_reconciles(&mut setup);
-    wait_credential_reconciles(&mut setup, ready_at + COUNT, 2 * INTERVAL + WAIT).await;
+    // Past the creates and their follow-ups.
+    wait_quiet(&mut setup, Duration::from_secs(3), 2 * INTERVAL + WAIT).await;
 
-    // The window: two resync rounds' worth of reconciles of every resource.
+    // The window: two and a half intervals, so at least two listings of each kind.
     let metrics = setup.operator().metrics.clone();
     let before = versions(&setup).await;
     let events_before = setup_events(&setup).await;
@@ -166,16 +169,22 @@ async fn two_hundred_idle_resources_cost_one_list_per_kind_and_one_connection_ch
     setup.emulator.reset_request_counts();
     let started = tokio::time::Instant::now();
     let at_start = credential_reconciles(&mut setup);
-    wait_credential_reconciles(&mut setup, at_start + 2 * COUNT, 3 * INTERVAL + WAIT).await;
+    tokio::time::sleep(INTERVAL * 5 / 2).await;
     let window = started.elapsed();
+    let reconciles = credential_reconciles(&mut setup) - at_start;
     let counts = setup.emulator.request_counts();
     let kube_writes = kubernetes_writes(&metrics) - kube_writes_before;
     let after = versions(&setup).await;
     setup.stop_operator().await;
 
-    // Each of these calls comes at least one interval after the last of its kind (the listing's
-    // age, the connection's requeue): at most one per interval begun in the window, and at least
-    // one, or the drift and connection checks did not run.
+    // Nothing drifted: the listings found nothing to reconcile, and nothing else woke a resource.
+    assert_eq!(
+        reconciles, 0,
+        "{reconciles} reconciles of {COUNT} settled resources in {window:?}"
+    );
+    // Each of these calls comes one interval after the last of its kind (the drift watch, the
+    // connection's requeue): at most one per interval begun in the window, and at least one, or
+    // the drift and connection checks did not run.
     let allowed = (window.as_secs_f64() / INTERVAL.as_secs_f64()).floor() as u64 + 1;
     let calls = |endpoint: &str| counts.by_endpoint.get(endpoint).map_or(0, |e| e.requests);
     let service_account_lists = calls(LIST_SERVICE_ACCOUNTS);
@@ -269,5 +278,51 @@ async fn under_a_dfns_rate_limit_the_operator_paces_itself_instead_of_retrying_i
         counts.rate_limited,
         counts.total
     );
+    setup.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivation_in_dfns_reconciles_only_that_resource_once() {
+    const COUNT: usize = 5;
+    const INTERVAL: Duration = Duration::from_secs(3);
+    let mut setup = Setup::new("e2e-drift").await;
+    setup.admin_connection("main", json!({})).await;
+    let mut config = setup.config();
+    config.resync_interval = INTERVAL;
+    setup.start_operator_with(config);
+    apply_many::<DfnsServiceAccount>(&setup, "sa", COUNT, service_account_spec()).await;
+    wait_all_ready::<DfnsServiceAccount>(&setup, COUNT, Duration::from_secs(120)).await;
+    // Settled: several listings pass without a reconcile.
+    wait_quiet(&mut setup, 2 * INTERVAL, 4 * INTERVAL + WAIT).await;
+    let at_start = credential_reconciles(&mut setup);
+
+    // Someone deactivates one of them in the Dfns dashboard.
+    let drifted = setup.api::<DfnsServiceAccount>().get("sa-2").await.unwrap();
+    let id = drifted.status.unwrap().service_account_id.unwrap();
+    setup
+        .admin_client()
+        .deactivate(IdentityKind::ServiceAccount, &id)
+        .await
+        .unwrap();
+    setup
+        .wait_condition::<DfnsServiceAccount>("sa-2", "Ready", "False", Some("DeactivatedInDfns"))
+        .await;
+    // Three more listings: the others are not looked at, nor is this one again.
+    tokio::time::sleep(3 * INTERVAL).await;
+    let reconciles = credential_reconciles(&mut setup) - at_start;
+    setup.stop_operator().await;
+    assert_eq!(
+        reconciles, 1,
+        "only the drifted resource is reconciled, once; {reconciles} reconciles"
+    );
+    for i in (0..COUNT).filter(|i| *i != 2) {
+        let name = format!("sa-{i}");
+        let other = setup.api::<DfnsServiceAccount>().get(&name).await.unwrap();
+        assert_eq!(
+            dfns_test_support::operator::ready_condition(other.status.as_ref()).status,
+            "True",
+            "{name}"
+        );
+    }
     setup.assert_no_leaks().await;
 }

@@ -182,7 +182,23 @@ async fn a_deactivation_made_in_dfns_is_reported_and_only_undone_when_the_user_t
     setup
         .wait_condition::<DfnsServiceAccount>("app", "Ready", "False", Some("DeactivatedInDfns"))
         .await;
-    wait_more_reconciles(&mut setup, "DfnsServiceAccount", 3).await;
+    // Several listings of Dfns (one per interval) find nothing new; a reconcile for another
+    // reason (an annotation) does not undo it either.
+    tokio::time::sleep(Duration::from_secs(3 * 2)).await;
+    let done = setup
+        .operator()
+        .metrics
+        .reconcile_count("DfnsServiceAccount");
+    setup
+        .api::<DfnsServiceAccount>()
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": { "e2e.dfns.io/poke": "1" } } })),
+        )
+        .await
+        .unwrap();
+    setup.wait_reconciles("DfnsServiceAccount", done + 1).await;
     assert!(
         !sa_in_dfns(&setup, &id).is_active,
         "never silently re-activated"

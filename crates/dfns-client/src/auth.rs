@@ -9,7 +9,7 @@ use super::error::DfnsError;
 use super::jwt::{TokenClaims, decode_claims};
 use super::sensitive::SecretString;
 use super::signer::KeySigner;
-use super::transport::{ApiRequest, Transport};
+use super::transport::{ApiRequest, BodyLimit, Transport};
 use super::types::user_action::{Challenge, LoginInitRequest, LoginResponse};
 
 /// How the client authenticates.
@@ -150,6 +150,7 @@ async fn login(
             bearer: None,
             user_action: None,
             body: Some(&init_body),
+            limit: BodyLimit::Normal,
         })
         .await?;
     let challenge: Challenge = response.json(&Method::POST, path)?;
@@ -164,6 +165,7 @@ async fn login(
             bearer: None,
             user_action: None,
             body: Some(&login_body),
+            limit: BodyLimit::Normal,
         })
         .await?;
     let login: LoginResponse = response.json(&Method::POST, path)?;

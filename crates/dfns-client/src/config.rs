@@ -11,8 +11,16 @@ use super::signer::KeySigner;
 /// The production Dfns API (Europe). `https://api.uae.dfns.io` is the other region.
 pub const DEFAULT_API_URL: &str = "https://api.dfns.io";
 
-/// Dfns' largest answers (a page of identities) are tens of KiB; 4 MiB leaves ample room.
+/// Dfns' answers other than lists are a few KiB; 4 MiB leaves ample room.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Dfns' lists of service accounts and PATs are unpaginated: one answer holds every identity of
+/// the organization. Measured against the emulator (which answers in Dfns' documented shape), a
+/// listed service account takes about 850 bytes (6.3 MB for 7,400, `docs/benchmarks.md`); 16 MiB
+/// holds 10,000 identities at twice that size (longer names, roles with listed operations), or
+/// about 19,700 at the measured size. A larger organization needs a larger
+/// [`ClientConfig::max_list_response_bytes`].
+pub const DEFAULT_MAX_LIST_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Everything needed to build a [`crate::DfnsClient`].
 pub struct ClientConfig {
@@ -32,6 +40,9 @@ pub struct ClientConfig {
     pub read_timeout: Duration,
     /// Largest response body read; a larger one fails with [`crate::DfnsError::ResponseTooLarge`].
     pub max_response_bytes: usize,
+    /// The same for the answers of list calls (service accounts, PATs, credentials), which Dfns
+    /// does not paginate. Never below `max_response_bytes` in effect.
+    pub max_list_response_bytes: usize,
     pub retry: RetryPolicy,
     /// Told about every HTTP exchange (for metrics); none by default.
     pub request_observer: Option<RequestObserver>,
@@ -58,6 +69,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(15),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_list_response_bytes: DEFAULT_MAX_LIST_RESPONSE_BYTES,
             retry: RetryPolicy::default(),
             request_observer: None,
             rate_limit_wait_bound: None,

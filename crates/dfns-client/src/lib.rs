@@ -19,7 +19,9 @@ pub mod types;
 
 pub use auth::AuthMode;
 pub use client::{DfnsClient, NewKeyCredential, new_cred_id};
-pub use config::{ClientConfig, DEFAULT_API_URL, DEFAULT_MAX_RESPONSE_BYTES};
+pub use config::{
+    ClientConfig, DEFAULT_API_URL, DEFAULT_MAX_LIST_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_BYTES,
+};
 pub use error::{DfnsError, ErrorCategory};
 pub use exchange::{ExchangeOutcome, RequestObserver};
 pub use gate::Gate;

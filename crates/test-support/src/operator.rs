@@ -150,6 +150,7 @@ impl Setup {
             allowed_api_hosts: AllowedHosts::parse(&self.allowed_api_hosts())
                 .expect("the emulator's host is a valid pattern"),
             rollout_restarts: RolloutRestarts::default(),
+            max_list_response_bytes: dfns_client::DEFAULT_MAX_LIST_RESPONSE_BYTES,
         }
     }
 

@@ -7,6 +7,7 @@
 mod cleanup;
 pub mod cleanup_plan;
 mod create;
+pub mod drift;
 mod facts;
 mod observe;
 pub mod observed;
@@ -18,5 +19,6 @@ pub mod resource;
 pub mod rules;
 mod steps;
 
+pub use observe::connection_key;
 pub use reconcile::{FINALIZER, SKIP_CLEANUP_ANNOTATION, error_policy, reconcile};
 pub use resource::CredentialResource;

@@ -10,7 +10,7 @@ use kube::{Api, ResourceExt};
 use super::facts::{Candidate, DfnsFacts, Facts};
 use super::observed::{ConnectionView, Desired, Guard};
 use super::renewal::{self, RenewalPolicy};
-use super::resource::CredentialResource;
+use super::resource::{CredentialResource, display_name};
 use super::rules;
 use crate::api::{ConditionReason, ConnectionKind, PendingCreate, RENEW_ANNOTATION, Rotation};
 use crate::controller::context::Context;
@@ -54,10 +54,7 @@ pub async fn observe<K: CredentialResource>(
     let spec = obj.credential_spec();
     let status = obj.credential_status().cloned().unwrap_or_default();
     let desired = Desired {
-        display_name: spec
-            .display_name
-            .clone()
-            .unwrap_or_else(|| format!("{namespace}-{name}")),
+        display_name: display_name(obj),
         permission_id: spec.permission_id.clone(),
         active: spec.active,
         deletion_policy: spec.deletion_policy,

@@ -12,6 +12,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 
+use super::drift;
 use super::facts::{Change, Effect, Facts, Then};
 use super::observe::{Observation, connection_key, observe};
 use super::observed::SecretState;
@@ -236,9 +237,11 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             let requeue = self.requeue_after(&verdict);
             self.save(verdict).await?;
             let restarts = restart_targets(self.ctx, &self.restart_owner()).await;
-            return Ok(Action::requeue(
-                restarts.map_or(requeue, |r| r.min(requeue)),
-            ));
+            return Ok(requeue
+                .into_iter()
+                .chain(restarts)
+                .min()
+                .map_or_else(Action::await_change, Action::requeue));
         }
     }
 
@@ -341,9 +344,11 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         }
     }
 
-    /// The usual requeue, or sooner where the token expires, is due for renewal, or the
-    /// previous credential's grace period ends: each is looked at when it happens.
-    pub(super) fn requeue_after(&self, verdict: &Verdict) -> Duration {
+    /// When to look again: where the token expires, is due for renewal, or the previous
+    /// credential's grace period ends, each when it happens; sooner while work is under way.
+    /// `None`: only a change wakes it (its spec, Secret, connection or namespace, or the drift
+    /// watch finding its Dfns state changed).
+    pub(super) fn requeue_after(&self, verdict: &Verdict) -> Option<Duration> {
         let view = self.facts.view();
         let expires_at = match &view.secret {
             SecretState::Owned(material) => material.token_expires_at,
@@ -359,20 +364,24 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         [expires_at, renewal::next_renewal(&view), retire_at]
             .into_iter()
             .filter_map(|at| until_expiry(now, at))
-            .fold(self.requeue_for(verdict), Duration::min)
+            .chain(self.requeue_for(verdict))
+            .min()
     }
 
-    fn requeue_for(&self, verdict: &Verdict) -> Duration {
+    /// Settled resources have no timed look of their own (docs/architecture.md, "Cost rules"),
+    /// except stalls whose cure nothing watched announces.
+    fn requeue_for(&self, verdict: &Verdict) -> Option<Duration> {
         match verdict {
-            Verdict::Ready { .. } | Verdict::Stalled { .. } | Verdict::NotReady { .. } => {
-                self.ctx.resync_delay()
+            Verdict::Ready { .. } => None,
+            Verdict::Stalled { reason, .. } | Verdict::NotReady { reason, .. } => {
+                (!drift::woken_by_watches(*reason)).then(|| self.ctx.resync_delay())
             }
             Verdict::Progressing {
                 reason: ConditionReason::PendingApproval,
                 ..
-            } => self.ctx.config.approval_check_interval,
-            Verdict::Progressing { .. } => Duration::from_secs(15),
-            Verdict::Unchanged => Duration::from_secs(30),
+            } => Some(self.ctx.config.approval_check_interval),
+            Verdict::Progressing { .. } => Some(Duration::from_secs(15)),
+            Verdict::Unchanged => Some(Duration::from_secs(30)),
         }
     }
 

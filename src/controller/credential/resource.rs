@@ -50,6 +50,20 @@ impl CredentialResource for DfnsPersonalAccessToken {
     }
 }
 
+/// The name the credential has in Dfns: `spec.displayName`, or `<namespace>-<name>`.
+pub fn display_name<K: CredentialResource>(obj: &K) -> String {
+    obj.credential_spec()
+        .display_name
+        .clone()
+        .unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                obj.meta().namespace.as_deref().unwrap_or_default(),
+                obj.meta().name.as_deref().unwrap_or_default()
+            )
+        })
+}
+
 /// Writes the ids of `credential` into `status`, in the fields of its kind.
 pub fn record_ids(status: &mut CredentialStatus, credential: &Identity) {
     match credential.kind {

@@ -70,6 +70,9 @@ impl DfnsClient {
             connect_timeout: config.connect_timeout,
             read_timeout: config.read_timeout,
             max_response_bytes: config.max_response_bytes,
+            max_list_response_bytes: config
+                .max_list_response_bytes
+                .max(config.max_response_bytes),
             requests_per_minute: config.requests_per_minute,
             request_observer: config.request_observer,
             rate_limit_wait_bound: config.rate_limit_wait_bound,
@@ -106,7 +109,7 @@ impl DfnsClient {
     /// The calling user's credentials.
     pub async fn list_credentials(&self) -> Result<Vec<UserCredential>, DfnsError> {
         Ok(self
-            .read::<ItemList<UserCredential>>("/auth/credentials")
+            .read_list::<ItemList<UserCredential>>("/auth/credentials")
             .await?
             .items)
     }

@@ -10,7 +10,7 @@ use crate::types::pat::{CreatePatRequest, PersonalAccessToken, UpdatePatRequest}
 impl DfnsClient {
     pub async fn list_pats(&self) -> Result<Vec<PersonalAccessToken>, DfnsError> {
         Ok(self
-            .read::<ItemList<PersonalAccessToken>>("/auth/pats")
+            .read_list::<ItemList<PersonalAccessToken>>("/auth/pats")
             .await?
             .items)
     }

@@ -10,15 +10,30 @@ use super::DfnsClient;
 use crate::auth::Session;
 use crate::error::{DfnsError, ErrorCategory};
 use crate::sensitive::SecretString;
-use crate::transport::{ApiRequest, ApiResponse, as_one_operation};
+use crate::transport::{ApiRequest, ApiResponse, BodyLimit, as_one_operation};
 use crate::types::user_action::{Challenge, UserActionInitRequest, UserActionResponse};
 
 impl DfnsClient {
     pub(super) async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<T, DfnsError> {
+        self.read_under(path, BodyLimit::Normal).await
+    }
+
+    /// A read of one of Dfns' unpaginated lists, under the larger list cap
+    /// ([`crate::ClientConfig::max_list_response_bytes`]).
+    pub(super) async fn read_list<T: DeserializeOwned>(&self, path: &str) -> Result<T, DfnsError> {
+        self.read_under(path, BodyLimit::List).await
+    }
+
+    async fn read_under<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        limit: BodyLimit,
+    ) -> Result<T, DfnsError> {
         let response = self
-            .retrying(
-                |session| async move { self.send(Method::GET, path, &session, None, None).await },
-            )
+            .retrying(|session| async move {
+                self.send_under(limit, Method::GET, path, &session, None, None)
+                    .await
+            })
             .await?;
         response.json(&Method::GET, path)
     }
@@ -211,6 +226,19 @@ impl DfnsClient {
         user_action: Option<&SecretString>,
         body: Option<&str>,
     ) -> Result<ApiResponse, DfnsError> {
+        self.send_under(BodyLimit::Normal, method, path, session, user_action, body)
+            .await
+    }
+
+    async fn send_under(
+        &self,
+        limit: BodyLimit,
+        method: Method,
+        path: &str,
+        session: &Session,
+        user_action: Option<&SecretString>,
+        body: Option<&str>,
+    ) -> Result<ApiResponse, DfnsError> {
         let result = self
             .inner
             .transport
@@ -220,6 +248,7 @@ impl DfnsClient {
                 bearer: Some(&session.token),
                 user_action,
                 body,
+                limit,
             })
             .await;
         match &result {

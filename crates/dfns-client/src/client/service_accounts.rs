@@ -12,7 +12,7 @@ use crate::types::service_account::{
 impl DfnsClient {
     pub async fn list_service_accounts(&self) -> Result<Vec<ServiceAccount>, DfnsError> {
         Ok(self
-            .read::<ItemList<ServiceAccount>>("/auth/service-accounts")
+            .read_list::<ItemList<ServiceAccount>>("/auth/service-accounts")
             .await?
             .items)
     }

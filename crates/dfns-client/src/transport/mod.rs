@@ -41,6 +41,8 @@ pub struct TransportConfig {
     pub read_timeout: Duration,
     /// Largest response body read; a larger one is refused (announced ones without reading).
     pub max_response_bytes: usize,
+    /// The same for requests marked [`BodyLimit::List`].
+    pub max_list_response_bytes: usize,
     pub requests_per_minute: u32,
     pub request_observer: Option<RequestObserver>,
     /// See [`crate::ClientConfig::rate_limit_wait_bound`].
@@ -53,6 +55,7 @@ pub(crate) struct Transport {
     base_url: String,
     timeouts: TimeoutLimits,
     max_response_bytes: usize,
+    max_list_response_bytes: usize,
     limiter: RateLimiter,
     wait_bound: Option<Duration>,
     gate: Gate,
@@ -83,6 +86,16 @@ pub(crate) struct ApiRequest<'a> {
     pub bearer: Option<&'a SecretString>,
     pub user_action: Option<&'a SecretString>,
     pub body: Option<&'a str>,
+    pub limit: BodyLimit,
+}
+
+/// Which cap a response body is read under.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum BodyLimit {
+    #[default]
+    Normal,
+    /// An unpaginated list: every identity of the organization in one answer.
+    List,
 }
 
 /// reqwest is built without a default rustls provider; install ring once per process.
@@ -132,6 +145,7 @@ impl Transport {
                 total: config.request_timeout,
             },
             max_response_bytes: config.max_response_bytes,
+            max_list_response_bytes: config.max_list_response_bytes,
             limiter: RateLimiter::per_minute(config.requests_per_minute),
             wait_bound: config.rate_limit_wait_bound,
             gate: config.gate.clone(),
@@ -201,8 +215,12 @@ impl Transport {
             .headers()
             .get(RETRY_AFTER)
             .and_then(parse_retry_after);
+        let limit = match request.limit {
+            BodyLimit::Normal => self.max_response_bytes,
+            BodyLimit::List => self.max_list_response_bytes,
+        };
         let body = self
-            .read_body(&mut response)
+            .read_body(&mut response, limit)
             .await
             .map_err(|failure| match failure {
                 BodyFailure::TooLarge { announced } => {
@@ -215,7 +233,7 @@ impl Transport {
                     DfnsError::ResponseTooLarge {
                         method: method.clone(),
                         path: request.path.to_owned(),
-                        limit: self.max_response_bytes,
+                        limit,
                         announced,
                     }
                 }
@@ -239,8 +257,8 @@ impl Transport {
     async fn read_body(
         &self,
         response: &mut reqwest::Response,
+        limit: usize,
     ) -> Result<Zeroizing<Vec<u8>>, BodyFailure> {
-        let limit = self.max_response_bytes;
         if let Some(announced) = response.content_length()
             && announced > limit as u64
         {

@@ -8,8 +8,9 @@ use dfns_client::{
     SecretString, generate_p256,
 };
 use dfns_test_support::hostile_endpoint::{Behaviour, HostileEndpoint};
+use serde_json::json;
 
-use crate::stub::jwt;
+use crate::stub::{Scripted, Stub, jwt};
 
 fn client_for(url: String, tune: impl FnOnce(&mut ClientConfig)) -> DfnsClient {
     let pair = generate_p256().unwrap();
@@ -36,8 +37,10 @@ async fn an_endless_body_is_cut_at_the_cap_and_not_retried() {
     })
     .await;
     let client = client_for(endpoint.url(), |config| {
-        config.max_response_bytes = 256 * 1024;
+        config.max_response_bytes = 64 * 1024;
+        config.max_list_response_bytes = 256 * 1024;
     });
+    // A list call: cut at the list cap.
     let error = client.list_pats().await.unwrap_err();
     assert!(
         matches!(error, DfnsError::ResponseTooLarge { announced: None, limit, .. } if limit == 256 * 1024),
@@ -82,7 +85,7 @@ async fn an_announced_length_over_the_cap_is_refused_unread() {
     );
     assert_eq!(
         error.to_string(),
-        "Dfns GET /auth/pats answered with a body over 4 MiB (Content-Length 10737418240); refused"
+        "Dfns GET /auth/pats answered with a body over 16 MiB (Content-Length 10737418240); refused"
     );
     // The body never completes; refusing at the headers means no wait for the read timeout.
     assert!(
@@ -137,5 +140,55 @@ async fn an_answer_that_stalls_after_its_headers_ends_at_the_read_timeout() {
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// A listing of `count` PATs, each about 1 KiB of JSON.
+fn pats(count: usize) -> serde_json::Value {
+    let items: Vec<_> = (0..count)
+        .map(|i| {
+            json!({
+                "tokenId": format!("to-{i}"), "credId": "Y2k", "isActive": true,
+                "name": format!("pat-{i}-{}", "x".repeat(900)),
+            })
+        })
+        .collect();
+    json!({ "items": items })
+}
+
+#[tokio::test]
+async fn a_list_over_the_normal_cap_but_under_the_list_cap_is_read() {
+    // About 512 KiB: over the 64 KiB cap of other answers, under the 1 MiB list cap.
+    let stub = Stub::start(vec![Scripted::new(200, pats(500))]).await;
+    let client = client_for(stub.url.clone(), |config| {
+        config.max_response_bytes = 64 * 1024;
+        config.max_list_response_bytes = 1024 * 1024;
+    });
+    let listed = client.list_pats().await.unwrap();
+    assert_eq!(listed.len(), 500);
+}
+
+#[tokio::test]
+async fn a_list_over_the_list_cap_is_refused_and_other_answers_keep_the_normal_cap() {
+    let stub = Stub::start(vec![
+        Scripted::new(200, pats(1_500)),
+        Scripted::new(200, pats(100)),
+    ])
+    .await;
+    let client = client_for(stub.url.clone(), |config| {
+        config.max_response_bytes = 64 * 1024;
+        config.max_list_response_bytes = 1024 * 1024;
+    });
+    let error = client.list_pats().await.unwrap_err();
+    assert!(
+        matches!(error, DfnsError::ResponseTooLarge { limit, .. } if limit == 1024 * 1024),
+        "{error:?}"
+    );
+    assert_eq!(error.category(), ErrorCategory::EndpointMisbehaved);
+    // One PAT's answer is not a list: about 100 KiB is over its 64 KiB cap.
+    let error = client.get_pat("to-1").await.unwrap_err();
+    assert!(
+        matches!(error, DfnsError::ResponseTooLarge { limit, .. } if limit == 64 * 1024),
+        "{error:?}"
     );
 }
