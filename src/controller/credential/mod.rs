@@ -8,6 +8,7 @@ mod cleanup;
 pub mod cleanup_plan;
 mod create;
 mod facts;
+pub mod key_rotation;
 mod observe;
 pub mod observed;
 pub mod plan;
@@ -15,6 +16,7 @@ mod reconcile;
 mod renew;
 pub mod renewal;
 pub mod resource;
+mod rotate_key;
 pub mod rules;
 mod steps;
 

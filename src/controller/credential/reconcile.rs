@@ -355,11 +355,18 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             .as_ref()
             .and_then(|r| r.retire_at.as_ref())
             .map(|t| t.0);
+        let retire_key_at = view.status.retiring_key.as_ref().map(|r| r.retire_at.0);
         let now = jiff::Timestamp::now();
-        [expires_at, renewal::next_renewal(&view), retire_at]
-            .into_iter()
-            .filter_map(|at| until_expiry(now, at))
-            .fold(self.requeue_for(verdict), Duration::min)
+        [
+            expires_at,
+            renewal::next_renewal(&view),
+            retire_at,
+            super::key_rotation::next_time(&view),
+            retire_key_at,
+        ]
+        .into_iter()
+        .filter_map(|at| until_expiry(now, at))
+        .fold(self.requeue_for(verdict), Duration::min)
     }
 
     fn requeue_for(&self, verdict: &Verdict) -> Duration {
