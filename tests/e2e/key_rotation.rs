@@ -19,6 +19,7 @@ use dfns_operator::controller::credential::CredentialResource;
 use dfns_test_support::events::events_of;
 use dfns_test_support::operator::{NamespacedResource, Setup, WAIT, secret_map, secret_text};
 use dfns_test_support::operator_process::OperatorCommand;
+use dfns_test_support::renewal_probe::RenewalProbe;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
@@ -481,4 +482,63 @@ async fn a_crash_at_each_key_rotation_step_recovers_to_one_working_key() {
             .assert_clean()
             .await;
     }
+}
+
+#[tokio::test]
+async fn workloads_using_a_service_account_and_a_pat_see_zero_failed_calls_across_a_key_rotation() {
+    let mut setup = Setup::with_emulator("e2e-keyrot-workload", rotation_allowed()).await;
+    // The probe reads its own record and writes its own name back unchanged (signed).
+    let role = setup
+        .running_with_role(
+            "probe-self",
+            &["Auth:ServiceAccounts:Read", "Auth:ServiceAccounts:Update"],
+        )
+        .await;
+    // 10 s of grace covers the workload's lag (the Secret reaches its volume up to 4 s late).
+    apply::<DfnsServiceAccount>(&setup, "payments", &role, json!({ "gracePeriod": "10s" })).await;
+    apply::<DfnsPersonalAccessToken>(&setup, "ci", &role, json!({ "gracePeriod": "10s" })).await;
+    let mut before = Vec::new();
+    for name in ["payments", "ci"] {
+        let status = if name == "ci" {
+            status_of(&setup.wait_ready::<DfnsPersonalAccessToken>(name).await)
+        } else {
+            status_of(&setup.wait_ready::<DfnsServiceAccount>(name).await)
+        };
+        let secret = setup.secrets().get(name).await.unwrap();
+        let cred = secret_text(&secret, "DFNS_CRED_ID").unwrap();
+        before.push((name, status.recorded_id().unwrap().to_owned(), cred));
+    }
+    let lag = Duration::from_secs(4);
+    let sa_probe =
+        RenewalProbe::start_mirroring_every(setup.kube.clone(), setup.namespace(), "payments", lag)
+            .await;
+    let pat_probe =
+        RenewalProbe::start_mirroring_every(setup.kube.clone(), setup.namespace(), "ci", lag).await;
+    // Let the workloads run on the original key first.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    annotate::<DfnsServiceAccount>(&setup, "payments", ROTATE_KEY_ANNOTATION, "now").await;
+    annotate::<DfnsPersonalAccessToken>(&setup, "ci", ROTATE_KEY_ANNOTATION, "now").await;
+    let (_, sa_owner, sa_old) = &before[0];
+    let (_, pat_owner, pat_old) = &before[1];
+    wait_rotated::<DfnsServiceAccount>(&setup, "payments", sa_owner, sa_old, WAIT).await;
+    wait_rotated::<DfnsPersonalAccessToken>(&setup, "ci", pat_owner, pat_old, WAIT).await;
+    // Across the switch, the grace period and the old key's deactivation.
+    wait_inactive(&setup, sa_owner, sa_old).await;
+    wait_inactive(&setup, pat_owner, pat_old).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for (what, probe) in [("service account", sa_probe), ("PAT", pat_probe)] {
+        let report = probe.stop().await;
+        assert_eq!(
+            report.failures,
+            Vec::<String>::new(),
+            "the {what}'s workload saw failed calls"
+        );
+        assert!(
+            report.reads_ok >= 10 && report.signs_ok >= 10,
+            "the {what}'s workload kept calling: {} reads, {} signatures",
+            report.reads_ok,
+            report.signs_ok
+        );
+    }
+    setup.assert_no_leaks().await;
 }
