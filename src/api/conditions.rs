@@ -61,6 +61,8 @@ pub enum ConditionReason {
     UnaskedPermissions,
     /// The access token in the Secret is past its expiry: workloads using it fail.
     Expired,
+    /// Dfns refused the identity a rotation of its own key (`spec.rotation.onKeyRotationRefused`).
+    KeyRotationRefused,
 }
 
 impl ConditionReason {
@@ -97,6 +99,7 @@ impl ConditionReason {
             Self::ConnectionChanged => "ConnectionChanged",
             Self::UnaskedPermissions => "UnaskedPermissions",
             Self::Expired => "Expired",
+            Self::KeyRotationRefused => "KeyRotationRefused",
         }
     }
 }

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// Annotation asking for one renewal of the token now: each new value renews once (the last
 /// one acted on is `status.renewRequested`). `dfns-operator renew` sets it.
 pub const RENEW_ANNOTATION: &str = "dfns.io/renew";
+/// Annotation asking for one rotation of the signing key now: each new value rotates once (the
+/// last one acted on is `status.keyRotationRequested`). `dfns-operator renew --key` sets it.
+pub const ROTATE_KEY_ANNOTATION: &str = "dfns.io/rotate-key";
 
 /// Which kind of connection a resource uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -103,7 +106,7 @@ pub struct CredentialSpec {
     pub deletion_policy: DeletionPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretTemplate>,
-    /// Renewal of the token before it expires.
+    /// Renewal of the token before it expires, and rotation of the signing key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<Rotation>,
     /// Workloads in the resource's namespace restarted (pod-template annotation
@@ -116,7 +119,8 @@ pub struct CredentialSpec {
 /// A Go-style duration such as `720h`, `90m` or `1h30m` (units h, m, s, ms).
 const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$";
 
-/// When the operator renews the token (docs/architecture.md, "Renewal").
+/// When the operator renews the token and rotates the key (docs/architecture.md, "Renewal",
+/// "Key rotation").
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rotation {
@@ -133,6 +137,24 @@ pub struct Rotation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
     pub grace_period: Option<String>,
+    /// Rotate the signing key on this interval, keeping the service account or PAT and its
+    /// token (Dfns' credential rotation guide): a new key credential, then the old one is
+    /// deactivated after `gracePeriod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m')").message("keyRotationInterval must be at least 1m"))]
+    pub key_rotation_interval: Option<String>,
+    /// What to do when Dfns refuses the identity a key rotation: `Report` (a condition and a
+    /// Warning Event, nothing changed) or `Renew` (a renewal by replacement instead).
+    #[serde(default)]
+    pub on_key_rotation_refused: OnKeyRotationRefused,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OnKeyRotationRefused {
+    #[default]
+    Report,
+    Renew,
 }
 
 /// A workload restarted after the Secret switches.
@@ -326,10 +348,77 @@ pub struct CredentialStatus {
     /// The `dfns.io/renew` value last acted on: a new value renews once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renew_requested: Option<String>,
-    /// When the Secret last switched to another token and key (a renewal, or a new credential
-    /// after a loss); `rolloutRestartTargets` are restarted after it.
+    /// When the Secret last switched to another token or key (a renewal, a key rotation, or a
+    /// new credential after a loss); `rolloutRestartTargets` are restarted after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switched_at: Option<Time>,
+    /// The `dfns.io/rotate-key` value last acted on: a new value rotates the key once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_rotation_requested: Option<String>,
+    /// When the key is rotated next (`spec.rotation.keyRotationInterval` after the last key
+    /// switch, or after the interval was first seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_rotation_time: Option<Time>,
+    /// The key credential the Secret holds when it is not the one the identity was created
+    /// with (after a key rotation): Dfns keeps showing the original `credId` and `publicKey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_credential: Option<KeyCredential>,
+    /// A key rotation under way (docs/architecture.md, "Key rotation").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_key_rotation: Option<PendingKeyRotation>,
+    /// The key credential a rotation replaced: active until `retireAt`, then deactivated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring_key: Option<RetiringKey>,
+    /// Dfns refused this identity a key rotation: not tried again on schedule until the spec
+    /// changes (a new `dfns.io/rotate-key` value tries once more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_rotation_refused: Option<KeyRotationRefusal>,
+}
+
+/// A Key credential of the identity (Dfns' `credId` and, where known, its `cr-…` uuid).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyCredential {
+    pub cred_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_uuid: Option<String>,
+    /// The operator's seal of `credId` for this resource; without it the id is not trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingKeyRotation {
+    pub started_at: Time,
+    /// Why: `Scheduled` (keyRotationTime passed) or `Requested` (`dfns.io/rotate-key`).
+    pub trigger: String,
+    /// The `dfns.io/rotate-key` value this rotation answers, recorded once it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<String>,
+    /// The new key credential, chosen (and sealed) before it is registered: after a crash its
+    /// registration is recognised by this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<KeyCredential>,
+    /// Fingerprint of the new key (in the staging Secret until the switch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_sha256: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiringKey {
+    #[serde(flatten)]
+    pub credential: KeyCredential,
+    pub retire_at: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRotationRefusal {
+    pub at: Time,
+    /// The resource's generation then; a spec change allows scheduled rotations again.
+    pub generation: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]

@@ -18,9 +18,10 @@ pub use crds::{all_crds, crds_yaml};
 pub use credential::{
     ConnectionKind, ConnectionRef, CredentialSpec, CredentialStatus, DeletionPolicy,
     DfnsPersonalAccessToken, DfnsPersonalAccessTokenSpec, DfnsServiceAccount,
-    DfnsServiceAccountSpec, PendingApproval, PendingCreate, PendingRenewal, RENEW_ANNOTATION,
-    RetiringCredential, RolloutRestartKind, RolloutRestartTarget, Rotation, SecretTemplate,
-    UnaskedPermissions,
+    DfnsServiceAccountSpec, KeyCredential, KeyRotationRefusal, OnKeyRotationRefused,
+    PendingApproval, PendingCreate, PendingKeyRotation, PendingRenewal, RENEW_ANNOTATION,
+    ROTATE_KEY_ANNOTATION, RetiringCredential, RetiringKey, RolloutRestartKind,
+    RolloutRestartTarget, Rotation, SecretTemplate, UnaskedPermissions,
 };
 
 /// API group of every resource of this operator.

@@ -31,8 +31,9 @@ pub enum Command {
     /// It calls whatever DFNS_API_URL names (your own command): `run`'s --allowed-api-hosts does
     /// not apply.
     Verify(verify::VerifyArgs),
-    /// Ask the operator to renew a credential's token now (annotation dfns.io/renew). Each call
-    /// sets a new value, which the operator acts on once.
+    /// Ask the operator to renew a credential's token now (annotation dfns.io/renew), or with
+    /// --key to rotate its signing key (dfns.io/rotate-key). Each call sets a new value, which
+    /// the operator acts on once.
     Renew(renew::RenewArgs),
 }
 

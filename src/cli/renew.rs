@@ -1,6 +1,7 @@
-//! `dfns-operator renew NAMESPACE/NAME`: ask the operator to renew a credential's token now, like
-//! `cmctl renew`. It only sets an annotation to a value never used before; the operator acts on
-//! each new value once (status `renewRequested` records the last one it acted on).
+//! `dfns-operator renew NAMESPACE/NAME`: ask the operator to renew a credential's token now (or,
+//! with `--key`, to rotate its key), like `cmctl renew`. It only sets an annotation to a value
+//! never used before; the operator acts on each new value once (status `renewRequested` /
+//! `keyRotationRequested` record the last one it acted on).
 use std::path::PathBuf;
 
 use jiff::Timestamp;
@@ -10,7 +11,9 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::api::{DfnsPersonalAccessToken, DfnsServiceAccount, RENEW_ANNOTATION};
+use crate::api::{
+    DfnsPersonalAccessToken, DfnsServiceAccount, RENEW_ANNOTATION, ROTATE_KEY_ANNOTATION,
+};
 
 /// Exit code when the annotation could not be set (no such resource, no access, no cluster).
 const EXIT_FAILED: i32 = 1;
@@ -22,6 +25,10 @@ pub struct RenewArgs {
     /// The credential resource to renew.
     #[arg(value_name = "NAMESPACE/NAME")]
     pub resource: String,
+    /// Rotate the signing key (annotation dfns.io/rotate-key) instead of renewing the token
+    /// (dfns.io/renew).
+    #[arg(long)]
+    pub key: bool,
     /// Kind of the resource.
     #[arg(long, value_enum, default_value = "DfnsServiceAccount")]
     pub kind: CredentialKind,
@@ -59,6 +66,15 @@ pub async fn run(args: RenewArgs) -> i32 {
     }
 }
 
+/// The annotation `--key` chooses.
+fn annotation(key: bool) -> &'static str {
+    if key {
+        ROTATE_KEY_ANNOTATION
+    } else {
+        RENEW_ANNOTATION
+    }
+}
+
 /// `NAMESPACE/NAME`, both parts non-empty.
 fn parse_reference(reference: &str) -> Option<(&str, &str)> {
     reference.split_once('/').filter(|(namespace, name)| {
@@ -87,7 +103,7 @@ async fn renew(args: &RenewArgs) -> Result<String, (i32, String)> {
         .map_err(|e| (EXIT_USAGE, e.to_string()))?;
     let client = kube::Client::try_from(config)
         .map_err(|e| (EXIT_USAGE, super::Error::KubeClient(e).to_string()))?;
-    let annotation = RENEW_ANNOTATION;
+    let annotation = annotation(args.key);
     let value = match args.kind {
         CredentialKind::ServiceAccount => {
             set::<DfnsServiceAccount>(client, namespace, name, annotation).await?
@@ -96,8 +112,13 @@ async fn renew(args: &RenewArgs) -> Result<String, (i32, String)> {
             set::<DfnsPersonalAccessToken>(client, namespace, name, annotation).await?
         }
     };
+    let what = if args.key {
+        "the operator rotates the key once"
+    } else {
+        "the operator renews the token once"
+    };
     Ok(format!(
-        "{} {namespace}/{name}: set {annotation}={value} (the operator renews the token once)",
+        "{} {namespace}/{name}: set {annotation}={value} ({what})",
         kind_name(args.kind)
     ))
 }
@@ -178,6 +199,12 @@ mod tests {
         let later = at + jiff::SignedDuration::from_nanos(1);
         assert_eq!(request_value(later), "2026-03-01T10:00:00.000000001Z");
         assert_eq!(request_value(later).parse::<Timestamp>().unwrap(), later);
+    }
+
+    #[test]
+    fn key_picks_the_rotate_key_annotation() {
+        assert_eq!(annotation(false), "dfns.io/renew");
+        assert_eq!(annotation(true), "dfns.io/rotate-key");
     }
 
     fn parse(args: &[&str]) -> RenewArgs {

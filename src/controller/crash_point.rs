@@ -30,10 +30,14 @@ pub enum CrashPoint {
     /// Renewal: the Secret holds the replacement and the staging Secret is gone; status still
     /// records the credential it replaces.
     RenewalSecretSwitched,
+    /// Key rotation: Dfns registered the new key credential; the Secret still holds the old key.
+    KeyRotationRegistered,
+    /// Key rotation: the Secret holds the new key and credential id; status still names the old.
+    KeyRotationSecretSwitched,
 }
 
 impl CrashPoint {
-    pub const ALL: [CrashPoint; 7] = [
+    pub const ALL: [CrashPoint; 9] = [
         CrashPoint::CreatePendingSaved,
         CrashPoint::CreateDfnsReturned,
         CrashPoint::CreateTokenWritten,
@@ -41,6 +45,8 @@ impl CrashPoint {
         CrashPoint::RetirePreviousDeactivated,
         CrashPoint::CleanupDfnsDone,
         CrashPoint::RenewalSecretSwitched,
+        CrashPoint::KeyRotationRegistered,
+        CrashPoint::KeyRotationSecretSwitched,
     ];
 
     /// The name [`ENV`] takes.
@@ -53,6 +59,8 @@ impl CrashPoint {
             CrashPoint::RetirePreviousDeactivated => "retire-previous-deactivated",
             CrashPoint::CleanupDfnsDone => "cleanup-dfns-done",
             CrashPoint::RenewalSecretSwitched => "renewal-secret-switched",
+            CrashPoint::KeyRotationRegistered => "key-rotation-registered",
+            CrashPoint::KeyRotationSecretSwitched => "key-rotation-secret-switched",
         }
     }
 

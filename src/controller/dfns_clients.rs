@@ -287,6 +287,28 @@ impl DfnsClients {
             })
     }
 
+    /// A client acting as the identity whose token and key `credential` (a credential resource's
+    /// Secret) holds, at the connection's endpoint: what a key rotation signs with (Dfns lets an
+    /// identity manage only its own key credentials). Built per use; never cached.
+    pub fn identity_client(
+        &self,
+        connection: &ConnectionObject,
+        credential: &Secret,
+    ) -> Result<DfnsClient, Error> {
+        self.check_api_host(connection)?;
+        let read = |key: &str| {
+            text(credential, key)
+                .map_err(|_| Error::Conflict(format!("the credential Secret has no usable {key}")))
+        };
+        let signer = KeySigner::from_pem(read(CRED_ID)?.trim(), read(PRIVATE_KEY)?)
+            .map_err(|e| Error::Conflict(format!("{PRIVATE_KEY} of the credential Secret: {e}")))?;
+        let auth = AuthMode::Token(SecretString::new(read(AUTH_TOKEN)?.trim()));
+        let mut config = client_config(&connection.spec, auth, signer);
+        config.request_observer = self.request_observer.clone();
+        config.gate = self.gate.clone();
+        DfnsClient::new(config).map_err(|e| Error::Connection(format!("{}: {e}", connection.key)))
+    }
+
     /// Forget a deleted connection's client.
     pub fn forget(&self, key: &ConnectionKey) {
         self.cache.lock().expect("registry lock").remove(key);
@@ -342,15 +364,8 @@ fn build(
             )));
         }
     };
-    let mut config = ClientConfig::new(spec.api_url.clone(), auth, signer);
-    config.ca_bundle_pem = spec.ca_bundle.clone();
-    config.allow_insecure_http = spec.allow_insecure_http == Some(true);
-    config.requests_per_minute = spec
-        .rate_limit
-        .as_ref()
-        .map_or(1000, |r| r.requests_per_minute);
+    let mut config = client_config(spec, auth, signer);
     config.request_observer = request_observer;
-    config.rate_limit_wait_bound = Some(RATE_LIMIT_WAIT_BOUND);
     config.gate = gate;
     config.max_list_response_bytes = max_list_response_bytes;
     let client = DfnsClient::new(config)
@@ -360,6 +375,19 @@ fn build(
         client,
         build: BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+/// What every client for a connection's endpoint shares: URL, trust, rate limit, wait bound.
+fn client_config(spec: &ConnectionSpec, auth: AuthMode, signer: KeySigner) -> ClientConfig {
+    let mut config = ClientConfig::new(spec.api_url.clone(), auth, signer);
+    config.ca_bundle_pem = spec.ca_bundle.clone();
+    config.allow_insecure_http = spec.allow_insecure_http == Some(true);
+    config.requests_per_minute = spec
+        .rate_limit
+        .as_ref()
+        .map_or(1000, |r| r.requests_per_minute);
+    config.rate_limit_wait_bound = Some(RATE_LIMIT_WAIT_BOUND);
+    config
 }
 
 #[cfg(test)]

@@ -151,8 +151,8 @@ impl Error {
         let reason = match self {
             Self::Dfns(e) => match e.category() {
                 ErrorCategory::Unauthorized => ConditionReason::Unauthorized,
-                // Dfns refusing an identity its own key credentials (the reference pages'
-                // caller tables) is a 403 too; only the client's key-rotation calls meet it.
+                // A refused key rotation is a 403 too; the key rotation steps, which know
+                // spec.rotation.onKeyRotationRefused, report it more precisely.
                 ErrorCategory::Forbidden | ErrorCategory::KeyRotationRefused => {
                     ConditionReason::Forbidden
                 }

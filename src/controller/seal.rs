@@ -30,6 +30,9 @@ pub enum Sealed {
     Retiring,
     /// `status.pendingCreate.publicKeySha256`: the key an unfinished create registers.
     PendingKey,
+    /// `status.keyCredential.credId` / `pendingKeyRotation.new.credId`: a key credential this
+    /// operator registered for the resource's identity.
+    KeyCredential,
 }
 
 impl Sealed {
@@ -38,6 +41,7 @@ impl Sealed {
             Sealed::Recorded => "recorded",
             Sealed::Retiring => "retiring",
             Sealed::PendingKey => "pending-key",
+            Sealed::KeyCredential => "key-credential",
         }
     }
 }

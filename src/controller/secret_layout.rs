@@ -96,6 +96,11 @@ pub fn text<'s>(secret: &'s Secret, key: &str) -> Result<&'s str, TextError> {
     std::str::from_utf8(&bytes.0).map_err(|_| TextError::NotText)
 }
 
+/// The text under `key` of a Secret that may not exist.
+pub fn text_of<'s>(secret: Option<&'s Secret>, key: &str) -> Option<&'s str> {
+    secret.and_then(|s| text(s, key).ok())
+}
+
 /// A new Secret holding a fresh key, before any Dfns call (create step 1).
 pub fn with_new_key(
     existing: Option<&Secret>,
@@ -184,6 +189,42 @@ pub fn switched(existing: Option<&Secret>, layout: &SecretLayout, staging: &Secr
             Some(value) => annotations.insert(key.into(), value.clone()),
             None => annotations.remove(key),
         };
+    }
+    secret
+}
+
+/// The Secret switched to the new key of a key rotation, in one write: the staging Secret's key
+/// pair and the new credential id; the token and the identity's id stay.
+pub fn with_rotated_key(
+    existing: &Secret,
+    layout: &SecretLayout,
+    staging: &Secret,
+    credential_id: &str,
+) -> Secret {
+    let mut secret = base(Some(existing), layout);
+    let data = secret.data.get_or_insert_with(BTreeMap::new);
+    let staged = staging.data.as_ref();
+    for key in [PRIVATE_KEY, PUBLIC_KEY] {
+        if let Some(value) = staged.and_then(|d| d.get(key)) {
+            data.insert(key.into(), value.clone());
+        }
+    }
+    data.insert(
+        CRED_ID.into(),
+        ByteString(credential_id.as_bytes().to_vec()),
+    );
+    let annotations = secret
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new);
+    annotations.insert(CREDENTIAL_ID_ANNOTATION.into(), credential_id.into());
+    if let Some(fp) = staging
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(FINGERPRINT_ANNOTATION))
+    {
+        annotations.insert(FINGERPRINT_ANNOTATION.into(), fp.clone());
     }
     secret
 }

@@ -6,7 +6,7 @@ use std::process::Output;
 
 use dfns_operator::api::{
     CredentialSpec, DfnsPersonalAccessToken, DfnsPersonalAccessTokenSpec, DfnsServiceAccount,
-    DfnsServiceAccountSpec, RENEW_ANNOTATION,
+    DfnsServiceAccountSpec, RENEW_ANNOTATION, ROTATE_KEY_ANNOTATION,
 };
 use dfns_test_support::{ControlPlane, TestNamespace};
 use kube::api::{Api, PostParams};
@@ -70,6 +70,25 @@ async fn renew_sets_a_new_renew_value_on_every_call_and_key_sets_rotate_key() {
         assert!(!seen.contains(&value), "{value} was set before: {seen:?}");
         seen.push(value);
     }
+    assert_eq!(
+        annotation(&api, "payments", ROTATE_KEY_ANNOTATION).await,
+        None,
+        "a renewal asks for no key rotation"
+    );
+
+    let output = renew(cp, &[&reference, "--key"]).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let rotate = annotation(&api, "payments", ROTATE_KEY_ANNOTATION)
+        .await
+        .expect("dfns.io/rotate-key is set");
+    assert!(text(&output).contains(&format!("{ROTATE_KEY_ANNOTATION}={rotate}")));
+    assert_eq!(
+        annotation(&api, "payments", RENEW_ANNOTATION)
+            .await
+            .as_ref(),
+        seen.last(),
+        "--key leaves dfns.io/renew as it was"
+    );
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod fairness;
 mod fencing;
 mod guards;
 mod hostile_endpoints;
+mod key_rotation;
 mod leader_election;
 mod leader_lost;
 mod leak_check;

@@ -39,6 +39,8 @@ fn ready(policy: DeletionPolicy) -> Observed {
             retiring: true,
             pending_key: true,
             renewal_key: true,
+            key_credential: true,
+            new_key_credential: true,
         },
         connection: None,
         now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),

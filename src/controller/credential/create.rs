@@ -225,6 +225,7 @@ impl<K: CredentialResource> Run<'_, K> {
         status.pending_create = None;
         // What is asked of a new credential now is answered by it.
         status.renew_requested = facts.renew_request.clone();
+        status.key_rotation_requested = facts.rotate_key_request.clone();
         // A replacement for a lost credential: the Secret switched (rolloutRestartTargets).
         if status.retiring.is_some() {
             status.switched_at = Some(jiff::Timestamp::now().into());
@@ -256,6 +257,11 @@ impl<K: CredentialResource> Run<'_, K> {
             .map(Into::into);
         status.public_key_sha256 = key_fingerprint;
         status.unasked_permissions = None;
+        // A new identity comes with its own first key: no rotated key credential, and its key
+        // rotation is scheduled afresh.
+        status.key_credential = None;
+        status.retiring_key = None;
+        status.key_rotation_time = None;
         status.secret_name = Some(facts.desired.secret_name.clone());
         status.assigned_permission_id = None;
         status.permission_assignment_id = None;

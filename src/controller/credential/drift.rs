@@ -48,7 +48,9 @@ pub fn drift(
     if identity.name.as_deref().unwrap_or_default() != display_name {
         return Some(Drift::Renamed);
     }
-    if status.credential_id != identity.cred_id {
+    // After a key rotation Dfns keeps showing the identity's original credential id, and
+    // status records the rotated one (`keyCredential`).
+    if status.key_credential.is_none() && status.credential_id != identity.cred_id {
         return Some(Drift::CredentialId);
     }
     let recorded_roles = match (
@@ -71,7 +73,10 @@ pub fn drift(
 }
 
 fn holds_unfinished(status: &CredentialStatus) -> bool {
-    status.pending_create.is_some() || status.pending_renewal.is_some() || status.retiring.is_some()
+    status.pending_create.is_some()
+        || status.pending_renewal.is_some()
+        || status.pending_key_rotation.is_some()
+        || status.retiring.is_some()
 }
 
 /// Whether anything of the resource is in Dfns to compare with a listing: a recorded identity,

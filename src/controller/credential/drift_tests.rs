@@ -136,12 +136,21 @@ fn another_key_credential_in_dfns_is_drift() {
 }
 
 #[test]
+fn a_rotated_key_is_not_drift_although_dfns_shows_the_original_credential() {
+    let mut status = settled();
+    status.credential_id = Some("rotated".into());
+    status.key_credential = Some(serde_json::from_value(json!({ "credId": "rotated" })).unwrap());
+    assert_eq!(drift_of(&status, listed()), None);
+}
+
+#[test]
 fn an_unfinished_create_renewal_or_retirement_is_always_looked_at() {
     let started = json!({ "startedAt": "2026-01-01T00:00:00Z", "publicKeySha256": "ab" });
     let unfinished = [
         json!({ "pendingCreate": started }),
         json!({ "serviceAccountId": "us-1", "pendingRenewal": { "startedAt": "2026-01-01T00:00:00Z", "trigger": "Scheduled" } }),
         json!({ "serviceAccountId": "us-1", "retiring": { "id": "us-0" } }),
+        json!({ "serviceAccountId": "us-1", "pendingKeyRotation": { "startedAt": "2026-01-01T00:00:00Z", "trigger": "Requested" } }),
     ];
     for status in unfinished {
         let status: CredentialStatus = serde_json::from_value(status.clone()).unwrap();

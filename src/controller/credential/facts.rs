@@ -46,6 +46,8 @@ pub struct Facts {
     pub renewal_candidates: Vec<Candidate>,
     /// The resource's `dfns.io/renew` annotation.
     pub renew_request: Option<String>,
+    /// The resource's `dfns.io/rotate-key` annotation.
+    pub rotate_key_request: Option<String>,
     pub renewal_policy: RenewalPolicy,
 }
 
@@ -175,6 +177,7 @@ impl Facts {
                 staging: secret_layout::classify(self.staging.as_ref(), &self.uid),
                 candidates: self.renewal_candidates.iter().map(candidate_view).collect(),
                 requested: self.renew_request.clone(),
+                rotate_key_requested: self.rotate_key_request.clone(),
                 policy: self.renewal_policy,
             },
         }
@@ -220,6 +223,24 @@ impl Facts {
                         Sealed::PendingKey,
                         Some(p.public_key_sha256.as_str()),
                         p.seal.as_deref(),
+                    )
+                }),
+            key_credential: status.key_credential.as_ref().is_some_and(|k| {
+                check(
+                    Sealed::KeyCredential,
+                    Some(k.cred_id.as_str()),
+                    k.seal.as_deref(),
+                )
+            }),
+            new_key_credential: status
+                .pending_key_rotation
+                .as_ref()
+                .and_then(|p| p.new.as_ref())
+                .is_some_and(|k| {
+                    check(
+                        Sealed::KeyCredential,
+                        Some(k.cred_id.as_str()),
+                        k.seal.as_deref(),
                     )
                 }),
         }

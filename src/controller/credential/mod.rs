@@ -9,6 +9,7 @@ pub mod cleanup_plan;
 mod create;
 pub mod drift;
 mod facts;
+pub mod key_rotation;
 mod observe;
 pub mod observed;
 pub mod plan;
@@ -16,6 +17,7 @@ mod reconcile;
 mod renew;
 pub mod renewal;
 pub mod resource;
+mod rotate_key;
 pub mod rules;
 mod steps;
 

@@ -12,7 +12,10 @@ use super::observed::{ConnectionView, Desired, Guard};
 use super::renewal::{self, RenewalPolicy};
 use super::resource::{CredentialResource, display_name};
 use super::rules;
-use crate::api::{ConditionReason, ConnectionKind, PendingCreate, RENEW_ANNOTATION, Rotation};
+use crate::api::{
+    ConditionReason, ConnectionKind, PendingCreate, RENEW_ANNOTATION, ROTATE_KEY_ANNOTATION,
+    Rotation,
+};
 use crate::controller::context::Context;
 use crate::controller::dfns_clients::{ConnectionHandle, ConnectionKey, ConnectionObject};
 use crate::controller::error::Error;
@@ -154,10 +157,11 @@ pub async fn observe<K: CredentialResource>(
 
     let secrets = Api::<Secret>::namespaced(ctx.kube.clone(), &namespace);
     let secret = secrets.get_opt(&desired.secret_name).await?;
-    // A staging Secret exists only while a renewal is under way (`renewal.rs`).
-    let staging = match &status.pending_renewal {
-        Some(_) => secrets.get_opt(&secret_layout::staging_name(&uid)).await?,
-        None => None,
+    // A staging Secret exists only while a renewal or key rotation is under way.
+    let staging = if status.pending_renewal.is_some() || status.pending_key_rotation.is_some() {
+        secrets.get_opt(&secret_layout::staging_name(&uid)).await?
+    } else {
+        None
     };
     let renewal_candidates = match (
         &handle,
@@ -212,6 +216,7 @@ pub async fn observe<K: CredentialResource>(
             staging,
             renewal_candidates,
             renew_request: obj.annotations().get(RENEW_ANNOTATION).cloned(),
+            rotate_key_request: obj.annotations().get(ROTATE_KEY_ANNOTATION).cloned(),
             renewal_policy: renewal_policy(spec.rotation.as_ref())?,
         },
         connection,
@@ -262,6 +267,8 @@ fn renewal_policy(rotation: Option<&Rotation>) -> Result<RenewalPolicy, Error> {
         renew_before: parse("renewBefore", &rotation.renew_before)?,
         grace_period: parse("gracePeriod", &rotation.grace_period)?
             .unwrap_or(defaults.grace_period),
+        key_rotation_interval: parse("keyRotationInterval", &rotation.key_rotation_interval)?,
+        on_key_rotation_refused: rotation.on_key_rotation_refused,
     })
 }
 

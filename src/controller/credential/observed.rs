@@ -169,12 +169,27 @@ pub struct Seals {
     pub pending_key: bool,
     /// `pendingRenewal.pendingCreate.publicKeySha256`.
     pub renewal_key: bool,
+    /// `keyCredential.credId`.
+    pub key_credential: bool,
+    /// `pendingKeyRotation.new.credId`.
+    pub new_key_credential: bool,
 }
 
 impl Observed {
     /// Dfns id of the recorded credential (service account id or token id).
     pub fn recorded_id(&self) -> Option<&str> {
         self.status.recorded_id()
+    }
+
+    /// The key credential the Secret should sign with for `object` (the recorded identity):
+    /// the one a key rotation registered (sealed in status), or the identity's original one.
+    /// Dfns keeps showing the original after a rotation, so this, not Dfns' `credId`, ties the
+    /// Secret to its identity.
+    pub fn held_credential_id<'a>(&'a self, object: &'a DfnsObject) -> &'a str {
+        match &self.status.key_credential {
+            Some(k) if self.seals.key_credential => &k.cred_id,
+            _ => &object.credential_id,
+        }
     }
 
     pub fn secret_holds_token_of(&self, credential_id: &str) -> bool {

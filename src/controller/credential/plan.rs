@@ -3,6 +3,7 @@
 //! and idempotent; the reconciler performs it, takes what it changed and asks again until the
 //! plan says the resource is up to date or must wait.
 
+use super::key_rotation::{self, KeyRotationStep};
 use super::observed::{ApprovalView, DfnsObject, DfnsView, Guard, Observed, SecretState};
 use super::renewal::{self, RENEWAL_OPERATION_SUFFIX, RenewalStep};
 use super::rules;
@@ -96,6 +97,8 @@ pub enum Step {
     },
     /// A step of a renewal (`renewal.rs`).
     Renewal(RenewalStep),
+    /// A step of a key rotation (`key_rotation.rs`).
+    KeyRotation(KeyRotationStep),
     /// `status.renewalTime` should show the next renewal.
     RecordRenewalTime(Option<jiff::Timestamp>),
     /// Nothing to do in Dfns or the Secret.
@@ -248,6 +251,21 @@ pub fn next_step(o: &Observed) -> Step {
         }
         return renewal::step(o);
     }
+    // Likewise a key rotation: after a crash between the Secret's switch and its record, the
+    // Secret holds a key credential that status does not name yet.
+    if o.status.pending_key_rotation.is_some() {
+        if let Guard::Refused { reason, message } = &o.guard {
+            return Step::Stall {
+                reason: *reason,
+                message: message.clone(),
+            };
+        }
+        let object = match &o.dfns {
+            DfnsView::Recorded(Some(object)) if !object.archived => Some(object),
+            _ => None,
+        };
+        return key_rotation::step(o, object);
+    }
     // The credential this one replaced is retired once its grace period is over; a lost one at
     // once. It is retired before a new loss or renewal too: the next replacement would otherwise
     // overwrite its record and leave it active, forgotten.
@@ -282,7 +300,10 @@ pub fn next_step(o: &Observed) -> Step {
                 true,
             );
         }
-        Some(m) if m.key_fingerprint.is_none() || !m.holds_token_of(&object.credential_id) => {
+        // After a key rotation the Secret holds another key credential of the same identity.
+        Some(m)
+            if m.key_fingerprint.is_none() || !m.holds_token_of(o.held_credential_id(object)) =>
+        {
             return lose(
                 o,
                 format!(
@@ -331,6 +352,10 @@ pub fn next_step(o: &Observed) -> Step {
     if let Some(step) = permission_step(o, object) {
         return step;
     }
+    // Only an active identity can sign its own key credential's deactivation.
+    if object.active && key_rotation::retire_due(o) {
+        return Step::KeyRotation(KeyRotationStep::RetireKey);
+    }
     // A deactivated credential's token is unusable anyway, and renewing it would mint an
     // active one; `Inactive` says what matters.
     if o.desired.active
@@ -344,9 +369,23 @@ pub fn next_step(o: &Observed) -> Step {
             None => Step::Renewal(RenewalStep::Begin { trigger }),
         };
     }
+    // A renewal replaces the key too, so it comes first; at most one previous key credential.
+    if o.desired.active
+        && object.active
+        && let Some(trigger) = key_rotation::due(o)
+    {
+        return Step::KeyRotation(match &o.status.retiring_key {
+            Some(_) => KeyRotationStep::RetireKey,
+            None => KeyRotationStep::Begin { trigger },
+        });
+    }
     let next = renewal::next_renewal(o);
     if o.status.renewal_time.as_ref().map(|t| t.0) != next {
         return Step::RecordRenewalTime(next);
+    }
+    let next = key_rotation::next_time(o);
+    if o.status.key_rotation_time.as_ref().map(|t| t.0) != next {
+        return Step::KeyRotation(KeyRotationStep::RecordTime(next));
     }
     Step::UpToDate
 }

@@ -11,6 +11,8 @@ mod approvals;
 mod connection_rules;
 #[path = "plan_expiry_tests.rs"]
 mod expiry;
+#[path = "plan_key_rotation_tests.rs"]
+mod key_rotation;
 #[path = "plan_ownership_tests.rs"]
 mod ownership;
 #[path = "plan_renewal_tests.rs"]
@@ -41,6 +43,8 @@ fn observed() -> Observed {
             retiring: true,
             pending_key: true,
             renewal_key: true,
+            key_credential: true,
+            new_key_credential: true,
         },
         connection: None,
         now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),

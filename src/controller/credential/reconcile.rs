@@ -360,12 +360,19 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             .as_ref()
             .and_then(|r| r.retire_at.as_ref())
             .map(|t| t.0);
+        let retire_key_at = view.status.retiring_key.as_ref().map(|r| r.retire_at.0);
         let now = jiff::Timestamp::now();
-        [expires_at, renewal::next_renewal(&view), retire_at]
-            .into_iter()
-            .filter_map(|at| until_expiry(now, at))
-            .chain(self.requeue_for(verdict))
-            .min()
+        [
+            expires_at,
+            renewal::next_renewal(&view),
+            retire_at,
+            super::key_rotation::next_time(&view),
+            retire_key_at,
+        ]
+        .into_iter()
+        .filter_map(|at| until_expiry(now, at))
+        .chain(self.requeue_for(verdict))
+        .min()
     }
 
     /// Settled resources have no timed look of their own (docs/architecture.md, "Cost rules"),

@@ -62,6 +62,7 @@ impl<K: CredentialResource> Run<'_, K> {
             Trigger::Scheduled => "its renewal time passed".to_owned(),
             Trigger::Requested => format!("{} changed", crate::api::RENEW_ANNOTATION),
             Trigger::Expired => "its token expired".to_owned(),
+            Trigger::KeyRotationRefused => "Dfns refused it a key rotation".to_owned(),
         };
         Effect::saved(vec![Change::Status(status)], self.renewal_verdict()).with_event(
             EventType::Normal,

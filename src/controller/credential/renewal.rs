@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::observed::{DfnsObject, DfnsView, Observed, Seals, SecretMaterial, SecretState};
 use super::plan::{self, Step};
-use crate::api::CredentialStatus;
+use crate::api::{CredentialStatus, OnKeyRotationRefused};
 
 /// How long the previous credential stays active after a switch when the spec names no grace.
 pub const DEFAULT_GRACE_PERIOD: SignedDuration = SignedDuration::from_hours(1);
@@ -21,6 +21,9 @@ pub struct RenewalPolicy {
     /// `None`: one third of the token's lifetime.
     pub renew_before: Option<SignedDuration>,
     pub grace_period: SignedDuration,
+    /// `None`: the key is rotated only on request (`dfns.io/rotate-key`).
+    pub key_rotation_interval: Option<SignedDuration>,
+    pub on_key_rotation_refused: OnKeyRotationRefused,
 }
 
 impl Default for RenewalPolicy {
@@ -28,6 +31,8 @@ impl Default for RenewalPolicy {
         Self {
             renew_before: None,
             grace_period: DEFAULT_GRACE_PERIOD,
+            key_rotation_interval: None,
+            on_key_rotation_refused: OnKeyRotationRefused::Report,
         }
     }
 }
@@ -41,6 +46,8 @@ pub struct RenewalFacts {
     pub candidates: Vec<DfnsObject>,
     /// The resource's `dfns.io/renew` annotation.
     pub requested: Option<String>,
+    /// The resource's `dfns.io/rotate-key` annotation.
+    pub rotate_key_requested: Option<String>,
     pub policy: RenewalPolicy,
 }
 
@@ -50,6 +57,7 @@ impl Default for RenewalFacts {
             staging: SecretState::Missing,
             candidates: Vec::new(),
             requested: None,
+            rotate_key_requested: None,
             policy: RenewalPolicy::default(),
         }
     }
@@ -64,6 +72,8 @@ pub enum Trigger {
     Requested,
     /// The token in the Secret is already past its expiry.
     Expired,
+    /// Dfns refused a key rotation and `onKeyRotationRefused` is `Renew`.
+    KeyRotationRefused,
 }
 
 impl Trigger {
@@ -72,6 +82,7 @@ impl Trigger {
             Self::Scheduled => "Scheduled",
             Self::Requested => "Requested",
             Self::Expired => "Expired",
+            Self::KeyRotationRefused => "KeyRotationRefused",
         }
     }
 }
@@ -267,6 +278,8 @@ pub fn staging_view(o: &Observed) -> Observed {
             retiring: o.seals.retiring,
             pending_key: o.seals.renewal_key,
             renewal_key: false,
+            key_credential: false,
+            new_key_credential: false,
         },
         ..o.clone()
     }

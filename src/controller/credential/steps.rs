@@ -44,6 +44,7 @@ impl<K: CredentialResource> Run<'_, K> {
             }
             Step::Create => self.create(Slot::Main).await,
             Step::Renewal(step) => self.perform_renewal(step).await,
+            Step::KeyRotation(step) => self.perform_key_rotation(step).await,
             Step::RecordRenewalTime(at) => {
                 let mut status = self.facts.status.clone();
                 status.renewal_time = at.map(Into::into);
@@ -112,6 +113,17 @@ impl<K: CredentialResource> Run<'_, K> {
         let kind = K::DFNS_KIND;
         let active = facts.recorded().is_some_and(|identity| identity.is_active);
         match (facts.desired.active, active) {
+            // The resource keeps working; the refusal shows until the spec changes.
+            (true, true) if super::key_rotation::refused_now(&facts.view()) => Verdict::Ready {
+                reason: ConditionReason::KeyRotationRefused,
+                message: format!(
+                    "{kind} {id} is active and Secret {} holds its token and key, but Dfns \
+                     refused it a key rotation (see the KeyRotationRefused Event): set \
+                     spec.rotation.onKeyRotationRefused to Renew, or remove \
+                     spec.rotation.keyRotationInterval",
+                    facts.desired.secret_name
+                ),
+            },
             (true, true) => Verdict::Ready {
                 reason: ConditionReason::Ready,
                 message: format!(
