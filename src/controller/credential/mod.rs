@@ -8,6 +8,7 @@ mod cleanup;
 pub mod cleanup_plan;
 mod create;
 mod facts;
+mod freshness;
 mod observe;
 pub mod observed;
 pub mod plan;
