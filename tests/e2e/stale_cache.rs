@@ -78,6 +78,11 @@ async fn a_reconcile_on_a_stale_copy_meets_a_conflict_and_never_creates_twice() 
         .await
         .expect("the lagging replica's reconcile ends well, on a fresh read");
 
+    assert_eq!(
+        dfns_creates(&setup),
+        1,
+        "no second create in Dfns: the reconcile decided again on a fresh read"
+    );
     let writes = kubernetes_writes_by_resource(&metrics);
     assert_eq!(
         writes.get("dfnsserviceaccounts/status"),
@@ -89,11 +94,6 @@ async fn a_reconcile_on_a_stale_copy_meets_a_conflict_and_never_creates_twice() 
         after.resource_version(),
         ready.resource_version(),
         "the API server refused it (409): the resource is unchanged"
-    );
-    assert_eq!(
-        dfns_creates(&setup),
-        1,
-        "no second create in Dfns: the reconcile decided again on a fresh read"
     );
     assert_eq!(
         after.credential_status().and_then(|s| s.recorded_id()),
