@@ -12,7 +12,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 
-use super::facts::{Change, Effect, Facts, Then};
+use super::facts::{Change, Effect, Facts, Note, Then};
 use super::freshness::{safe_on_cached_copy, status_only};
 use super::observe::{Observation, connection_key, observe};
 use super::observed::SecretState;
@@ -174,6 +174,9 @@ pub(super) struct Run<'c, K: CredentialResource> {
     /// A step asked for the status to be saved before the next step; it is, before the next
     /// step that does more than change status, or with the reconcile's final status.
     save_owed: Option<Verdict>,
+    /// Events about changes whose status is not saved yet: published once it is, dropped if
+    /// the save is refused (the reconcile decides again and tells its own).
+    notes_owed: Vec<Note>,
     pub facts: Facts,
     pub connection: Option<ConnectionObject>,
     pub handle: Option<Arc<ConnectionHandle>>,
@@ -195,6 +198,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             fresh: false,
             rereads: 0,
             save_owed: None,
+            notes_owed: Vec::new(),
             facts,
             connection,
             handle,
@@ -344,8 +348,12 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             }
             Then::Finish(verdict) => Some(verdict),
         };
-        for note in effect.events {
-            self.event(note.type_, note.reason, note.text).await;
+        if self.save_owed.is_some() {
+            self.notes_owed.extend(effect.events);
+        } else {
+            for note in effect.events {
+                self.event(note.type_, note.reason, note.text).await;
+            }
         }
         Ok(finished)
     }
@@ -486,6 +494,9 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             })?;
         self.facts.status = status;
         self.fresh |= writes;
+        for note in std::mem::take(&mut self.notes_owed) {
+            self.event(note.type_, note.reason, note.text).await;
+        }
         Ok(())
     }
 
