@@ -16,6 +16,7 @@ use super::connection_slots::ConnectionSlots;
 use super::dfns_clients::{ConnectionStores, DfnsClients};
 use super::event_series::EventPublisher;
 use super::inventory::Inventory;
+use super::owned_secrets::OwnedSecrets;
 use super::restart_targets::RolloutRestarts;
 use super::seal::Sealer;
 use crate::telemetry::Metrics;
@@ -54,6 +55,8 @@ pub struct Context {
     pub config: ControllerConfig,
     pub dfns_clients: DfnsClients,
     pub inventory: Inventory,
+    /// The owned Secrets' watch: which exist, and which versions the operator wrote.
+    pub owned_secrets: Arc<OwnedSecrets>,
     pub sealer: Arc<Sealer>,
     /// Each connection's share of the workers.
     pub connection_slots: ConnectionSlots,
@@ -91,6 +94,7 @@ impl Context {
             ),
             connection_slots: ConnectionSlots::for_workers(config.concurrency),
             inventory: Inventory::new(config.resync_interval),
+            owned_secrets: Arc::default(),
             sealer: Arc::new(sealer),
             metrics,
             events: EventPublisher::new(kube.clone(), reporter),

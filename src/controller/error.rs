@@ -30,6 +30,11 @@ pub enum Error {
     /// mid-create): the next attempt sees the change and decides again.
     #[error("{0}")]
     Conflict(String),
+    /// A write conditional on the resource's version was refused (409): the resource changed
+    /// since this reconcile read it (a lagging watch cache, another writer). Nothing was
+    /// written; the reconcile decides again on a fresh read.
+    #[error("the resource changed since it was read; deciding again on a fresh read")]
+    StaleResource,
     #[error("generating a key: {0}")]
     KeyGeneration(#[source] KeyError),
     /// The Secret's private key stopped parsing mid-create (edited by someone): the next
@@ -89,6 +94,7 @@ impl Error {
             Self::Connection(_) => "connection",
             Self::InvalidSpec(_) => "invalid_spec",
             Self::Conflict(_) => "conflict",
+            Self::StaleResource => "stale_resource",
             Self::KeyGeneration(_) => "key_generation",
             Self::SecretKey(_) => "secret_key",
             Self::UnexpectedDfnsAnswer(_) => "dfns_unexpected_answer",
@@ -135,6 +141,7 @@ impl Error {
             Self::Kube(kube::Error::Api(status)) => status.code == 403 || status.code == 422,
             Self::Kube(_)
             | Self::Conflict(_)
+            | Self::StaleResource
             | Self::KeyGeneration(_)
             | Self::SecretKey(_)
             | Self::UnexpectedDfnsAnswer(_)
@@ -176,6 +183,7 @@ impl Error {
             Self::ApiHostNotAllowed { .. } => ConditionReason::ApiHostNotAllowed,
             Self::Kube(_)
             | Self::Conflict(_)
+            | Self::StaleResource
             | Self::KeyGeneration(_)
             | Self::SecretKey(_)
             | Self::Finalizer(_) => ConditionReason::Progressing,

@@ -258,6 +258,7 @@ async fn run_controllers(
         ConnectionTriggers {
             namespaced: namespaced.touched().boxed(),
             cluster: cluster.touched().boxed(),
+            secrets: ctx.owned_secrets.changed().boxed(),
         },
         metrics.clone(),
         shutdown.clone(),
@@ -267,6 +268,7 @@ async fn run_controllers(
         ConnectionTriggers {
             namespaced: namespaced.touched().boxed(),
             cluster: cluster.touched().boxed(),
+            secrets: ctx.owned_secrets.changed().boxed(),
         },
         metrics.clone(),
         shutdown.clone(),
@@ -295,6 +297,14 @@ async fn run_controllers(
         Api::<ClusterDfnsConnection>::all(kube),
         cluster_connections(&ctx.config).any_semantic(),
     )));
+    // Owned Secrets by label, as metadata only (never the cluster's other Secrets, never secret
+    // values), into the small store of `owned_secrets.rs`.
+    let owned = ctx.owned_secrets.clone();
+    let owned_watch = watcher(
+        scoped::<PartialObjectMeta<Secret>>(&ctx),
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
+    );
+    feeds.spawn(async move { owned.run(owned_watch).await });
     while let Some(finished) = tasks.join_next().await {
         finished?;
     }
@@ -425,10 +435,12 @@ async fn measured(
     result
 }
 
-/// Connections created, changed or deleted, from the shared connection watches.
+/// Connections created, changed or deleted, from the shared connection watches; owned Secrets
+/// deleted or changed by someone else, from the owned-Secret watch.
 struct ConnectionTriggers {
     namespaced: BoxStream<'static, Result<DfnsConnection, watcher::Error>>,
     cluster: BoxStream<'static, Result<ClusterDfnsConnection, watcher::Error>>,
+    secrets: BoxStream<'static, Result<PartialObjectMeta<Secret>, watcher::Error>>,
 }
 
 async fn credential_controller<K: CredentialResource>(
@@ -438,11 +450,6 @@ async fn credential_controller<K: CredentialResource>(
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
     let kube = ctx.kube.clone();
-    // Owned Secrets are watched by label and as metadata only (kube-runtime's `owns` runs a
-    // `metadata_watcher` and keeps no store): never the cluster's other Secrets, never secret
-    // values in memory.
-    let secrets =
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     // Only what a person or another controller changes triggers a reconcile; the operator's own
     // status writes do not (they would re-run every reconcile that just failed, resending its
     // request). Resyncs and retries come from the requeue schedule.
@@ -495,7 +502,7 @@ async fn credential_controller<K: CredentialResource>(
     let for_namespaced = by_connection.clone();
     let drifted = drift_watch::drifted(ctx.clone(), cache.clone());
     let run = controller
-        .owns(scoped::<Secret>(&ctx), secrets)
+        .owns_stream(connections.secrets)
         // Settled resources are not requeued one by one: the shared Dfns listing, refreshed once
         // per resync interval, names those whose Dfns state differs from their status.
         .reconcile_on(drifted)

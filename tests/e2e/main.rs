@@ -28,6 +28,7 @@ mod lost_answers;
 mod renewal;
 mod rollout_restart;
 mod shutdown;
+mod stale_cache;
 mod tenant_isolation;
 mod tls;
 mod token_connections;

@@ -291,7 +291,15 @@ impl<K: CredentialResource> Run<'_, K> {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
             }
-            let current = match secrets.get_opt(name).await {
+            let current = match (attempt, self.slot_secret(slot)) {
+                // As this reconcile wrote (or read) it: no read; if it changed since, the
+                // replace is refused and the next attempt reads it.
+                (0, Some(s)) if secret_layout::is_owned_by(s, &self.facts.uid) => {
+                    Ok(Some(s.clone()))
+                }
+                _ => secrets.get_opt(name).await,
+            };
+            let current = match current {
                 Ok(Some(s)) if secret_layout::is_owned_by(&s, &self.facts.uid) => s,
                 Ok(_) => {
                     return Err(Error::Conflict(format!(
@@ -305,7 +313,10 @@ impl<K: CredentialResource> Run<'_, K> {
             };
             let next = secret_layout::with_token(&current, &layout, token, dfns_id, credential_id);
             match secrets.replace(name, &PostParams::default(), &next).await {
-                Ok(written) => return Ok(written),
+                Ok(written) => {
+                    self.ctx.owned_secrets.wrote(&written);
+                    return Ok(written);
+                }
                 Err(e) => last_error = Some(e),
             }
         }
@@ -383,13 +394,25 @@ impl<K: CredentialResource> Run<'_, K> {
         }
         let secrets = self.secrets();
         let written = match next.resource_version() {
-            None => secrets.create(&PostParams::default(), &next).await?,
+            None => secrets.create(&PostParams::default(), &next).await,
             Some(_) => {
                 secrets
                     .replace(&next.name_any(), &PostParams::default(), &next)
-                    .await?
+                    .await
             }
-        };
+        }
+        .map_err(|error| match error {
+            // The Secret exists after all (the owned-Secret watch had not shown it yet), or
+            // changed since it was read: nothing was written; decide again on a fresh read.
+            kube::Error::Api(status) if status.code == 409 => {
+                self.ctx
+                    .owned_secrets
+                    .exists(&self.obj.namespace().unwrap_or_default(), &next.name_any());
+                Error::StaleResource
+            }
+            other => Error::Kube(other),
+        })?;
+        self.ctx.owned_secrets.wrote(&written);
         Ok(vec![match slot {
             Slot::Main => Change::Secret(Some(written)),
             Slot::Staging => Change::Staging(Some(written)),

@@ -9,6 +9,7 @@ pub mod cleanup_plan;
 mod create;
 pub mod drift;
 mod facts;
+mod freshness;
 pub mod key_rotation;
 mod observe;
 pub mod observed;

@@ -156,10 +156,22 @@ pub async fn observe<K: CredentialResource>(
     }
 
     let secrets = Api::<Secret>::namespaced(ctx.kube.clone(), &namespace);
-    let secret = secrets.get_opt(&desired.secret_name).await?;
+    // Not read where the owned-Secret watch shows none (`owned_secrets.rs`): a create that meets
+    // one after all is refused and decides again on a fresh read.
+    let read = |name: String| {
+        let secrets = secrets.clone();
+        let absent = ctx.owned_secrets.known_absent(&namespace, &name);
+        async move {
+            match absent {
+                true => Ok(None),
+                false => secrets.get_opt(&name).await,
+            }
+        }
+    };
+    let secret = read(desired.secret_name.clone()).await?;
     // A staging Secret exists only while a renewal or key rotation is under way.
     let staging = if status.pending_renewal.is_some() || status.pending_key_rotation.is_some() {
-        secrets.get_opt(&secret_layout::staging_name(&uid)).await?
+        read(secret_layout::staging_name(&uid)).await?
     } else {
         None
     };

@@ -13,10 +13,11 @@ use kube::runtime::finalizer::{self, Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 
 use super::drift;
-use super::facts::{Change, Effect, Facts, Then};
+use super::facts::{Change, Effect, Facts, Note, Then};
+use super::freshness::{safe_on_cached_copy, status_only};
 use super::observe::{Observation, connection_key, observe};
 use super::observed::SecretState;
-use super::plan::{Step, held_operation, next_step, written_id};
+use super::plan::{held_operation, next_step, written_id};
 use super::renewal;
 use super::resource::CredentialResource;
 use crate::api::{ConditionReason, CredentialStatus};
@@ -33,6 +34,9 @@ pub const FINALIZER: &str = "dfns.io/cleanup";
 pub const SKIP_CLEANUP_ANNOTATION: &str = "dfns.io/skip-cleanup";
 /// Bound on steps per reconcile; a create takes about five.
 pub(super) const MAX_STEPS: usize = 24;
+/// Bound on fresh reads after refused (409) status writes per reconcile; past it, the reconcile
+/// fails and is retried with backoff.
+const MAX_REREADS: usize = 3;
 
 pub async fn reconcile<K: CredentialResource>(
     obj: Arc<K>,
@@ -163,8 +167,17 @@ pub(super) struct Run<'c, K: CredentialResource> {
     pub ctx: &'c Context,
     pub obj: Arc<K>,
     deleting: bool,
-    /// The resource was read straight from the API server in this reconcile (not the cache).
+    /// The API server confirmed the version the facts rest on: the resource was read from it in
+    /// this reconcile, or a status write conditional on that version succeeded (`freshness.rs`).
     fresh: bool,
+    /// Fresh reads so far after refused writes (bounded by [`MAX_REREADS`]).
+    rereads: usize,
+    /// A step asked for the status to be saved before the next step; it is, before the next
+    /// step that does more than change status, or with the reconcile's final status.
+    save_owed: Option<Verdict>,
+    /// Events about changes whose status is not saved yet: published once it is, dropped if
+    /// the save is refused (the reconcile decides again and tells its own).
+    notes_owed: Vec<Note>,
     pub facts: Facts,
     pub connection: Option<ConnectionObject>,
     pub handle: Option<Arc<ConnectionHandle>>,
@@ -184,6 +197,9 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             obj,
             deleting,
             fresh: false,
+            rereads: 0,
+            save_owed: None,
+            notes_owed: Vec::new(),
             facts,
             connection,
             handle,
@@ -191,10 +207,10 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         })
     }
 
-    /// The watch cache may lag behind our own last write; anything that writes decides on a
-    /// fresh read of the resource, so a stale status can never cause a second create. The Secret
-    /// and Dfns were read fresh already; only the resource came from the cache, so the facts are
-    /// read again only when the resource really changed.
+    /// The watch cache may lag behind our own last write (or another replica's): a step that
+    /// writes to Dfns decides on a version the API server confirmed, so a stale status can never
+    /// cause a second create. The Secret and Dfns were read fresh already; only the resource came
+    /// from the cache, so the facts are read again only when the resource really changed.
     async fn refresh(&mut self) -> Result<(), Error> {
         let fresh = api_for(self.ctx, &*self.obj)
             .get(&self.obj.name_any())
@@ -208,8 +224,30 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         Ok(())
     }
 
-    /// Before anything is written, the facts must rest on a fresh read; `false` when they did
-    /// not yet (then they do now, and the caller decides again).
+    /// After a status write was refused for a stale version: read the resource afresh so that
+    /// the caller decides again; the refusal itself once the bound is reached.
+    async fn reread_after(&mut self, error: Error) -> Result<(), Error> {
+        if !matches!(error, Error::StaleResource) || self.rereads >= MAX_REREADS {
+            return Err(error);
+        }
+        tracing::debug!(
+            namespace = self.obj.namespace().unwrap_or_default(),
+            name = self.obj.name_any(),
+            "a write was refused for a stale read; deciding again on a fresh read"
+        );
+        let fresh = api_for(self.ctx, &*self.obj)
+            .get(&self.obj.name_any())
+            .await?;
+        let rereads = self.rereads + 1;
+        *self = Self::start(Arc::new(fresh), self.ctx, self.deleting).await?;
+        self.rereads = rereads;
+        self.fresh = true;
+        Ok(())
+    }
+
+    /// Before a step that cannot be undone by a refused status write, the facts must rest on a
+    /// confirmed version; `false` when they did not yet (then they do now, and the caller
+    /// decides again).
     pub(super) async fn ensure_fresh(&mut self) -> Result<bool, Error> {
         if self.fresh {
             return Ok(true);
@@ -224,18 +262,18 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                 Ok(verdict) => verdict,
                 Err(error) => return Err(self.fail(error).await),
             };
-            // A status decided on the watch cache is written only after a fresh read agrees.
-            if &self.status_for(&verdict) != self.status.persisted() && !self.ensure_fresh().await?
-            {
-                continue;
-            }
             if matches!(verdict, Verdict::Ready { .. })
                 && let Err(error) = self.sync_secret_layout().await
             {
                 return Err(self.fail(error).await);
             }
             let requeue = self.requeue_after(&verdict);
-            self.save(verdict).await?;
+            // A status decided on a stale cached copy is refused (its version precondition), and
+            // the reconcile decides again on a fresh read.
+            if let Err(error) = self.save(verdict).await {
+                self.reread_after(error).await?;
+                continue;
+            }
             let restarts = restart_targets(self.ctx, &self.restart_owner()).await;
             return Ok(requeue
                 .into_iter()
@@ -249,11 +287,14 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     async fn converge(&mut self) -> Result<Verdict, Error> {
         for _ in 0..MAX_STEPS {
             let step = next_step(&self.facts.view());
-            let writes = !matches!(
-                step,
-                Step::UpToDate | Step::Wait { .. } | Step::Stall { .. }
-            );
-            if writes && !self.ensure_fresh().await? {
+            if !status_only(&step)
+                && let Some(verdict) = self.save_owed.take()
+                && let Err(error) = self.save(verdict).await
+            {
+                self.reread_after(error).await?;
+                continue;
+            }
+            if !safe_on_cached_copy(&step) && !self.ensure_fresh().await? {
                 continue;
             }
             let operation = held_operation(&step, K::DFNS_KIND, self.facts.status.recorded_id());
@@ -273,11 +314,14 @@ impl<'c, K: CredentialResource> Run<'c, K> {
                 Err(error) => {
                     self.forget_if_outcome_unknown(written.as_deref(), &error)
                         .await;
-                    return Err(error);
+                    self.reread_after(error).await?;
+                    continue;
                 }
             };
-            if let Some(verdict) = self.take(effect).await? {
-                return Ok(verdict);
+            match self.take(effect).await {
+                Ok(Some(verdict)) => return Ok(verdict),
+                Ok(None) => {}
+                Err(error) => self.reread_after(error).await?,
             }
         }
         Ok(Verdict::Progressing {
@@ -296,14 +340,23 @@ impl<'c, K: CredentialResource> Run<'c, K> {
         }
         let finished = match effect.then {
             Then::Continue => None,
+            // Saved before the next step that does more than change status (`converge`).
+            Then::SaveThenContinue(verdict) if !self.deleting => {
+                self.save_owed = Some(verdict);
+                None
+            }
             Then::SaveThenContinue(verdict) => {
                 self.save(verdict).await?;
                 None
             }
             Then::Finish(verdict) => Some(verdict),
         };
-        for note in effect.events {
-            self.event(note.type_, note.reason, note.text).await;
+        if self.save_owed.is_some() {
+            self.notes_owed.extend(effect.events);
+        } else {
+            for note in effect.events {
+                self.event(note.type_, note.reason, note.text).await;
+            }
         }
         Ok(finished)
     }
@@ -401,9 +454,8 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             return error;
         }
         let verdict = self.with_time_left(error.verdict());
-        if self.fresh
-            && let Err(save_error) = self.save(verdict).await
-        {
+        // Conditional on the version the facts rest on, like every status write.
+        if let Err(save_error) = self.save(verdict).await {
             tracing::warn!(error = %save_error, "could not record the failure in status");
         }
         let mut note = error.to_string();
@@ -442,20 +494,25 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     }
 
     /// Records the facts' status with this verdict, if the API server does not hold it already.
+    /// The write carries the version the facts rest on; once the API server accepted it, that
+    /// version is confirmed (`fresh`).
     pub(super) async fn save(&mut self, verdict: Verdict) -> Result<(), Error> {
         let status = self.status_for(&verdict);
+        let writes = &status != self.status.persisted();
         self.status
             .save(status.clone())
             .await
             .map_err(|error| match error {
-                // The resource changed since this reconcile read it (another writer, such as a
-                // replica that leads now): nothing is recorded; the next attempt reads it afresh.
-                kube::Error::Api(status) if status.code == 409 => Error::Conflict(
-                    "the resource changed since it was read; deciding again on a fresh read".into(),
-                ),
+                // The resource changed since this reconcile read it (a lagging cache, another
+                // writer such as a replica that leads now): nothing is recorded.
+                kube::Error::Api(status) if status.code == 409 => Error::StaleResource,
                 other => Error::Kube(other),
             })?;
         self.facts.status = status;
+        self.fresh |= writes;
+        for note in std::mem::take(&mut self.notes_owed) {
+            self.event(note.type_, note.reason, note.text).await;
+        }
         Ok(())
     }
 
