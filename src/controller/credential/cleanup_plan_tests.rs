@@ -41,6 +41,7 @@ fn ready(policy: DeletionPolicy) -> Observed {
             renewal_key: true,
             key_credential: true,
             new_key_credential: true,
+            retiring_key: true,
         },
         connection: None,
         now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),

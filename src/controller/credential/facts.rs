@@ -243,6 +243,13 @@ impl Facts {
                         k.seal.as_deref(),
                     )
                 }),
+            retiring_key: status.retiring_key.as_ref().is_some_and(|r| {
+                check(
+                    Sealed::KeyCredential,
+                    Some(r.credential.cred_id.as_str()),
+                    r.credential.seal.as_deref(),
+                )
+            }),
         }
     }
 

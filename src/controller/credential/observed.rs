@@ -173,6 +173,8 @@ pub struct Seals {
     pub key_credential: bool,
     /// `pendingKeyRotation.new.credId`.
     pub new_key_credential: bool,
+    /// `retiringKey.credential.credId`.
+    pub retiring_key: bool,
 }
 
 impl Observed {

@@ -280,6 +280,7 @@ pub fn staging_view(o: &Observed) -> Observed {
             renewal_key: false,
             key_credential: false,
             new_key_credential: false,
+            retiring_key: false,
         },
         ..o.clone()
     }

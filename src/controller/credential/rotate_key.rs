@@ -303,8 +303,9 @@ impl<K: CredentialResource> Run<'_, K> {
         let held = secret_layout::text_of(self.facts.secret.as_ref(), secret_layout::CRED_ID);
         let kind = K::DFNS_KIND;
         let id = status.recorded_id().unwrap_or_default().to_owned();
-        // Never the key the Secret signs with (a status edited to name it): only forgotten.
-        if held == Some(old.cred_id.as_str()) {
+        // Never the key the Secret signs with, nor one this operator did not seal for this
+        // resource (a status edited to name it): only forgotten.
+        if held == Some(old.cred_id.as_str()) || !self.facts.view().seals.retiring_key {
             return Ok(Effect::changed(vec![Change::Status(status)]));
         }
         let effect = match self.deactivate_key_credential(&old).await {
