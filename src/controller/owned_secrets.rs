@@ -1,8 +1,9 @@
 //! The Secrets the operator owns, through one metadata-only watch (by the managed-by label)
 //! shared by both credential controllers (docs/architecture.md, "A reconcile").
 //!
-//! Per Secret it keeps only its `resourceVersion` and, for a moment after the operator wrote it,
-//! the versions of its own last writes — never `ObjectMeta`, never data. That serves two things:
+//! Per Secret it keeps only its `resourceVersion` and, for a moment around the operator's writes,
+//! the versions of its own last writes (and the events that came before a write's answer) —
+//! never `ObjectMeta` at rest, never data. That serves two things:
 //! - a reconcile skips the Secret GET when the watch (listed at least once) shows no such Secret;
 //!   if one was created meanwhile, the create meets `AlreadyExists` and the reconcile reads it
 //!   and decides again: nothing is overwritten on the watch's word;
@@ -34,6 +35,12 @@ struct Known {
     version: Box<str>,
     /// Versions the operator wrote that the watch has not reported yet (empty at rest).
     written: Vec<Box<str>>,
+    /// Writes of ours sent and not yet answered.
+    in_flight: u8,
+    /// Events that arrived while a write of ours was in flight, with a version not known to be
+    /// ours: the API server may report a write before its answer reaches the writer, so they
+    /// are judged once the writes were answered (empty at rest).
+    held: Vec<PartialObjectMeta<Secret>>,
 }
 
 #[derive(Default)]
@@ -78,26 +85,65 @@ impl OwnedSecrets {
         state.listed && !state.secrets.contains_key(&key(namespace, name))
     }
 
-    /// The operator wrote `secret` (create or update): the watch event reporting this version
-    /// wakes nobody.
-    pub fn wrote(&self, secret: &Secret) {
-        let (Some(namespace), Some(name), Some(version)) = (
-            secret.metadata.namespace.as_deref(),
-            secret.metadata.name.as_deref(),
-            secret.metadata.resource_version.as_deref(),
-        ) else {
-            return;
-        };
+    /// The operator is about to write Secret `namespace/name` (create or update): until the
+    /// write is answered ([`Writing::wrote`], or dropped when it failed), watch events for it
+    /// wait, so the event reporting this very write wakes nobody even when it comes first.
+    pub fn writing(&self, namespace: &str, name: &str) -> Writing<'_> {
+        let key = key(namespace, name);
         let mut state = self.state.lock().expect("owned Secrets lock");
-        let written = &mut state
-            .secrets
-            .entry(key(namespace, name))
-            .or_default()
-            .written;
-        if written.len() == WRITES_REMEMBERED {
-            written.remove(0);
+        let known = state.secrets.entry(key.clone()).or_default();
+        known.in_flight = known.in_flight.saturating_add(1);
+        Writing {
+            owned: self,
+            key,
+            answered: false,
         }
-        written.push(version.into());
+    }
+
+    /// A write to `key` was answered, with the version written if it succeeded: that version
+    /// wakes nobody; events held meanwhile with another version wake the owner once no write
+    /// is in flight.
+    fn answered(&self, key: &Key, version: Option<&str>) {
+        let woken = {
+            let mut state = self.state.lock().expect("owned Secrets lock");
+            let Some(known) = state.secrets.get_mut(key) else {
+                return;
+            };
+            known.in_flight = known.in_flight.saturating_sub(1);
+            if let Some(version) = version {
+                let before = known.held.len();
+                known
+                    .held
+                    .retain(|m| m.metadata.resource_version.as_deref() != Some(version));
+                // Not reported yet: the event to come is recognised as ours.
+                if known.held.len() == before {
+                    if known.written.len() == WRITES_REMEMBERED {
+                        known.written.remove(0);
+                    }
+                    known.written.push(version.into());
+                }
+            }
+            if known.in_flight > 0 {
+                return;
+            }
+            let woken = std::mem::take(&mut known.held);
+            // A failed create of a Secret nobody showed leaves nothing to remember.
+            if known.version.is_empty() && known.written.is_empty() {
+                state.secrets.remove(key);
+            }
+            woken
+        };
+        // The latest is enough: waking an owner twice does nothing more.
+        if let Some(meta) = woken.into_iter().last() {
+            self.wake(meta);
+        }
+    }
+
+    fn wake(&self, meta: PartialObjectMeta<Secret>) {
+        self.subscribers
+            .lock()
+            .expect("subscribers lock")
+            .retain(|s| s.unbounded_send(meta.clone()).is_ok());
     }
 
     /// A create met a Secret of that name: it exists, whatever the watch said.
@@ -126,10 +172,7 @@ impl OwnedSecrets {
             match event {
                 Ok(event) => {
                     for woken in self.apply(event) {
-                        self.subscribers
-                            .lock()
-                            .expect("subscribers lock")
-                            .retain(|s| s.unbounded_send(woken.clone()).is_ok());
+                        self.wake(woken);
                     }
                 }
                 Err(error) => tracing::warn!(%error, "owned Secret watch failed; retrying"),
@@ -169,6 +212,11 @@ impl OwnedSecrets {
                 };
                 known.version = version.into();
                 match wake {
+                    // Maybe a write of ours whose answer has not come back yet.
+                    Wake::Owner if known.in_flight > 0 => {
+                        known.held.push(meta);
+                        Vec::new()
+                    }
                     Wake::Owner => vec![meta],
                     Wake::Nobody => Vec::new(),
                 }
@@ -186,6 +234,32 @@ impl OwnedSecrets {
                 state.listed = true;
                 Vec::new()
             }
+        }
+    }
+}
+
+/// A write of the operator's to one Secret, from just before it is sent until it is answered.
+#[must_use = "a write in flight holds the Secret's events until it is answered"]
+pub struct Writing<'a> {
+    owned: &'a OwnedSecrets,
+    key: Key,
+    answered: bool,
+}
+
+impl Writing<'_> {
+    /// The write succeeded: `secret` is what the API server stored.
+    pub fn wrote(mut self, secret: &Secret) {
+        self.answered = true;
+        self.owned
+            .answered(&self.key, secret.metadata.resource_version.as_deref());
+    }
+}
+
+impl Drop for Writing<'_> {
+    /// The write failed (or its reconcile was dropped): nothing of ours to recognise.
+    fn drop(&mut self) {
+        if !self.answered {
+            self.owned.answered(&self.key, None);
         }
     }
 }

@@ -1,5 +1,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use futures::FutureExt;
+
 use super::*;
 
 fn meta(name: &str, version: &str) -> PartialObjectMeta<Secret> {
@@ -37,6 +39,22 @@ fn listed(names: &[(&str, &str)]) -> OwnedSecrets {
     owned
 }
 
+/// The operator wrote `name` and the API server answered with `version`.
+fn wrote(owned: &OwnedSecrets, name: &str, version: &str) {
+    owned.writing("team", name).wrote(&secret(name, version));
+}
+
+/// The owners woken outside a watch event (when a write was answered), so far.
+fn woken_since(
+    changed: &mut (impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Unpin),
+) -> Vec<String> {
+    let mut versions = Vec::new();
+    while let Some(Some(Ok(meta))) = changed.next().now_or_never() {
+        versions.push(meta.metadata.resource_version.unwrap_or_default());
+    }
+    versions
+}
+
 fn woken(owned: &OwnedSecrets, event: watcher::Event<PartialObjectMeta<Secret>>) -> Vec<String> {
     owned
         .apply(event)
@@ -49,12 +67,12 @@ fn woken(owned: &OwnedSecrets, event: watcher::Event<PartialObjectMeta<Secret>>)
 fn the_operators_own_writes_wake_nobody_and_other_changes_wake_the_owner() {
     let owned = listed(&[]);
     // A create writes the key, then the token; the watch reports both, or only the last.
-    owned.wrote(&secret("app", "10"));
-    owned.wrote(&secret("app", "11"));
+    wrote(&owned, "app", "10");
+    wrote(&owned, "app", "11");
     assert!(woken(&owned, watcher::Event::Apply(meta("app", "10"))).is_empty());
     assert!(woken(&owned, watcher::Event::Apply(meta("app", "11"))).is_empty());
-    owned.wrote(&secret("app", "20"));
-    owned.wrote(&secret("app", "21"));
+    wrote(&owned, "app", "20");
+    wrote(&owned, "app", "21");
     assert!(woken(&owned, watcher::Event::Apply(meta("app", "21"))).is_empty());
     // Someone else edits it, then deletes it.
     assert_eq!(
@@ -70,8 +88,8 @@ fn the_operators_own_writes_wake_nobody_and_other_changes_wake_the_owner() {
 #[test]
 fn nothing_written_is_remembered_once_the_watch_reported_it() {
     let owned = listed(&[]);
-    owned.wrote(&secret("app", "10"));
-    owned.wrote(&secret("app", "11"));
+    wrote(&owned, "app", "10");
+    wrote(&owned, "app", "11");
     owned.apply(watcher::Event::Apply(meta("app", "11")));
     let state = owned.state.lock().unwrap();
     let known = &state.secrets[&key("team", "app")];
@@ -89,7 +107,7 @@ fn a_secret_is_known_absent_only_once_listed_and_not_seen_or_written() {
     let owned = listed(&[("other", "1")]);
     assert!(owned.known_absent("team", "app"));
     assert!(!owned.known_absent("team", "other"));
-    owned.wrote(&secret("app", "5"));
+    wrote(&owned, "app", "5");
     assert!(
         !owned.known_absent("team", "app"),
         "written, not yet reported"
@@ -116,4 +134,58 @@ fn a_relist_wakes_the_owners_of_new_and_changed_secrets_and_drops_the_gone() {
     owned.apply(watcher::Event::InitDone);
     assert!(owned.known_absent("team", "gone"));
     assert!(!owned.known_absent("team", "new"));
+}
+
+#[test]
+fn the_watch_reporting_a_write_before_its_answer_wakes_nobody() {
+    let owned = listed(&[]);
+    let mut changed = owned.changed();
+    let writing = owned.writing("team", "app");
+    // The API server's watch can be faster than its answer to the writer.
+    assert!(woken(&owned, watcher::Event::Apply(meta("app", "10"))).is_empty());
+    writing.wrote(&secret("app", "10"));
+    assert!(woken_since(&mut changed).is_empty());
+    let state = owned.state.lock().unwrap();
+    let known = &state.secrets[&key("team", "app")];
+    assert!(known.held.is_empty() && known.written.is_empty() && known.in_flight == 0);
+}
+
+#[test]
+fn another_change_during_a_write_wakes_the_owner_once_the_write_is_answered() {
+    let owned = listed(&[("app", "5")]);
+    let mut changed = owned.changed();
+    let writing = owned.writing("team", "app");
+    assert!(woken(&owned, watcher::Event::Apply(meta("app", "9"))).is_empty());
+    assert!(
+        woken_since(&mut changed).is_empty(),
+        "held while the write is in flight"
+    );
+    writing.wrote(&secret("app", "10"));
+    assert_eq!(woken_since(&mut changed), ["9"]);
+    // The write's own event, after its answer, wakes nobody.
+    assert!(woken(&owned, watcher::Event::Apply(meta("app", "10"))).is_empty());
+}
+
+#[test]
+fn a_failed_write_releases_what_it_held_and_forgets_a_secret_nobody_showed() {
+    let owned = listed(&[("app", "5")]);
+    let mut changed = owned.changed();
+    let writing = owned.writing("team", "app");
+    assert!(woken(&owned, watcher::Event::Apply(meta("app", "9"))).is_empty());
+    drop(writing);
+    assert_eq!(woken_since(&mut changed), ["9"]);
+
+    let failed_create = owned.writing("team", "new");
+    drop(failed_create);
+    assert!(owned.known_absent("team", "new"));
+}
+
+#[test]
+fn a_deletion_during_a_write_wakes_the_owner_at_once() {
+    let owned = listed(&[("app", "5")]);
+    let _writing = owned.writing("team", "app");
+    assert_eq!(
+        woken(&owned, watcher::Event::Delete(meta("app", "6"))),
+        ["6"]
+    );
 }

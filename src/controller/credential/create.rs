@@ -285,6 +285,7 @@ impl<K: CredentialResource> Run<'_, K> {
     ) -> Result<Secret, Error> {
         let layout = self.layout_of(slot)?;
         let name = &layout.name;
+        let namespace = self.obj.namespace().unwrap_or_default();
         let secrets = self.secrets();
         let mut last_error = None;
         for attempt in 0..TOKEN_WRITE_ATTEMPTS {
@@ -312,9 +313,10 @@ impl<K: CredentialResource> Run<'_, K> {
                 }
             };
             let next = secret_layout::with_token(&current, &layout, token, dfns_id, credential_id);
+            let writing = self.ctx.owned_secrets.writing(&namespace, name);
             match secrets.replace(name, &PostParams::default(), &next).await {
                 Ok(written) => {
-                    self.ctx.owned_secrets.wrote(&written);
+                    writing.wrote(&written);
                     return Ok(written);
                 }
                 Err(e) => last_error = Some(e),
@@ -393,6 +395,8 @@ impl<K: CredentialResource> Run<'_, K> {
             return Ok(Vec::new());
         }
         let secrets = self.secrets();
+        let namespace = self.obj.namespace().unwrap_or_default();
+        let writing = self.ctx.owned_secrets.writing(&namespace, &next.name_any());
         let written = match next.resource_version() {
             None => secrets.create(&PostParams::default(), &next).await,
             Some(_) => {
@@ -405,14 +409,12 @@ impl<K: CredentialResource> Run<'_, K> {
             // The Secret exists after all (the owned-Secret watch had not shown it yet), or
             // changed since it was read: nothing was written; decide again on a fresh read.
             kube::Error::Api(status) if status.code == 409 => {
-                self.ctx
-                    .owned_secrets
-                    .exists(&self.obj.namespace().unwrap_or_default(), &next.name_any());
+                self.ctx.owned_secrets.exists(&namespace, &next.name_any());
                 Error::StaleResource
             }
             other => Error::Kube(other),
         })?;
-        self.ctx.owned_secrets.wrote(&written);
+        writing.wrote(&written);
         Ok(vec![match slot {
             Slot::Main => Change::Secret(Some(written)),
             Slot::Staging => Change::Staging(Some(written)),
