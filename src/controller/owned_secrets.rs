@@ -126,12 +126,9 @@ impl OwnedSecrets {
             if known.in_flight > 0 {
                 return;
             }
-            let woken = std::mem::take(&mut known.held);
-            // A failed create of a Secret nobody showed leaves nothing to remember.
-            if known.version.is_empty() && known.written.is_empty() {
-                state.secrets.remove(key);
-            }
-            woken
+            // The entry stays even after a failed create: the create may have met a Secret the
+            // watch does not show (not labelled as ours), which must be read, never skipped.
+            std::mem::take(&mut known.held)
         };
         // The latest is enough: waking an owner twice does nothing more.
         if let Some(meta) = woken.into_iter().last() {

@@ -167,17 +167,23 @@ fn another_change_during_a_write_wakes_the_owner_once_the_write_is_answered() {
 }
 
 #[test]
-fn a_failed_write_releases_what_it_held_and_forgets_a_secret_nobody_showed() {
+fn a_failed_write_releases_what_it_held() {
     let owned = listed(&[("app", "5")]);
     let mut changed = owned.changed();
     let writing = owned.writing("team", "app");
     assert!(woken(&owned, watcher::Event::Apply(meta("app", "9"))).is_empty());
     drop(writing);
     assert_eq!(woken_since(&mut changed), ["9"]);
+}
 
-    let failed_create = owned.writing("team", "new");
+#[test]
+fn a_create_that_met_a_secret_the_watch_does_not_show_leaves_it_to_be_read() {
+    let owned = listed(&[]);
+    // A Secret of that name without the operator's label: the create is refused.
+    let failed_create = owned.writing("team", "foreign");
+    owned.exists("team", "foreign");
     drop(failed_create);
-    assert!(owned.known_absent("team", "new"));
+    assert!(!owned.known_absent("team", "foreign"));
 }
 
 #[test]
