@@ -85,6 +85,12 @@ fn main() {
         "dfns_service_account_json_bytes": json_bytes,
         "dfns_service_account_stripped_json_bytes": stripped_json,
         "dfns_service_account_managed_fields_json_bytes": managed_fields_bytes,
+        "inline_bytes": {
+            "dfns_service_account": std::mem::size_of::<DfnsServiceAccount>(),
+            "object_meta": std::mem::size_of::<ObjectMeta>(),
+            "credential_spec": std::mem::size_of::<dfns_operator::api::CredentialSpec>(),
+            "credential_status": std::mem::size_of::<dfns_operator::api::CredentialStatus>(),
+        },
         "metadata_only_secret_bytes": secret_bytes,
         "metadata_only_secret_json_bytes": secret_json,
         "event_cache": {
@@ -102,6 +108,7 @@ fn main() {
             "dfns_service_account_unstripped_bytes": "heap bytes per object, as received",
             "metadata_only_secret_bytes": "heap bytes per PartialObjectMeta<Secret> in a reflector store",
             "dfns_service_account_json_bytes": "bytes of the object's JSON as received",
+            "inline_bytes": "size_of the Rust type: what one object takes before any of its fields' heap allocations",
         },
     });
     println!("{}", serde_json::to_string_pretty(&section).expect("JSON"));

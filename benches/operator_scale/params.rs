@@ -155,6 +155,26 @@ impl Params {
             params.fleet.operator_concurrency = concurrency;
             params.memory.operator_concurrency = concurrency;
         }
+        // For profiling runs: `BENCH_MEMORY_RESOURCES=1000,3000` (first step, total) and
+        // `BENCH_MEMORY_UNRELATED_SECRETS=0`.
+        if let Ok(text) = std::env::var("BENCH_MEMORY_RESOURCES") {
+            let parsed = text
+                .split_once(',')
+                .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+            let Some((first, total)) = parsed.filter(|(a, b): &(usize, usize)| 0 < *a && a < b)
+            else {
+                return Err(format!(
+                    "BENCH_MEMORY_RESOURCES={text:?} is not FIRST,TOTAL with 0 < FIRST < TOTAL"
+                ));
+            };
+            params.memory.first_resources = first;
+            params.memory.resources = total;
+        }
+        if let Ok(text) = std::env::var("BENCH_MEMORY_UNRELATED_SECRETS") {
+            params.memory.unrelated_secrets = text
+                .parse()
+                .map_err(|_| format!("BENCH_MEMORY_UNRELATED_SECRETS={text:?} is not a number"))?;
+        }
         Ok(params)
     }
 

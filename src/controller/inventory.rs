@@ -30,6 +30,25 @@ impl Listing {
             };
         }
     }
+
+    /// Lists afresh. The previous items are dropped before the call, so a refresh never holds
+    /// two listings at once (at 10,000 identities that was most of the operator's peak heap);
+    /// if the call fails, the listing is empty and stale, and its next reader lists again.
+    async fn relist(
+        &mut self,
+        connection: &ConnectionHandle,
+        kind: IdentityKind,
+    ) -> Result<(), DfnsError> {
+        self.items = HashMap::new();
+        self.fetched_at = None;
+        let items = connection.client.list(kind).await?;
+        self.items = items
+            .into_iter()
+            .map(|c| (c.id.clone(), c.fingerprinted()))
+            .collect();
+        self.fetched_at = Some(Instant::now());
+        Ok(())
+    }
 }
 
 /// One listing per connection and kind; its async lock makes concurrent readers share one call.
@@ -75,9 +94,7 @@ impl Inventory {
                 .fetched_at
                 .is_none_or(|at| at.elapsed() >= self.max_age)
             {
-                let items = connection.client.list(kind).await?;
-                listing.items = items.into_iter().map(|c| (c.id.clone(), c)).collect();
-                listing.fetched_at = Some(Instant::now());
+                listing.relist(connection, kind).await?;
             }
             if let Some(found) = listing.items.get(id) {
                 return Ok(Some(found.clone()));
@@ -103,9 +120,7 @@ impl Inventory {
         // Held across the list call, so reconciles wait for this list instead of sending theirs.
         let mut listing = listing.lock().await;
         listing.served_by(connection.build);
-        let items = connection.client.list(kind).await?;
-        listing.items = items.into_iter().map(|c| (c.id.clone(), c)).collect();
-        listing.fetched_at = Some(Instant::now());
+        listing.relist(connection, kind).await?;
         Ok(compare(&listing.items))
     }
 
@@ -118,18 +133,19 @@ impl Inventory {
         external_id: &str,
         public_key_matches: impl Fn(&Identity) -> bool,
     ) -> Result<Vec<Identity>, DfnsError> {
-        let items = connection.client.list(kind).await?;
-        let candidates = items
-            .iter()
-            .filter(|c| c.external_id.as_deref() == Some(external_id) || public_key_matches(c))
-            .cloned()
-            .collect();
         let listing = self.listing(&connection.key, kind);
         let mut listing = listing.lock().await;
         listing.served_by(connection.build);
-        listing.items = items.into_iter().map(|c| (c.id.clone(), c)).collect();
-        listing.fetched_at = Some(Instant::now());
-        Ok(candidates)
+        listing.relist(connection, kind).await?;
+        let mut found: Vec<Identity> = listing
+            .items
+            .values()
+            .filter(|c| c.external_id.as_deref() == Some(external_id) || public_key_matches(c))
+            .cloned()
+            .collect();
+        // In the order Dfns created them, as its list shows them, whatever the map's order.
+        found.sort_by(|a, b| (a.date_created, &a.id).cmp(&(b.date_created, &b.id)));
+        Ok(found)
     }
 
     /// Record what a write returned, so the next reads need no list call.
@@ -139,7 +155,7 @@ impl Inventory {
             .lock()
             .await
             .items
-            .insert(credential.id.clone(), credential);
+            .insert(credential.id.clone(), credential.fingerprinted());
     }
 
     /// Record that a credential was archived, or that a write to it may have changed it unseen:

@@ -101,12 +101,12 @@ fn retain_policy_keeps_dfns_and_the_secret_without_its_owner_reference() {
 fn an_unfinished_create_is_retired_on_delete_even_with_retain() {
     let mut o = ready(DeletionPolicy::Retain);
     o.status.service_account_id = None;
-    o.status.pending_create = Some(PendingCreate {
+    o.status.pending_create = Some(Box::new(PendingCreate {
         started_at: jiff::Timestamp::UNIX_EPOCH.into(),
         public_key_sha256: "k2".into(),
         preexisting: vec![],
         seal: None,
-    });
+    }));
     o.secret = SecretState::Owned(SecretMaterial {
         key_fingerprint: Some("k2".into()),
         ..Default::default()
@@ -137,12 +137,12 @@ fn an_unfinished_create_is_retired_on_delete_even_with_retain() {
 #[test]
 fn a_lost_credential_waiting_for_retirement_is_deactivated_on_delete() {
     let mut o = ready(DeletionPolicy::Deactivate);
-    o.status.retiring = Some(RetiringCredential {
+    o.status.retiring = Some(Box::new(RetiringCredential {
         id: "us-0".into(),
         public_key_sha256: None,
         seal: None,
         retire_at: None,
-    });
+    }));
     assert_eq!(
         next_cleanup_step(&o, false),
         CleanupStep::RetirePrevious { id: "us-0".into() }
@@ -188,7 +188,7 @@ fn held_during_deletion() -> crate::api::PendingApproval {
 #[test]
 fn a_deletion_write_held_for_approval_is_waited_for_and_never_resent() {
     let mut o = ready(DeletionPolicy::Deactivate);
-    o.status.pending_approval = Some(held_during_deletion());
+    o.status.pending_approval = Some(Box::new(held_during_deletion()));
     for approval in [ApprovalView::NotAsked, ApprovalView::Pending] {
         o.approval = approval;
         assert!(matches!(
@@ -203,7 +203,7 @@ fn a_deletion_write_held_for_approval_is_waited_for_and_never_resent() {
 #[test]
 fn a_denied_deletion_write_blocks_the_deletion_until_skip_cleanup_releases_it() {
     let mut o = ready(DeletionPolicy::Deactivate);
-    o.status.pending_approval = Some(held_during_deletion());
+    o.status.pending_approval = Some(Box::new(held_during_deletion()));
     o.approval = ApprovalView::Refused {
         outcome: "Denied".into(),
         reason: Some("not today".into()),
@@ -218,7 +218,7 @@ fn a_denied_deletion_write_blocks_the_deletion_until_skip_cleanup_releases_it() 
     let mut decided = held_during_deletion();
     decided.outcome = Some("Denied".into());
     decided.reason = Some("not today".into());
-    o.status.pending_approval = Some(decided);
+    o.status.pending_approval = Some(Box::new(decided));
     assert!(matches!(
         next_cleanup_step(&o, false),
         CleanupStep::Blocked { message } if message.contains("not today") && message.contains("dfns.io/skip-cleanup")
@@ -232,7 +232,7 @@ fn a_write_held_before_the_deletion_began_is_forgotten_by_it() {
     let mut assignment = held_during_deletion();
     assignment.operation = "assign permission pm-1 to service account us-1".into();
     assignment.during_deletion = false;
-    o.status.pending_approval = Some(assignment);
+    o.status.pending_approval = Some(Box::new(assignment));
     assert_eq!(next_cleanup_step(&o, false), CleanupStep::ForgetApproval);
     o.status.pending_approval = None;
     assert_eq!(
@@ -245,7 +245,7 @@ fn a_write_held_before_the_deletion_began_is_forgotten_by_it() {
 fn a_deletion_during_a_renewal_retires_the_replacement_never_switched_to() {
     use crate::api::PendingRenewal;
     let mut o = ready(DeletionPolicy::Deactivate);
-    o.status.pending_renewal = Some(PendingRenewal {
+    o.status.pending_renewal = Some(Box::new(PendingRenewal {
         started_at: jiff::Timestamp::UNIX_EPOCH.into(),
         trigger: "Scheduled".into(),
         requested: None,
@@ -255,7 +255,7 @@ fn a_deletion_during_a_renewal_retires_the_replacement_never_switched_to() {
             preexisting: vec![],
             seal: None,
         }),
-    });
+    }));
     o.renewal.candidates = vec![DfnsObject {
         id: "us-2".into(),
         credential_id: "cr-2".into(),

@@ -59,7 +59,7 @@ impl<K: CredentialResource> Run<'_, K> {
             },
         };
         match slot {
-            Slot::Main => status.pending_create = Some(pending),
+            Slot::Main => status.pending_create = Some(Box::new(pending)),
             Slot::Staging => {
                 if let Some(renewal) = status.pending_renewal.as_mut() {
                     renewal.pending_create = Some(pending);
@@ -165,11 +165,11 @@ impl<K: CredentialResource> Run<'_, K> {
             .deactivated_by_rule(&K::kind(&()), reason.as_str());
         let message = rules::unasked_message(id, &unasked);
         let mut status = self.facts.status.clone();
-        status.unasked_permissions = Some(UnaskedPermissions {
+        status.unasked_permissions = Some(Box::new(UnaskedPermissions {
             id: id.to_owned(),
             permission_ids: unasked,
             generation: self.facts.generation,
-        });
+        }));
         let verdict = Verdict::Stalled {
             reason,
             message: message.clone(),

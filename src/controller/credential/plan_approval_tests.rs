@@ -21,7 +21,8 @@ fn held(operation: &str, generation: i64) -> Option<PendingApproval> {
 fn assignment_held() -> Observed {
     let mut o = ready();
     o.desired.permission_id = Some("pm-new".into());
-    o.status.pending_approval = held("assign permission pm-new to service account us-1", 1);
+    o.status.pending_approval =
+        held("assign permission pm-new to service account us-1", 1).map(Box::new);
     o
 }
 
@@ -29,8 +30,8 @@ fn assignment_held() -> Observed {
 fn create_held() -> Observed {
     let mut o = observed();
     o.secret = key_only(KEY_A);
-    o.status.pending_create = pending(KEY_A);
-    o.status.pending_approval = held("create service account", 1);
+    o.status.pending_create = pending(KEY_A).map(Box::new);
+    o.status.pending_approval = held("create service account", 1).map(Box::new);
     o.dfns = DfnsView::Candidates(vec![]);
     o
 }

@@ -35,13 +35,13 @@ fn asked() -> Observed {
 /// A rotation under way: recorded, nothing staged yet.
 fn rotating() -> Observed {
     let mut o = asked();
-    o.status.pending_key_rotation = Some(PendingKeyRotation {
+    o.status.pending_key_rotation = Some(Box::new(PendingKeyRotation {
         started_at: o.now.into(),
         trigger: "Requested".into(),
         requested: Some("r1".into()),
         new: None,
         public_key_sha256: None,
-    });
+    }));
     o
 }
 
@@ -59,7 +59,7 @@ fn marked() -> Observed {
 /// with the original key.
 fn rotated() -> Observed {
     let mut o = ready();
-    o.status.key_credential = Some(key_credential("cr-new"));
+    o.status.key_credential = Some(Box::new(key_credential("cr-new")));
     o.status.credential_id = Some("cr-new".into());
     o.secret = full_secret(KEY_N, "cr-new");
     o
@@ -143,10 +143,10 @@ fn a_rotated_key_is_neither_lost_nor_foreign() {
 #[test]
 fn the_previous_key_stays_active_for_its_grace_period_then_is_retired() {
     let mut o = rotated();
-    o.status.retiring_key = Some(RetiringKey {
+    o.status.retiring_key = Some(Box::new(RetiringKey {
         credential: key_credential("cr-1"),
         retire_at: (o.now + secs(30)).into(),
-    });
+    }));
     assert_eq!(next_step(&o), Step::UpToDate);
     o.now += secs(30);
     assert_eq!(next_step(&o), rotation(KeyRotationStep::RetireKey));
@@ -155,10 +155,10 @@ fn the_previous_key_stays_active_for_its_grace_period_then_is_retired() {
 #[test]
 fn at_most_one_previous_key_a_new_rotation_first_retires_it() {
     let mut o = rotated();
-    o.status.retiring_key = Some(RetiringKey {
+    o.status.retiring_key = Some(Box::new(RetiringKey {
         credential: key_credential("cr-1"),
         retire_at: (o.now + secs(30)).into(),
-    });
+    }));
     o.renewal.rotate_key_requested = Some("r2".into());
     assert_eq!(next_step(&o), rotation(KeyRotationStep::RetireKey));
 }
@@ -193,10 +193,10 @@ fn a_refusal_stops_scheduled_rotations_until_the_spec_changes_but_a_new_request_
     let mut o = ready();
     o.renewal.policy.key_rotation_interval = Some(secs(600));
     o.status.key_rotation_time = Some(o.now.into());
-    o.status.key_rotation_refused = Some(KeyRotationRefusal {
+    o.status.key_rotation_refused = Some(Box::new(KeyRotationRefusal {
         at: o.now.into(),
         generation: o.generation,
-    });
+    }));
     assert_eq!(next_step(&o), rotation(KeyRotationStep::RecordTime(None)));
     o.status.key_rotation_time = None;
     assert_eq!(next_step(&o), Step::UpToDate);

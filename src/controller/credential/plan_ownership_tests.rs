@@ -93,12 +93,12 @@ fn an_externalid_of_this_resources_uid_proves_ownership() {
 #[test]
 fn an_unsealed_retiring_id_is_reported_not_deactivated() {
     let mut o = ready();
-    o.status.retiring = Some(RetiringCredential {
+    o.status.retiring = Some(Box::new(RetiringCredential {
         id: "us-b".into(),
         public_key_sha256: Some(KEY_B.into()),
         seal: None,
         retire_at: None,
-    });
+    }));
     o.seals.retiring = false;
     assert!(is_foreign(&next_step(&o), "us-b"));
     o.seals.retiring = true;
@@ -111,7 +111,7 @@ fn a_forged_pending_create_with_anothers_fingerprint_retires_and_adopts_nothing(
     // shows B's active credential with that key.
     let mut o = observed();
     o.secret = key_only(KEY_A);
-    o.status.pending_create = pending(KEY_B);
+    o.status.pending_create = pending(KEY_B).map(Box::new);
     o.seals.pending_key = false;
     o.dfns = DfnsView::Candidates(vec![object("us-b", "cr-b", KEY_B)]);
     let step = next_step(&o);
@@ -131,7 +131,7 @@ fn a_forged_pending_create_with_anothers_fingerprint_retires_and_adopts_nothing(
 #[test]
 fn a_sealed_pending_key_still_proves_an_orphan_after_the_secret_lost_it() {
     let mut o = observed();
-    o.status.pending_create = pending(KEY_A);
+    o.status.pending_create = pending(KEY_A).map(Box::new);
     o.dfns = DfnsView::Candidates(vec![object("us-1", "cr-1", KEY_A)]);
     assert_eq!(
         next_step(&o),
@@ -159,12 +159,12 @@ fn deleting_a_resource_never_touches_an_unproven_recorded_or_retiring_id() {
         ));
     }
     let mut o = ready();
-    o.status.retiring = Some(RetiringCredential {
+    o.status.retiring = Some(Box::new(RetiringCredential {
         id: "us-b".into(),
         public_key_sha256: None,
         seal: None,
         retire_at: None,
-    });
+    }));
     o.seals.retiring = false;
     assert!(matches!(
         next_cleanup_step(&o, false),

@@ -28,12 +28,12 @@ fn aged(age: i64, lifetime: i64) -> Observed {
 /// A renewal under way: `pendingRenewal` recorded, the current credential still held.
 fn renewing() -> Observed {
     let mut o = aged(250, 300);
-    o.status.pending_renewal = Some(PendingRenewal {
+    o.status.pending_renewal = Some(Box::new(PendingRenewal {
         started_at: o.now.into(),
         trigger: "Scheduled".into(),
         requested: None,
         pending_create: None,
-    });
+    }));
     o
 }
 
@@ -200,12 +200,12 @@ fn a_secret_naming_a_candidate_without_its_key_is_not_a_switch() {
 fn the_previous_credential_stays_active_for_its_grace_period_then_is_retired() {
     let mut o = aged(10, 300);
     o.status.renewal_time = Some((o.now + secs(190)).into());
-    o.status.retiring = Some(RetiringCredential {
+    o.status.retiring = Some(Box::new(RetiringCredential {
         id: "us-0".into(),
         public_key_sha256: Some(KEY_C.into()),
         seal: None,
         retire_at: Some((o.now + secs(30)).into()),
-    });
+    }));
     assert_eq!(next_step(&o), Step::UpToDate);
     o.now += secs(30);
     o.status.renewal_time = Some((o.now + secs(160)).into());
@@ -224,25 +224,25 @@ fn never_more_than_two_active_a_due_renewal_or_a_loss_first_retires_the_previous
     };
     let retire = Step::RetirePrevious { id: "us-0".into() };
     let mut due = aged(200, 300);
-    due.status.retiring = previous(&due);
+    due.status.retiring = previous(&due).map(Box::new);
     assert_eq!(next_step(&due), retire);
     let mut lost = aged(10, 300);
-    lost.status.retiring = previous(&lost);
+    lost.status.retiring = previous(&lost).map(Box::new);
     lost.secret = SecretState::Missing;
     assert_eq!(next_step(&lost), retire);
     let mut renewing = renewing();
-    renewing.status.retiring = previous(&renewing);
+    renewing.status.retiring = previous(&renewing).map(Box::new);
     assert_eq!(next_step(&renewing), retire);
 }
 
 #[test]
 fn a_replacement_with_unasked_roles_stalls_the_renewal_until_the_spec_changes() {
     let mut o = renewing();
-    o.status.unasked_permissions = Some(UnaskedPermissions {
+    o.status.unasked_permissions = Some(Box::new(UnaskedPermissions {
         id: "us-2".into(),
         permission_ids: vec!["pm-admin".into()],
         generation: 1,
-    });
+    }));
     assert!(matches!(
         next_step(&o),
         Step::Stall {
@@ -259,7 +259,7 @@ fn a_replacements_create_held_for_approval_is_decided_like_a_first_create() {
     let mut o = renewing();
     o.renewal.staging = key_only(KEY_B);
     pending_renewal_key(&mut o, KEY_B);
-    o.status.pending_approval = Some(PendingApproval {
+    o.status.pending_approval = Some(Box::new(PendingApproval {
         operation: format!("create service account{RENEWAL_OPERATION_SUFFIX}"),
         approval_id: Some("ap-1".into()),
         change_request_id: None,
@@ -268,7 +268,7 @@ fn a_replacements_create_held_for_approval_is_decided_like_a_first_create() {
         outcome: None,
         reason: None,
         during_deletion: false,
-    });
+    }));
     o.approval = ApprovalView::Pending;
     assert!(matches!(next_step(&o), Step::AwaitApproval { .. }));
     // Approved: Dfns shows the created token to no one, as for a first create.

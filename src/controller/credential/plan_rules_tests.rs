@@ -209,12 +209,12 @@ fn a_legacy_resource_without_a_record_adopts_the_current_connection_once() {
 fn a_create_refused_for_unasked_permissions_is_not_repeated_until_the_spec_changes() {
     let mut o = observed();
     o.secret = key_only(KEY_A);
-    o.status.pending_create = pending(KEY_A);
-    o.status.unasked_permissions = Some(UnaskedPermissions {
+    o.status.pending_create = pending(KEY_A).map(Box::new);
+    o.status.unasked_permissions = Some(Box::new(UnaskedPermissions {
         id: "us-9".into(),
         permission_ids: vec!["pm-admin".into()],
         generation: 1,
-    });
+    }));
     // The deactivated identity carries the pending key: still a candidate.
     o.dfns = DfnsView::Candidates(vec![DfnsObject {
         active: false,

@@ -137,7 +137,7 @@ fn a_secret_with_a_key_is_marked_pending_before_any_dfns_call() {
 fn a_pending_create_with_nothing_in_dfns_creates() {
     let mut o = observed();
     o.secret = key_only(KEY_A);
-    o.status.pending_create = pending(KEY_A);
+    o.status.pending_create = pending(KEY_A).map(Box::new);
     o.dfns = DfnsView::Candidates(vec![]);
     assert_eq!(next_step(&o), Step::Create);
 }
@@ -146,7 +146,7 @@ fn a_pending_create_with_nothing_in_dfns_creates() {
 fn crash_after_create_before_secret_write_retires_the_orphan() {
     let mut o = observed();
     o.secret = key_only(KEY_A);
-    o.status.pending_create = pending(KEY_A);
+    o.status.pending_create = pending(KEY_A).map(Box::new);
     let orphan = object("us-1", "cr-1", KEY_A);
     o.dfns = DfnsView::Candidates(vec![orphan.clone()]);
     assert_eq!(next_step(&o), Step::RetireOrphan(orphan));
@@ -156,7 +156,7 @@ fn crash_after_create_before_secret_write_retires_the_orphan() {
 fn after_retiring_an_orphan_its_key_is_never_reused() {
     let mut o = observed();
     o.secret = key_only(KEY_A);
-    o.status.pending_create = pending(KEY_A);
+    o.status.pending_create = pending(KEY_A).map(Box::new);
     let mut retired = object("us-1", "cr-1", KEY_A);
     retired.active = false;
     retired.archived = true;
@@ -176,7 +176,7 @@ fn after_retiring_an_orphan_its_key_is_never_reused() {
 fn crash_after_secret_write_before_status_adopts_the_created_credential() {
     let mut o = observed();
     o.secret = full_secret(KEY_A, "cr-1");
-    o.status.pending_create = pending(KEY_A);
+    o.status.pending_create = pending(KEY_A).map(Box::new);
     let created = object("us-1", "cr-1", KEY_A);
     o.dfns = DfnsView::Candidates(vec![created.clone()]);
     assert_eq!(next_step(&o), Step::Adopt(created));
@@ -186,7 +186,7 @@ fn crash_after_secret_write_before_status_adopts_the_created_credential() {
 fn crash_after_marking_pending_but_before_the_call_creates_with_the_same_key() {
     let mut o = observed();
     o.secret = key_only(KEY_A);
-    o.status.pending_create = pending(KEY_A);
+    o.status.pending_create = pending(KEY_A).map(Box::new);
     o.dfns = DfnsView::Candidates(vec![]);
     assert_eq!(next_step(&o), Step::Create);
 }
@@ -194,7 +194,7 @@ fn crash_after_marking_pending_but_before_the_call_creates_with_the_same_key() {
 #[test]
 fn a_pending_create_whose_secret_vanished_starts_over_with_a_new_key() {
     let mut o = observed();
-    o.status.pending_create = pending(KEY_A);
+    o.status.pending_create = pending(KEY_A).map(Box::new);
     o.dfns = DfnsView::Candidates(vec![]);
     assert_eq!(next_step(&o), Step::GenerateKey);
     o.secret = key_only(KEY_B);
@@ -209,7 +209,7 @@ fn a_pending_create_whose_secret_vanished_starts_over_with_a_new_key() {
 #[test]
 fn a_pending_create_whose_secret_vanished_after_dfns_created_retires_the_orphan() {
     let mut o = observed();
-    o.status.pending_create = pending(KEY_A);
+    o.status.pending_create = pending(KEY_A).map(Box::new);
     let orphan = object("us-1", "cr-1", KEY_A);
     o.dfns = DfnsView::Candidates(vec![orphan.clone()]);
     assert_eq!(next_step(&o), Step::RetireOrphan(orphan));
@@ -219,7 +219,7 @@ fn a_pending_create_whose_secret_vanished_after_dfns_created_retires_the_orphan(
 fn old_deactivated_leftovers_with_other_keys_are_not_orphans() {
     let mut o = observed();
     o.secret = key_only(KEY_B);
-    o.status.pending_create = pending(KEY_B);
+    o.status.pending_create = pending(KEY_B).map(Box::new);
     let mut old = object("us-0", "cr-0", "old");
     old.active = false;
     o.dfns = DfnsView::Candidates(vec![old]);
@@ -344,12 +344,12 @@ fn a_deleted_or_stripped_secret_loses_the_credential() {
 fn a_lost_credential_is_replaced_with_a_new_key_then_retired() {
     // Status after LoseCredential: ids cleared, old one remembered.
     let mut o = observed();
-    o.status.retiring = Some(RetiringCredential {
+    o.status.retiring = Some(Box::new(RetiringCredential {
         id: "us-1".into(),
         public_key_sha256: Some(KEY_A.into()),
         seal: None,
         retire_at: None,
-    });
+    }));
     o.secret = key_only(KEY_A);
     assert_eq!(
         next_step(&o),
@@ -364,18 +364,18 @@ fn a_lost_credential_is_replaced_with_a_new_key_then_retired() {
         }
     );
     // The pending lookup also finds the old credential (same externalId): it is not an orphan.
-    o.status.pending_create = pending(KEY_B);
+    o.status.pending_create = pending(KEY_B).map(Box::new);
     o.dfns = DfnsView::Candidates(vec![object("us-1", "cr-1", KEY_A)]);
     assert_eq!(next_step(&o), Step::Create);
     // Once the replacement is recorded, the old one is retired.
     let mut o = ready();
     o.secret = full_secret(KEY_B, "cr-1");
-    o.status.retiring = Some(RetiringCredential {
+    o.status.retiring = Some(Box::new(RetiringCredential {
         id: "us-0".into(),
         public_key_sha256: Some(KEY_A.into()),
         seal: None,
         retire_at: None,
-    });
+    }));
     assert_eq!(next_step(&o), Step::RetirePrevious { id: "us-0".into() });
 }
 
@@ -392,11 +392,11 @@ fn a_replacement_lost_before_the_previous_was_retired_retires_the_previous_first
     for secret in [SecretState::Missing, key_only(KEY_A)] {
         let mut o = ready();
         o.secret = secret;
-        o.status.retiring = retiring.clone();
+        o.status.retiring = retiring.clone().map(Box::new);
         assert_eq!(next_step(&o), Step::RetirePrevious { id: "us-0".into() });
     }
     let mut o = ready();
-    o.status.retiring = retiring;
+    o.status.retiring = retiring.map(Box::new);
     o.dfns = DfnsView::Recorded(None);
     assert_eq!(next_step(&o), Step::RetirePrevious { id: "us-0".into() });
 }
@@ -486,7 +486,7 @@ fn removing_the_permission_revokes_the_managed_assignment_only() {
 fn an_interrupted_create_whose_result_dfns_shows_without_a_key_is_reported_not_retired() {
     let mut o = observed();
     o.secret = key_only(KEY_A);
-    o.status.pending_create = pending(KEY_A);
+    o.status.pending_create = pending(KEY_A).map(Box::new);
     o.dfns = DfnsView::Candidates(vec![keyless("us-1", "cr-1")]);
     let step = next_step(&o);
     assert!(
@@ -501,7 +501,7 @@ fn a_keyless_identity_is_not_adopted_on_a_credential_id_the_secret_names() {
     // make that identity this resource's. Without a key to compare, it is reported.
     let mut o = observed();
     o.secret = full_secret(KEY_A, "cr-1");
-    o.status.pending_create = pending(KEY_A);
+    o.status.pending_create = pending(KEY_A).map(Box::new);
     o.dfns = DfnsView::Candidates(vec![keyless("us-1", "cr-1")]);
     let step = next_step(&o);
     assert!(
@@ -514,7 +514,7 @@ fn a_keyless_identity_is_not_adopted_on_a_credential_id_the_secret_names() {
 fn once_a_person_deactivated_an_unproven_identity_the_create_continues_with_a_new_key() {
     let mut o = observed();
     o.secret = key_only(KEY_A);
-    o.status.pending_create = pending(KEY_A);
+    o.status.pending_create = pending(KEY_A).map(Box::new);
     let mut deactivated = keyless("us-1", "cr-1");
     deactivated.active = false;
     o.dfns = DfnsView::Candidates(vec![deactivated]);
@@ -525,7 +525,7 @@ fn once_a_person_deactivated_an_unproven_identity_the_create_continues_with_a_ne
 fn an_identity_carrying_the_resources_uid_as_external_id_is_proven_without_its_key() {
     let mut o = observed();
     o.secret = key_only(KEY_B);
-    o.status.pending_create = pending(KEY_B);
+    o.status.pending_create = pending(KEY_B).map(Box::new);
     let mut orphan = keyless("us-1", "cr-1");
     orphan.external_id = Some("uid-1".into());
     o.dfns = DfnsView::Candidates(vec![orphan.clone()]);
@@ -536,12 +536,12 @@ fn an_identity_carrying_the_resources_uid_as_external_id_is_proven_without_its_k
 fn identities_reported_before_an_attempt_began_are_not_taken_for_its_result() {
     let mut o = observed();
     o.secret = key_only(KEY_B);
-    o.status.pending_create = Some(PendingCreate {
+    o.status.pending_create = Some(Box::new(PendingCreate {
         started_at: jiff::Timestamp::UNIX_EPOCH.into(),
         public_key_sha256: KEY_B.into(),
         preexisting: vec!["us-1".into()],
         seal: None,
-    });
+    }));
     let mut deactivated = keyless("us-1", "cr-1");
     deactivated.active = false;
     o.dfns = DfnsView::Candidates(vec![deactivated]);

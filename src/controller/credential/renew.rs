@@ -51,12 +51,12 @@ impl<K: CredentialResource> Run<'_, K> {
     /// exists only while `pendingRenewal` does.
     fn begin_renewal(&self, trigger: Trigger) -> Effect {
         let mut status = self.facts.status.clone();
-        status.pending_renewal = Some(PendingRenewal {
+        status.pending_renewal = Some(Box::new(PendingRenewal {
             started_at: jiff::Timestamp::now().into(),
             trigger: trigger.as_str().into(),
             requested: self.facts.renew_request.clone(),
             pending_create: None,
-        });
+        }));
         let id = self.facts.status.recorded_id().unwrap_or_default();
         let why = match trigger {
             Trigger::Scheduled => "its renewal time passed".to_owned(),
@@ -126,12 +126,12 @@ impl<K: CredentialResource> Run<'_, K> {
             _ => None,
         };
         let mut status = facts.status.clone();
-        status.retiring = Some(RetiringCredential {
+        status.retiring = Some(Box::new(RetiringCredential {
             seal: Some(facts.seal(Sealed::Retiring, &previous)),
             id: previous.clone(),
             public_key_sha256: status.public_key_sha256.clone(),
             retire_at: Some(retire_at.into()),
-        });
+        }));
         let mut status = self.recorded_status(status, &identity, token.as_ref(), key);
         let renewal = status.pending_renewal.take();
         if let Some(requested) = renewal.and_then(|r| r.requested) {

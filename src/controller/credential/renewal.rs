@@ -262,7 +262,7 @@ pub fn staging_view(o: &Observed) -> Observed {
             .status
             .pending_renewal
             .as_ref()
-            .and_then(|p| p.pending_create.clone()),
+            .and_then(|p| p.pending_create.clone().map(Box::new)),
         retiring: o.status.retiring.clone(),
         pending_approval: o.status.pending_approval.clone(),
         api_url: o.status.api_url.clone(),

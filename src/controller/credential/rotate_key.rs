@@ -46,13 +46,13 @@ impl<K: CredentialResource> Run<'_, K> {
     /// Records the rotation, durably, before the staging Secret holds anything.
     fn begin_key_rotation(&self, trigger: KeyTrigger) -> Effect {
         let mut status = self.facts.status.clone();
-        status.pending_key_rotation = Some(PendingKeyRotation {
+        status.pending_key_rotation = Some(Box::new(PendingKeyRotation {
             started_at: jiff::Timestamp::now().into(),
             trigger: trigger.as_str().into(),
             requested: self.facts.rotate_key_request.clone(),
             new: None,
             public_key_sha256: None,
-        });
+        }));
         let id = self.facts.status.recorded_id().unwrap_or_default();
         let why = match trigger {
             KeyTrigger::Scheduled => "its key rotation time passed".to_owned(),
@@ -180,17 +180,17 @@ impl<K: CredentialResource> Run<'_, K> {
         let grace = facts.renewal_policy.grace_period;
         let retire_at = key_rotation::retire_at(now, grace);
         let mut status = facts.status.clone();
-        status.retiring_key = Some(RetiringKey {
+        status.retiring_key = Some(Box::new(RetiringKey {
             credential: KeyCredential {
                 seal: Some(facts.seal(Sealed::KeyCredential, &old_cred_id)),
                 cred_id: old_cred_id.clone(),
                 credential_uuid: old_uuid,
             },
             retire_at: retire_at.into(),
-        });
+        }));
         status.credential_id = Some(new.cred_id.clone());
         status.public_key_sha256 = pending.public_key_sha256.clone();
-        status.key_credential = Some(new.clone());
+        status.key_credential = Some(Box::new(new.clone()));
         status.pending_key_rotation = None;
         if let Some(requested) = pending.requested {
             status.key_rotation_requested = Some(requested);
@@ -242,10 +242,10 @@ impl<K: CredentialResource> Run<'_, K> {
         let reason = ConditionReason::KeyRotationRefused;
         let text = match self.facts.renewal_policy.on_key_rotation_refused {
             OnKeyRotationRefused::Report => {
-                status.key_rotation_refused = Some(KeyRotationRefusal {
+                status.key_rotation_refused = Some(Box::new(KeyRotationRefusal {
                     at: jiff::Timestamp::now().into(),
                     generation: self.facts.generation,
-                });
+                }));
                 format!(
                     "Dfns refused {kind} {id} a rotation of its own key ({error}); nothing was \
                      changed and Secret {} keeps working. Set spec.rotation.onKeyRotationRefused \
@@ -256,12 +256,12 @@ impl<K: CredentialResource> Run<'_, K> {
                 )
             }
             OnKeyRotationRefused::Renew => {
-                status.pending_renewal = Some(PendingRenewal {
+                status.pending_renewal = Some(Box::new(PendingRenewal {
                     started_at: jiff::Timestamp::now().into(),
                     trigger: Trigger::KeyRotationRefused.as_str().into(),
                     requested: None,
                     pending_create: None,
-                });
+                }));
                 format!(
                     "Dfns refused {kind} {id} a rotation of its own key ({error}); renewing it \
                      by replacement instead (spec.rotation.onKeyRotationRefused: Renew)"

@@ -45,22 +45,22 @@ fn only_a_known_record_that_differs_counts_as_moved() {
 fn an_unfinished_create_or_a_retiring_credential_also_belongs_to_where_it_was_minted() {
     let now = view("https://api.dfns.io", Some("or-b"));
     let pending = CredentialStatus {
-        pending_create: Some(PendingCreate {
+        pending_create: Some(Box::new(PendingCreate {
             started_at: jiff::Timestamp::UNIX_EPOCH.into(),
             public_key_sha256: "k".into(),
             preexisting: vec![],
             seal: None,
-        }),
+        })),
         api_url: Some("https://api.dfns.io".into()),
         org_id: Some("or-a".into()),
         ..Default::default()
     };
     assert!(moved(&pending, &now).is_some());
     let retiring = CredentialStatus {
-        retiring: Some(RetiringCredential {
+        retiring: Some(Box::new(RetiringCredential {
             id: "us-old".into(),
             ..Default::default()
-        }),
+        })),
         api_url: Some("https://api.dfns.io".into()),
         org_id: Some("or-a".into()),
         ..Default::default()

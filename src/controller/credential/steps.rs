@@ -172,12 +172,12 @@ impl<K: CredentialResource> Run<'_, K> {
         let mut status = self.facts.status.clone();
         if retire {
             let id = self.recorded_id();
-            status.retiring = Some(RetiringCredential {
+            status.retiring = Some(Box::new(RetiringCredential {
                 seal: Some(self.facts.seal(Sealed::Retiring, &id)),
                 id,
                 public_key_sha256: status.public_key_sha256.clone(),
                 retire_at: None,
-            });
+            }));
         }
         clear_ids(&mut status);
         status.pending_create = None;
@@ -401,7 +401,7 @@ impl<K: CredentialResource> Run<'_, K> {
         approval_id: Option<String>,
     ) -> Effect {
         let mut status = self.facts.status.clone();
-        status.pending_approval = Some(PendingApproval {
+        status.pending_approval = Some(Box::new(PendingApproval {
             operation: operation.clone(),
             approval_id,
             change_request_id,
@@ -410,7 +410,7 @@ impl<K: CredentialResource> Run<'_, K> {
             outcome: None,
             reason: None,
             during_deletion: self.obj.meta().deletion_timestamp.is_some(),
-        });
+        }));
         let message = format!(
             "Dfns holds \"{operation}\" for a policy approval; the request is not sent again while \
              the approval is pending (ids in status.pendingApproval)"

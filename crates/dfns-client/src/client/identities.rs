@@ -5,24 +5,27 @@ use reqwest::Method;
 use super::DfnsClient;
 use crate::error::DfnsError;
 use crate::identity::{CreatedIdentity, Identity, IdentityKind, NewIdentity};
-use crate::types::pat::{CreatePatRequest, UpdatePatRequest};
-use crate::types::service_account::{CreateServiceAccountRequest, UpdateServiceAccountRequest};
+use crate::types::ConvertedList;
+use crate::types::pat::{CreatePatRequest, PersonalAccessToken, UpdatePatRequest};
+use crate::types::service_account::{
+    CreateServiceAccountRequest, ServiceAccount, UpdateServiceAccountRequest,
+};
 
 impl DfnsClient {
+    /// Every identity of `kind`, each mapped onto [`Identity`] as it is parsed.
     pub async fn list(&self, kind: IdentityKind) -> Result<Vec<Identity>, DfnsError> {
+        let path = kind.collection_path();
         Ok(match kind {
-            IdentityKind::ServiceAccount => self
-                .list_service_accounts()
-                .await?
-                .into_iter()
-                .map(Into::into)
-                .collect(),
-            IdentityKind::PersonalAccessToken => self
-                .list_pats()
-                .await?
-                .into_iter()
-                .map(Into::into)
-                .collect(),
+            IdentityKind::ServiceAccount => {
+                self.read_list::<ConvertedList<ServiceAccount, Identity>>(path)
+                    .await?
+                    .items
+            }
+            IdentityKind::PersonalAccessToken => {
+                self.read_list::<ConvertedList<PersonalAccessToken, Identity>>(path)
+                    .await?
+                    .items
+            }
         })
     }
 
