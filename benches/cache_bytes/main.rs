@@ -78,6 +78,8 @@ fn main() {
     let (secret_bytes, secret_json) = bytes_per_object(&secret, |_| {});
 
     let (recorder_entry, series_entry) = event_cache_entry_bytes();
+    let (listed_pem, listed) = listed_identity_bytes();
+    let status_as_json = status_as_json_bytes(&service_account);
 
     let section = json!({
         "dfns_service_account_bytes": stripped,
@@ -91,6 +93,9 @@ fn main() {
             "credential_spec": std::mem::size_of::<dfns_operator::api::CredentialSpec>(),
             "credential_status": std::mem::size_of::<dfns_operator::api::CredentialStatus>(),
         },
+        "listed_identity_bytes": listed,
+        "listed_identity_with_pem_bytes": listed_pem,
+        "dfns_service_account_status_as_json_bytes": status_as_json,
         "metadata_only_secret_bytes": secret_bytes,
         "metadata_only_secret_json_bytes": secret_json,
         "event_cache": {
@@ -107,6 +112,9 @@ fn main() {
             "dfns_service_account_bytes": "heap bytes per object in a reflector store (stripped, as the operator caches it)",
             "dfns_service_account_unstripped_bytes": "heap bytes per object, as received",
             "metadata_only_secret_bytes": "heap bytes per PartialObjectMeta<Secret> in a reflector store",
+            "listed_identity_bytes": "heap bytes per entry of the shared Dfns listing (controller/inventory.rs: id -> Identity, key kept as its SHA256: fingerprint), from a service account as the emulator lists it",
+            "listed_identity_with_pem_bytes": "the same entry with the key kept as PEM (before the fingerprint)",
+            "dfns_service_account_status_as_json_bytes": "heap bytes per object if a cache kept metadata and spec as types and the status as its JSON text (not what the operator does; the size of a possible next step)",
             "dfns_service_account_json_bytes": "bytes of the object's JSON as received",
             "inline_bytes": "size_of the Rust type: what one object takes before any of its fields' heap allocations",
         },
@@ -230,4 +238,82 @@ fn event_cache_entry_bytes() -> (u64, u64) {
     }
     let series_entry = (LIVE.load(Ordering::Relaxed) - before).max(0) as u64 / ENTRIES as u64;
     (recorder_entry, series_entry)
+}
+
+/// Heap bytes per entry of the shared Dfns listing: with the key as PEM, and as the operator keeps
+/// it (fingerprinted). The service account is built as the emulator lists one.
+fn listed_identity_bytes() -> (u64, u64) {
+    use dfns_client::Identity;
+    use dfns_client::types::service_account::ServiceAccount;
+    const ENTRIES: usize = 2_000;
+    let key = dfns_client::generate_p256().expect("P-256 key");
+    let listed = |i: usize| -> Identity {
+        let account: ServiceAccount = serde_json::from_value(json!({
+            "userInfo": {
+                "username": format!("sa-{i}"), "name": format!("sa-{i}"),
+                "userId": format!("us-58un8-1kf31-{i:016}"), "kind": "CustomerEmployee",
+                "credentialUuid": format!("cr-4ax90-1zi1a-{i:016}"),
+                "orgId": "or-mambw-sl0r0-4ax901zi1au2jne9", "permissions": [],
+                "isActive": true, "isServiceAccount": true, "isRegistered": true,
+                "permissionAssignments": [],
+                "externalId": format!("00000000-0000-0000-0000-{i:012}"),
+            },
+            "accessTokens": [{
+                "dateCreated": "2026-12-07T18:20:13.123Z",
+                "credId": "wWoNtid4ioylN31FseSQ-vZ2fg5_nC23Wb_LKwKc7BI",
+                "isActive": true, "kind": "ServiceAccount",
+                "linkedUserId": format!("us-58un8-1kf31-{i:016}"),
+                "linkedAppId": "ap-2k3l4-5m6n7-8o9p0q1r2s3t4u5v",
+                "name": format!("sa-{i}"), "orgId": "or-mambw-sl0r0-4ax901zi1au2jne9",
+                "permissionAssignments": [], "publicKey": key.public_key_pem,
+                "tokenId": format!("to-fqxga-jf64w-{i:016}"),
+                "externalId": format!("00000000-0000-0000-0000-{i:012}"),
+            }],
+        }))
+        .expect("a listed service account");
+        account.into()
+    };
+    let per_entry = |prepare: fn(Identity) -> Identity| {
+        let mut items = std::collections::HashMap::new();
+        let before = LIVE.load(Ordering::Relaxed);
+        for i in 0..ENTRIES {
+            let identity = prepare(listed(i));
+            items.insert(identity.id.clone(), identity);
+        }
+        let bytes = (LIVE.load(Ordering::Relaxed) - before).max(0) as u64 / ENTRIES as u64;
+        drop(items);
+        bytes
+    };
+    (per_entry(|i| i), per_entry(Identity::fingerprinted))
+}
+
+/// Heap bytes per object of a cache that kept metadata and spec as types and the status as its
+/// JSON text, in the same kind of map a reflector store is.
+fn status_as_json_bytes(template: &DfnsServiceAccount) -> u64 {
+    struct StatusAsJson {
+        _metadata: ObjectMeta,
+        _spec: dfns_operator::api::DfnsServiceAccountSpec,
+        _status: Option<Box<str>>,
+    }
+    let mut store = std::collections::HashMap::new();
+    let before = LIVE.load(Ordering::Relaxed);
+    for i in 0..COPIES {
+        let mut obj = template.clone();
+        strip_for_cache(&mut obj);
+        obj.metadata.name = Some(format!("sa-{i}"));
+        obj.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
+        let key = kube::runtime::reflector::ObjectRef::from_obj(&obj);
+        let lite = StatusAsJson {
+            _status: obj
+                .status
+                .as_ref()
+                .map(|s| serde_json::to_string(s).expect("JSON").into_boxed_str()),
+            _metadata: obj.metadata,
+            _spec: obj.spec,
+        };
+        store.insert(key, std::sync::Arc::new(lite));
+    }
+    let per_object = (LIVE.load(Ordering::Relaxed) - before).max(0) as u64 / COPIES as u64;
+    drop(store);
+    per_object
 }

@@ -187,7 +187,7 @@ impl Params {
                 dfns_latency: Duration::from_millis(50),
                 requests_per_minute: 6000,
                 initial_tokens: client_burst(6000),
-                operator_concurrency: 16,
+                operator_concurrency: 32,
                 // Half the 10m default so the 10-minute window holds two full resync cycles of
                 // every resource instead of a jitter-dependent fraction of one.
                 resync_interval: Duration::from_secs(300),
@@ -207,7 +207,7 @@ impl Params {
                 unrelated_secrets: 10_000,
                 unrelated_secret_bytes: 100 * 1024,
                 requests_per_minute: 100_000,
-                operator_concurrency: 16,
+                operator_concurrency: 32,
                 create_concurrency: 32,
                 settle: Duration::from_secs(30),
             },

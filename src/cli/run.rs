@@ -28,7 +28,7 @@ pub struct RunArgs {
     #[arg(long, env = "DFNS_OPERATOR_APPROVAL_CHECK_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub approval_check_interval: Duration,
     /// Reconciles running at once, per kind.
-    #[arg(long, env = "DFNS_OPERATOR_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, env = "DFNS_OPERATOR_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "DFNS_OPERATOR_WATCH_NAMESPACE")]

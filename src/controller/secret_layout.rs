@@ -139,12 +139,21 @@ pub fn with_token(
     credential_id: &str,
 ) -> Secret {
     let mut secret = base(Some(existing), layout);
-    let data = secret.data.get_or_insert_with(BTreeMap::new);
-    data.insert(
+    secret.data.get_or_insert_with(BTreeMap::new).insert(
         AUTH_TOKEN.into(),
         ByteString(token.expose().as_bytes().to_vec()),
     );
-    data.insert(
+    record_credential_id(&mut secret, credential_id).insert(ID_ANNOTATION.into(), dfns_id.into());
+    secret
+}
+
+/// Puts `credential_id` in the Secret's data (what the signer reads) and its annotation; returns
+/// the annotations for the caller's own.
+fn record_credential_id<'a>(
+    secret: &'a mut Secret,
+    credential_id: &str,
+) -> &'a mut BTreeMap<String, String> {
+    secret.data.get_or_insert_with(BTreeMap::new).insert(
         CRED_ID.into(),
         ByteString(credential_id.as_bytes().to_vec()),
     );
@@ -152,9 +161,8 @@ pub fn with_token(
         .metadata
         .annotations
         .get_or_insert_with(BTreeMap::new);
-    annotations.insert(ID_ANNOTATION.into(), dfns_id.into());
     annotations.insert(CREDENTIAL_ID_ANNOTATION.into(), credential_id.into());
-    secret
+    annotations
 }
 
 /// The name of the staging Secret a renewal mints its replacement into: the resource's uid makes
@@ -209,15 +217,7 @@ pub fn with_rotated_key(
             data.insert(key.into(), value.clone());
         }
     }
-    data.insert(
-        CRED_ID.into(),
-        ByteString(credential_id.as_bytes().to_vec()),
-    );
-    let annotations = secret
-        .metadata
-        .annotations
-        .get_or_insert_with(BTreeMap::new);
-    annotations.insert(CREDENTIAL_ID_ANNOTATION.into(), credential_id.into());
+    let annotations = record_credential_id(&mut secret, credential_id);
     if let Some(fp) = staging
         .metadata
         .annotations
