@@ -16,6 +16,7 @@ use super::connection_slots::ConnectionSlots;
 use super::dfns_clients::{ConnectionStores, DfnsClients};
 use super::event_series::EventPublisher;
 use super::inventory::Inventory;
+use super::own_writes::OwnWrites;
 use super::owned_secrets::OwnedSecrets;
 use super::restart_targets::RolloutRestarts;
 use super::seal::Sealer;
@@ -57,6 +58,8 @@ pub struct Context {
     pub inventory: Inventory,
     /// The owned Secrets' watch: which exist, and which versions the operator wrote.
     pub owned_secrets: Arc<OwnedSecrets>,
+    /// The credential status writes the watch has not reported yet.
+    pub own_writes: Arc<OwnWrites>,
     pub sealer: Arc<Sealer>,
     /// Each connection's share of the workers.
     pub connection_slots: ConnectionSlots,
@@ -95,6 +98,7 @@ impl Context {
             connection_slots: ConnectionSlots::for_workers(config.concurrency),
             inventory: Inventory::new(config.resync_interval),
             owned_secrets: Arc::default(),
+            own_writes: Arc::default(),
             sealer: Arc::new(sealer),
             metrics,
             events: EventPublisher::new(kube.clone(), reporter),

@@ -18,6 +18,7 @@ pub mod fence;
 pub mod guard;
 pub mod inventory;
 pub mod leader;
+pub mod own_writes;
 pub mod owned_secrets;
 pub mod restart;
 pub mod restart_targets;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use dfns_client::Gate;
 
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
@@ -28,6 +28,7 @@ use super::drift_watch;
 use super::error::Error;
 use super::fence::fenced_client;
 use super::leader::{LeaderElector, Leadership, LeaseConfig, LeaseConfigError};
+use super::own_writes::OwnWrites;
 use super::seal::{SealKeyError, Sealer};
 use super::secret_layout::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::api::{
@@ -454,11 +455,20 @@ async fn credential_controller<K: CredentialResource>(
     // status writes do not (they would re-run every reconcile that just failed, resending its
     // request). Resyncs and retries come from the requeue schedule.
     let (store, writer) = reflector::store();
-    let changes = stripped_into_store(
-        watcher(scoped::<K>(&ctx), watcher::Config::default().any_semantic()).default_backoff(),
-        writer,
-    )
-    .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
+    let own_writes = ctx.own_writes.clone();
+    let events = watcher(scoped::<K>(&ctx), watcher::Config::default().any_semantic())
+        .default_backoff()
+        // What the watch reports ends the wait for our own writes (own_writes.rs).
+        .inspect_ok(move |event| match event {
+            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => own_writes.seen(
+                &OwnWrites::key_of(obj),
+                obj.meta().resource_version.as_deref(),
+            ),
+            watcher::Event::Delete(obj) => own_writes.seen(&OwnWrites::key_of(obj), None),
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        });
+    let changes = stripped_into_store(events, writer)
+        .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
     let controller = Controller::for_stream(changes, store.clone());
     metrics.add_credential_source(Box::new(CachedCredentials(store.clone())));
     let cache = store.clone();

@@ -58,7 +58,12 @@ pub struct StatusWriter<K, S> {
     /// The object's version as read or last written: the precondition of the next apply.
     resource_version: Option<String>,
     persisted: S,
+    /// Told the version each write replaced and the one it produced.
+    on_written: Option<WriteReport>,
 }
+
+/// See [`StatusWriter::reporting_to`].
+pub type WriteReport = Box<dyn Fn(Option<String>, Option<String>) + Send + Sync>;
 
 impl<K, S> StatusWriter<K, S>
 where
@@ -73,6 +78,20 @@ where
             generation: obj.meta().generation.unwrap_or_default(),
             resource_version: obj.resource_version(),
             persisted,
+            on_written: None,
+        }
+    }
+
+    /// Tells `report` the version each write replaced and the one it produced.
+    pub fn reporting_to(mut self, report: WriteReport) -> Self {
+        self.on_written = Some(report);
+        self
+    }
+
+    fn written(&mut self, version: Option<String>) {
+        let replaced = std::mem::replace(&mut self.resource_version, version);
+        if let Some(report) = &self.on_written {
+            report(replaced, self.resource_version.clone());
         }
     }
 
@@ -114,7 +133,7 @@ where
                 &Patch::Apply(&patch),
             )
             .await?;
-        self.resource_version = written.resource_version();
+        self.written(written.resource_version());
         self.persisted = status;
         Ok(())
     }
@@ -132,7 +151,7 @@ where
             .api
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
-        self.resource_version = written.resource_version();
+        self.written(written.resource_version());
         self.persisted.set_conditions(status.conditions().to_vec());
         Ok(())
     }

@@ -26,6 +26,7 @@ use crate::controller::connection_slots::ConnectionSlots;
 use crate::controller::context::Context;
 use crate::controller::dfns_clients::{ConnectionHandle, ConnectionObject};
 use crate::controller::error::Error;
+use crate::controller::own_writes::OwnWrites;
 use crate::controller::restart_targets::{Owner, restart_targets};
 use crate::controller::status::StatusWriter;
 
@@ -37,6 +38,8 @@ pub(super) const MAX_STEPS: usize = 24;
 /// Bound on fresh reads after refused (409) status writes per reconcile; past it, the reconcile
 /// fails and is retried with backoff.
 const MAX_REREADS: usize = 3;
+/// How long a reconcile on a copy our own write replaced waits for the watch to catch up.
+const CACHE_CATCH_UP: Duration = Duration::from_millis(500);
 
 pub async fn reconcile<K: CredentialResource>(
     obj: Arc<K>,
@@ -48,6 +51,14 @@ pub async fn reconcile<K: CredentialResource>(
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
     let object_ref = ObjectRef::from_obj(&*obj);
     let connection = connection_key(&*obj);
+    // A copy that one of our own status writes has replaced since: the watch brings the current
+    // one in a moment, and deciding on it needs no read (own_writes.rs).
+    if ctx
+        .own_writes
+        .cache_is_behind(&OwnWrites::key_of(&*obj), obj.resource_version().as_deref())
+    {
+        return Ok(Action::requeue(CACHE_CATCH_UP));
+    }
     // Held until this reconcile ends.
     let Some(_slot) = ctx.connection_slots.try_take(&connection) else {
         return Err(Error::ConnectionBusy {
@@ -191,7 +202,12 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             connection,
             handle,
         } = observe(&*obj, ctx, deleting).await?;
-        let status = StatusWriter::new(api_for(ctx, &*obj), &*obj, facts.status.clone());
+        let own_writes = ctx.own_writes.clone();
+        let key = OwnWrites::key_of(&*obj);
+        let status = StatusWriter::new(api_for(ctx, &*obj), &*obj, facts.status.clone())
+            .reporting_to(Box::new(move |replaced, written| {
+                own_writes.wrote(key.clone(), replaced, written)
+            }));
         Ok(Self {
             ctx,
             obj,
