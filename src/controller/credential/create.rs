@@ -10,7 +10,6 @@ use kube::api::{Api, PostParams};
 use kube::runtime::events::EventType;
 
 use super::facts::{Change, DfnsFacts, Effect, Then};
-use super::observed::SecretState;
 use super::reconcile::Run;
 use super::renewal;
 use super::resource::{CredentialResource, record_ids};
@@ -216,11 +215,9 @@ impl<K: CredentialResource> Run<'_, K> {
         written: Option<Secret>,
     ) -> Effect {
         let facts = &self.facts;
-        let key =
-            match secret_layout::classify(written.as_ref().or(facts.secret.as_ref()), &facts.uid) {
-                SecretState::Owned(material) => material.key_fingerprint,
-                _ => None,
-            };
+        let key = secret_layout::classify(written.as_ref().or(facts.secret.as_ref()), &facts.uid)
+            .key_fingerprint()
+            .map(str::to_owned);
         let mut status = self.recorded_status(facts.status.clone(), &identity, token, key);
         status.pending_create = None;
         // What is asked of a new credential now is answered by it.

@@ -142,10 +142,7 @@ pub fn step(o: &Observed, object: Option<&DfnsObject>) -> Step {
             message: abandoned_message(o, new.map(|k| k.cred_id.as_str())),
         });
     }
-    let staged_key = match &o.renewal.staging {
-        SecretState::Owned(m) => m.key_fingerprint.as_deref(),
-        _ => None,
-    };
+    let staged_key = o.renewal.staging.key_fingerprint();
     match (new, pending.public_key_sha256.as_deref()) {
         (Some(_), Some(fp)) if staged_key == Some(fp) => step(KeyRotationStep::Register),
         // The key a registration may have used is gone from the staging Secret.

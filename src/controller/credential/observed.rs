@@ -24,6 +24,16 @@ pub enum SecretState {
     Owned(SecretMaterial),
 }
 
+impl SecretState {
+    /// Fingerprint of the key an owned Secret holds.
+    pub fn key_fingerprint(&self) -> Option<&str> {
+        match self {
+            Self::Owned(m) => m.key_fingerprint.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// What an owned Secret holds; never the values themselves.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SecretMaterial {

@@ -27,10 +27,7 @@ pub(in crate::controller::credential) fn approval_step(
         },
         Some(APPROVED_WITHOUT_TOKEN) => {
             // The key that identity was created with is never registered again.
-            let key = match &o.secret {
-                SecretState::Owned(m) => m.key_fingerprint.as_deref(),
-                _ => None,
-            };
+            let key = o.secret.key_fingerprint();
             let pending_key = o
                 .status
                 .pending_create

@@ -6,10 +6,7 @@ use super::*;
 /// Nothing recorded yet: the crash-safe create (docs/architecture.md). A renewal asks it about
 /// its staging view (`renewal::staging_view`).
 pub(in crate::controller::credential) fn create_path(o: &Observed) -> Step {
-    let key = match &o.secret {
-        SecretState::Owned(m) => m.key_fingerprint.as_deref(),
-        _ => None,
-    };
+    let key = o.secret.key_fingerprint();
     let retired_key = o
         .status
         .retiring

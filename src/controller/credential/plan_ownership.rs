@@ -9,10 +9,7 @@ use super::*;
 /// it), or an id or key fingerprint that the operator sealed in status. Status alone proves
 /// nothing: whoever may patch `/status` can write any id or fingerprint there.
 pub(in crate::controller::credential) fn proven_ours(o: &Observed, c: &DfnsObject) -> bool {
-    let secret_key = match &o.secret {
-        SecretState::Owned(m) => m.key_fingerprint.as_deref(),
-        _ => None,
-    };
+    let secret_key = o.secret.key_fingerprint();
     let sealed_pending_key = o
         .status
         .pending_create

@@ -121,10 +121,9 @@ impl<K: CredentialResource> Run<'_, K> {
         let token = secret
             .and_then(|s| secret_layout::text(s, secret_layout::AUTH_TOKEN).ok())
             .map(SecretString::new);
-        let key = match secret_layout::classify(secret, &facts.uid) {
-            SecretState::Owned(m) => m.key_fingerprint,
-            _ => None,
-        };
+        let key = secret_layout::classify(secret, &facts.uid)
+            .key_fingerprint()
+            .map(str::to_owned);
         let mut status = facts.status.clone();
         status.retiring = Some(Box::new(RetiringCredential {
             seal: Some(facts.seal(Sealed::Retiring, &previous)),
