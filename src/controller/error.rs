@@ -60,6 +60,11 @@ pub enum Error {
         connection: String,
         retry_in: Duration,
     },
+    /// Not a failure: the cached copy is one this operator's own status write has replaced; the
+    /// watch brings the current one in a moment (`own_writes.rs`), so this reconcile gives its
+    /// worker back instead of reading the resource.
+    #[error("the watch has not yet shown this operator's last status write; deciding again in {}ms", .retry_in.as_millis())]
+    CacheBehind { retry_in: Duration },
     /// The connection's apiUrl names a host outside `--allowed-api-hosts`; nothing was sent.
     #[error(
         "apiUrl host {host} is not allowed by this operator (--allowed-api-hosts: {allowed}); \
@@ -102,6 +107,7 @@ impl Error {
             Self::DeletionWaits { .. } => "deletion_waits",
             Self::ForeignCredential(_) => "foreign_credential",
             Self::ConnectionBusy { .. } => "connection_busy",
+            Self::CacheBehind { .. } => "cache_behind",
             Self::ApiHostNotAllowed { .. } => "api_host_not_allowed",
         }
     }
@@ -111,7 +117,9 @@ impl Error {
     /// write, no Warning, no backoff growth; the resource comes back after the returned time.
     pub fn waiting(&self) -> Option<Duration> {
         match self {
-            Self::ConnectionBusy { retry_in, .. } => Some(*retry_in),
+            Self::ConnectionBusy { retry_in, .. } | Self::CacheBehind { retry_in } => {
+                Some(*retry_in)
+            }
             Self::Kube(e) if fence::refused(e) => Some(NOT_LEADING_RETRY),
             Self::Dfns(e) => match e.category() {
                 ErrorCategory::Throttled { retry_in } => Some(retry_in),
@@ -147,7 +155,8 @@ impl Error {
             | Self::UnexpectedDfnsAnswer(_)
             | Self::Finalizer(_)
             | Self::DeletionWaits { .. }
-            | Self::ConnectionBusy { .. } => false,
+            | Self::ConnectionBusy { .. }
+            | Self::CacheBehind { .. } => false,
         }
     }
 
@@ -184,6 +193,7 @@ impl Error {
             Self::Kube(_)
             | Self::Conflict(_)
             | Self::StaleResource
+            | Self::CacheBehind { .. }
             | Self::KeyGeneration(_)
             | Self::SecretKey(_)
             | Self::Finalizer(_) => ConditionReason::Progressing,
@@ -256,13 +266,18 @@ mod tests {
             retry_in: Duration::from_secs(3),
         };
         assert_eq!(busy.waiting(), Some(Duration::from_secs(3)));
+        let behind = Error::CacheBehind {
+            retry_in: Duration::from_millis(500),
+        };
+        assert_eq!(behind.waiting(), Some(Duration::from_millis(500)));
+        assert_eq!(behind.category(), "cache_behind");
         let halted = Error::Dfns(DfnsError::Halted);
         let fenced = Error::Kube(kube::Error::Service(Box::new(super::fence::Fenced)));
         for stop in [&halted, &fenced] {
             assert_eq!(stop.waiting(), Some(NOT_LEADING_RETRY));
             assert_eq!(stop.category(), "not_leading");
         }
-        for wait in [&throttled, &busy, &halted, &fenced] {
+        for wait in [&throttled, &busy, &behind, &halted, &fenced] {
             assert!(!wait.needs_a_person(), "{wait}");
         }
         // Real failures are not waits.

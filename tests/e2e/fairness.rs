@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use dfns_operator::api::{DfnsConnection, DfnsServiceAccount};
-use dfns_operator::controller::credential::CredentialResource;
+use dfns_operator::controller::secret_layout::PRIVATE_KEY;
 use dfns_test_support::operator::{Setup, WAIT};
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -41,25 +41,32 @@ pub async fn apply_accounts(setup: &Setup, connection: &str, count: usize) {
     }
 }
 
-/// Waits until some service account has a create under way (`status.pendingCreate`): from then on
-/// its reconciles need the connection's rate limit.
+/// Waits until some service account's create is due: its key is in its Secret (the step just
+/// before the create), so from then on its reconciles need the connection's rate limit. (Its
+/// `pendingCreate` is saved only once the create's first request is admitted, which on a
+/// connection at 1 request per minute may take minutes.)
 pub async fn wait_for_a_create_under_way(setup: &Setup) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let accounts = setup
-            .api::<DfnsServiceAccount>()
+        let secrets = setup
+            .secrets()
             .list(&ListParams::default())
             .await
-            .expect("list service accounts");
-        if accounts.items.iter().any(|a| {
-            a.credential_status()
-                .is_some_and(|s| s.pending_create.is_some())
+            .expect("list Secrets");
+        if secrets.items.iter().any(|s| {
+            s.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("slow-"))
+                && s.data
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key(PRIVATE_KEY))
         }) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "no create started within {WAIT:?}"
+            "no create became due within {WAIT:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -17,7 +17,7 @@ use super::facts::{Change, Effect, Facts, Note, Then};
 use super::freshness::{safe_on_cached_copy, status_only};
 use super::observe::{Observation, connection_key, observe};
 use super::observed::SecretState;
-use super::plan::{held_operation, next_step, written_id};
+use super::plan::{Step, held_operation, next_step, written_id};
 use super::renewal;
 use super::resource::CredentialResource;
 use crate::api::{ConditionReason, CredentialStatus};
@@ -29,6 +29,7 @@ use crate::controller::error::Error;
 use crate::controller::own_writes::OwnWrites;
 use crate::controller::restart_targets::{Owner, restart_targets};
 use crate::controller::status::StatusWriter;
+use dfns_client::DfnsClient;
 
 pub const FINALIZER: &str = "dfns.io/cleanup";
 /// `"true"` releases a resource being deleted without touching Dfns.
@@ -57,7 +58,9 @@ pub async fn reconcile<K: CredentialResource>(
         .own_writes
         .cache_is_behind(&OwnWrites::key_of(&*obj), obj.resource_version().as_deref())
     {
-        return Ok(Action::requeue(CACHE_CATCH_UP));
+        return Err(Error::CacheBehind {
+            retry_in: CACHE_CATCH_UP,
+        });
     }
     // Held until this reconcile ends.
     let Some(_slot) = ctx.connection_slots.try_take(&connection) else {
@@ -303,47 +306,78 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     async fn converge(&mut self) -> Result<Verdict, Error> {
         for _ in 0..MAX_STEPS {
             let step = next_step(&self.facts.view());
-            if !status_only(&step)
-                && let Some(verdict) = self.save_owed.take()
-                && let Err(error) = self.save(verdict).await
-            {
-                self.reread_after(error).await?;
-                continue;
-            }
-            if !safe_on_cached_copy(&step) && !self.ensure_fresh().await? {
-                continue;
-            }
-            let operation = held_operation(&step, K::DFNS_KIND, self.facts.status.recorded_id());
-            let written = written_id(&step, self.facts.status.recorded_id());
-            let effect = match self.perform(step).await {
-                Ok(effect) => effect,
-                // A 202: Dfns holds the write for an approver; never send it again while pending.
-                Err(Error::Dfns(ref e))
-                    if let Some((change_request, approval)) = e.pending_approval() =>
-                {
-                    self.held_for_approval(
-                        operation.unwrap_or_else(|| "a write".into()),
-                        change_request.map(str::to_owned),
-                        approval.map(str::to_owned),
-                    )
-                }
-                Err(error) => {
-                    self.forget_if_outcome_unknown(written.as_deref(), &error)
-                        .await;
-                    self.reread_after(error).await?;
-                    continue;
-                }
+            let client = self.dfns_write_after_save(&step);
+            // Boxed: a step's future is large, and the reconcile's own stays small.
+            let step = Box::pin(self.step(step));
+            let finished = match client {
+                // The write's first rate-limit token is taken before the save that precedes it:
+                // a reconcile Dfns' limit turns away then leaves nothing saved, and the next one
+                // starts where this one did, instead of on a saved `pendingCreate` that it would
+                // have to confirm by a read (`freshness.rs`).
+                Some(client) => client.admitted_before(step).await?,
+                None => step.await?,
             };
-            match self.take(effect).await {
-                Ok(Some(verdict)) => return Ok(verdict),
-                Ok(None) => {}
-                Err(error) => self.reread_after(error).await?,
+            if let Some(verdict) = finished {
+                return Ok(verdict);
             }
         }
         Ok(Verdict::Progressing {
             reason: ConditionReason::Progressing,
             message: "still converging; continuing shortly".into(),
         })
+    }
+
+    /// The connection's client, when `step` writes to Dfns right after saving what an earlier
+    /// step owes to status.
+    fn dfns_write_after_save(&self, step: &Step) -> Option<DfnsClient> {
+        if self.save_owed.is_none() || status_only(step) {
+            return None;
+        }
+        held_operation(step, K::DFNS_KIND, None)?;
+        Some(self.handle.as_ref()?.client.clone())
+    }
+
+    /// Performs one plan step, after saving what is owed and confirming the version where the
+    /// step needs it; the verdict when the step ends the reconcile, `None` to decide again.
+    async fn step(&mut self, step: Step) -> Result<Option<Verdict>, Error> {
+        if !status_only(&step)
+            && let Some(verdict) = self.save_owed.take()
+            && let Err(error) = self.save(verdict).await
+        {
+            self.reread_after(error).await?;
+            return Ok(None);
+        }
+        if !safe_on_cached_copy(&step) && !self.ensure_fresh().await? {
+            return Ok(None);
+        }
+        let operation = held_operation(&step, K::DFNS_KIND, self.facts.status.recorded_id());
+        let written = written_id(&step, self.facts.status.recorded_id());
+        let effect = match self.perform(step).await {
+            Ok(effect) => effect,
+            // A 202: Dfns holds the write for an approver; never send it again while pending.
+            Err(Error::Dfns(ref e))
+                if let Some((change_request, approval)) = e.pending_approval() =>
+            {
+                self.held_for_approval(
+                    operation.unwrap_or_else(|| "a write".into()),
+                    change_request.map(str::to_owned),
+                    approval.map(str::to_owned),
+                )
+            }
+            Err(error) => {
+                self.forget_if_outcome_unknown(written.as_deref(), &error)
+                    .await;
+                self.reread_after(error).await?;
+                return Ok(None);
+            }
+        };
+        match self.take(effect).await {
+            Ok(finished) => Ok(finished),
+            Err(error) => {
+                self.reread_after(error).await?;
+                Ok(None)
+            }
+        }
     }
 
     /// Applies a step's changes to the facts (and the shared Dfns inventory), saves status when

@@ -30,7 +30,7 @@ use super::error::DfnsError;
 use super::jwt::TokenClaims;
 use super::retry::RetryPolicy;
 use super::signer::KeySigner;
-use super::transport::{Transport, TransportConfig};
+use super::transport::{Transport, TransportConfig, as_one_operation};
 use super::types::ItemList;
 use super::types::credential::UserCredential;
 
@@ -86,6 +86,21 @@ impl DfnsClient {
                 retry: config.retry,
             }),
         })
+    }
+
+    /// Runs `work` as one operation of this client (as a create is: only its first request may
+    /// be turned away by the wait bound) with that first request's token taken before `work`
+    /// starts. A caller that must write something down before its Dfns write (the operator's
+    /// `pendingCreate`) learns it is throttled before that write, not after it.
+    pub async fn admitted_before<T, E>(&self, work: impl Future<Output = Result<T, E>>) -> Result<T, E>
+    where
+        E: From<DfnsError>,
+    {
+        as_one_operation(async {
+            self.inner.transport.admit_ahead().await?;
+            work.await
+        })
+        .await
     }
 
     pub fn api_url(&self) -> &str {

@@ -5,6 +5,7 @@ mod response;
 
 use std::cell::Cell;
 use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{
@@ -51,6 +52,8 @@ pub struct TransportConfig {
 }
 
 pub(crate) struct Transport {
+    /// Tells this transport's rate limiter apart from others' (`Admission::Prepaid`).
+    id: u64,
     http: reqwest::Client,
     base_url: String,
     timeouts: TimeoutLimits,
@@ -62,19 +65,30 @@ pub(crate) struct Transport {
     observer: Option<RequestObserver>,
 }
 
+/// Where the current operation stands with the rate limiter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admission {
+    /// No request admitted yet: the next one is bounded by the wait bound.
+    NotYet,
+    /// The first request's token was taken ahead ([`Transport::admit_ahead`]) from the limiter
+    /// of the transport with this id: that transport's next request uses it.
+    Prepaid(u64),
+    /// Admitted: later requests wait their turn, unbounded.
+    Started,
+}
+
 tokio::task_local! {
-    /// Whether the current operation has sent (or been admitted to send) a request already.
-    static OPERATION_STARTED: Cell<bool>;
+    static OPERATION: Cell<Admission>;
 }
 
 /// Runs `operation` as one operation for the rate limiter: only its first request may be turned
 /// away by the wait bound; the rest wait their turn, so a signed write is never abandoned between
 /// its handshake and the write. Nested calls belong to the outermost operation.
 pub(crate) async fn as_one_operation<F: Future>(operation: F) -> F::Output {
-    if OPERATION_STARTED.try_with(|_| ()).is_ok() {
+    if OPERATION.try_with(|_| ()).is_ok() {
         operation.await
     } else {
-        OPERATION_STARTED.scope(Cell::new(false), operation).await
+        OPERATION.scope(Cell::new(Admission::NotYet), operation).await
     }
 }
 
@@ -136,7 +150,9 @@ impl Transport {
         let http = builder.build().map_err(|error| {
             DfnsError::Config(format!("cannot build HTTP client: {}", error_chain(&error)))
         })?;
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             http,
             base_url,
             timeouts: TimeoutLimits {
@@ -161,13 +177,34 @@ impl Transport {
         }
     }
 
-    /// Takes a rate-limit token; bounded for the first request of an operation only.
+    /// Takes a rate-limit token; bounded for the first request of an operation only, and none
+    /// for a request whose token was taken ahead.
     async fn admit(&self) -> Result<(), DfnsError> {
-        let first = OPERATION_STARTED
-            .try_with(|started| !started.replace(true))
-            .unwrap_or(true);
-        let bound = if first { self.wait_bound } else { None };
-        self.limiter.acquire(bound, &self.gate).await
+        let before = OPERATION
+            .try_with(|admission| admission.replace(Admission::Started))
+            .unwrap_or(Admission::NotYet);
+        match before {
+            Admission::Prepaid(id) if id == self.id => Ok(()),
+            // Another client's token does not admit a request to this one.
+            Admission::Prepaid(_) | Admission::NotYet => {
+                self.limiter.acquire(self.wait_bound, &self.gate).await
+            }
+            Admission::Started => self.limiter.acquire(None, &self.gate).await,
+        }
+    }
+
+    /// Within an operation ([`as_one_operation`]) that has sent nothing yet: takes its first
+    /// request's token now, under the wait bound, so that a caller turned away
+    /// ([`DfnsError::Throttled`]) is turned away before it does what must precede the request.
+    /// Outside an operation, or once it started, there is nothing to take ahead.
+    pub async fn admit_ahead(&self) -> Result<(), DfnsError> {
+        if !matches!(OPERATION.try_with(Cell::get), Ok(Admission::NotYet)) {
+            return Ok(());
+        }
+        self.limiter.acquire(self.wait_bound, &self.gate).await?;
+        // Set after the wait: a failed or abandoned wait leaves the operation as it was.
+        let _ = OPERATION.try_with(|admission| admission.set(Admission::Prepaid(self.id)));
+        Ok(())
     }
 
     pub fn base_url(&self) -> &str {

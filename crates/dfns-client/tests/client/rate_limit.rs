@@ -175,6 +175,43 @@ async fn a_call_that_would_wait_past_the_bound_fails_at_once_and_sends_nothing()
 }
 
 #[tokio::test]
+async fn a_token_taken_ahead_turns_the_caller_away_before_its_work_and_then_admits_the_first_request() {
+    let emulator = start_emulator().await;
+    let mut config = admin_config(&emulator);
+    config.requests_per_minute = 20; // one per 3 s
+    config.rate_limit_wait_bound = Some(Duration::from_secs(2));
+    let admin = DfnsClient::new(config).unwrap();
+    admin.identity().await.unwrap(); // empties the bucket
+    let sent = emulator.request_counts().total;
+    // Turned away ahead: what had to come before the Dfns write (the operator's `pendingCreate`
+    // save) never runs, and nothing is sent.
+    let mut ran = false;
+    let turned_away = admin
+        .admitted_before(async {
+            ran = true;
+            Ok::<_, DfnsError>(())
+        })
+        .await;
+    let retry_in = match turned_away {
+        Err(DfnsError::Throttled { retry_in }) => retry_in,
+        other => panic!("expected Throttled, got {other:?}"),
+    };
+    assert!(!ran, "the work ran although its request was turned away");
+    assert_eq!(emulator.request_counts().total, sent, "nothing was sent");
+    // Coming back when told: the token taken ahead is the first request's, not one more.
+    tokio::time::sleep(retry_in).await;
+    let started = Instant::now();
+    admin.admitted_before(admin.list_pats()).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the list waited {:?}: it took a second token instead of the one taken ahead",
+        started.elapsed()
+    );
+    assert_eq!(emulator.request_counts().total, sent + 1);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
 async fn closing_the_gate_ends_a_rate_limit_wait_at_once_and_sends_nothing_more() {
     let emulator = start_emulator().await;
     let mut config = admin_config(&emulator);
