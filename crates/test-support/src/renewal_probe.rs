@@ -226,6 +226,23 @@ impl RenewalProbe {
         );
         self.report()
     }
+
+    /// Stops the probe and asserts that `workload` (named in the messages) saw no failed call
+    /// and kept calling: at least `at_least` reads and as many signatures.
+    pub async fn stop_with_no_failures(self, workload: &str, at_least: u64) {
+        let report = self.stop().await;
+        assert_eq!(
+            report.failures,
+            Vec::<String>::new(),
+            "the {workload}'s workload saw failed calls"
+        );
+        assert!(
+            report.reads_ok >= at_least && report.signs_ok >= at_least,
+            "the {workload}'s workload kept calling: {} reads, {} signatures",
+            report.reads_ok,
+            report.signs_ok
+        );
+    }
 }
 
 impl Drop for RenewalProbe {
