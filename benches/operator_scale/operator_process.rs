@@ -28,6 +28,7 @@ pub struct OperatorProcess {
     /// Where the operator serves /metrics (a free loopback port picked at start).
     metrics_address: std::net::SocketAddr,
     pub log: PathBuf,
+    stopped: bool,
 }
 
 /// One reading of the operator's resource use.
@@ -94,6 +95,10 @@ impl OperatorProcess {
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .kill_on_drop(true)
+            // Its own process group, so that stopping it also stops what a wrapper started
+            // (heaptrack runs the operator as its child; killing heaptrack alone left the
+            // operator running, reconciling whatever the next run created).
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("starting dfns-operator: {e}"))?;
         let pid = child.id().ok_or("dfns-operator exited at once")?;
@@ -103,6 +108,7 @@ impl OperatorProcess {
             clock_ticks_per_second: clock_ticks_per_second(),
             metrics_address,
             log: options.log,
+            stopped: false,
         })
     }
 
@@ -144,8 +150,27 @@ impl OperatorProcess {
     }
 
     pub async fn stop(mut self) {
+        self.kill_group();
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        self.stopped = true;
+    }
+
+    /// SIGKILL to the operator's process group: the operator and anything a wrapper started.
+    fn kill_group(&self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.pid)])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        // Once stopped, the group id may already name someone else's group.
+        if !self.stopped {
+            self.kill_group();
+        }
     }
 }
 
