@@ -92,6 +92,16 @@ pub struct OwnWrites {
 impl Fleet {
     pub async fn start(cp: &'static ControlPlane, options: FleetOptions) -> Result<Self, String> {
         let (kube, bench_requests) = counted_client(cp.config())?;
+        // The local control plane's audit log of kube-controller-manager's requests
+        // (tests/controlplane/cluster-up.sh), beside its kubeconfig.
+        let audit_log = cp
+            .kubeconfig_path()
+            .parent()
+            .map(|dir| dir.join("state/audit.log"));
+        let bench_requests = match audit_log {
+            Some(path) => bench_requests.without_controller_manager_in(path),
+            None => bench_requests,
+        };
         let ns = TestNamespace::new(cp, options.prefix).await;
         let namespace = ns.name().to_owned();
         let emulator = Emulator::start(EmulatorConfig {

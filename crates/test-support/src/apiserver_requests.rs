@@ -4,15 +4,21 @@
 //! and subresource, but not by client. The operator's share is what is left after taking off
 //! - the bench's own requests, which it counts on its side with [`BenchRequestCounter`] (a layer
 //!   on the bench's one client), classified exactly as the API server classifies them;
-//! - other clients (kube-controller-manager, the API server's loopback), whose rate on the same
-//!   resources is measured before the operator starts, once they are quiet (an earlier run's
-//!   namespace may still be torn down), and taken off pro rata.
+//! - kube-controller-manager's requests, from the API server's audit log, which the local
+//!   control plane keeps for that user's requests on these resources only
+//!   (`tests/controlplane/cluster-up.sh`): its garbage collector looks up the owner of each new
+//!   Secret whose owner its cache does not show yet, reads that grow with the operator's creates
+//!   and that no baseline rate can take off;
+//! - other clients (the API server's loopback, anything else), whose rate on the same resources
+//!   is measured before the operator starts, once they are quiet (an earlier run's namespace may
+//!   still be torn down), and taken off pro rata.
 //!
 //! Only the resources the operator uses are counted ([`OPERATOR_RESOURCES`]); WATCH requests are
 //! listed apart: the API server counts a watch when it ends, not when it starts, so a watch's
 //! count depends on when it times out rather than on the work done.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -33,6 +39,9 @@ const OPERATOR_RESOURCES: [&str; 7] = [
 ];
 
 const READ_VERBS: [&str; 2] = ["GET", "LIST"];
+
+/// The user kube-controller-manager authenticates as.
+const CONTROLLER_MANAGER: &str = "system:kube-controller-manager";
 
 /// Request counts by `"VERB resource[/subresource]"`.
 pub type Counts = BTreeMap<String, f64>;
@@ -75,6 +84,47 @@ fn label_value(labels: &str, name: &str) -> Option<String> {
     })
 }
 
+/// kube-controller-manager's completed requests on the operator's resources, by the API server's
+/// verb and `resource[/subresource]`, from its audit log (JSON lines; missing: none).
+pub fn controller_manager_counts(audit_log: &Path) -> Counts {
+    let mut counts = Counts::new();
+    let Ok(text) = std::fs::read_to_string(audit_log) else {
+        return counts;
+    };
+    for line in text.lines() {
+        let Ok(event) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if event["stage"] != "ResponseComplete" || event["user"]["username"] != CONTROLLER_MANAGER
+        {
+            continue;
+        }
+        let Some(resource) = event["objectRef"]["resource"].as_str() else {
+            continue;
+        };
+        if !OPERATOR_RESOURCES.contains(&resource) {
+            continue;
+        }
+        let verb = match event["verb"].as_str() {
+            Some("get") => "GET",
+            Some("list") => "LIST",
+            Some("watch") => "WATCH",
+            Some("create") => "POST",
+            Some("update") => "PUT",
+            Some("patch") => "PATCH",
+            Some("delete") => "DELETE",
+            Some("deletecollection") => "DELETECOLLECTION",
+            _ => continue,
+        };
+        let key = match event["objectRef"]["subresource"].as_str() {
+            Some(sub) if !sub.is_empty() => format!("{verb} {resource}/{sub}"),
+            _ => format!("{verb} {resource}"),
+        };
+        *counts.entry(key).or_default() += 1.0;
+    }
+    counts
+}
+
 pub async fn scrape(client: &kube::Client) -> Result<Counts, String> {
     let request = Request::get("/metrics")
         .body(Vec::new())
@@ -90,11 +140,19 @@ pub async fn scrape(client: &kube::Client) -> Result<Counts, String> {
 #[derive(Clone, Default)]
 pub struct BenchRequestCounter {
     counts: Arc<Mutex<Counts>>,
+    /// The API server's audit log of kube-controller-manager's requests, when it keeps one.
+    controller_manager_audit: Option<PathBuf>,
 }
 
 impl BenchRequestCounter {
     pub fn snapshot(&self) -> Counts {
         self.counts.lock().expect("counter lock").clone()
+    }
+
+    /// Also takes off kube-controller-manager's requests, as `audit_log` records them.
+    pub fn without_controller_manager_in(mut self, audit_log: PathBuf) -> Self {
+        self.controller_manager_audit = Some(audit_log);
+        self
     }
 }
 
@@ -260,6 +318,7 @@ impl Background {
 pub struct Snapshot {
     apiserver: Counts,
     bench: Counts,
+    controller_manager: Counts,
     at: Instant,
 }
 
@@ -268,23 +327,37 @@ impl Snapshot {
         // The bench's count first: the scrape itself is not a resource request, but any request
         // of the bench in flight lands in both or, at worst, in the API server's count only.
         let bench_counts = bench.snapshot();
+        // Read before the scrape: a request in between is left to the operator, never taken
+        // off twice.
+        let controller_manager = bench
+            .controller_manager_audit
+            .as_deref()
+            .map(controller_manager_counts)
+            .unwrap_or_default();
         let apiserver = scrape(client).await?;
         Ok(Self {
             apiserver,
             bench: bench_counts,
+            controller_manager,
             at: Instant::now(),
         })
     }
 }
 
-/// What the API server counted between two snapshots that the bench did not send.
+/// How much `key` grew from `start` to `end`.
+fn delta(start: &Counts, end: &Counts, key: &str) -> f64 {
+    end.get(key).copied().unwrap_or_default() - start.get(key).copied().unwrap_or_default()
+}
+
+/// What the API server counted between two snapshots that neither the bench nor
+/// kube-controller-manager sent.
 fn others(start: &Snapshot, end: &Snapshot) -> Counts {
     let mut counts = Counts::new();
     for (key, total) in &end.apiserver {
         let served = total - start.apiserver.get(key).copied().unwrap_or_default();
-        let by_bench = end.bench.get(key).copied().unwrap_or_default()
-            - start.bench.get(key).copied().unwrap_or_default();
-        let left = served - by_bench;
+        let by_bench = delta(&start.bench, &end.bench, key);
+        let by_controller_manager = delta(&start.controller_manager, &end.controller_manager, key);
+        let left = served - by_bench - by_controller_manager;
         if left != 0.0 {
             counts.insert(key.clone(), left);
         }
@@ -297,6 +370,8 @@ fn others(start: &Snapshot, end: &Snapshot) -> Counts {
 pub struct OperatorRequests {
     pub by_verb_and_resource: Counts,
     pub background_subtracted: f64,
+    /// kube-controller-manager's requests taken off, from the audit log.
+    pub controller_manager_subtracted: Counts,
     pub seconds: f64,
 }
 
@@ -314,9 +389,19 @@ impl OperatorRequests {
                 by_verb_and_resource.insert(key, operator);
             }
         }
+        let controller_manager_subtracted = end
+            .controller_manager
+            .keys()
+            .map(|key| {
+                let n = delta(&start.controller_manager, &end.controller_manager, key);
+                (key.clone(), n)
+            })
+            .filter(|(_, n)| *n != 0.0)
+            .collect();
         Self {
             by_verb_and_resource,
             background_subtracted,
+            controller_manager_subtracted,
             seconds,
         }
     }
@@ -352,11 +437,12 @@ impl OperatorRequests {
             "reads": self.reads(),
             "watch_requests": self.watches(),
             "window_seconds": (self.seconds * 10.0).round() / 10.0,
+            "controller_manager_subtracted": self.controller_manager_subtracted,
             "other_clients_subtracted": self.background_subtracted.round(),
             "other_clients_baseline_per_second": background.per_second,
             "other_clients_baseline_window_seconds": background.window.as_secs(),
             "other_clients_waited_for_quiet_seconds": background.waited.as_secs(),
-            "method": "kube-apiserver apiserver_request_total deltas for the operator's resources, minus the bench's own requests (counted client-side, classified as the API server does), minus other clients' rate measured before the operator started; WATCH is counted by the API server when a watch ends and is listed apart",
+            "method": "kube-apiserver apiserver_request_total deltas for the operator's resources, minus the bench's own requests (counted client-side, classified as the API server does), minus kube-controller-manager's (its garbage collector's owner lookups; from the API server's audit log), minus other clients' rate measured before the operator started; WATCH is counted by the API server when a watch ends and is listed apart",
         })
     }
 }
@@ -364,6 +450,34 @@ impl OperatorRequests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_controller_managers_completed_requests_on_the_operators_resources_are_counted_from_the_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let event = |stage: &str, user: &str, verb: &str, resource: &str, sub: &str| {
+            json!({
+                "stage": stage, "verb": verb, "user": { "username": user },
+                "objectRef": { "resource": resource, "subresource": sub, "namespace": "n", "name": "sa-1" },
+            })
+            .to_string()
+        };
+        let lines = [
+            event("RequestReceived", CONTROLLER_MANAGER, "get", "dfnsserviceaccounts", ""),
+            event("ResponseComplete", CONTROLLER_MANAGER, "get", "dfnsserviceaccounts", ""),
+            event("ResponseComplete", CONTROLLER_MANAGER, "get", "dfnsserviceaccounts", ""),
+            event("ResponseComplete", CONTROLLER_MANAGER, "patch", "secrets", ""),
+            event("ResponseComplete", "dfns-operator", "get", "dfnsserviceaccounts", ""),
+            event("ResponseComplete", CONTROLLER_MANAGER, "get", "leases", ""),
+            "not json".to_owned(),
+        ];
+        std::fs::write(&log, lines.join("\n")).unwrap();
+        let counts = controller_manager_counts(&log);
+        assert_eq!(counts.get("GET dfnsserviceaccounts"), Some(&2.0));
+        assert_eq!(counts.get("PATCH secrets"), Some(&1.0));
+        assert_eq!(counts.len(), 2, "{counts:?}");
+        assert!(controller_manager_counts(&dir.path().join("missing")).is_empty());
+    }
 
     #[test]
     fn totals_are_summed_over_codes_and_kept_by_verb_and_resource() {
@@ -436,16 +550,25 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="coord
     }
 
     #[test]
-    fn the_operator_share_excludes_the_bench_and_the_background() {
+    fn the_operator_share_excludes_the_bench_the_controller_manager_and_the_background() {
         let at = Instant::now();
-        let snap = |api: &[(&str, f64)], bench: &[(&str, f64)], at| Snapshot {
-            apiserver: api.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
-            bench: bench.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        let counts = |pairs: &[(&str, f64)]| -> Counts {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+        };
+        let snap = |api: &[(&str, f64)], bench: &[(&str, f64)], cm: &[(&str, f64)], at| Snapshot {
+            apiserver: counts(api),
+            bench: counts(bench),
+            controller_manager: counts(cm),
             at,
         };
         let start = snap(
-            &[("GET secrets", 100.0), ("APPLY dfnsserviceaccounts", 5.0)],
+            &[
+                ("GET secrets", 100.0),
+                ("APPLY dfnsserviceaccounts", 5.0),
+                ("GET dfnsserviceaccounts", 3.0),
+            ],
             &[("APPLY dfnsserviceaccounts", 5.0)],
+            &[("GET dfnsserviceaccounts", 3.0)],
             at,
         );
         let end = snap(
@@ -453,8 +576,10 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="coord
                 ("GET secrets", 160.0),
                 ("APPLY dfnsserviceaccounts", 15.0),
                 ("LIST events", 2.0),
+                ("GET dfnsserviceaccounts", 10.0),
             ],
             &[("APPLY dfnsserviceaccounts", 15.0)],
+            &[("GET dfnsserviceaccounts", 10.0)],
             at + Duration::from_secs(10),
         );
         let background = Background {
@@ -463,7 +588,8 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="coord
             waited: Duration::ZERO,
         };
         let operator = OperatorRequests::between(&start, &end, &background);
-        // 60 GETs served, 10 of them expected from other clients in 10 s; the bench's applies are its own.
+        // 60 GETs served, 10 of them expected from other clients in 10 s; the bench's applies are
+        // its own; the 7 owner lookups are the garbage collector's.
         assert_eq!(
             operator.by_verb_and_resource.get("GET secrets"),
             Some(&50.0)
@@ -473,6 +599,16 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="coord
                 .by_verb_and_resource
                 .get("APPLY dfnsserviceaccounts"),
             None
+        );
+        assert_eq!(
+            operator.by_verb_and_resource.get("GET dfnsserviceaccounts"),
+            None
+        );
+        assert_eq!(
+            operator
+                .controller_manager_subtracted
+                .get("GET dfnsserviceaccounts"),
+            Some(&7.0)
         );
         assert_eq!(operator.reads(), 52.0);
         assert_eq!(operator.requests(), 52.0);
