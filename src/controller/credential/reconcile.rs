@@ -347,6 +347,15 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             self.reread_after(error).await?;
             return Ok(None);
         }
+        if !safe_on_cached_copy(&step) && !self.fresh {
+            tracing::debug!(
+                namespace = self.obj.namespace().unwrap_or_default(),
+                name = self.obj.name_any(),
+                step = step_name(&step),
+                cached_version = self.obj.resource_version().unwrap_or_default(),
+                "reading the resource: the next step needs a confirmed version"
+            );
+        }
         if !safe_on_cached_copy(&step) && !self.ensure_fresh().await? {
             return Ok(None);
         }
@@ -599,6 +608,12 @@ pub(super) fn until_expiry(
     Duration::try_from(left)
         .ok()
         .map(|d| d + Duration::from_secs(1))
+}
+
+/// A step's variant name, for logs: its fields may name what logs need not show.
+fn step_name(step: &Step) -> String {
+    let text = format!("{step:?}");
+    text.split([' ', '(', '{']).next().unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]
