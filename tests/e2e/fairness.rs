@@ -58,9 +58,7 @@ pub async fn wait_for_a_create_under_way(setup: &Setup) {
                 .name
                 .as_deref()
                 .is_some_and(|n| n.starts_with("slow-"))
-                && s.data
-                    .as_ref()
-                    .is_some_and(|d| d.contains_key(PRIVATE_KEY))
+                && s.data.as_ref().is_some_and(|d| d.contains_key(PRIVATE_KEY))
         }) {
             return;
         }

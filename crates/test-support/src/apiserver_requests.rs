@@ -95,8 +95,7 @@ pub fn controller_manager_counts(audit_log: &Path) -> Counts {
         let Ok(event) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        if event["stage"] != "ResponseComplete" || event["user"]["username"] != CONTROLLER_MANAGER
-        {
+        if event["stage"] != "ResponseComplete" || event["user"]["username"] != CONTROLLER_MANAGER {
             continue;
         }
         let Some(resource) = event["objectRef"]["resource"].as_str() else {
@@ -452,7 +451,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_controller_managers_completed_requests_on_the_operators_resources_are_counted_from_the_audit_log() {
+    fn the_controller_managers_completed_requests_on_the_operators_resources_are_counted_from_the_audit_log()
+     {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.log");
         let event = |stage: &str, user: &str, verb: &str, resource: &str, sub: &str| {
@@ -463,11 +463,41 @@ mod tests {
             .to_string()
         };
         let lines = [
-            event("RequestReceived", CONTROLLER_MANAGER, "get", "dfnsserviceaccounts", ""),
-            event("ResponseComplete", CONTROLLER_MANAGER, "get", "dfnsserviceaccounts", ""),
-            event("ResponseComplete", CONTROLLER_MANAGER, "get", "dfnsserviceaccounts", ""),
-            event("ResponseComplete", CONTROLLER_MANAGER, "patch", "secrets", ""),
-            event("ResponseComplete", "dfns-operator", "get", "dfnsserviceaccounts", ""),
+            event(
+                "RequestReceived",
+                CONTROLLER_MANAGER,
+                "get",
+                "dfnsserviceaccounts",
+                "",
+            ),
+            event(
+                "ResponseComplete",
+                CONTROLLER_MANAGER,
+                "get",
+                "dfnsserviceaccounts",
+                "",
+            ),
+            event(
+                "ResponseComplete",
+                CONTROLLER_MANAGER,
+                "get",
+                "dfnsserviceaccounts",
+                "",
+            ),
+            event(
+                "ResponseComplete",
+                CONTROLLER_MANAGER,
+                "patch",
+                "secrets",
+                "",
+            ),
+            event(
+                "ResponseComplete",
+                "dfns-operator",
+                "get",
+                "dfnsserviceaccounts",
+                "",
+            ),
             event("ResponseComplete", CONTROLLER_MANAGER, "get", "leases", ""),
             "not json".to_owned(),
         ];

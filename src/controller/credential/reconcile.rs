@@ -613,7 +613,10 @@ pub(super) fn until_expiry(
 /// A step's variant name, for logs: its fields may name what logs need not show.
 fn step_name(step: &Step) -> String {
     let text = format!("{step:?}");
-    text.split([' ', '(', '{']).next().unwrap_or_default().to_owned()
+    text.split([' ', '(', '{'])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[cfg(test)]

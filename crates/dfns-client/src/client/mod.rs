@@ -92,7 +92,10 @@ impl DfnsClient {
     /// be turned away by the wait bound) with that first request's token taken before `work`
     /// starts. A caller that must write something down before its Dfns write (the operator's
     /// `pendingCreate`) learns it is throttled before that write, not after it.
-    pub async fn admitted_before<T, E>(&self, work: impl Future<Output = Result<T, E>>) -> Result<T, E>
+    pub async fn admitted_before<T, E>(
+        &self,
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E>
     where
         E: From<DfnsError>,
     {

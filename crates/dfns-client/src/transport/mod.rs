@@ -88,7 +88,9 @@ pub(crate) async fn as_one_operation<F: Future>(operation: F) -> F::Output {
     if OPERATION.try_with(|_| ()).is_ok() {
         operation.await
     } else {
-        OPERATION.scope(Cell::new(Admission::NotYet), operation).await
+        OPERATION
+            .scope(Cell::new(Admission::NotYet), operation)
+            .await
     }
 }
 

@@ -175,7 +175,7 @@ async fn a_call_that_would_wait_past_the_bound_fails_at_once_and_sends_nothing()
 }
 
 #[tokio::test]
-async fn a_token_taken_ahead_turns_the_caller_away_before_its_work_and_then_admits_the_first_request() {
+async fn a_token_taken_ahead_turns_away_before_the_work_and_admits_the_first_request() {
     let emulator = start_emulator().await;
     let mut config = admin_config(&emulator);
     config.requests_per_minute = 20; // one per 3 s
