@@ -451,16 +451,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_controller_managers_completed_requests_on_the_operators_resources_are_counted_from_the_audit_log()
-     {
+    fn the_controller_managers_requests_on_the_operators_resources_come_from_the_audit_log() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.log");
-        let event = |stage: &str, user: &str, verb: &str, resource: &str, sub: &str| {
+        let event = |stage: &str, user: &str, verb: &str, resource: &str| {
             json!({
                 "stage": stage, "verb": verb, "user": { "username": user },
-                "objectRef": { "resource": resource, "subresource": sub, "namespace": "n", "name": "sa-1" },
+                "objectRef": { "resource": resource, "namespace": "n", "name": "sa-1" },
             })
             .to_string()
+        };
+        let done = |user: &str, verb: &str, resource: &str| {
+            event("ResponseComplete", user, verb, resource)
         };
         let lines = [
             event(
@@ -468,37 +470,12 @@ mod tests {
                 CONTROLLER_MANAGER,
                 "get",
                 "dfnsserviceaccounts",
-                "",
             ),
-            event(
-                "ResponseComplete",
-                CONTROLLER_MANAGER,
-                "get",
-                "dfnsserviceaccounts",
-                "",
-            ),
-            event(
-                "ResponseComplete",
-                CONTROLLER_MANAGER,
-                "get",
-                "dfnsserviceaccounts",
-                "",
-            ),
-            event(
-                "ResponseComplete",
-                CONTROLLER_MANAGER,
-                "patch",
-                "secrets",
-                "",
-            ),
-            event(
-                "ResponseComplete",
-                "dfns-operator",
-                "get",
-                "dfnsserviceaccounts",
-                "",
-            ),
-            event("ResponseComplete", CONTROLLER_MANAGER, "get", "leases", ""),
+            done(CONTROLLER_MANAGER, "get", "dfnsserviceaccounts"),
+            done(CONTROLLER_MANAGER, "get", "dfnsserviceaccounts"),
+            done(CONTROLLER_MANAGER, "patch", "secrets"),
+            done("dfns-operator", "get", "dfnsserviceaccounts"),
+            done(CONTROLLER_MANAGER, "get", "leases"),
             "not json".to_owned(),
         ];
         std::fs::write(&log, lines.join("\n")).unwrap();

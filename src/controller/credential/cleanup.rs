@@ -68,7 +68,7 @@ impl<K: CredentialResource> Run<'_, K> {
                 }
                 return Ok(Action::await_change());
             }
-            if !self.ensure_fresh().await? {
+            if !self.ensure_fresh(&step).await? {
                 continue;
             }
             if let CleanupStep::AwaitApproval { message } = &step {

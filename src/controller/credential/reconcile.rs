@@ -2,6 +2,7 @@
 //! it changed, and repeat until the resource is up to date or must wait; then write status only
 //! if it changed (docs/architecture.md, "A reconcile").
 
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -267,10 +268,17 @@ impl<'c, K: CredentialResource> Run<'c, K> {
     /// Before a step that cannot be undone by a refused status write, the facts must rest on a
     /// confirmed version; `false` when they did not yet (then they do now, and the caller
     /// decides again).
-    pub(super) async fn ensure_fresh(&mut self) -> Result<bool, Error> {
+    pub(super) async fn ensure_fresh(&mut self, before: &impl Debug) -> Result<bool, Error> {
         if self.fresh {
             return Ok(true);
         }
+        tracing::debug!(
+            namespace = self.obj.namespace().unwrap_or_default(),
+            name = self.obj.name_any(),
+            step = variant_name(before),
+            cached_version = self.obj.resource_version().unwrap_or_default(),
+            "reading the resource: the next step needs a confirmed version"
+        );
         self.refresh().await?;
         Ok(false)
     }
@@ -312,8 +320,8 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             let finished = match client {
                 // The write's first rate-limit token is taken before the save that precedes it:
                 // a reconcile Dfns' limit turns away then leaves nothing saved, and the next one
-                // starts where this one did, instead of on a saved `pendingCreate` that it would
-                // have to confirm by a read (`freshness.rs`).
+                // starts where this one did instead of resuming a saved `pendingCreate` (a fresh
+                // candidate listing, and a read to confirm the version: `freshness.rs`).
                 Some(client) => client.admitted_before(step).await?,
                 None => step.await?,
             };
@@ -347,16 +355,7 @@ impl<'c, K: CredentialResource> Run<'c, K> {
             self.reread_after(error).await?;
             return Ok(None);
         }
-        if !safe_on_cached_copy(&step) && !self.fresh {
-            tracing::debug!(
-                namespace = self.obj.namespace().unwrap_or_default(),
-                name = self.obj.name_any(),
-                step = step_name(&step),
-                cached_version = self.obj.resource_version().unwrap_or_default(),
-                "reading the resource: the next step needs a confirmed version"
-            );
-        }
-        if !safe_on_cached_copy(&step) && !self.ensure_fresh().await? {
+        if !safe_on_cached_copy(&step) && !self.ensure_fresh(&step).await? {
             return Ok(None);
         }
         let operation = held_operation(&step, K::DFNS_KIND, self.facts.status.recorded_id());
@@ -611,7 +610,7 @@ pub(super) fn until_expiry(
 }
 
 /// A step's variant name, for logs: its fields may name what logs need not show.
-fn step_name(step: &Step) -> String {
+fn variant_name(step: &impl Debug) -> String {
     let text = format!("{step:?}");
     text.split([' ', '(', '{'])
         .next()
